@@ -1,0 +1,63 @@
+# Neurotoken compute marketplace: every target sets itself up (idempotently) first.
+#   make demo   - the main job: a local anvil chain, deploy, and a scripted run
+#   make test   - the whole test suite on a real anvil node
+#   make lint   - ruff, mypy, solhint, slither (through the solc wrapper)
+#   make bench  - gas (and speed) figures, written to bench/results/
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+SOLCX_DIR := $(CURDIR)/.solcx
+SOLC_VERSION = $(shell node -p "require('./node_modules/solc/package.json').version" 2>/dev/null)
+
+export SOLCX_BINARY_PATH := $(SOLCX_DIR)
+export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+# Ape (and py-solc-x) must never reach for the network at run time.
+export APE_DISABLE_TELEMETRY := 1
+export PYTHONUNBUFFERED := 1
+
+# The network `make test` and `make demo` run on: anvil from npm, through ape-foundry.
+NETWORK ?= ethereum:local:foundry
+TEST_ARGS ?=
+
+.PHONY: setup demo test lint bench clean distclean
+
+setup: $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@# The repository's packages (neurotoken, oracle) import from the checkout itself.
+	echo "$(CURDIR)" > "$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/neurotoken-checkout.pth"
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(SOLCX_DIR)/.installed: tools/solc/solc-native.js tools/solc/install.sh node_modules/.installed
+	tools/solc/install.sh $(SOLCX_DIR)
+	@touch $@
+
+demo: setup
+	$(BIN)/ape run demo --network $(NETWORK)
+
+test: setup
+	$(BIN)/ape test tests --network $(NETWORK) $(TEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	npx --no-install solhint 'contracts/**/*.sol'
+	$(BIN)/python tools/slither_check.py
+
+bench: setup
+	$(BIN)/ape run bench --network $(NETWORK)
+
+clean:
+	rm -rf .build bench/results/*.tmp .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) node_modules $(SOLCX_DIR)

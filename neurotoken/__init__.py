@@ -1,0 +1,1 @@
+"""Python side of the Neurotoken compute marketplace (shared by scripts, provider and oracle)."""
