@@ -1,0 +1,6 @@
+"""`make bench`: each suite module has `run(ctx: BenchContext) -> list[Table]`.
+
+Suites run in the order listed; each measures its reference in the same run.
+"""
+
+SUITES: list[str] = ["token_gas"]

@@ -1,0 +1,61 @@
+"""What every benchmark suite shares: the chain context, gas readings and Markdown tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Table:
+    """One Markdown table of figures, with notes printed under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *cells: object) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"{self.title}: {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append([str(c) for c in cells])
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "|".join(" --- " for _ in self.columns) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        if self.notes:
+            lines.append("")
+            lines += self.notes
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class BenchContext:
+    """Handles on the connected chain, given to every suite."""
+
+    project: Any
+    chain: Any
+    accounts: Any
+    owner: Any
+    _spare: list[Any] = field(default_factory=list)
+
+    def fresh_accounts(self, n: int, eth: int = 10**21) -> list[Any]:
+        """`n` newly generated accounts, each funded with `eth` wei by the owner."""
+        out = []
+        for _ in range(n):
+            acct = self.accounts.test_accounts.generate_test_account()
+            self.owner.transfer(acct, eth)
+            out.append(acct)
+        return out
+
+
+def gas_used(receipt: Any) -> int:
+    """Gas used by a transaction, from its receipt."""
+    return int(receipt.gas_used)
+
+
+def ratio(value: int | float, reference: int | float) -> str:
+    """`value / reference` as a short figure, e.g. '1.07x'."""
+    return f"{value / reference:.2f}x" if reference else "n/a"
