@@ -16,6 +16,11 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 # Ape (and py-solc-x) must never reach for the network at run time.
 export APE_DISABLE_TELEMETRY := 1
 export PYTHONUNBUFFERED := 1
+# Local nodes are on loopback: never route them through a proxy (this also spares
+# `requests` a scan of the environment on every JSON-RPC call).
+comma := ,
+export no_proxy := 127.0.0.1,localhost$(if $(no_proxy),$(comma)$(no_proxy))
+export NO_PROXY := $(no_proxy)
 
 # The network `make test` and `make demo` run on: anvil from npm, through ape-foundry.
 NETWORK ?= ethereum:local:foundry
