@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec
-from neurotoken.workloads import CheckFailure, check_shard, compute_shard, container
-from neurotoken.workloads import training as T
+from neurotoken.workloads import CheckFailure, check_shard, compute_shard, container, training
 from neurotoken.workloads.shelf import render_image
 from neurotoken.workloads.shelf_job import decode_shelf_shard
 
@@ -108,10 +109,8 @@ def test_container_decode__on_mutated_bytes__returns_or_raises_container_error(
         good += data.draw(st.binary(min_size=1, max_size=16))
     else:
         good = bytearray(container.MAGIC + data.draw(st.binary(max_size=64)))
-    try:
+    with contextlib.suppress(container.ContainerError):
         container.decode(bytes(good))
-    except container.ContainerError:
-        pass
 
 
 @pytest.mark.parametrize(
@@ -159,8 +158,8 @@ def test_fixed_point_training__learns_to_classify_products() -> None:
     )
     assert isinstance(spec, TrainingSpec)
     chain = _chain(spec, 9)
-    first = T.decode_training_shard(spec, chain[0]).metrics
-    late = [T.decode_training_shard(spec, c).metrics for c in chain[6:]]
+    first = training.decode_training_shard(spec, chain[0]).metrics
+    late = [training.decode_training_shard(spec, c).metrics for c in chain[6:]]
     # Accuracy on each segment's fresh images, measured before it trains on them.
     before = first["pool_correct_before"] / first["pool_size"]
     after = sum(m["pool_correct_before"] for m in late) / sum(m["pool_size"] for m in late)
@@ -170,7 +169,7 @@ def test_fixed_point_training__learns_to_classify_products() -> None:
 def test_softmax_fixed__tracks_the_real_softmax() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, size=(64, 16))
-    fixed = T.softmax_fixed(np.round(logits * T.ONE).astype(np.int64)) / T.ONE
+    fixed = training.softmax_fixed(np.round(logits * training.ONE).astype(np.int64)) / training.ONE
     exact = np.exp(logits - logits.max(1, keepdims=True))
     exact /= exact.sum(1, keepdims=True)
     assert np.abs(fixed - exact).max() < 2e-3
@@ -179,13 +178,13 @@ def test_softmax_fixed__tracks_the_real_softmax() -> None:
 def test_decode_training_shard__with_values_beyond_the_clip__raises(
     training_spec: TrainingSpec,
 ) -> None:
-    shard = T.decode_training_shard(training_spec, _chain(training_spec, 0)[0])
+    shard = training.decode_training_shard(training_spec, _chain(training_spec, 0)[0])
     params = dict(shard.params)
     params["W2"] = params["W2"].copy()
-    params["W2"][0, 0] = T.PARAM_LIMIT + 1
-    bad = T.encode_training_shard(training_spec, 0, params, shard.metrics)
+    params["W2"][0, 0] = training.PARAM_LIMIT + 1
+    bad = training.encode_training_shard(training_spec, 0, params, shard.metrics)
     with pytest.raises(container.ContainerError, match="beyond"):
-        T.decode_training_shard(training_spec, bad)
+        training.decode_training_shard(training_spec, bad)
     check = check_shard(training_spec, 1, _chain(training_spec, 1)[1], {0: bad})
     assert check.failure == CheckFailure.BAD_DEPENDENCY
 
@@ -194,8 +193,11 @@ def test_decode_training_shard__with_values_beyond_the_clip__raises(
 
 
 def _float64_segment(
-    spec: TrainingSpec, params: T.Params, data: T.SegmentData, steps: int | None = None
-) -> T.Params:
+    spec: TrainingSpec,
+    params: training.Params,
+    data: training.SegmentData,
+    steps: int | None = None,
+) -> training.Params:
     """An independent float64 implementation: a different 'device' with other rounding."""
     p = {k: v.astype(np.float64) for k, v in params.items()}
     x_all = (data.features.astype(np.float64) - 128) / 128
@@ -222,11 +224,11 @@ def _float64_segment(
 def test_float32_segment__matches_a_float64_reexecution_within_tolerance(
     float_spec: TrainingSpec, segment: int
 ) -> None:
-    params = T.initial_params(float_spec)
-    data = T.segment_data(float_spec, segment)
-    ours, _ = T.run_segment(float_spec, params, data)
+    params = training.initial_params(float_spec)
+    data = training.segment_data(float_spec, segment)
+    ours, _ = training.run_segment(float_spec, params, data)
     theirs = _float64_segment(float_spec, params, data)
-    ok, where = T.within_tolerance(ours, theirs, T.FLOAT32_TOLERANCE)
+    ok, where = training.within_tolerance(ours, theirs, training.FLOAT32_TOLERANCE)
     assert ok, where
 
 
@@ -234,14 +236,14 @@ def test_float32_segment__with_reordered_sums__stays_within_tolerance(
     float_spec: TrainingSpec,
 ) -> None:
     """Another BLAS or GPU adds in another order; float32 results differ in the last bits."""
-    params = T.initial_params(float_spec)
-    data = T.segment_data(float_spec, 1)
-    ours, _ = T.run_segment(float_spec, params, data)
+    params = training.initial_params(float_spec)
+    data = training.segment_data(float_spec, 1)
+    ours, _ = training.run_segment(float_spec, params, data)
     reordered = dict(params, W1=params["W1"][::-1].copy())  # input features in reverse order
-    flipped = T.SegmentData(data.features[:, ::-1].copy(), data.classes, data.batches)
-    theirs, _ = T.run_segment(float_spec, reordered, flipped)
+    flipped = training.SegmentData(data.features[:, ::-1].copy(), data.classes, data.batches)
+    theirs, _ = training.run_segment(float_spec, reordered, flipped)
     theirs["W1"] = theirs["W1"][::-1]
-    ok, where = T.within_tolerance(theirs, ours, T.FLOAT32_TOLERANCE)
+    ok, where = training.within_tolerance(theirs, ours, training.FLOAT32_TOLERANCE)
     assert ok, where
 
 
@@ -249,9 +251,9 @@ def test_float32_segment__with_reordered_sums__stays_within_tolerance(
     "cheat", ["skip-last-step", "half-learning-rate", "nudge-one-weight", "nan"]
 )
 def test_within_tolerance__rejects_real_deviations(float_spec: TrainingSpec, cheat: str) -> None:
-    params = T.initial_params(float_spec)
-    data = T.segment_data(float_spec, 2)
-    honest, _ = T.run_segment(float_spec, params, data)
+    params = training.initial_params(float_spec)
+    data = training.segment_data(float_spec, 2)
+    honest, _ = training.run_segment(float_spec, params, data)
     if cheat == "skip-last-step":
         claimed = {
             k: v.astype(np.float32)
@@ -260,36 +262,36 @@ def test_within_tolerance__rejects_real_deviations(float_spec: TrainingSpec, che
     elif cheat == "half-learning-rate":
         slow = parse_spec(training_spec_dict(arithmetic="float32", learning_rate_ppm=100_000))
         assert isinstance(slow, TrainingSpec)
-        claimed, _ = T.run_segment(slow, params, data)
+        claimed, _ = training.run_segment(slow, params, data)
     elif cheat == "nudge-one-weight":
         claimed = {k: v.copy() for k, v in honest.items()}
         claimed["W1"][3, 2] += np.float32(1e-3)
     else:
         claimed = {k: v.copy() for k, v in honest.items()}
         claimed["b2"][0] = np.nan
-    ok, where = T.within_tolerance(claimed, honest, T.FLOAT32_TOLERANCE)
+    ok, where = training.within_tolerance(claimed, honest, training.FLOAT32_TOLERANCE)
     assert not ok and where
 
 
 def test_within_tolerance__with_missing_or_reshaped_tensor__rejects(
     float_spec: TrainingSpec,
 ) -> None:
-    honest = T.initial_params(float_spec)
-    assert not T.within_tolerance(
-        {k: v for k, v in honest.items() if k != "b1"}, honest, T.FLOAT32_TOLERANCE
+    honest = training.initial_params(float_spec)
+    assert not training.within_tolerance(
+        {k: v for k, v in honest.items() if k != "b1"}, honest, training.FLOAT32_TOLERANCE
     )[0]
-    reshaped = dict(honest, W2=honest["W2"].T.copy())
-    assert not T.within_tolerance(reshaped, honest, T.FLOAT32_TOLERANCE)[0]
+    reshaped = dict(honest, W2=honest["W2"].training.copy())
+    assert not training.within_tolerance(reshaped, honest, training.FLOAT32_TOLERANCE)[0]
 
 
 def test_check_shard__float32_shard_from_another_device__is_accepted(
     float_spec: TrainingSpec,
 ) -> None:
-    params = T.initial_params(float_spec)
-    data = T.segment_data(float_spec, 0)
+    params = training.initial_params(float_spec)
+    data = training.segment_data(float_spec, 0)
     other = {k: v.astype(np.float32) for k, v in _float64_segment(float_spec, params, data).items()}
-    _, metrics = T.run_segment(float_spec, params, data)
-    claimed = T.encode_training_shard(float_spec, 0, other, metrics)
+    _, metrics = training.run_segment(float_spec, params, data)
+    claimed = training.encode_training_shard(float_spec, 0, other, metrics)
     assert claimed != compute_shard(float_spec, 0, {})  # not bit-identical ...
     assert check_shard(float_spec, 0, claimed, {}).ok  # ... yet within tolerance
 
@@ -299,10 +301,10 @@ def test_torch_segment__matches_numpy_within_tolerance(float_spec: TrainingSpec)
     from neurotoken.workloads.training_torch import run_segment_torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    params = T.initial_params(float_spec)
-    data = T.segment_data(float_spec, 0)
-    ours, metrics = T.run_segment(float_spec, params, data)
+    params = training.initial_params(float_spec)
+    data = training.segment_data(float_spec, 0)
+    ours, metrics = training.run_segment(float_spec, params, data)
     theirs, their_metrics = run_segment_torch(float_spec, params, data, device=device)
-    ok, where = T.within_tolerance(theirs, ours, T.FLOAT32_TOLERANCE)
+    ok, where = training.within_tolerance(theirs, ours, training.FLOAT32_TOLERANCE)
     assert ok, where
-    assert T.metrics_agree(their_metrics, metrics)[0]
+    assert training.metrics_agree(their_metrics, metrics)[0]
