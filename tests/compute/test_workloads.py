@@ -280,7 +280,7 @@ def test_within_tolerance__with_missing_or_reshaped_tensor__rejects(
     assert not training.within_tolerance(
         {k: v for k, v in honest.items() if k != "b1"}, honest, training.FLOAT32_TOLERANCE
     )[0]
-    reshaped = dict(honest, W2=honest["W2"].training.copy())
+    reshaped = dict(honest, W2=honest["W2"].T.copy())
     assert not training.within_tolerance(reshaped, honest, training.FLOAT32_TOLERANCE)[0]
 
 
