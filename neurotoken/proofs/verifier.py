@@ -254,7 +254,7 @@ def verify_fetched(
         findings.append(Finding(Reason.SPEC_MISMATCH))
         return Verdict(False, tuple(findings), done)
     manifest = fetched.manifest
-    if manifest is None:
+    if manifest is None or any(f.reason == Reason.DEADLINE_EXCEEDED for f in findings):
         return Verdict(False, tuple(findings), done)
     manifest_findings = _check_manifest(commitment, manifest)
     if manifest_findings:

@@ -59,8 +59,15 @@ class BundleServer:
     ...     HttpSource(server.url).manifest(root, 1 << 20)
     """
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        shutdown_timeout_s: float = 2.0,
+    ) -> None:
         self.app = app
+        self.shutdown_timeout_s = shutdown_timeout_s
         self.host = host
         self.port = port
         self._loop = asyncio.new_event_loop()
@@ -72,7 +79,9 @@ class BundleServer:
         return f"http://{self.host}:{self.port}"
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=self.shutdown_timeout_s
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
