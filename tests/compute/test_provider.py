@@ -23,7 +23,7 @@ from .conftest import shelf_spec_dict, training_spec_dict
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Crash(Exception):
+class SimulatedCrashError(Exception):
     """Stands in for the provider dying between two shards."""
 
 
@@ -33,7 +33,7 @@ def crash_after(count: int) -> object:
     def hook(index: int) -> None:
         seen.append(index)
         if len(seen) == count:
-            raise Crash
+            raise SimulatedCrashError
 
     return hook
 
@@ -42,7 +42,7 @@ def test_compute_job__after_a_crash__resumes_without_recomputing(
     tmp_path: Path, shelf_spec: ShelfImagesSpec
 ) -> None:
     store = LocalStore(tmp_path / "store")
-    with pytest.raises(Crash):
+    with pytest.raises(SimulatedCrashError):
         compute_job(
             shelf_spec,
             store,
@@ -72,7 +72,7 @@ def test_compute_job__training_after_a_crash__continues_from_the_last_checkpoint
     tmp_path: Path, training_spec: TrainingSpec
 ) -> None:
     store = LocalStore(tmp_path / "store")
-    with pytest.raises(Crash):
+    with pytest.raises(SimulatedCrashError):
         compute_job(
             training_spec,
             store,
@@ -141,8 +141,19 @@ def test_provider_killed_mid_job__restarts_without_recomputing(tmp_path: Path) -
     )
     spec_file = tmp_path / "spec.json"
     spec_file.write_bytes(spec_json(spec))
-    args = ["compute", str(spec_file), "--job-id", "3", "--store", str(tmp_path / "store"),
-            "--state", str(tmp_path / "state"), "--workers", "1", "--quiet"]  # fmt: skip
+    args = [
+        "compute",
+        str(spec_file),
+        "--job-id",
+        "3",
+        "--store",
+        str(tmp_path / "store"),
+        "--state",
+        str(tmp_path / "state"),
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     proc = subprocess.Popen(_cli(*args), env=_env(), cwd=ROOT)
     journal = Journal(tmp_path / "state", spec).folder
     deadline = time.monotonic() + 120
@@ -170,10 +181,26 @@ def test_same_spec__gives_the_same_root_in_two_separate_processes(tmp_path: Path
     roots = []
     for n in range(2):
         out = subprocess.run(
-            _cli("compute", str(spec_file), "--job-id", "9", "--store", str(tmp_path / f"store{n}"),
-                 "--state", str(tmp_path / f"state{n}"), "--workers", "1", "--quiet"),  # fmt: skip
-            env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
-        )  # fmt: skip
+            _cli(
+                "compute",
+                str(spec_file),
+                "--job-id",
+                "9",
+                "--store",
+                str(tmp_path / f"store{n}"),
+                "--state",
+                str(tmp_path / f"state{n}"),
+                "--workers",
+                "1",
+                "--quiet",
+            ),
+            env=_env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
         roots.append(json.loads(out.stdout.strip().splitlines()[-1])["root"])
     here = compute_job(
         spec, LocalStore(tmp_path / "here"), tmp_path / "sh", workers=1, progress=False
@@ -190,8 +217,11 @@ def test_publish_bundle__then_serve_over_http(tmp_path: Path, shelf_spec: ShelfI
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
         _cli("serve", "--store", str(store.root_dir), "--port", str(port)),
-        env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
