@@ -1,0 +1,300 @@
+"""``python -m oracle``: run the service, inspect its store, settle jobs by hand.
+
+    python -m oracle run [--config oracle.env]
+    python -m oracle status [--config oracle.env] [--jobs 20]
+    python -m oracle settle --job 7 --peer http://o1:8700 --peer http://o2:8700 \\
+        --keystore ~/.ape/accounts/me.json --password-env MY_PASSWORD
+    python -m oracle keystore OUT.json --key-env ORACLE_KEY --password-env ORACLE_KEYSTORE_PASSWORD
+
+Settings come from ORACLE_* environment variables, over the ``--config`` file; options
+given on the command line win over both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+from eth_typing import HexStr
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from neurotoken.verdicts import MarketDomain
+from oracle import peers
+from oracle.chain import JobState, MarketChain, revert_data
+from oracle.errors import ConfigError, OracleError
+from oracle.keys import OracleKey, load_key, write_keystore
+from oracle.logs import configure
+from oracle.settings import OracleSettings, load_settings
+from oracle.store import TX_PENDING, Store
+
+CONFIG = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An env-style file of ORACLE_* settings.",
+)
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> OracleSettings:
+    try:
+        return load_settings(config_file, **overrides)
+    except ValueError as exc:
+        raise click.UsageError(f"bad settings: {exc}") from None
+
+
+def _key(settings: OracleSettings) -> OracleKey | None:
+    if settings.keystore is None:
+        return None
+    try:
+        return load_key(settings.keystore, settings.password_env)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """The Neurotoken oracle: verify completion proofs, sign verdicts, settle jobs."""
+
+
+@main.command()
+@CONFIG
+@click.option("--rpc-url", default=None)
+@click.option("--market", default=None)
+@click.option("--database-url", default=None)
+@click.option("--http-port", type=int, default=None)
+def run(
+    config_file: Path | None,
+    rpc_url: str | None,
+    market: str | None,
+    database_url: str | None,
+    http_port: int | None,
+) -> None:
+    """Run the oracle until SIGTERM or Ctrl-C (dry-run when no keystore is set)."""
+    from oracle.service import Oracle
+
+    settings = _settings(
+        config_file,
+        rpc_url=rpc_url,
+        market=market,
+        database_url=database_url,
+        http_port=http_port,
+    )
+    configure(settings.log_level)
+    if not settings.market:
+        raise click.UsageError("no market address: set ORACLE_MARKET or pass --market")
+    oracle = Oracle(settings, _key(settings))
+    oracle.install_signal_handlers()
+    try:
+        oracle.start()
+    except OracleError as exc:
+        raise click.ClickException(str(exc)) from None
+    oracle.run()
+
+
+@main.command()
+@CONFIG
+@click.option("--database-url", default=None)
+@click.option(
+    "--jobs",
+    "show_jobs",
+    type=int,
+    default=20,
+    show_default=True,
+    help="How many of the latest jobs to list.",
+)
+def status(config_file: Path | None, database_url: str | None, show_jobs: int) -> None:
+    """Print what the oracle's store holds (cursor, jobs by state, pending transactions)."""
+    settings = _settings(config_file, database_url=database_url)
+    store = Store(settings.database_url)
+    try:
+        version = store.version()
+        if version == 0:
+            raise click.ClickException(
+                f"no oracle database at {settings.redacted()['database_url']}"
+            )
+        jobs = store.jobs()
+        pending = store.txs([TX_PENDING])
+        out = {
+            "schema_version": version,
+            "chain_id": store.get_meta("chain_id"),
+            "market": store.get_meta("market"),
+            "cursor": store.cursor(),
+            "jobs_by_state": store.counts_by_state(),
+            "pending_transactions": [
+                {
+                    "id": t.id,
+                    "nonce": t.nonce,
+                    "kind": t.kind,
+                    "jobs": t.job_ids,
+                    "attempts": [a.hash for a in t.attempts],
+                }
+                for t in pending
+            ],
+            "latest_jobs": [
+                {
+                    "job": j.job_id,
+                    "state": j.state,
+                    "accepted": j.accepted,
+                    "outcome": j.outcome,
+                    "root": None if j.result_root is None else "0x" + j.result_root.hex(),
+                    "reasons": json.loads(j.reasons) if j.reasons else [],
+                    "settled_tx": j.settled_tx,
+                }
+                for j in jobs[-show_jobs:]
+            ],
+        }
+    finally:
+        store.close()
+    click.echo(json.dumps(out, indent=2))
+
+
+@main.command()
+@CONFIG
+@click.option("--job", "job_ids", type=int, multiple=True, required=True)
+@click.option("--peer", "peer_urls", multiple=True, help="Oracle base URL (repeatable).")
+@click.option("--rpc-url", default=None)
+@click.option("--market", default=None)
+@click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--password-env", default=None)
+@click.option("--dry-run", is_flag=True, help="Collect and check; send nothing.")
+@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True)
+def settle(
+    config_file: Path | None,
+    job_ids: tuple[int, ...],
+    peer_urls: tuple[str, ...],
+    rpc_url: str | None,
+    market: str | None,
+    keystore: Path | None,
+    password_env: str | None,
+    dry_run: bool,
+    timeout_s: float,
+) -> None:
+    """Collect oracles' signed verdicts for JOBs and settle them yourself (no oracle
+    process needed: any client or provider can do this)."""
+    settings = _settings(
+        config_file,
+        rpc_url=rpc_url,
+        market=market,
+        keystore=keystore,
+        password_env=password_env,
+        peers=list(peer_urls) or None,
+    )
+    if not settings.market:
+        raise click.UsageError("no market address: set ORACLE_MARKET or pass --market")
+    if not settings.peers:
+        raise click.UsageError("no oracles to ask: pass --peer URL (or set ORACLE_PEERS)")
+    key = None if dry_run else _key(settings)
+    if key is None and not dry_run:
+        raise click.UsageError("no keystore: pass --keystore (or --dry-run to only check)")
+    chain = MarketChain(
+        settings.rpc_url, settings.market, settings.abi_path, settings.rpc_timeout_s
+    )
+    results = settle_jobs(
+        chain, settings.peers, list(job_ids), key, settings.peer_timeout_s, timeout_s
+    )
+    click.echo(json.dumps(results, indent=2))
+    if any(r["result"] not in ("settled", "already_settled", "quorum", "sent") for r in results):
+        sys.exit(1)
+
+
+def settle_jobs(
+    chain: MarketChain,
+    peer_urls: list[str],
+    job_ids: list[int],
+    key: OracleKey | None,
+    peer_timeout_s: float = 3.0,
+    receipt_timeout_s: float = 120.0,
+) -> list[dict[str, Any]]:
+    """The `settle` command's work: per job, gather signatures, assemble a quorum and (with
+    a key) send `settle` and wait for its receipt."""
+    session = requests.Session()
+    session.trust_env = False
+    domain = MarketDomain(chain.chain_id, chain.address)
+    threshold = chain.threshold()
+    results: list[dict[str, Any]] = []
+    nonce: int | None = None
+    for job_id in job_ids:
+        onchain = chain.get_job(job_id)
+        entry: dict[str, Any] = {"job": job_id, "state": onchain.state.name.lower()}
+        results.append(entry)
+        if onchain.state in (JobState.PAID, JobState.REJECTED):
+            entry["result"] = "already_settled"
+            continue
+        if onchain.state != JobState.SUBMITTED:
+            entry["result"] = "not_awaiting_a_verdict"
+            continue
+        reports = peers.collect(session, peer_urls, job_id, domain, peer_timeout_s)
+        signed = [
+            s for r in reports for s in r.signed if s.verdicts[0].result_root == onchain.result_root
+        ]
+        entry["garbage"] = [g for r in reports for g in r.garbage]
+        entry["unreachable"] = [r.peer for r in reports if r.error]
+        quorum = peers.assemble(signed, threshold, chain.is_oracle)
+        if quorum is None:
+            entry["result"] = "no_quorum"
+            entry["signatures"] = len(signed)
+            continue
+        entry["accepted"] = quorum.accepted
+        entry["signers"] = list(quorum.signers)
+        if key is None:
+            entry["result"] = "quorum"
+            continue
+        data = chain.settle_data(job_id, quorum.accepted, list(quorum.signatures))
+        w3 = chain.w3
+        try:
+            gas = int(w3.eth.estimate_gas({"from": key.address, "to": chain.address, "data": data}))
+        except (ContractCustomError, ContractLogicError) as exc:
+            entry["result"] = "would_revert"
+            entry["error"] = str(chain.decode_error(revert_data(exc)) or exc)
+            continue
+        if nonce is None:
+            nonce = int(w3.eth.get_transaction_count(key.address, "pending"))  # type: ignore[arg-type]
+        block = chain.block("latest")
+        base = block.base_fee if block is not None else 10**9
+        tip = 10**9
+        signed_tx = key.sign_transaction(
+            {
+                "type": 2,
+                "chainId": chain.chain_id,
+                "nonce": nonce,
+                "to": chain.address,
+                "value": 0,
+                "data": data,
+                "gas": gas + gas // 4 + 20_000,
+                "maxFeePerGas": 2 * base + tip,
+                "maxPriorityFeePerGas": tip,
+            }
+        )
+        nonce += 1
+        tx_hash = w3.eth.send_raw_transaction(signed_tx.raw_transaction)
+        entry["tx"] = "0x" + bytes(tx_hash).hex()
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=receipt_timeout_s)
+        entry["block"] = int(receipt["blockNumber"])
+        entry["result"] = "settled" if receipt["status"] == 1 else "reverted"
+        if receipt["status"] != 1 and chain.get_job(job_id).state in (
+            JobState.PAID,
+            JobState.REJECTED,
+        ):
+            entry["result"] = "already_settled"
+    return results
+
+
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key-env", required=True, help="Variable holding the private key (hex).")
+@click.option("--password-env", default="ORACLE_KEYSTORE_PASSWORD", show_default=True)
+def keystore(out: Path, key_env: str, password_env: str) -> None:
+    """Encrypt the private key in $KEY_ENV into a keystore file OUT (mode 0600)."""
+    private_key = os.environ.get(key_env)
+    password = os.environ.get(password_env)
+    if not private_key or password is None:
+        raise click.UsageError(f"set {key_env} and {password_env}")
+    address = write_keystore(out, HexStr(private_key), password)
+    click.echo(json.dumps({"keystore": str(out), "address": address, "at": time.time()}))

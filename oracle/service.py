@@ -1,0 +1,655 @@
+"""The oracle's main loop: how ingestion, verification, signing, transmission and the
+transaction manager fit together.
+
+One tick (every ``poll_interval_s``):
+
+1. read the head; ingest confirmed market logs (undoing a reorg first if one happened);
+2. start verifications for jobs in ``seen`` whose seed block is confirmed (reusing a stored
+   verdict for the same (job, root) instead of verifying twice); collect finished ones:
+   a verdict moves the job to ``verified``, transient trouble retries with backoff and
+   becomes a reject only when the verdict deadline is too close to wait;
+3. sign ``verified`` jobs (never twice differently: the store refuses), unless dry-run;
+4. follow pending transactions (receipts, rebroadcasts, fee replacements);
+5. for ``signed`` jobs, collect peers' signatures until some verdict has a quorum, then
+   settle: a batch when several jobs are ready and the peers co-sign it, else one by one;
+   a settlement that would revert because the job is already settled records it settled;
+6. mark jobs whose verdict deadline passed as ``expired``.
+
+Each step persists its result before the next one starts, so a crash (a SIGKILL, say)
+between any two lines loses nothing: the next start resumes from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+
+from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict
+from oracle import peers
+from oracle.api import ApiServer, ApiState
+from oracle.chain import JobState, MarketChain, revert_data
+from oracle.errors import ConflictingVerdictError, OracleError
+from oracle.ingest import Ingestor
+from oracle.keys import OracleKey
+from oracle.logs import event, get_logger
+from oracle.metrics import Metrics
+from oracle.settings import OracleSettings
+from oracle.store import (
+    SEEN,
+    SIGNED,
+    TX_DROPPED,
+    TX_MINED,
+    VERIFIED,
+    VERIFYING,
+    JobRow,
+    SpecRow,
+    Store,
+)
+from oracle.txmanager import TxManager, TxOutcome
+from oracle.verify import Kind, VerifierPool, VerifyOutcome, VerifyTask, task_limits
+
+log = get_logger("service")
+
+TRANSIENT_PROVIDER = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+"""Finding names (from `neurotoken.proofs.verifier.Reason`) that are the provider's to fix
+in time; past the give-up point they become a reject."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    job: JobRow
+    quorum: peers.Quorum
+    own_accepted: bool
+
+
+class Oracle:
+    """One oracle process: construct, `start`, then `run` (or `tick` step by step)."""
+
+    def __init__(
+        self, settings: OracleSettings, key: OracleKey | None, store: Store | None = None
+    ) -> None:
+        self.settings = settings
+        self.key = key
+        self.store = store or Store(settings.database_url)
+        self.metrics = Metrics()
+        self.chain = MarketChain(
+            settings.rpc_url, settings.market, settings.abi_path, settings.rpc_timeout_s
+        )
+        self.ingestor = Ingestor(
+            self.chain,
+            self.store,
+            confirmations=settings.confirmations,
+            block_range=settings.block_range,
+            start_block=settings.start_block,
+        )
+        self.pool = VerifierPool(
+            workers=settings.verify_workers, timeout_s=settings.verify_timeout_s
+        )
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.peer_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peers")
+        self.txm: TxManager | None = None
+        self.api: ApiServer | None = None
+        self.domain: MarketDomain | None = None
+        self.stopping = threading.Event()
+        self._oracle_cache: dict[str, tuple[bool, float]] = {}
+        self._peer_polled: dict[int, float] = {}
+        self._ready_since: dict[int, float] = {}
+        self._dry_logged: set[tuple[int, bytes]] = set()
+        self._threshold: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, serve_http: bool = True) -> None:
+        version = self.store.migrate()
+        delay = 0.5
+        while True:
+            try:
+                chain_id = self.chain.chain_id
+                break
+            except Exception as exc:
+                if self.stopping.is_set():
+                    raise
+                event(log, "rpc_unavailable", level=30, error=str(exc)[:200])
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10)
+        self.domain = MarketDomain(chain_id, self.chain.address)
+        self.store.bind_identity(chain_id, self.chain.address)
+        requeued = self.store.recover()
+        if self.key is not None:
+            self.txm = TxManager(
+                self.chain,
+                self.store,
+                self.key,
+                stuck_after_blocks=self.settings.stuck_after_blocks,
+                fee_bump_pct=self.settings.fee_bump_pct,
+                priority_fee_gwei=self.settings.priority_fee_gwei,
+                max_fee_gwei=self.settings.max_fee_gwei,
+                on_broadcast=lambda: self._crash("after_send"),
+            )
+            self._retrying(self.txm.sync)
+        if serve_http:
+            state = ApiState(
+                store=self.store,
+                metrics=self.metrics,
+                key=self.key,
+                domain=self.domain,
+                stall_after_s=max(30.0, 10 * self.settings.poll_interval_s),
+            )
+            self.api = ApiServer(state, self.settings.http_host, self.settings.http_port).start()
+        event(
+            log,
+            "oracle_started",
+            address=None if self.key is None else self.key.address,
+            dry_run=self.key is None,
+            chain_id=chain_id,
+            market=self.chain.address,
+            schema_version=version,
+            requeued=requeued,
+            http=None if self.api is None else self.api.url,
+            settings=self.settings.redacted(),
+        )
+
+    def _retrying(self, fn: object) -> None:
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                fn()  # type: ignore[operator]
+                return
+            except (OracleError, requests.RequestException, Web3RPCError, OSError) as exc:
+                event(log, "startup_retry", level=30, error=str(exc)[:200])
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10)
+
+    def run(self) -> None:
+        """Ticks until `stop` (or SIGTERM/SIGINT)."""
+        try:
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                try:
+                    self.tick()
+                except Exception as exc:
+                    self.metrics.inc("oracle_rpc_errors_total")
+                    event(log, "tick_failed", level=40, error=f"{type(exc).__name__}: {exc}"[:400])
+                spent = time.monotonic() - started
+                self.stopping.wait(max(0.0, self.settings.poll_interval_s - spent))
+        finally:
+            self.shutdown()
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+        self.peer_pool.shutdown(wait=False, cancel_futures=True)
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        self.store.close()
+        event(log, "oracle_stopped")
+
+    def _crash(self, point: str) -> None:
+        """Fault injection for the crash tests (never configured in production)."""
+        s = self.settings
+        if s.crash_at == point and random.random() < s.crash_probability:
+            event(log, "crash_injected", level=30, point=point)
+            for handler in logging.getLogger("oracle").handlers:
+                handler.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # ------------------------------------------------------------------ the tick
+
+    def tick(self) -> None:
+        head_block = self.chain.block("latest")
+        if head_block is None:
+            return
+        head, chain_now = head_block.number, head_block.timestamp
+        self._threshold = None
+        report = self.ingestor.tick(head)
+        if report.rollback is not None:
+            self.metrics.inc("oracle_reorgs_total")
+        self.schedule(head, chain_now)
+        self.collect(chain_now)
+        self.sign()
+        if self.txm is not None:
+            self.apply_outcomes(self.txm.poll(head))
+            if self.settings.transmit:
+                self.transmit(head, chain_now)
+        self.expire(chain_now)
+        cursor = self.ingestor.cursor()
+        m = self.metrics
+        m.set("oracle_head_block", head)
+        m.set("oracle_cursor_block", cursor)
+        m.set("oracle_head_lag_blocks", max(0, head - cursor))
+        m.set("oracle_pending_transactions", len(self.txm.pending()) if self.txm else 0)
+        m.set("oracle_verifications_running", self.pool.busy)
+        if self.txm is not None:
+            m.counters["oracle_transactions_replaced_total"] = self.txm.replacements
+        m.set("oracle_last_tick_timestamp_seconds", time.time())
+
+    # ------------------------------------------------------------------ verification
+
+    def spec_for(self, job_id: int) -> SpecRow | None:
+        spec = self.store.spec(job_id)
+        if spec is not None:
+            return spec
+        found = self.chain.find_spec(job_id)
+        if found is None:
+            return None
+        self.store.put_spec(*found)
+        return found[0]
+
+    def schedule(self, head: int, chain_now: int) -> None:
+        safe = head - self.settings.confirmations
+        wall = time.time()
+        for job in self.store.jobs([SEEN]):
+            root = job.result_root
+            if root is None or self.pool.running(job.job_id) or job.next_attempt_at > wall:
+                continue
+            spec = self.spec_for(job.job_id)
+            if spec is None:
+                event(log, "spec_not_found", level=30, job=job.job_id)
+                continue
+            if chain_now > spec.verdict_by:
+                continue  # `expire` deals with it
+            stored = self.store.verdict(job.job_id, root)
+            if stored is not None:
+                self.store.record_verdict(
+                    job.job_id, root, stored.accepted, stored.reasons, stored.challenged
+                )
+                event(log, "verdict_reused", job=job.job_id, root=root, accepted=stored.accepted)
+                continue
+            if job.seed_block is None or job.seed_block > safe:
+                continue
+            if not self.pool.has_room():
+                break
+            try:
+                seed = self.chain.challenge_seed(job.job_id)
+            except (ContractCustomError, ContractLogicError) as exc:
+                decoded = self.chain.decode_error(revert_data(exc))
+                event(log, "seed_unavailable", level=30, job=job.job_id, error=str(decoded or exc))
+                continue
+            if not self.store.start_verifying(job.job_id, root):
+                continue
+            task = VerifyTask(
+                job_id=job.job_id,
+                result_root=root,
+                spec_hash=spec.spec_hash,
+                spec_uri=spec.spec_uri,
+                shard_count=spec.shard_count,
+                challenge_count=spec.challenge_count,
+                seed=seed,
+                bundle_uri=job.bundle_uri or "",
+                **task_limits(self.settings),
+            )
+            self.pool.submit(task)
+            event(log, "verification_started", job=job.job_id, root=root, attempt=job.attempts + 1)
+
+    def collect(self, chain_now: int) -> None:
+        for outcome in self.pool.poll():
+            self._apply_verification(outcome, chain_now)
+
+    def _apply_verification(self, outcome: VerifyOutcome, chain_now: int) -> None:
+        job = self.store.job(outcome.job_id)
+        if job is None or job.result_root != outcome.result_root or job.state != VERIFYING:
+            event(log, "verification_orphaned", job=outcome.job_id)
+            return
+        self.metrics.observe_latency(outcome.elapsed_s)
+        self.metrics.inc("oracle_verifications_total")
+        spec = self.store.spec(job.job_id)
+        verdict_by = spec.verdict_by if spec is not None else 0
+        root = outcome.result_root
+        if outcome.kind == Kind.VERDICT:
+            self._decide(job, root, outcome.accepted, list(outcome.reasons), outcome)
+            return
+        reasons = list(outcome.reasons)
+        provider_transient = bool(reasons) and all(
+            r.startswith(TRANSIENT_PROVIDER) for r in reasons
+        )
+        if (
+            outcome.kind == Kind.RETRY
+            and provider_transient
+            and chain_now >= verdict_by - self.settings.give_up_margin_s
+        ):
+            reasons.append("GAVE_UP: the bundle was not served in time for the verdict deadline")
+            self._decide(job, root, False, reasons, outcome)
+            return
+        worker_failure = any(r.startswith("WORKER_") for r in reasons)
+        if worker_failure and job.attempts >= self.settings.max_verify_attempts:
+            self.store.retry_later(job.job_id, root, time.time(), reasons)
+            self.store.expire(job.job_id, [*reasons, "GAVE_UP: verification keeps failing"])
+            event(log, "verification_abandoned", level=40, job=job.job_id, reasons=reasons)
+            return
+        backoff = min(60.0, self.settings.retry_backoff_s * 2 ** max(0, job.attempts - 1))
+        self.store.retry_later(job.job_id, root, time.time() + backoff, reasons)
+        event(
+            log,
+            "verification_retry",
+            level=30,
+            job=job.job_id,
+            kind=outcome.kind.value,
+            reasons=reasons,
+            backoff_s=backoff,
+        )
+
+    def _decide(
+        self, job: JobRow, root: bytes, accepted: bool, reasons: list[str], outcome: VerifyOutcome
+    ) -> None:
+        stored = self.store.record_verdict(
+            job.job_id,
+            root,
+            accepted,
+            reasons,
+            list(outcome.challenged),
+            latency_s=time.time() - job.seen_at,
+        )
+        event(
+            log,
+            "verified",
+            job=job.job_id,
+            root=root,
+            accepted=stored.accepted,
+            reasons=stored.reasons,
+            challenged=stored.challenged,
+            elapsed_s=round(outcome.elapsed_s, 3),
+        )
+        self._crash("after_verify")
+
+    # ------------------------------------------------------------------ signing
+
+    def sign(self) -> None:
+        for job in self.store.jobs([VERIFIED]):
+            root = job.result_root
+            if root is None:
+                continue
+            verdict = self.store.verdict(job.job_id, root)
+            if verdict is None:
+                continue
+            if self.key is None or self.domain is None:
+                if (job.job_id, root) not in self._dry_logged:
+                    self._dry_logged.add((job.job_id, root))
+                    event(
+                        log,
+                        "dry_run_verdict",
+                        job=job.job_id,
+                        root=root,
+                        accepted=verdict.accepted,
+                        reasons=verdict.reasons,
+                    )
+                continue
+            mine = [
+                s
+                for s in self.store.signatures(job.job_id, root, own=True)
+                if s.signer == self.key.address
+            ]
+            if not mine:
+                signed = self.key.sign_verdict(
+                    self.domain, Verdict(job.job_id, root, verdict.accepted)
+                )
+                self.store.record_signature(
+                    job.job_id, root, self.key.address, verdict.accepted, signed.signature, True
+                )
+                self.metrics.inc("oracle_signatures_total")
+                event(log, "signed", job=job.job_id, root=root, accepted=verdict.accepted)
+            self.store.mark_signed(job.job_id, root)
+            self._crash("after_sign")
+
+    # ------------------------------------------------------------------ settlement
+
+    def threshold(self) -> int:
+        if self._threshold is None:
+            self._threshold = self.chain.threshold()
+        return self._threshold
+
+    def is_oracle(self, address: str) -> bool:
+        now = time.monotonic()
+        cached = self._oracle_cache.get(address)
+        if cached is not None and now - cached[1] < 30:
+            return cached[0]
+        value = self.chain.is_oracle(address)
+        self._oracle_cache[address] = (value, now)
+        return value
+
+    def signed_verdicts(self, job_id: int, root: bytes) -> list[SignedVerdict]:
+        assert self.domain is not None
+        return [
+            SignedVerdict(
+                domain=self.domain,
+                kind="verdict",
+                verdicts=(Verdict(job_id, root, row.accepted),),
+                signer=row.signer,
+                signature=row.signature,
+            )
+            for row in self.store.signatures(job_id, root)
+        ]
+
+    def gather(self, job: JobRow) -> None:
+        """Asks the peers for their signatures on `job` and stores the good ones."""
+        assert self.domain is not None and job.result_root is not None
+        reports = peers.collect(
+            self.session,
+            self.settings.peers,
+            job.job_id,
+            self.domain,
+            self.settings.peer_timeout_s,
+            self.peer_pool,
+        )
+        for report in reports:
+            for reason in report.garbage:
+                self.metrics.inc("oracle_peer_garbage_total")
+                event(log, "peer_garbage", level=30, peer=report.peer, job=job.job_id, error=reason)
+            for signed in report.signed:
+                verdict = signed.verdicts[0]
+                if verdict.result_root != job.result_root:
+                    continue  # a signature over another root is of no use to this job
+                try:
+                    self.store.record_signature(
+                        job.job_id,
+                        verdict.result_root,
+                        signed.signer,
+                        verdict.accepted,
+                        signed.signature,
+                        own=False,
+                    )
+                except ConflictingVerdictError as exc:
+                    self.metrics.inc("oracle_peer_garbage_total")
+                    event(
+                        log,
+                        "peer_equivocated",
+                        level=40,
+                        peer=report.peer,
+                        signer=signed.signer,
+                        job=job.job_id,
+                        error=str(exc),
+                    )
+
+    def ready_jobs(self, chain_now: int) -> list[Ready]:
+        assert self.key is not None
+        out: list[Ready] = []
+        threshold = self.threshold()
+        now = time.monotonic()
+        for job in self.store.jobs([SIGNED]):
+            root = job.result_root
+            spec = self.store.spec(job.job_id)
+            if root is None or spec is None or chain_now > spec.verdict_by:
+                continue
+            mine = [
+                s
+                for s in self.store.signatures(job.job_id, root, own=True)
+                if s.signer == self.key.address
+            ]
+            if not mine:
+                continue
+            own_accepted = mine[0].accepted
+            quorum = peers.assemble(
+                self.signed_verdicts(job.job_id, root), threshold, self.is_oracle, own_accepted
+            )
+            due = now - self._peer_polled.get(job.job_id, 0.0) >= self.settings.poll_interval_s
+            if quorum is None and self.settings.peers and due:
+                self._peer_polled[job.job_id] = now
+                self.gather(job)
+                quorum = peers.assemble(
+                    self.signed_verdicts(job.job_id, root), threshold, self.is_oracle, own_accepted
+                )
+            if quorum is not None:
+                out.append(Ready(job, quorum, own_accepted))
+        return out
+
+    def transmit(self, head: int, chain_now: int) -> None:
+        assert self.txm is not None
+        ready = [r for r in self.ready_jobs(chain_now) if self._my_turn(r)]
+        if not ready:
+            return
+        remaining = list(ready)
+        batchable = [r for r in ready if r.quorum.accepted == r.own_accepted]
+        if self.settings.batch_max > 1 and len(batchable) >= 2:
+            chunk = batchable[: self.settings.batch_max]
+            if self._settle_batch(chunk, head):
+                done = {r.job.job_id for r in chunk}
+                remaining = [r for r in remaining if r.job.job_id not in done]
+        for item in remaining:
+            self._settle_one(item, head)
+
+    def _my_turn(self, item: Ready) -> bool:
+        """Whether this oracle should transmit `item` now. One signer of the quorum, picked
+        by job id, sends at once; the others wait `transmit_backup_delay_s` per rank, so a
+        settlement goes out once when all are up, and still goes out when some are down."""
+        assert self.key is not None
+        now = time.monotonic()
+        since = self._ready_since.setdefault(item.job.job_id, now)
+        signers = sorted(item.quorum.signers, key=lambda s: int(s, 16))
+        if self.key.address in signers:
+            start = item.job.job_id % len(signers)
+            rank = (signers.index(self.key.address) - start) % len(signers)
+        else:
+            rank = len(signers)
+        return now - since >= rank * self.settings.transmit_backup_delay_s
+
+    def _estimate(self, data: bytes, job_ids: Iterable[int]) -> int | None:
+        assert self.key is not None
+        try:
+            gas = int(
+                self.chain.w3.eth.estimate_gas(
+                    {"from": self.key.address, "to": self.chain.address, "data": data}
+                )
+            )
+        except (ContractCustomError, ContractLogicError) as exc:
+            decoded = self.chain.decode_error(revert_data(exc))
+            event(
+                log,
+                "settlement_would_revert",
+                level=30,
+                jobs=list(job_ids),
+                error=str(decoded or exc)[:200],
+            )
+            for job_id in job_ids:
+                self.reconcile(job_id)
+            return None
+        return gas + gas // 4 + 20_000
+
+    def _settle_one(self, item: Ready, head: int) -> None:
+        assert self.txm is not None
+        job_id = item.job.job_id
+        data = self.chain.settle_data(job_id, item.quorum.accepted, list(item.quorum.signatures))
+        gas = self._estimate(data, [job_id])
+        if gas is None:
+            return
+        tx_id = self.txm.send("settle", [job_id], data, gas, head)
+        self.metrics.inc("oracle_transactions_sent_total")
+        event(
+            log,
+            "settlement_sent",
+            tx_id=tx_id,
+            job=job_id,
+            accepted=item.quorum.accepted,
+            signers=list(item.quorum.signers),
+        )
+
+    def _settle_batch(self, chunk: list[Ready], head: int) -> bool:
+        assert self.txm is not None and self.key is not None and self.domain is not None
+        verdicts = [r.quorum.verdicts[0] for r in chunk]
+        signed = [self.key.sign_batch(self.domain, verdicts)]
+        for peer in self.settings.peers:
+            got = peers.request_batch(
+                self.session, peer, self.domain, verdicts, self.settings.peer_timeout_s
+            )
+            if got is not None:
+                signed.append(got)
+        quorum = peers.assemble(signed, self.threshold(), self.is_oracle)
+        if quorum is None:
+            event(
+                log, "batch_quorum_missing", jobs=[v.job_id for v in verdicts], signers=len(signed)
+            )
+            return False
+        entries = [(v.job_id, v.accepted) for v in verdicts]
+        data = self.chain.settle_batch_data(entries, list(quorum.signatures))
+        gas = self._estimate(data, [])
+        if gas is None:
+            return False
+        job_ids = [v.job_id for v in verdicts]
+        tx_id = self.txm.send("settle_batch", job_ids, data, gas, head)
+        self.metrics.inc("oracle_transactions_sent_total")
+        event(
+            log,
+            "settlement_sent",
+            tx_id=tx_id,
+            jobs=job_ids,
+            batch=True,
+            signers=list(quorum.signers),
+        )
+        return True
+
+    def reconcile(self, job_id: int) -> None:
+        """Brings a job's row in line with the chain after a failed or refused settlement."""
+        onchain = self.chain.get_job(job_id)
+        if onchain.state in (JobState.PAID, JobState.REJECTED):
+            outcome = "paid" if onchain.state == JobState.PAID else "rejected"
+            if self.store.settled_elsewhere(job_id, outcome, None):
+                event(log, "settled_by_other", job=job_id, outcome=outcome)
+        elif onchain.state == JobState.LAPSED:
+            self.store.back_to_signed(job_id)
+            self.store.expire(job_id, ["LAPSED"])
+        elif onchain.state == JobState.SUBMITTED:
+            self.store.back_to_signed(job_id)
+
+    def apply_outcomes(self, outcomes: list[TxOutcome]) -> None:
+        for outcome in outcomes:
+            for job_id in outcome.tx.job_ids:
+                if outcome.status == TX_MINED and outcome.tx_hash is not None:
+                    onchain = self.chain.get_job(job_id)
+                    result = {JobState.PAID: "paid", JobState.REJECTED: "rejected"}.get(
+                        onchain.state
+                    )
+                    if self.store.settled_by_receipt(
+                        job_id, result, outcome.tx_hash, outcome.block_number or 0
+                    ):
+                        self.metrics.inc("oracle_settlements_total")
+                        event(log, "settled", job=job_id, outcome=result, tx=outcome.tx_hash)
+                elif outcome.status == TX_DROPPED:
+                    self.reconcile(job_id)
+                    self.store.back_to_signed(job_id)
+                else:
+                    self.reconcile(job_id)
+
+    # ------------------------------------------------------------------ deadlines
+
+    def expire(self, chain_now: int) -> None:
+        for job in self.store.jobs([SEEN, VERIFIED, SIGNED]):
+            spec = self.store.spec(job.job_id)
+            overdue = spec is not None and chain_now > spec.verdict_by
+            if overdue and self.store.expire(job.job_id, ["VERDICT_DEADLINE_PASSED"]):
+                event(log, "expired", level=30, job=job.job_id, state=job.state)
