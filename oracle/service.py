@@ -456,6 +456,17 @@ class Oracle:
                 verdict = signed.verdicts[0]
                 if verdict.result_root != job.result_root:
                     continue  # a signature over another root is of no use to this job
+                if not self.is_oracle(signed.signer):
+                    self.metrics.inc("oracle_peer_garbage_total")
+                    event(
+                        log,
+                        "peer_garbage",
+                        level=30,
+                        peer=report.peer,
+                        job=job.job_id,
+                        error=f"signer {signed.signer} is not an oracle",
+                    )
+                    continue
                 try:
                     self.store.record_signature(
                         job.job_id,
@@ -512,7 +523,7 @@ class Oracle:
     def transmit(self, head: int, chain_now: int) -> None:
         assert self.txm is not None
         ready = [r for r in self.ready_jobs(chain_now) if self._my_turn(r)]
-        if not ready:
+        if not ready or self._hold_for_batch(ready):
             return
         remaining = list(ready)
         batchable = [r for r in ready if r.quorum.accepted == r.own_accepted]
@@ -523,6 +534,17 @@ class Oracle:
                 remaining = [r for r in remaining if r.job.job_id not in done]
         for item in remaining:
             self._settle_one(item, head)
+
+    def _hold_for_batch(self, ready: list[Ready]) -> bool:
+        """With `batch_wait_s` set, waits (at most that long after the first job became
+        ready) while more jobs are on their way, to settle them in one transaction."""
+        wait = self.settings.batch_wait_s
+        if wait <= 0 or len(ready) >= self.settings.batch_max:
+            return False
+        oldest = min(self._ready_since.get(r.job.job_id, time.monotonic()) for r in ready)
+        if time.monotonic() - oldest >= wait:
+            return False
+        return bool(self.store.jobs([SEEN, VERIFYING, VERIFIED]))
 
     def _my_turn(self, item: Ready) -> bool:
         """Whether this oracle should transmit `item` now. One signer of the quorum, picked

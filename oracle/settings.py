@@ -78,6 +78,9 @@ class OracleSettings(BaseSettings):
     before sending the settlement itself (0: everyone sends at once)."""
     batch_max: int = Field(default=16, ge=1)
     """Most jobs per settleBatch transaction (1 disables batching)."""
+    batch_wait_s: float = Field(default=0.0, ge=0)
+    """How long a ready job may wait for others still being verified, to share a batch
+    (0: settle at once; jobs ready in the same tick are batched anyway)."""
 
     # --- verification
     verify_workers: int = Field(default=1, ge=1)
