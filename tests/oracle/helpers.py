@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -41,7 +42,13 @@ def assert_settled_once(m: Market, job_ids: list[int]) -> None:
 
 
 def store_of(process: OracleProcess) -> Store:
-    return Store(process.database_url or f"sqlite:///{process.folder / 'oracle.sqlite'}")
+    """The oracle's store, read from the test (one engine per database, reused)."""
+    return _store(process.database_url or f"sqlite:///{process.folder / 'oracle.sqlite'}")
+
+
+@functools.lru_cache(maxsize=64)
+def _store(url: str) -> Store:
+    return Store(url)
 
 
 def events_of(processes: list[OracleProcess], name: str) -> list[dict[str, Any]]:

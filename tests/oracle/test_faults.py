@@ -1,0 +1,299 @@
+"""Faults around the oracle: a lossy RPC link, reorgs shallower and deeper than the
+confirmation depth, a settlement stuck behind a raised base fee, and an unreachable bundle.
+Each on a real anvil node; nothing is lost and nothing is paid twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from oracle.localnet import FaultyRpcProxy, running, small_spec, wait_until
+from oracle.store import SETTLED, SIGNED, TX_MINED
+from tests.oracle.helpers import (
+    PAID,
+    REJECTED,
+    assert_settled_once,
+    events_of,
+    oracle_cli,
+    store_of,
+    wait_settled,
+)
+
+
+class Miner:
+    """Mines a block every `interval` seconds on an automine-off node, until paused;
+    `pause_at` pauses it by itself once the head reaches that height."""
+
+    def __init__(self, anvil, interval: float = 0.5) -> None:
+        self.anvil = anvil
+        self.interval = interval
+        self.active = threading.Event()
+        self.active.set()
+        self.stopped = threading.Event()
+        self.pause_at: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        w3 = self.anvil.web3()
+        while not self.stopped.is_set():
+            if self.active.is_set():
+                if self.pause_at is not None and w3.eth.block_number >= self.pause_at:
+                    self.active.clear()
+                else:
+                    self.anvil.rpc("evm_mine")
+            time.sleep(self.interval)
+
+    def start(self) -> Miner:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+
+def test_lossy_rpc__dropped_delayed_failed_requests__nothing_lost_nothing_paid_twice(
+    make_net,
+) -> None:
+    net = make_net()
+    m = net.market
+    proxy = FaultyRpcProxy(net.anvil.url, drop=0.1, delay=0.1, error=0.1, max_delay_s=1.5,
+                           seed=5).start()  # fmt: skip
+    try:
+        oracles = net.oracle_set(rpc_url=proxy.url, env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "2"})
+        with running(oracles):
+            jobs = {}
+            for i, seed in enumerate((31, 32, 33, 34)):
+                spec = small_spec(seed=seed)
+                job = net.client.post(spec)
+                (net.cheat if i % 2 else net.honest).fulfil(job, spec)
+                jobs[job] = REJECTED if i % 2 else PAID
+            wait_settled(m, jobs, timeout=180)
+            assert_settled_once(m, list(jobs))
+            wait_until(
+                lambda: all(all(j.state == SETTLED for j in store_of(o).jobs()) for o in oracles),
+                90,
+                what="every store to see every settlement",
+            )
+        counts = proxy.counts
+        print(f"\nRPC proxy: {counts}")
+        assert counts.dropped > 10 and counts.errored > 10 and counts.delayed > 10
+        assert events_of(oracles, "tick_failed")  # the faults were felt, and survived
+    finally:
+        proxy.stop()
+
+
+def test_reorg_shallower_than_confirmations__oracle_never_acts_on_the_lost_commitment(
+    make_net,
+) -> None:
+    net = make_net(block_time=None)  # automine: this test makes every other block
+    m = net.market
+    miner = Miner(net.anvil).start()
+    oracles = net.oracle_set(env={"ORACLE_CONFIRMATIONS": "3"})
+    try:
+        with running(oracles):
+            for o in oracles:
+                o.wait_ready()
+            spec = small_spec(seed=41)
+            job = net.client.post(spec)
+            net.honest.accept(job)
+            honest_root = net.honest.build(job, spec)
+            miner.active.clear()
+            time.sleep(miner.interval * 2)
+            block = net.honest.submit(job, honest_root, spec.shard_count)
+            assert m.state(job) == 3
+            net.anvil.rpc("anvil_reorg", 1, [])  # replace the submission's block: gone
+            assert m.state(job) == 2 and net.anvil.web3().eth.block_number == block
+            miner.active.set()
+            wait_until(lambda: net.anvil.web3().eth.block_number >= block + 8, 30)
+            time.sleep(2)
+            for o in oracles:
+                store = store_of(o)
+                assert store.job(job) is None, o.name
+                assert store.verdict(job, honest_root) is None
+                assert store.signatures(job) == []
+            # the provider commits again, a forged result this time: judged on its own
+            net.honest.cheat_fraction = 1.0
+            forged_root = net.honest.build(job, spec)
+            net.honest.submit(job, forged_root, spec.shard_count)
+            wait_settled(m, {job: REJECTED})
+            assert_settled_once(m, [job])
+            for o in oracles:
+                assert store_of(o).verdict(job, honest_root) is None
+    finally:
+        miner.stop()
+
+
+def test_reorg_deeper_than_confirmations__forgotten_commitment_is_never_settled(
+    make_net,
+) -> None:
+    net = make_net(block_time=None)
+    m = net.market
+    miner = Miner(net.anvil).start()
+    signers = net.oracle_set(
+        keys=m.oracle_keys[:2], env={"ORACLE_CONFIRMATIONS": "1", "ORACLE_TRANSMIT": "false"}
+    )
+    try:
+        with running(signers):
+            for o in signers:
+                o.wait_ready()
+            spec = small_spec(seed=42)
+            job = net.client.post(spec)
+            net.honest.accept(job)
+            honest_root = net.honest.build(job, spec)
+            block = net.honest.submit(job, honest_root, spec.shard_count)
+            wait_until(
+                lambda: all(
+                    (row := store_of(o).job(job)) is not None and row.state == SIGNED
+                    for o in signers
+                ),
+                60,
+                what="both oracles to sign",
+            )
+            miner.active.clear()
+            time.sleep(miner.interval * 2)
+            head = net.anvil.web3().eth.block_number
+            depth = head - block + 1
+            net.anvil.rpc("anvil_reorg", depth, [])  # deeper than the 1-block confirmation
+            assert m.state(job) == 2
+            miner.active.set()
+            wait_until(
+                lambda: all(store_of(o).job(job) is None for o in signers),
+                30,
+                what="the oracles to undo the vanished commitment",
+            )
+            rollbacks = events_of(signers, "reorg_rolled_back")
+            assert rollbacks and all(e["depth"] >= 2 for e in rollbacks)
+            # the accept they signed stays bound to the vanished root; the provider now
+            # commits a forged root, which they reject
+            net.honest.cheat_fraction = 1.0
+            forged_root = net.honest.build(job, spec)
+            net.honest.submit(job, forged_root, spec.shard_count)
+            wait_until(
+                lambda: all(
+                    (row := store_of(o).job(job)) is not None and row.state == SIGNED
+                    and row.result_root == forged_root
+                    for o in signers
+                ),
+                60,
+                what="both oracles to sign the new commitment",
+            )  # fmt: skip
+            result = oracle_cli(
+                "settle", f"--job={job}", *[f"--peer={o.url}" for o in signers],
+                f"--rpc-url={net.anvil.url}", f"--market={m.market.address}", "--dry-run",
+            )  # fmt: skip
+            (entry,) = json.loads(result.stdout)
+            assert entry["result"] == "quorum" and entry["accepted"] is False
+            for o in signers:
+                store = store_of(o)
+                assert store.verdict(job, honest_root).accepted is True  # type: ignore[union-attr]
+                assert store.verdict(job, forged_root).accepted is False  # type: ignore[union-attr]
+            assert m.state(job) == 3 and not m.settlement_logs(job)
+    finally:
+        miner.stop()
+
+
+def test_reorg_deeper_than_confirmations__vanished_settlement__is_settled_again_once(
+    make_net,
+) -> None:
+    net = make_net(block_time=None)
+    m = net.market
+    miner = Miner(net.anvil).start()
+    oracles = net.oracle_set(env={"ORACLE_CONFIRMATIONS": "1"})
+    try:
+        with running(oracles):
+            spec = small_spec(seed=43)
+            job = net.client.post(spec)
+            net.honest.fulfil(job, spec)
+            wait_settled(m, {job: PAID})
+            ((_, _, first_tx),) = m.settlement_logs(job)
+            settled_block = int(
+                net.anvil.web3().eth.get_transaction_receipt(first_tx)["blockNumber"]
+            )
+            wait_until(
+                lambda: all(
+                    (row := store_of(o).job(job)) is not None and row.final for o in oracles
+                ),
+                30,
+                what="the settlement to be final in every store",
+            )
+            miner.active.clear()
+            time.sleep(miner.interval * 2)
+            depth = net.anvil.web3().eth.block_number - settled_block + 1
+            net.anvil.rpc("anvil_reorg", depth, [])  # the settlement vanishes
+            assert m.state(job) == 3 and not m.settlement_logs(job)
+            miner.active.set()
+            wait_settled(m, {job: PAID}, timeout=60)
+            assert_settled_once(m, [job])
+            assert events_of(oracles, "reorg_rolled_back")
+    finally:
+        miner.stop()
+
+
+def test_stuck_settlement__base_fee_raised_while_pending__is_replaced_and_lands_once(
+    make_net,
+) -> None:
+    net = make_net(block_time=None)
+    m = net.market
+    w3 = net.anvil.web3()
+    net.anvil.rpc("evm_setAutomine", False)
+    miner = Miner(net.anvil).start()
+    oracles = net.oracle_set(
+        env={"ORACLE_CONFIRMATIONS": "1", "ORACLE_STUCK_AFTER_BLOCKS": "2"},
+        per_oracle_env=[
+            {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
+            {"ORACLE_TRANSMIT": "false"},
+            {"ORACLE_TRANSMIT": "false"},
+        ],
+    )
+    transmitter = oracles[0]
+    try:
+        with running(oracles):
+            spec = small_spec(seed=44)
+            job = net.client.post(spec)
+            net.honest.accept(job)
+            root = net.honest.build(job, spec)
+            tx = m.market.functions.submitResult(job, root, spec.shard_count, net.honest.url)
+            tx_hash = tx.transact({"from": net.honest.address})
+            block = int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["blockNumber"])
+            miner.pause_at = block + 2  # seed block confirmed: the oracles act, nothing mines
+            wait_until(lambda: bool(transmitter.events("tx_recorded")), 60, what="a settlement")
+            assert not miner.active.is_set()
+            assert m.state(job) == 3
+            base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+            net.anvil.rpc("anvil_setNextBlockBaseFeePerGas", hex(base * 200))
+            net.anvil.rpc("evm_mine")  # the pending settlement cannot pay this base fee
+            assert m.state(job) == 3
+            miner.pause_at = None
+            miner.active.set()
+            wait_settled(m, {job: PAID}, timeout=60)
+            assert_settled_once(m, [job])
+            assert transmitter.events("tx_replaced")
+            wait_until(
+                lambda: store_of(transmitter).txs()[0].status == TX_MINED, 30, what="the receipt"
+            )
+            (row,) = store_of(transmitter).txs()
+            assert row.status == TX_MINED and len(row.attempts) >= 2
+            assert row.mined_hash != transmitter.events("tx_recorded")[0]["hash"]
+            ((_, _, landed),) = m.settlement_logs(job)
+            assert landed == row.mined_hash
+    finally:
+        miner.stop()
+
+
+def test_unreachable_bundle__rejected_once_the_deadline_is_close(make_net) -> None:
+    net = make_net()
+    m = net.market
+    oracles = net.oracle_set(env={"ORACLE_GIVE_UP_MARGIN_S": "9000", "ORACLE_FETCH_TIMEOUT_S": "1"})
+    with running(oracles):
+        spec = small_spec(seed=45)
+        job = net.client.post(spec, verdict_window_s=600)
+        dead = "http://127.0.0.1:9"  # nothing listens on the discard port
+        net.honest.fulfil(job, spec, bundle_uri=dead)
+        wait_settled(m, {job: REJECTED}, timeout=120)
+        assert_settled_once(m, [job])
+        verdict = store_of(oracles[0]).verdict(job, bytes(m.job(job)[5]))
+        if verdict is not None:
+            assert any(r.startswith("GAVE_UP") for r in verdict.reasons)
+        assert events_of(oracles, "verified")
