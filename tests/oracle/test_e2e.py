@@ -65,6 +65,16 @@ def test_happy_path__honest_paid_cheater_slashed__each_settled_once(make_net) ->
             assert health["ok"] and health["lag"] <= 3
         # the designated transmitter sent each settlement; nobody wasted a reverted one
         assert not events_of(oracles, "tx_reverted")
+    # key material and passwords never reach a log; every line is JSON
+    for o, key in zip(oracles, m.oracle_keys, strict=True):
+        text = o.log_path.read_text()
+        assert key[2:] not in text.lower() and "demo-password" not in text
+        assert all(line.startswith("{") for line in text.splitlines() if line.strip())
+    status = oracle_cli("status", f"--database-url=sqlite:///{oracles[0].folder / 'oracle.sqlite'}")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["jobs_by_state"]["settled"] == 2 and report["pending_transactions"] == []
+    assert report["cursor"] > m.deploy_block
 
 
 def test_threshold_two_of_three__one_oracle_down__still_settles(make_net) -> None:

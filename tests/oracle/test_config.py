@@ -1,0 +1,134 @@
+"""Settings, keystores, structured logs and the metrics text: the oracle's edges."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from oracle.errors import KeystoreError
+from oracle.keys import load_key, write_keystore
+from oracle.logs import JsonFormatter, event, get_logger
+from oracle.metrics import Metrics, parse_text
+from oracle.settings import OracleSettings, load_settings
+from tests.oracle.helpers import oracle_cli
+
+KEY = "0x" + "42" * 32
+MARKET = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+
+
+def test_settings__from_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORACLE_MARKET", MARKET)
+    monkeypatch.setenv("ORACLE_CONFIRMATIONS", "5")
+    monkeypatch.setenv("ORACLE_PEERS", "http://a:8700/, http://b:8700")
+    monkeypatch.setenv("ORACLE_DATABASE_URL", "postgresql+psycopg://oracle:s3cret@db/oracle")
+    s = OracleSettings()
+    assert s.market == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    assert s.confirmations == 5
+    assert s.peers == ["http://a:8700", "http://b:8700"]
+    assert s.dry_run  # no keystore
+    assert s.redacted()["database_url"] == "postgresql+psycopg://oracle:***@db/oracle"
+
+
+def test_settings__from_file_under_environment_and_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "oracle.env"
+    config.write_text(f"ORACLE_MARKET={MARKET}\nORACLE_POLL_INTERVAL_S=3\nORACLE_HTTP_PORT=9000\n")
+    monkeypatch.setenv("ORACLE_POLL_INTERVAL_S", "2")
+    s = load_settings(config, http_port=9100)
+    assert s.market.lower() == MARKET and s.poll_interval_s == 2 and s.http_port == 9100
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ORACLE_MARKET", "0x1234"), ("ORACLE_CONFIRMATIONS", "-1"), ("ORACLE_CRASH_AT", "lunch"),
+     ("ORACLE_FEE_BUMP_PCT", "5")],
+)  # fmt: skip
+def test_settings__invalid_value__is_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError):
+        OracleSettings()
+
+
+def test_keystore__round_trip_and_ape_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "oracle.json"
+    address = write_keystore(path, KEY, "correct horse", kdf="pbkdf2")  # type: ignore[arg-type]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 3 and "crypto" in doc and doc["address"].lower() == address[2:].lower()
+    monkeypatch.setenv("PW", "correct horse")
+    key = load_key(path, "PW")
+    assert key.address == address == Account.from_key(KEY).address
+    assert KEY[2:] not in repr(key) and KEY[2:] not in str(key)
+
+
+def test_keystore__wrong_or_missing_password__says_so_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "oracle.json"
+    write_keystore(path, KEY, "right", kdf="pbkdf2")  # type: ignore[arg-type]
+    with pytest.raises(KeystoreError, match="PW is not set"):
+        load_key(path, "PW")
+    monkeypatch.setenv("PW", "hunter2-guess")
+    with pytest.raises(KeystoreError, match="wrong password") as info:
+        load_key(path, "PW")
+    assert "hunter2" not in str(info.value)
+    assert KEY[2:] not in str(info.value)
+    with pytest.raises(KeystoreError, match="no keystore"):
+        load_key(tmp_path / "absent.json", "PW")
+
+
+def test_keystore_cli__writes_a_keystore_the_oracle_can_read(tmp_path: Path) -> None:
+    out = tmp_path / "k.json"
+    result = oracle_cli("keystore", str(out), "--key-env=K", "--password-env=P",
+                        env={"K": KEY, "P": "pw"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["address"] == Account.from_key(KEY).address
+    assert KEY[2:] not in result.stdout + result.stderr
+
+
+def test_json_logs__one_object_per_line_with_fields() -> None:
+    record_log = get_logger("test")
+    formatter = JsonFormatter()
+    captured: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(formatter.format(record))
+
+    handler = Capture()
+    record_log.addHandler(handler)
+    record_log.setLevel(logging.INFO)
+    try:
+        event(record_log, "verified", job=7, root=b"\x01" * 32, reasons=["A", "B"], module="x")
+    finally:
+        record_log.removeHandler(handler)
+    (line,) = captured
+    doc = json.loads(line)
+    assert doc["event"] == "verified" and doc["level"] == "info" and doc["job"] == 7
+    assert doc["root"] == "0x" + "01" * 32 and doc["reasons"] == ["A", "B"]
+    assert doc["module_"] == "x"  # a reserved LogRecord attribute is renamed, not lost
+
+
+def test_metrics__prometheus_text_round_trips() -> None:
+    m = Metrics()
+    m.inc("oracle_reorgs_total", 2)
+    m.set("oracle_head_lag_blocks", 3)
+    for seconds in (0.2, 0.4, 7.0):
+        m.observe_latency(seconds)
+    text = m.render({"seen": 1, "settled": 4})
+    assert "# TYPE oracle_verification_seconds histogram" in text
+    values = parse_text(text)
+    assert values['oracle_jobs{state="settled"}'] == 4
+    assert values["oracle_reorgs_total"] == 2 and values["oracle_head_lag_blocks"] == 3
+    assert values['oracle_verification_seconds_bucket{le="0.25"}'] == 1
+    assert values['oracle_verification_seconds_bucket{le="10.0"}'] == 3
+    assert values["oracle_verification_seconds_count"] == 3
