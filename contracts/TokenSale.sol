@@ -198,13 +198,26 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
             _mintAllocation(Allocation.Partners, _PARTNERS_WALLET, allocations[2]);
             _mintAllocation(Allocation.Researchers, _RESEARCHERS_WALLET, allocations[3]);
             _TOKEN.finishMinting();
+            // A treasury that rejects ETH must not block the buyers' claims: the ETH then waits
+            // here for `forwardFunds`, which only ever sends it to the treasury.
             uint256 amountWei = address(this).balance;
-            emit FundsForwarded(_TREASURY, amountWei);
-            _sendEth(_TREASURY, amountWei);
+            (bool sent, ) = _TREASURY.call{value: amountWei}("");
+            if (sent) emit FundsForwarded(_TREASURY, amountWei);
+            else emit FundsForwardFailed(_TREASURY, amountWei);
         } else if (_isMinter() && !_TOKEN.mintingFinished()) {
             // No token is ever delivered after a failure: close minting for good.
             _TOKEN.finishMinting();
         }
+    }
+
+    /// @inheritdoc ITokenSale
+    function forwardFunds() external nonReentrant {
+        SaleState current = _totals.state;
+        if (current != SaleState.Succeeded) revert SaleNotSucceeded(current);
+        uint256 amountWei = address(this).balance;
+        if (amountWei == 0) revert SaleNothingToForward();
+        emit FundsForwarded(_TREASURY, amountWei);
+        _sendEth(_TREASURY, amountWei);
     }
 
     /// @inheritdoc ITokenSale

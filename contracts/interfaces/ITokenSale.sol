@@ -131,6 +131,10 @@ interface ITokenSale {
     /// @notice The raised ETH was sent to the treasury (success only).
     event FundsForwarded(address indexed treasury, uint256 amountWei);
 
+    /// @notice The treasury rejected the raised ETH at finalization; it waits in the sale until
+    /// `forwardFunds` sends it (only ever to the treasury).
+    event FundsForwardFailed(address indexed treasury, uint256 amountWei);
+
     /// @notice An allocation was minted (success only).
     event AllocationMinted(Allocation indexed allocation, address indexed wallet, uint256 amount);
 
@@ -209,6 +213,9 @@ interface ITokenSale {
     /// @notice A refund for someone who paid nothing or has already been refunded.
     error SaleNothingToRefund(address buyer);
 
+    /// @notice `forwardFunds` with no ETH left to forward.
+    error SaleNothingToForward();
+
     /// @notice Pausing when paused, or unpausing when not paused.
     error SalePauseUnchanged(bool paused);
 
@@ -226,9 +233,15 @@ interface ITokenSale {
     /// @notice Ends the sale once it has ended or sold out; anyone may call it, once.
     /// @dev Succeeds when the soft cap is reached and the token can still mint for the sale:
     /// mints the sold tokens (held here for claims) and the allocations, closes minting and
-    /// forwards the ETH to the treasury. Otherwise the sale fails, minting is closed (when the
-    /// sale may still close it) and every buyer can be refunded.
+    /// forwards the ETH to the treasury (if the treasury rejects it, it waits for
+    /// `forwardFunds`, and claims are not held up). Otherwise the sale fails, minting is closed
+    /// (when the sale may still close it) and every buyer can be refunded.
     function finalize() external;
+
+    /// @notice Sends the ETH held after a successful sale to the treasury; anyone may call it.
+    /// @dev Only needed when the treasury rejected the transfer at finalization (or when ETH
+    /// was forced into the sale afterwards); the ETH can go nowhere but the treasury.
+    function forwardFunds() external;
 
     /// @notice Delivers `buyer`'s tokens after a successful sale; anyone may call it.
     /// @return amount The tokens sent to `buyer`.
