@@ -9,7 +9,7 @@ import {ITokenSale} from "../interfaces/ITokenSale.sol";
 /// make; it records what the sale answered, and either swallows the failure (so the outer call
 /// can finish and the test can inspect the state) or bubbles it up.
 contract ReentrantBuyer {
-    ITokenSale public immutable sale;
+    ITokenSale public sale;
 
     bytes public attackData;
     uint256 public attackValue;
@@ -24,6 +24,11 @@ contract ReentrantBuyer {
     error ReentrantBuyerRejectsEth(uint256 amountWei);
 
     constructor(ITokenSale sale_) {
+        sale = sale_;
+    }
+
+    /// @notice Points it at `sale_` (a treasury is made before the sale it serves).
+    function setSale(ITokenSale sale_) external {
         sale = sale_;
     }
 
