@@ -68,7 +68,9 @@ def test_partial_fill__to_a_buyer_that_rejects_eth__reverts(
 
 
 @pytest.fixture
-def failed_with_attacker(small: SaleEnv, attacker: Any, owner: Any, alice: Any, erin: Any) -> SaleEnv:
+def failed_with_attacker(
+    small: SaleEnv, attacker: Any, owner: Any, alice: Any, erin: Any
+) -> SaleEnv:
     """The attacker and alice paid 0.4 ETH each; the 1 ETH soft cap was missed."""
     small.warp(Stage.ICO_WEEK1)
     attacker.buy([], sender=owner, value=4 * ETH // 10)
@@ -114,7 +116,9 @@ def test_refund__to_a_buyer_that_rejects_eth__reverts_and_leaves_it_refundable(
 def test_finalize__a_treasury_reentering_claim__is_blocked(
     project: Any, deploy: Callable[..., SaleEnv], owner: Any, carol: Any, erin: Any
 ) -> None:
-    treasury = project.ReentrantBuyer.deploy("0x0000000000000000000000000000000000000001", sender=owner)
+    treasury = project.ReentrantBuyer.deploy(
+        "0x0000000000000000000000000000000000000001", sender=owner
+    )
     env = deploy(treasury=treasury.address, hard_cap_tokens=SMALL_CAP, soft_cap_wei=ETH)
     treasury.setSale(env.sale, sender=owner)
     treasury.arm(env.sale.claim.encode_input(carol), 0, False, sender=owner)
@@ -131,7 +135,9 @@ def test_finalize__a_treasury_reentering_claim__is_blocked(
 def test_finalize__a_treasury_whose_reentry_reverts__holds_the_eth_for_forward_funds(
     project: Any, deploy: Callable[..., SaleEnv], owner: Any, carol: Any, erin: Any
 ) -> None:
-    treasury = project.ReentrantBuyer.deploy("0x0000000000000000000000000000000000000001", sender=owner)
+    treasury = project.ReentrantBuyer.deploy(
+        "0x0000000000000000000000000000000000000001", sender=owner
+    )
     env = deploy(treasury=treasury.address, hard_cap_tokens=SMALL_CAP, soft_cap_wei=ETH)
     treasury.setSale(env.sale, sender=owner)
     treasury.arm(env.sale.claim.encode_input(carol), 0, True, sender=owner)
@@ -158,7 +164,9 @@ def test_buy__with_a_valid_proof_from_another_allowlist__reverts(env: SaleEnv, c
         env.buy(carol, ETH, other.proof(carol.address))
 
 
-def test_buy__with_an_internal_node_as_proof_by_a_listed_buyer__reverts(env: SaleEnv, alice: Any) -> None:
+def test_buy__with_an_internal_node_as_proof_by_a_listed_buyer__reverts(
+    env: SaleEnv, alice: Any
+) -> None:
     # Skipping a level of alice's proof cannot reach the root.
     env.warp(Stage.PRESALE)
     with reverts(env.sale.SaleNotAllowlisted, buyer=alice):
@@ -178,7 +186,11 @@ def test_buy__with_a_huge_value__fills_the_rest_and_returns_the_excess_exactly(
     receipt = env.buy(carol, 2**127)
     accepted = wei_for_tokens(env.terms.hard_cap_tokens, 1000, 1500)
     [log] = list(env.sale.TokensPurchased.from_receipt(receipt))
-    assert (log.paidWei, log.tokens, log.returnedWei) == (accepted, env.terms.hard_cap_tokens, 2**127 - accepted)
+    assert (log.paidWei, log.tokens, log.returnedWei) == (
+        accepted,
+        env.terms.hard_cap_tokens,
+        2**127 - accepted,
+    )
     assert env.sale.balance == accepted
     assert carol.balance == 2**127 + ETH - accepted - int(receipt.gas_used) * int(receipt.gas_price)
 

@@ -112,13 +112,17 @@ def test_buy__in_presale_without_a_proof__reverts(env: SaleEnv, carol: Any) -> N
         env.buy(carol, ETH)
 
 
-def test_buy__in_presale_by_a_listed_buyer_without_a_proof__reverts(env: SaleEnv, alice: Any) -> None:
+def test_buy__in_presale_by_a_listed_buyer_without_a_proof__reverts(
+    env: SaleEnv, alice: Any
+) -> None:
     env.warp(Stage.PRESALE)
     with reverts(env.sale.SaleNotAllowlisted, buyer=alice):
         env.buy(alice, ETH, [])
 
 
-def test_buy__in_presale_with_someone_elses_proof__reverts(env: SaleEnv, alice: Any, carol: Any) -> None:
+def test_buy__in_presale_with_someone_elses_proof__reverts(
+    env: SaleEnv, alice: Any, carol: Any
+) -> None:
     env.warp(Stage.PRESALE)
     with reverts(env.sale.SaleNotAllowlisted, buyer=carol):
         env.buy(carol, ETH, env.proof(alice))
@@ -147,14 +151,18 @@ def test_buy__replaying_ones_own_proof__buys_again(env: SaleEnv, alice: Any) -> 
     assert env.sale.contributionOf(alice).paidWei == 2 * ETH
 
 
-def test_is_allowlisted__checks_the_proof_against_the_account(env: SaleEnv, alice: Any, carol: Any) -> None:
+def test_is_allowlisted__checks_the_proof_against_the_account(
+    env: SaleEnv, alice: Any, carol: Any
+) -> None:
     assert env.sale.isAllowlisted(alice, env.proof(alice))
     assert not env.sale.isAllowlisted(carol, env.proof(alice))
     assert not env.sale.isAllowlisted(alice, [])
 
 
 @pytest.mark.parametrize("proof_of", ["nobody", "alice"])
-def test_buy__in_the_ico__ignores_the_proof(env: SaleEnv, alice: Any, carol: Any, proof_of: str) -> None:
+def test_buy__in_the_ico__ignores_the_proof(
+    env: SaleEnv, alice: Any, carol: Any, proof_of: str
+) -> None:
     env.warp(Stage.ICO_WEEK1)
     proof = env.proof(alice) if proof_of == "alice" else []
     receipt = env.buy(carol, ETH, proof)
@@ -216,7 +224,9 @@ def test_buy__crossing_the_cap__rounds_the_price_up_and_never_overpays_in_tokens
     assert odd_env.sale.balance == 33
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     stage=st.sampled_from(BUYING_STAGES),
     sent=st.one_of(st.integers(0, 10**6), st.integers(0, 2**200)),
@@ -261,7 +271,10 @@ def test_buy__past_the_maximum_in_total__reverts(env: SaleEnv, carol: Any) -> No
     env.warp(Stage.ICO_WEEK1)
     env.buy(carol, MAX_WEI - ETH)
     with reverts(
-        env.sale.SaleContributionAboveMax, buyer=carol, totalWei=MAX_WEI + 1, maxContributionWei=MAX_WEI
+        env.sale.SaleContributionAboveMax,
+        buyer=carol,
+        totalWei=MAX_WEI + 1,
+        maxContributionWei=MAX_WEI,
     ):
         env.buy(carol, ETH + 1)
 
@@ -269,7 +282,9 @@ def test_buy__past_the_maximum_in_total__reverts(env: SaleEnv, carol: Any) -> No
 # --- pause --------------------------------------------------------------------------------
 
 
-def test_pause__by_the_owner__stops_buying_until_unpaused(env: SaleEnv, owner: Any, carol: Any) -> None:
+def test_pause__by_the_owner__stops_buying_until_unpaused(
+    env: SaleEnv, owner: Any, carol: Any
+) -> None:
     env.warp(Stage.ICO_WEEK1)
     receipt = env.sale.pause(sender=owner)
     assert [log.account for log in env.sale.BuyingPaused.from_receipt(receipt)] == [owner.address]

@@ -157,7 +157,9 @@ def test_deploy__with_empty_stages__skips_them(
 
 
 @pytest.mark.parametrize("index", range(5))
-def test_deploy__with_a_bonus_of_100_percent__reverts(project: Any, deploy_raw: Any, index: int) -> None:
+def test_deploy__with_a_bonus_of_100_percent__reverts(
+    project: Any, deploy_raw: Any, index: int
+) -> None:
     bonuses = [1000, 1500, 1000, 500, 0]
     bonuses[index] = 10_000
     with reverts(project.TokenSale.SaleInvalidBonus, stage=index + 1, bonusBps=10_000):
@@ -176,15 +178,21 @@ def test_deploy__selling_60m_at_60_percent__fills_the_100m_cap_exactly(deploy_ra
     assert sale.tokensLeft() == 60_000_000 * 10**18
 
 
-def test_deploy__when_selling_out_would_pass_the_token_cap__reverts(project: Any, deploy_raw: Any) -> None:
+def test_deploy__when_selling_out_would_pass_the_token_cap__reverts(
+    project: Any, deploy_raw: Any
+) -> None:
     # 60M + 1 token unit for buyers mints 100M + 1 unit (the allocations round down to 40M).
     hard_cap = 60_000_000 * 10**18 + 1
     with reverts(
-        project.TokenSale.SaleSupplyExceedsCap, maxSupply=100_000_000 * 10**18 + 1, cap=100_000_000 * 10**18
+        project.TokenSale.SaleSupplyExceedsCap,
+        maxSupply=100_000_000 * 10**18 + 1,
+        cap=100_000_000 * 10**18,
     ):
         deploy_raw(hard_cap_tokens=hard_cap, soft_cap_wei=10**18)
 
 
-def test_deploy__with_a_cliff_longer_than_the_vesting__reverts(project: Any, deploy_raw: Any) -> None:
+def test_deploy__with_a_cliff_longer_than_the_vesting__reverts(
+    project: Any, deploy_raw: Any
+) -> None:
     with reverts(project.TeamVestingWallet.InvalidCliffDuration):
         deploy_raw(team_cliff_seconds=10 * WEEK, team_vesting_seconds=9 * WEEK)

@@ -74,8 +74,15 @@ def test_finalize__after_success__mints_allocations_closes_minting_and_forwards_
     expected = env.terms.allocations(SOLD)
     wallets = env.terms.allocation_wallets(env.deployment.team_vesting)
     [final] = list(env.sale.SaleFinalized.from_receipt(receipt))
-    assert (final.outcome, final.weiRaised, final.tokensSold) == (SaleState.SUCCEEDED, 25 * ETH, SOLD)
-    minted = {Allocation(log.allocation): (log.wallet, log.amount) for log in env.sale.AllocationMinted.from_receipt(receipt)}
+    assert (final.outcome, final.weiRaised, final.tokensSold) == (
+        SaleState.SUCCEEDED,
+        25 * ETH,
+        SOLD,
+    )
+    minted = {
+        Allocation(log.allocation): (log.wallet, log.amount)
+        for log in env.sale.AllocationMinted.from_receipt(receipt)
+    }
     assert minted == {kind: (wallets[kind], expected[kind]) for kind in Allocation}
     [forwarded] = list(env.sale.FundsForwarded.from_receipt(receipt))
     assert (forwarded.treasury, forwarded.amountWei) == (TREASURY, 25 * ETH)
@@ -90,7 +97,7 @@ def test_finalize__after_success__mints_allocations_closes_minting_and_forwards_
     assert token.totalSupply() == SOLD + sum(expected.values())
     assert token.mintingFinished()
     # Buyers hold 60% (allocations round down, so never less).
-    assert SOLD * 10_000 >= 6_000 * token.totalSupply()
+    assert 6_000 * token.totalSupply() <= SOLD * 10_000
     assert expected[Allocation.LIQUIDITY] == SOLD * 1000 // 6000
     assert expected[Allocation.TEAM] == expected[Allocation.PARTNERS] == SOLD * 1200 // 6000
     assert expected[Allocation.RESEARCHERS] == SOLD * 600 // 6000
@@ -213,7 +220,9 @@ def test_finalize__when_another_minter_used_up_the_cap__fails(
 
 @pytest.fixture
 def rejecting_treasury(project: Any, owner: Any) -> Any:
-    contract = project.ReentrantBuyer.deploy("0x0000000000000000000000000000000000000001", sender=owner)
+    contract = project.ReentrantBuyer.deploy(
+        "0x0000000000000000000000000000000000000001", sender=owner
+    )
     contract.setRejectEth(True, sender=owner)
     return contract
 
@@ -272,7 +281,9 @@ def test_claim__delivers_the_tokens_bought_once(succeeded: SaleEnv, alice: Any) 
         succeeded.sale.claim(alice, sender=alice)
 
 
-def test_claim__by_someone_else__delivers_to_the_buyer(succeeded: SaleEnv, carol: Any, erin: Any) -> None:
+def test_claim__by_someone_else__delivers_to_the_buyer(
+    succeeded: SaleEnv, carol: Any, erin: Any
+) -> None:
     receipt = succeeded.sale.claim(carol, sender=erin)
     [log] = list(succeeded.sale.TokensClaimed.from_receipt(receipt))
     assert (log.buyer, log.caller) == (carol.address, erin.address)
@@ -285,7 +296,9 @@ def test_claim__by_a_non_buyer__reverts(succeeded: SaleEnv, erin: Any) -> None:
         succeeded.sale.claim(erin, sender=erin)
 
 
-def test_claim__while_paused__still_works(funded: SaleEnv, owner: Any, alice: Any, erin: Any) -> None:
+def test_claim__while_paused__still_works(
+    funded: SaleEnv, owner: Any, alice: Any, erin: Any
+) -> None:
     funded.sale.pause(sender=owner)
     funded.warp(Stage.ENDED)
     funded.sale.finalize(sender=erin)
@@ -293,7 +306,9 @@ def test_claim__while_paused__still_works(funded: SaleEnv, owner: Any, alice: An
     assert funded.token.balanceOf(alice) == 11_000 * NTK
 
 
-def test_claim__by_every_buyer__empties_the_sale(succeeded: SaleEnv, alice: Any, carol: Any) -> None:
+def test_claim__by_every_buyer__empties_the_sale(
+    succeeded: SaleEnv, alice: Any, carol: Any
+) -> None:
     succeeded.sale.claim(alice, sender=alice)
     succeeded.sale.claim(carol, sender=carol)
     assert succeeded.token.balanceOf(succeeded.sale) == 0
