@@ -20,7 +20,7 @@ from typing import Any
 
 import sha3  # safe-pysha3: several times faster than eth_hash for 100k-node trees
 from cchecksum import to_checksum_address
-from eth_utils import is_hex_address
+from eth_utils.address import is_hex_address
 
 FORMAT = "standard-v1"
 LEAF_ENCODING = ["address"]
@@ -139,10 +139,13 @@ class Allowlist:
     def load(cls, data: dict[str, Any]) -> Allowlist:
         """Reads a `standard-v1` dump (ours or the npm package's) and checks every node."""
         if data.get("format") != FORMAT:
-            raise AllowlistError(f"unknown allow-list format {data.get('format')!r}; expected {FORMAT!r}")
-        if data.get("leafEncoding") != LEAF_ENCODING:
             raise AllowlistError(
-                f"allow-list leaves are {data.get('leafEncoding')!r}; the sale needs {LEAF_ENCODING!r}"
+                f"unknown allow-list format {data.get('format')!r}; expected {FORMAT!r}"
+            )
+        if data.get("leafEncoding") != LEAF_ENCODING:
+            encoding = data.get("leafEncoding")
+            raise AllowlistError(
+                f"allow-list leaves are {encoding!r}; the sale needs {LEAF_ENCODING!r}"
             )
         try:
             tree = tuple(_as_bytes(node) for node in data["tree"])
@@ -161,7 +164,9 @@ class Allowlist:
         except OSError as exc:
             raise AllowlistError(f"cannot read the allow-list file {path}: {exc.strerror}") from exc
         except json.JSONDecodeError as exc:
-            raise AllowlistError(f"{path} is not JSON ({exc}); make it with 'ape run sale allowlist'") from exc
+            raise AllowlistError(
+                f"{path} is not JSON ({exc}); make it with 'ape run sale allowlist'"
+            ) from exc
         return cls.load(data)
 
     @property
@@ -172,7 +177,11 @@ class Allowlist:
         return len(self.addresses)
 
     def __contains__(self, address: object) -> bool:
-        return isinstance(address, str) and is_hex_address(address) and self._lookup(address) is not None
+        return (
+            isinstance(address, str)
+            and is_hex_address(address)
+            and self._lookup(address) is not None
+        )
 
     def proof(self, address: str, source: str = "the allow-list") -> list[bytes]:
         """The Merkle proof of `address`, or NotAllowlistedError."""
@@ -199,12 +208,18 @@ class Allowlist:
             if len(node) != 32:
                 raise AllowlistError(f"allow-list node {i} is not 32 bytes")
             if 2 * i + 2 < n and node != node_hash(self.tree[2 * i + 1], self.tree[2 * i + 2]):
-                raise AllowlistError(f"allow-list node {i} does not match its children: the file was altered")
+                raise AllowlistError(
+                    f"allow-list node {i} does not match its children: the file was altered"
+                )
         for address, tree_index in zip(self.addresses, self.tree_indices, strict=True):
             if not (0 <= tree_index < n) or 2 * tree_index + 1 < n:
-                raise AllowlistError(f"allow-list value {address} points at node {tree_index}, not a leaf")
+                raise AllowlistError(
+                    f"allow-list value {address} points at node {tree_index}, not a leaf"
+                )
             if self.tree[tree_index] != leaf_hash(address):
-                raise AllowlistError(f"allow-list leaf of {address} does not match: the file was altered")
+                raise AllowlistError(
+                    f"allow-list leaf of {address} does not match: the file was altered"
+                )
 
     def dump(self) -> dict[str, Any]:
         """The npm package's `StandardMerkleTree.dump()` of this tree."""
@@ -240,7 +255,9 @@ def write_proofs(allowlist: Allowlist, path: Path) -> None:
 
 def _checksum(value: Any, where: str) -> str:
     if not isinstance(value, str) or not is_hex_address(value.strip()):
-        raise AllowlistError(f"{where}: {value!r} is not an address (expected 0x and 40 hex digits)")
+        raise AllowlistError(
+            f"{where}: {value!r} is not an address (expected 0x and 40 hex digits)"
+        )
     return to_checksum_address(value.strip())
 
 

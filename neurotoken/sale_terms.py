@@ -113,7 +113,8 @@ class SaleTerms:
     def as_tuple(self) -> tuple[Any, ...]:
         """The struct as the contract's constructor takes it."""
         return tuple(
-            list(v) if isinstance(v, tuple) else v for v in (getattr(self, f.name) for f in fields(self))
+            list(v) if isinstance(v, tuple) else v
+            for v in (getattr(self, f.name) for f in fields(self))
         )
 
     @classmethod

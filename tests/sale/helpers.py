@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ape.exceptions import ContractLogicError, CustomError
-from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode, encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 
 class RevertCapture:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from neurotoken.allowlist import Allowlist
 from neurotoken.sale_terms import SaleState, Stage, wei_for_tokens

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from neurotoken.allowlist import Allowlist, AllowlistError, NotAllowlistedError, leaf_hash, verify
 
