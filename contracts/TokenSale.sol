@@ -129,9 +129,11 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc ITokenSale
     function buy(bytes32[] calldata allowlistProof) external payable nonReentrant returns (uint256 tokens) {
-        Totals memory totals = _totals;
-        if (totals.state != SaleState.Open) revert SaleClosed(totals.state);
-        if (totals.paused) revert SaleBuyingPaused();
+        // Storage pointers, not memory copies: only the fields that change are written back.
+        Totals storage totals = _totals;
+        (SaleState state_, bool paused_, uint256 sold) = (totals.state, totals.paused, totals.tokensSold);
+        if (state_ != SaleState.Open) revert SaleClosed(state_);
+        if (paused_) revert SaleBuyingPaused();
         Stage current = stage();
         if (current == Stage.NotStarted) revert SaleNotStarted(_PRESALE_START);
         if (current == Stage.Ended) revert SaleEnded(_ENDS_AT);
@@ -140,13 +142,13 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
         }
         if (msg.value < _MIN_CONTRIBUTION_WEI) revert SaleContributionBelowMin(msg.value, _MIN_CONTRIBUTION_WEI);
         // tokensSold never exceeds the hard cap (the partial fill below caps it).
-        uint256 left = _HARD_CAP_TOKENS - totals.tokensSold;
+        uint256 left = _HARD_CAP_TOKENS - sold;
         if (left == 0) revert SaleSoldOut();
 
         uint256 acceptedWei;
         (tokens, acceptedWei) = _quote(current, msg.value, left);
 
-        Contribution memory contribution = _contributions[msg.sender];
+        Contribution storage contribution = _contributions[msg.sender];
         uint256 paidWei = contribution.paidWei + acceptedWei;
         if (paidWei > _MAX_CONTRIBUTION_WEI) {
             revert SaleContributionAboveMax(msg.sender, paidWei, _MAX_CONTRIBUTION_WEI);
@@ -156,10 +158,8 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
         // a buyer's tokens are part of tokensSold <= hard cap, kept within 120 bits.
         contribution.paidWei = uint128(paidWei);
         contribution.tokens = uint120(contribution.tokens + tokens);
-        _contributions[msg.sender] = contribution;
         totals.weiRaised = (totals.weiRaised + acceptedWei).toUint112();
-        totals.tokensSold = uint120(totals.tokensSold + tokens);
-        _totals = totals;
+        totals.tokensSold = uint120(sold + tokens);
 
         // acceptedWei <= msg.value (see _quote), so the difference cannot underflow.
         uint256 returnedWei;
