@@ -25,7 +25,6 @@ import {TeamVestingWallet} from "./TeamVestingWallet.sol";
 /// token's roles can trap the buyers' ETH.
 contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for INeuroToken;
-    using SafeCast for uint256;
 
     /// @dev The running totals, the lifecycle state and the pause flag: one slot. `primed` is set
     /// at deployment so that the slot is never zero and the first buyer does not pay for creating it.
@@ -131,9 +130,10 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
     function buy(bytes32[] calldata allowlistProof) external payable nonReentrant returns (uint256 tokens) {
         // Storage pointers, not memory copies: only the fields that change are written back.
         Totals storage totals = _totals;
-        (SaleState state_, bool paused_, uint256 sold) = (totals.state, totals.paused, totals.tokensSold);
+        SaleState state_ = totals.state;
         if (state_ != SaleState.Open) revert SaleClosed(state_);
-        if (paused_) revert SaleBuyingPaused();
+        if (totals.paused) revert SaleBuyingPaused();
+        uint256 sold = totals.tokensSold;
         Stage current = stage();
         if (current == Stage.NotStarted) revert SaleNotStarted(_PRESALE_START);
         if (current == Stage.Ended) revert SaleEnded(_ENDS_AT);
@@ -158,7 +158,7 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
         // a buyer's tokens are part of tokensSold <= hard cap, kept within 120 bits.
         contribution.paidWei = uint128(paidWei);
         contribution.tokens = uint120(contribution.tokens + tokens);
-        totals.weiRaised = (totals.weiRaised + acceptedWei).toUint112();
+        totals.weiRaised = SafeCast.toUint112(totals.weiRaised + acceptedWei);
         totals.tokensSold = uint120(sold + tokens);
 
         // acceptedWei <= msg.value (see _quote), so the difference cannot underflow.

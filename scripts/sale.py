@@ -24,7 +24,7 @@ from typing import Any
 import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
-from ape.exceptions import ContractLogicError
+from ape.exceptions import ApeException, ContractLogicError
 from ape.logging import logger
 
 from neurotoken import deployments
@@ -57,6 +57,8 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(exc)) from exc
         except ContractLogicError as exc:
             raise click.ClickException(explain(exc)) from exc
+        except ApeException as exc:  # bad address, unknown account, no contract there, ...
+            raise click.ClickException(str(exc)) from exc
 
     return wrapper
 
@@ -213,7 +215,7 @@ def status(sale_address: str | None, buyer: str | None) -> None:
     "allowlist_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="The allow-list JSON, to look up your presale proof.",
+    help="The allow-list JSON, for your presale proof (default: the one recorded at deploy).",
 )
 @yes_option
 @friendly
@@ -226,6 +228,10 @@ def buy(
     info = SaleStatus.read(sale, token, now())
     paid_so_far = int(sale.contributionOf(account.address)[0])
     check_purchase(info, account.address, paid_so_far, value)
+    if info.stage == Stage.PRESALE and allowlist_file is None:
+        recorded = deployments.load(network_name()).get("TokenSale", {})
+        if recorded.get("address") == str(sale.address) and recorded.get("allowlist"):
+            allowlist_file = Path(recorded["allowlist"])
     proof = proof_for(account.address, allowlist_file) if info.stage == Stage.PRESALE else []
     tokens, accepted = info.terms.quote(info.stage, value, info.tokens_left)
     returned = (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurotoken.sale_run import run_sale
+from neurotoken.sale_config import SaleConfig
+from neurotoken.sale_run import SaleReport, run_sale
 from neurotoken.sale_terms import SaleState, Stage
 
 
@@ -30,3 +31,14 @@ def test_run_sale__missing_the_soft_cap__refunds_everyone(
     assert report.outcome == SaleState.FAILED
     assert sum(report.refunds.values()) == report.wei_raised > 0
     print(report.render())
+
+
+def test_report__with_one_wei_off__is_not_ok_and_names_the_check() -> None:
+    terms = SaleConfig().to_terms(now=0, allowlist_root=bytes(32), default_wallet="0x" + "11" * 20)
+    report = SaleReport("t", terms, "0x1", "0x2", "0x3", 1)
+    report.check("treasury received the ETH raised", 10**18, 10**18)
+    assert report.ok
+    report.check("buyer refunded exactly", 10**18, 10**18 - 1)
+    assert not report.ok
+    assert [c.name for c in report.failures] == ["buyer refunded exactly"]
+    assert "1 MISMATCHED" in report.summary()
