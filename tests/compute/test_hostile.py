@@ -85,7 +85,10 @@ def server(job: BuiltJob) -> Iterator[HostileServer]:
 
 
 def run(
-    job: BuiltJob, source: object, commitment: Commitment | None = None, **limits: float
+    job: BuiltJob,
+    source: object,
+    commitment: Commitment | None = None,
+    limits: VerifierLimits | None = None,
 ) -> set[tuple[Reason, int | None]]:
     verdict = verify_job(
         job.spec,
@@ -93,7 +96,7 @@ def run(
         SEED,
         job.spec.shard_count,
         source,  # type: ignore[arg-type]
-        VerifierLimits(**limits) if limits else None,
+        limits,
     )
     assert not verdict.accepted
     return {(f.reason, f.shard) for f in verdict.findings}
