@@ -55,7 +55,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	npx --no-install solhint 'contracts/**/*.sol'
+	npx --no-install solhint --noPoster --disc --max-warnings 0 'contracts/**/*.sol'
 	$(BIN)/python tools/slither_check.py
 
 bench: setup
