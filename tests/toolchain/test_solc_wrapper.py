@@ -80,7 +80,10 @@ def test_standard_json__malformed_input_is_a_json_error() -> None:
 def test_standard_json__imports_resolve_under_base_then_include_paths(tmp_path: Path) -> None:
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "L.sol").write_text(GOOD.replace("contract A", "contract L"))
-    main = '// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\nimport "L.sol";\ncontract M is L {}\n'
+    main = (
+        '// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\nimport "L.sol";\n'
+        "contract M is L {}\n"
+    )
     out = run(
         "--standard-json", "--base-path", str(tmp_path), "--include-path", str(tmp_path / "lib"),
         stdin=standard_input({"M.sol": main}, ["abi"]),
