@@ -10,7 +10,7 @@ Measures, on this machine (the chain is not used):
   NativeECCBackend.
 
 Shard sizes are chosen so the whole suite takes a minute or two on a small machine.
-Run alone with `python -m benchmarks.compute_speed`, or with the others by `make bench`.
+Run alone with `python -m neurotoken.bench.compute_speed`, or with the others by `make bench`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Table
+from neurotoken.bench.common import Table
 from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec, spec_hash
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
 from neurotoken.proofs.bundle import from_hex
