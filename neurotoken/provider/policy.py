@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from neurotoken.jobs.spec import KINDS, NUM_CLASSES, ShelfImagesSpec, TrainingSpec
 from neurotoken.provider.chain import ZERO_ADDRESS, OnChainJob
@@ -56,6 +56,14 @@ class Policy(BaseModel):
     """The work estimate is multiplied by this."""
     shelf_mpixels_per_s_per_core: Annotated[float, Field(gt=0)] = 0.5
     training_mmacs_per_s: Annotated[float, Field(gt=0)] = 500.0
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: frozenset[str]) -> frozenset[str]:
+        unknown = sorted(kinds - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown kinds {unknown}; known: {', '.join(KINDS)}")
+        return kinds
 
 
 def load_policy(path: Path) -> Policy:

@@ -69,7 +69,8 @@ def client(accounts: Any) -> Any:
 @pytest.fixture(scope="session")
 def farm_key(accounts: Any) -> LocalAccount:
     """The provider's key as the agent holds it (decrypted from a keystore in real life)."""
-    return Account.from_key(accounts[3].private_key)
+    key: LocalAccount = Account.from_key(accounts[3].private_key)
+    return key
 
 
 @pytest.fixture(scope="session")
@@ -134,15 +135,15 @@ FAST_POLICY = Policy(deadline_margin_s=60)
 
 
 @pytest.fixture
-def make_agent(
-    farm: MarketClient, tmp_path: Path
-) -> Iterator[Callable[..., ProviderAgent]]:
+def make_agent(farm: MarketClient, tmp_path: Path) -> Iterator[Callable[..., ProviderAgent]]:
     """make_agent(policy=..., **config): an agent on fixed state/store folders, so a second
     call is the same installation restarted."""
     made: list[ProviderAgent] = []
 
-    def _make(policy: Policy = FAST_POLICY, client: MarketClient | None = None, **config: Any) -> ProviderAgent:
-        settings = {
+    def _make(
+        policy: Policy = FAST_POLICY, client: MarketClient | None = None, **config: Any
+    ) -> ProviderAgent:
+        settings: dict[str, Any] = {
             "state_dir": tmp_path / "state",
             "store_dir": tmp_path / "bundles",
             "bundle_uri": (tmp_path / "bundles").as_uri(),

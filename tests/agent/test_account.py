@@ -62,7 +62,9 @@ def test_add_stake__unregistered__tells_to_register(farm: MarketClient) -> None:
         acct.add_stake(farm, 5 * NTK)
 
 
-def test_add_stake__then_unbond_and_withdraw_after_the_delay(farm: MarketClient, chain: Any) -> None:
+def test_add_stake__then_unbond_and_withdraw_after_the_delay(
+    farm: MarketClient, chain: Any
+) -> None:
     acct.register(farm, STAKE)
     acct.add_stake(farm, 5 * NTK)
     assert farm.get_provider().stake_ntk == STAKE + 5 * NTK
@@ -103,8 +105,12 @@ def test_transact__revert__is_decoded_into_the_market_error(farm: MarketClient) 
 def test_connect__to_an_address_without_code__is_a_config_error(
     rpc_url: str, abi_manifest: Any
 ) -> None:
-    with pytest.raises(ConfigError, match="no contract at 0x000000000000000000000000000000000000dEaD"):
-        MarketClient.connect(rpc_url, "0x000000000000000000000000000000000000dead", None, manifest=abi_manifest)
+    with pytest.raises(
+        ConfigError, match="no contract at 0x000000000000000000000000000000000000dEaD"
+    ):
+        MarketClient.connect(
+            rpc_url, "0x000000000000000000000000000000000000dead", None, manifest=abi_manifest
+        )
 
 
 def test_connect__to_a_contract_that_is_not_a_market__is_a_config_error(
