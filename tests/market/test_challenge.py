@@ -29,7 +29,9 @@ def test_challenge_seed__before_result__reverts(m, market):
 def test_challenge_seed__in_the_submit_block__is_pending(m, market, provider):
     job_id = m.accepted()
     tx = market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
-    with ape.reverts(market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1):
+    with ape.reverts(
+        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
+    ):
         market.challengeSeed(job_id)
 
 
@@ -67,7 +69,9 @@ def test_fix_challenge_seed__stores_it_for_good(m, market, chain, stranger):
     expected = bytes(chain.blocks[seed_block].hash)
     tx = market.fixChallengeSeed(job_id, sender=stranger)
     assert event_args(tx, market.ChallengeSeedFixed) == {
-        "jobId": job_id, "seedBlock": seed_block, "seed": expected
+        "jobId": job_id,
+        "seedBlock": seed_block,
+        "seed": expected,
     }
     drop_block_history(chain)
     chain.mine(260)
@@ -85,7 +89,9 @@ def test_fix_challenge_seed__twice__reverts(m, market, stranger):
 def test_fix_challenge_seed__pending__reverts(m, market, provider):
     job_id = m.accepted()
     tx = market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
-    with ape.reverts(market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1):
+    with ape.reverts(
+        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
+    ):
         market.fixChallengeSeed(job_id, sender=provider)
 
 
@@ -112,10 +118,14 @@ def test_seed_out_of_reach__reanchors_to_next_block(m, market, chain, stranger, 
 
     tx = market.fixChallengeSeed(job_id, sender=stranger)
     assert event_args(tx, market.ChallengeSeedReanchored) == {
-        "jobId": job_id, "oldSeedBlock": old_seed_block, "newSeedBlock": tx.block_number + 1
+        "jobId": job_id,
+        "oldSeedBlock": old_seed_block,
+        "newSeedBlock": tx.block_number + 1,
     }
     assert market.getJob(job_id).seedBlock == tx.block_number + 1
-    with ape.reverts(market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1):
+    with ape.reverts(
+        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
+    ):
         market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
 
     chain.mine(2)

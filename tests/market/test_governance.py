@@ -72,7 +72,12 @@ def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case,
     contract_type = project.ComputeMarket
     with ape.reverts(getattr(contract_type, error), **kwargs):
         contract_type.deploy(
-            args["token"], owner, args["delay"], args["fee"], args["oracles"], args["threshold"],
+            args["token"],
+            owner,
+            args["delay"],
+            args["fee"],
+            args["oracles"],
+            args["threshold"],
             sender=owner,
         )
 

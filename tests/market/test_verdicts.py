@@ -42,7 +42,10 @@ def test_typehashes__equal_the_contracts(market):
 def test_domain__equals_the_contracts(market, chain):
     fields = market.eip712Domain()
     assert (fields.name, fields.version, fields.chainId, fields.verifyingContract) == (
-        "Neurotoken Compute Market", "1", chain.chain_id, market.address
+        "Neurotoken Compute Market",
+        "1",
+        chain.chain_id,
+        market.address,
     )
 
 
@@ -57,14 +60,20 @@ def test_sign_verdict__recovers_through_eth_account_encoder_too():
     verdict = Verdict(1, b"\x22" * 32, True)
     signed = sign_verdict(KEYS[0].key, DOMAIN, verdict)
     assert signed.verify() == KEYS[0].address
-    assert recover_typed_data_signer(verdict_typed_data(DOMAIN, verdict), signed.signature) == KEYS[0].address
+    assert (
+        recover_typed_data_signer(verdict_typed_data(DOMAIN, verdict), signed.signature)
+        == KEYS[0].address
+    )
 
 
 def test_sign_batch__recovers_through_eth_account_encoder_too():
     verdicts = [Verdict(1, b"\x22" * 32, True), Verdict(2, b"\x33" * 32, False)]
     signed = sign_batch(KEYS[1].key, DOMAIN, verdicts)
     assert signed.verify() == KEYS[1].address
-    assert recover_typed_data_signer(batch_typed_data(DOMAIN, verdicts), signed.signature) == KEYS[1].address
+    assert (
+        recover_typed_data_signer(batch_typed_data(DOMAIN, verdicts), signed.signature)
+        == KEYS[1].address
+    )
 
 
 def test_batch__empty__raises():
