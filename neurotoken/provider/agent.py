@@ -33,7 +33,7 @@ from neurotoken.proofs.store import LocalStore, atomic_write
 from neurotoken.provider.chain import JobState as Chain
 from neurotoken.provider.chain import MarketClient, OnChainJob
 from neurotoken.provider.compute import ComputeReport, ShardHook, compute_job, default_workers
-from neurotoken.provider.errors import ChainRevertError
+from neurotoken.provider.errors import ChainRevertError, ConfigError
 from neurotoken.provider.policy import Capacity, Decision, Policy, evaluate, net_price_per_shard
 from neurotoken.provider.publish import publish_bundle
 from neurotoken.provider.spec_fetch import (
@@ -129,13 +129,27 @@ class ProviderAgent:
         poll_s: float = 5.0,
         stop: Callable[[], bool] | None = None,
         max_steps: int | None = None,
+        max_failures: int = 10,
     ) -> None:
-        steps = 0
+        """Steps every `poll_s` seconds until `stop()` or `max_steps`. A step that fails (the
+        node unreachable, a transaction refused) is logged and retried after a growing pause;
+        `max_failures` failures in a row, or a configuration error, end the run."""
+        steps = failures = 0
         while not (stop and stop()) and (max_steps is None or steps < max_steps):
-            self.step()
             steps += 1
+            try:
+                self.step()
+                failures = 0
+            except ConfigError:
+                raise
+            except Exception as exc:  # a daemon survives what the next step may not meet
+                failures += 1
+                _log.debug("step failed", exc_info=True)
+                self.echo(f"step failed ({failures} in a row): {type(exc).__name__}: {exc}")
+                if failures >= max_failures:
+                    raise
             if max_steps is None or steps < max_steps:
-                time.sleep(poll_s)
+                time.sleep(poll_s * min(2**failures, 12))
 
     # ------------------------------------------------------------------ 1. reconcile
 

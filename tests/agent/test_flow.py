@@ -236,3 +236,28 @@ def test_job_taken_by_another_provider__is_marked_gone(
     assert report.accepted == []
     record = agent.state.get(job_id)
     assert record is not None and record.status is JobStatus.GONE
+
+
+def test_run__survives_a_failing_step_and_stops_after_too_many(
+    farm: MarketClient, jobs: Jobs, make_agent: AgentFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    agent = make_agent()
+    real_scan = agent.scan
+    calls: list[int] = []
+
+    def flaky_scan() -> list[int]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("node restarting")
+        return real_scan()
+
+    monkeypatch.setattr(agent, "scan", flaky_scan)
+    agent.run(poll_s=0.0, max_steps=2)
+    record = agent.state.get(job_id)
+    assert record is not None and record.status is JobStatus.SUBMITTED
+
+    monkeypatch.setattr(agent, "scan", lambda: (_ for _ in ()).throw(ConnectionError("down")))
+    with pytest.raises(ConnectionError):
+        agent.run(poll_s=0.0, max_steps=5, max_failures=3)
