@@ -29,7 +29,7 @@ from pathlib import Path
 
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec
-from neurotoken.proofs.store import LocalStore, atomic_write
+from neurotoken.proofs.store import LocalStore, atomic_write, manifest_path
 from neurotoken.provider.chain import JobState as Chain
 from neurotoken.provider.chain import MarketClient, OnChainJob
 from neurotoken.provider.compute import ComputeReport, ShardHook, compute_job, default_workers
@@ -169,8 +169,8 @@ class ProviderAgent:
             self.state.update(job.job_id, status=JobStatus.ACCEPTED)
             self.echo(f"job {job.job_id}: acceptance found on chain after a restart")
             return
-        if job.state == Chain.POSTED and record.accept_tx is not None:
-            if self.client.tx_status(record.accept_tx) == "pending":
+        if job.state == Chain.POSTED:
+            if record.accept_tx and self.client.tx_status(record.accept_tx) == "pending":
                 try:
                     self.client.wait(record.accept_tx, f"acceptJob({job.job_id})")
                 except ChainRevertError as exc:
@@ -187,8 +187,8 @@ class ProviderAgent:
             self.state.update(job.job_id, status=JobStatus.SUBMITTED)
             self.echo(f"job {job.job_id}: submission found on chain after a restart")
             return
-        if job.state == Chain.ACCEPTED and record.submit_tx is not None:
-            if self.client.tx_status(record.submit_tx) == "pending":
+        if job.state == Chain.ACCEPTED and self._mine(job):
+            if record.submit_tx and self.client.tx_status(record.submit_tx) == "pending":
                 try:
                     self.client.wait(record.submit_tx, f"submitResult({job.job_id})")
                 except ChainRevertError as exc:
@@ -368,9 +368,14 @@ class ProviderAgent:
             if self.client.timestamp() > job.deliver_by:
                 self._missed(job)
                 continue
-            if record.status is JobStatus.ACCEPTED or record.root is None:
+            if record.root is None or not self._published(record.root):
                 record = self.compute(job, record, report)
             self.submit(job, record, report)
+
+    def _published(self, root: str) -> bool:
+        """Whether the bundle of `root` is (still) complete in the store: its manifest is
+        written last, so its presence means every proof is there too."""
+        return (self.store.root_dir / manifest_path(bytes.fromhex(root[2:]))).is_file()
 
     def compute(self, job: OnChainJob, record: JobRecord, report: StepReport) -> JobRecord:
         fetched = self.load_spec(job, record.spec_uri)

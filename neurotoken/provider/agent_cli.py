@@ -290,7 +290,9 @@ def work_options(fn: Callable[P, R]) -> Callable[P, R]:
         click.option("--workers", type=int, default=None, help="Processes (default: all cores)."),
         click.option("--from-block", type=int, default=0, show_default=True,
                      help="First block scanned for posted jobs (first run only)."),
-        click.option("--confirmations", type=int, default=2, show_default=True),
+        click.option("--confirmations", type=int, default=2, show_default=True,
+                     help="Blocks above a JobPosted log before it is acted on (0 on a local "
+                          "chain that mines only when a transaction arrives)."),
     ]  # fmt: skip
     for option in reversed(options):
         fn = option(fn)

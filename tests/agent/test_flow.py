@@ -4,6 +4,7 @@ and reported in the earnings; then restarts at every awkward moment."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -261,3 +262,45 @@ def test_run__survives_a_failing_step_and_stops_after_too_many(
     monkeypatch.setattr(agent, "scan", lambda: (_ for _ in ()).throw(ConnectionError("down")))
     with pytest.raises(ConnectionError):
         agent.run(poll_s=0.0, max_steps=5, max_failures=3)
+
+
+def test_restart__submit_signed_but_never_broadcast__submits_once(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    report = StepReport()
+    first.scan()
+    first.decide(report)
+    record = first.state.get(job_id)
+    assert record is not None
+    record = first.compute(farm.get_job(job_id), record, report)
+    first.state.update(job_id, status=JobStatus.SUBMITTING, submit_tx="0x" + "cd" * 32)
+    first.close()
+
+    again = make_agent().step()
+    assert again.computed == {} and again.submitted == [job_id]
+    assert len(events(market, "ResultSubmitted", job_id)) == 1
+    assert "0x" + farm.get_job(job_id).result_root.hex() == record.root
+
+
+def test_restart__with_the_bundle_store_lost__recomputes_before_submitting(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, tmp_path: Any
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    report = StepReport()
+    first.scan()
+    first.decide(report)
+    record = first.state.get(job_id)
+    assert record is not None
+    record = first.compute(farm.get_job(job_id), record, report)
+    first.close()
+    shutil.rmtree(tmp_path / "bundles")  # a disk replaced: the oracles could fetch nothing
+
+    again = make_agent().step()
+    assert sorted(again.computed[job_id].computed) == list(range(SHARDS))
+    assert again.submitted == [job_id]
+    assert "0x" + farm.get_job(job_id).result_root.hex() == record.root
