@@ -4,6 +4,12 @@ against the same anvil node."""
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +174,39 @@ def test_cli__mistakes__end_with_one_clear_line(
     assert result.exit_code == 1 and "No ComputeMarket recorded for network 'ethereum-local'" in (
         result.output
     )
+
+
+def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(
+    cli: Any, jobs: Jobs, tmp_path: Path, farm_key: LocalAccount, market: Any
+) -> None:
+    assert cli("register", "--stake", "1000").exit_code == 0
+    job_id = jobs.post()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "neurotoken.provider", "agent", "--password-env", PASSWORD_ENV,
+        "run", "--state", str(tmp_path / "st"), "--store", str(tmp_path / "b"),
+        "--confirmations", "0", "--serve-port", str(port), "--poll", "0.3", "--quiet",
+        "--workers", "1",
+    ]  # fmt: skip
+    log = tmp_path / "agent.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while market.getJob(job_id).state != 3 and time.monotonic() < deadline:  # Submitted
+                assert process.poll() is None, log.read_text()
+                time.sleep(0.3)
+            root = bytes(market.getJob(job_id).resultRoot)
+            url = f"http://127.0.0.1:{port}/bundles/0x{root.hex()}/manifest"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                assert json.loads(resp.read())["root"] == "0x" + root.hex()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+    output = log.read_text()
+    assert code == 0, output
+    assert f"bundles at http://127.0.0.1:{port}" in output
+    assert "stopping after this step" in output
+    assert farm_key.key.hex().removeprefix("0x") not in output
