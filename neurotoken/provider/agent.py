@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neurotoken.jobs.canonical import keccak256
-from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec
+from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec
 from neurotoken.proofs.store import LocalStore, atomic_write, manifest_path
 from neurotoken.provider.chain import JobState as Chain
 from neurotoken.provider.chain import MarketClient, OnChainJob
@@ -41,6 +41,7 @@ from neurotoken.provider.spec_fetch import (
     FetchedSpec,
     Refusal,
     SpecRefusedError,
+    check_spec,
     fetch_spec,
 )
 from neurotoken.provider.state import OPEN_WORK, UNDECIDED, AgentState, JobRecord, JobStatus
@@ -249,8 +250,8 @@ class ProviderAgent:
         path = self.spec_path(job.spec_hash)
         if path.is_file():
             raw = path.read_bytes()
-            if keccak256(raw) == job.spec_hash:
-                return FetchedSpec(raw, parse_spec(raw))
+            if keccak256(raw) == job.spec_hash:  # else damaged: fetch again
+                return check_spec(raw, job.spec_hash, job.shard_count, str(path))
         fetched = fetch_spec(uri, job.spec_hash, job.shard_count, self.config.spec_timeout_s)
         atomic_write(path, fetched.raw)
         return fetched

@@ -119,12 +119,17 @@ def fetch_spec(
     uri: str, expected_hash: bytes, shard_count: int, timeout_s: float = 10.0
 ) -> FetchedSpec:
     """The spec behind `uri`, checked against the on-chain hash and shard count."""
-    raw = read_spec_bytes(uri, timeout_s)
+    return check_spec(read_spec_bytes(uri, timeout_s), expected_hash, shard_count, uri)
+
+
+def check_spec(raw: bytes, expected_hash: bytes, shard_count: int, where: str) -> FetchedSpec:
+    """`raw` as the spec of a job posted with `expected_hash` and `shard_count` (`where` names
+    the source in messages); SpecRefusedError says what does not match."""
     actual = keccak256(raw)
     if actual != expected_hash:
         raise SpecRefusedError(
             Refusal.SPEC_HASH_MISMATCH,
-            f"the spec at {uri!r} hashes to 0x{actual.hex()}, "
+            f"the spec at {where!r} hashes to 0x{actual.hex()}, "
             f"but the job was posted with spec hash 0x{expected_hash.hex()}",
         )
     try:

@@ -287,3 +287,15 @@ def test_load_policy__unknown_kind__is_a_config_error(tmp_path: Path) -> None:
     path.write_text('{"kinds": ["shelf-images", "mining"]}')
     with pytest.raises(Exception, match=r"field 'kinds': Value error, unknown kinds \['mining'\]"):
         load_policy(path)
+
+
+def test_cached_spec__is_still_checked_against_each_jobs_shard_count(
+    registered: MarketClient, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    agent = make_agent()
+    first = jobs.post()
+    assert agent.step().accepted == [first]  # its spec is now in the agent's cache
+    second = jobs.post(shardCount=SHARDS // 2, challengeCount=2)
+    status, reason = refusal(agent, second)
+    assert status is JobStatus.REFUSED
+    assert reason == f"SHARD_COUNT_MISMATCH: the spec has {SHARDS} shards, the job on chain 4"
