@@ -16,6 +16,11 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 # Ape (and py-solc-x) must never reach for the network at run time.
 export APE_DISABLE_TELEMETRY := 1
 export PYTHONUNBUFFERED := 1
+# Local nodes are on loopback: never route them through a proxy (this also spares
+# `requests` a scan of the environment on every JSON-RPC call).
+comma := ,
+export no_proxy := 127.0.0.1,localhost$(if $(no_proxy),$(comma)$(no_proxy))
+export NO_PROXY := $(no_proxy)
 
 # The network `make test` and `make demo` run on: anvil from npm, through ape-foundry.
 NETWORK ?= ethereum:local:foundry
@@ -41,7 +46,7 @@ $(SOLCX_DIR)/.installed: tools/solc/solc-native.js tools/solc/install.sh node_mo
 	@touch $@
 
 demo: setup
-	$(BIN)/ape run demo --network $(NETWORK)
+	$(BIN)/ape run demo --network $(NETWORK) -v WARNING
 
 test: setup
 	$(BIN)/ape test tests --network $(NETWORK) $(TEST_ARGS)
@@ -50,11 +55,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	npx --no-install solhint 'contracts/**/*.sol'
+	npx --no-install solhint --noPoster --disc --max-warnings 0 'contracts/**/*.sol'
 	$(BIN)/python tools/slither_check.py
 
 bench: setup
-	$(BIN)/ape run bench --network $(NETWORK)
+	$(BIN)/ape run bench --network $(NETWORK) -v WARNING
 
 clean:
 	rm -rf .build bench/results/*.tmp .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,10 +10,10 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand, network_option
 
-from benchmarks import SUITES
-from benchmarks.common import BenchContext
+from neurotoken.bench import SUITES
+from neurotoken.bench.common import BenchContext
 
-RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md"
+RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -26,7 +26,9 @@ def cli(suites: tuple[str, ...], out: Path) -> None:
     unknown = sorted(set(chosen) - set(SUITES))
     if unknown:
         raise click.BadParameter(f"unknown suite(s) {unknown}; choose from {SUITES}")
-    ctx = BenchContext(project=project, chain=chain, accounts=accounts, owner=accounts.test_accounts[0])
+    ctx = BenchContext(
+        project=project, chain=chain, accounts=accounts, owner=accounts.test_accounts[0]
+    )
     parts = [
         "# Benchmark results",
         "",
@@ -36,7 +38,7 @@ def cli(suites: tuple[str, ...], out: Path) -> None:
     ]
     for name in chosen:
         click.echo(f"== {name}")
-        module = importlib.import_module(f"benchmarks.{name}")
+        module = importlib.import_module(f"neurotoken.bench.{name}")
         for table in module.run(ctx):
             text = table.markdown()
             click.echo(text)

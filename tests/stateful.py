@@ -7,6 +7,8 @@ takes its own snapshot when the machine is built and restores it in `teardown`.
 
 from __future__ import annotations
 
+import os
+from types import FunctionType
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -14,9 +16,10 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 # Function-scoped fixtures (the deployed contracts) are shared by every example on purpose:
 # each example restores the chain to the snapshot taken when its machine was built.
+# NEUROTOKEN_STATEFUL_EXAMPLES raises the example count for a deeper (slower) audit run.
 STATEFUL_SETTINGS = settings(
-    max_examples=25,
-    stateful_step_count=30,
+    max_examples=int(os.environ.get("NEUROTOKEN_STATEFUL_EXAMPLES", "15")),
+    stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -38,5 +41,7 @@ class ChainStateMachine(RuleBasedStateMachine):
 
 def run_machine(machine: type[ChainStateMachine], chain: Any, **context: Any) -> None:
     """Runs `machine` with `chain` and `context` set as class attributes of a fresh subclass."""
-    bound = type(machine.__name__, (machine,), {"chain": chain, **context})
+    # Plain functions (fixture factories) must not become bound methods of the machine.
+    attrs = {k: staticmethod(v) if isinstance(v, FunctionType) else v for k, v in context.items()}
+    bound = type(machine.__name__, (machine,), {"chain": chain, **attrs})
     run_state_machine_as_test(bound, settings=STATEFUL_SETTINGS)

@@ -41,7 +41,7 @@ class BenchContext:
     owner: Any
     _spare: list[Any] = field(default_factory=list)
 
-    def fresh_accounts(self, n: int, eth: int = 10**21) -> list[Any]:
+    def fresh_accounts(self, n: int, eth: int = 10**19) -> list[Any]:
         """`n` newly generated accounts, each funded with `eth` wei by the owner."""
         out = []
         for _ in range(n):
@@ -59,3 +59,8 @@ def gas_used(receipt: Any) -> int:
 def ratio(value: int | float, reference: int | float) -> str:
     """`value / reference` as a short figure, e.g. '1.07x'."""
     return f"{value / reference:.2f}x" if reference else "n/a"
+
+
+def deploy_gas(chain: Any, contract: Any) -> int:
+    """Gas used by the transaction that deployed `contract`."""
+    return int(chain.provider.get_receipt(contract.txn_hash).gas_used)

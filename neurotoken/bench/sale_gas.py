@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from benchmarks.common import BenchContext, Table, gas_used
+from neurotoken.bench.common import BenchContext, Table, gas_used
 from neurotoken.allowlist import Allowlist
 from neurotoken.sale_config import SaleConfig
 from neurotoken.sale_deploy import SaleDeployment, deploy_sale

@@ -1,0 +1,83 @@
+"""Completion proofs: Merkle commitments, challenges, bundles and the verifier."""
+
+from neurotoken.proofs.bundle import (
+    BundleError,
+    InclusionProof,
+    Manifest,
+    make_manifest,
+    make_proofs,
+    manifest_bytes,
+    parse_manifest,
+    parse_proof,
+    proof_bytes,
+)
+from neurotoken.proofs.challenge import challenge_indices
+from neurotoken.proofs.economics import (
+    cheating_gain,
+    detection_probability,
+    detection_probability_exact,
+    minimum_stake,
+    samples_needed,
+)
+from neurotoken.proofs.merkle import MerkleTree, hash_pair, process_proof, shard_leaf, verify
+from neurotoken.proofs.store import (
+    BundleSource,
+    FetchError,
+    FetchFailure,
+    HttpLimits,
+    HttpSource,
+    LocalStore,
+    fetch_object,
+)
+from neurotoken.proofs.verifier import (
+    Commitment,
+    FetchedBundle,
+    FetchedShard,
+    Finding,
+    Reason,
+    Verdict,
+    VerifierLimits,
+    fetch_bundle,
+    verify_fetched,
+    verify_job,
+)
+
+__all__ = [
+    "BundleError",
+    "BundleSource",
+    "Commitment",
+    "FetchError",
+    "FetchFailure",
+    "FetchedBundle",
+    "FetchedShard",
+    "Finding",
+    "HttpLimits",
+    "HttpSource",
+    "InclusionProof",
+    "LocalStore",
+    "Manifest",
+    "MerkleTree",
+    "Reason",
+    "Verdict",
+    "VerifierLimits",
+    "challenge_indices",
+    "cheating_gain",
+    "detection_probability",
+    "detection_probability_exact",
+    "fetch_bundle",
+    "fetch_object",
+    "hash_pair",
+    "make_manifest",
+    "make_proofs",
+    "manifest_bytes",
+    "minimum_stake",
+    "parse_manifest",
+    "parse_proof",
+    "process_proof",
+    "proof_bytes",
+    "samples_needed",
+    "shard_leaf",
+    "verify",
+    "verify_fetched",
+    "verify_job",
+]

@@ -1,0 +1,3 @@
+from neurotoken.provider.cli import main
+
+main()

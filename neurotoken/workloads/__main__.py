@@ -1,0 +1,3 @@
+from neurotoken.workloads.preview import main
+
+main()

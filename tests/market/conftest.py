@@ -1,0 +1,187 @@
+"""Compute-market fixtures: role accounts, a deployed market, and builders for jobs in
+each lifecycle state and for oracle signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, sign_batch, sign_verdict
+
+NTK = 10**18
+ZERO_ADDRESS = "0x" + "00" * 20
+UNBONDING_DELAY = 7 * 24 * 3600
+FEE_BPS = 250
+PAYMENT = 100 * NTK
+COLLATERAL = 40 * NTK
+STAKE = 1_000 * NTK
+SHARDS = 16
+CHALLENGES = 4
+SPEC_HASH = b"\x5e" * 32
+RESULT_ROOT = b"\x7a" * 32
+
+# JobState enum values (IComputeMarket.JobState).
+NONE, POSTED, ACCEPTED, SUBMITTED, PAID, REJECTED, CANCELLED, EXPIRED, DEFAULTED, LAPSED = range(10)
+
+
+@pytest.fixture(scope="session")
+def client(accounts: Any) -> Any:
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def provider(accounts: Any) -> Any:
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def provider2(accounts: Any) -> Any:
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def oracles(accounts: Any) -> list[Any]:
+    """Three oracles; the market starts with all three and a threshold of two."""
+    return [accounts[5], accounts[6], accounts[7]]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts: Any) -> Any:
+    return accounts[8]
+
+
+@pytest.fixture(scope="session")
+def treasury(accounts: Any) -> Any:
+    return accounts[9]
+
+
+@pytest.fixture(scope="session")
+def outsider_key(accounts: Any) -> Any:
+    """A key that is not (and never was) an oracle."""
+    return accounts[10]
+
+
+@pytest.fixture
+def market(
+    project: Any,
+    owner: Any,
+    token: Any,
+    minter: Any,
+    oracles: list[Any],
+    client: Any,
+    provider: Any,
+    provider2: Any,
+) -> Any:
+    """A market with 3 oracles, threshold 2, fee 2.5%; client and providers funded and approved."""
+    deployed = project.ComputeMarket.deploy(
+        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, sender=owner
+    )
+    for account in (client, provider, provider2):
+        token.mint(account, 100_000 * NTK, sender=minter)
+        token.approve(deployed, 2**256 - 1, sender=account)
+    return deployed
+
+
+@dataclass
+class Market:
+    """Builders around one deployed market."""
+
+    contract: Any
+    chain: Any
+    client: Any
+    provider: Any
+    oracles: list[Any]
+
+    @property
+    def domain(self) -> MarketDomain:
+        return MarketDomain(self.chain.chain_id, self.contract.address)
+
+    def request(self, **overrides: Any) -> dict[str, Any]:
+        now = self.chain.pending_timestamp
+        fields: dict[str, Any] = {
+            "specHash": SPEC_HASH,
+            "specURI": "ipfs://spec",
+            "paymentNtk": PAYMENT,
+            "provider": ZERO_ADDRESS,
+            "collateralNtk": COLLATERAL,
+            "shardCount": SHARDS,
+            "challengeCount": CHALLENGES,
+            "acceptBy": now + 3600,
+            "deliverBy": now + 7200,
+            "verdictBy": now + 10800,
+        }
+        fields.update(overrides)
+        return fields
+
+    def register(self, provider: Any | None = None, stake: int = STAKE) -> Any:
+        return self.contract.registerProvider(
+            stake, "https://gpu.example/provider.json", sender=provider or self.provider
+        )
+
+    def post(self, client: Any | None = None, **overrides: Any) -> int:
+        tx = self.contract.postJob(self.request(**overrides), sender=client or self.client)
+        return int(tx.return_value)
+
+    def accepted(self, provider: Any | None = None, **overrides: Any) -> int:
+        provider = provider or self.provider
+        if not self.contract.getProvider(provider).registered:
+            self.register(provider)
+        job_id = self.post(**overrides)
+        self.contract.acceptJob(job_id, sender=provider)
+        return job_id
+
+    def submitted(
+        self, provider: Any | None = None, root: bytes = RESULT_ROOT, **overrides: Any
+    ) -> int:
+        provider = provider or self.provider
+        job_id = self.accepted(provider, **overrides)
+        self.contract.submitResult(job_id, root, SHARDS, "ipfs://bundle", sender=provider)
+        # The seed block, then one more: a view sees the seed block's hash only from the next.
+        self.chain.mine(2)
+        return job_id
+
+    def sign(
+        self, job_id: int, accepted: bool, signers: Sequence[Any], root: bytes | None = None
+    ) -> list[bytes]:
+        """Signatures of `signers` over the job's verdict, sorted by signer address."""
+        root = root if root is not None else bytes(self.contract.getJob(job_id).resultRoot)
+        signed = [
+            sign_verdict(s.private_key, self.domain, Verdict(job_id, root, accepted))
+            for s in signers
+        ]
+        return sorted_signatures(signed)
+
+    def sign_batch(
+        self, entries: Sequence[tuple[int, bool]], signers: Sequence[Any]
+    ) -> list[bytes]:
+        verdicts = [
+            Verdict(job_id, bytes(self.contract.getJob(job_id).resultRoot), accepted)
+            for job_id, accepted in entries
+        ]
+        return sorted_signatures(
+            [sign_batch(s.private_key, self.domain, verdicts) for s in signers]
+        )
+
+
+def sorted_signatures(signed: Sequence[SignedVerdict]) -> list[bytes]:
+    return [s.signature for s in sorted(signed, key=lambda s: int(s.signer, 16))]
+
+
+@pytest.fixture
+def m(market: Any, chain: Any, client: Any, provider: Any, oracles: list[Any]) -> Market:
+    return Market(market, chain, client, provider, oracles)
+
+
+@pytest.fixture
+def balance_of(token: Any) -> Callable[[Any], int]:
+    return lambda account: int(token.balanceOf(account))
+
+
+def event_args(tx: Any, event: Any) -> dict[str, Any]:
+    """The arguments of the single `event` log in `tx` (asserting there is exactly one)."""
+    logs = tx.events.filter(event)
+    assert len(logs) == 1, f"expected one {event.name}, got {len(logs)}"
+    return dict(logs[0].event_arguments)

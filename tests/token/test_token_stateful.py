@@ -1,0 +1,189 @@
+"""Model-based state machine for NeuroToken: a Python ledger checked against the chain.
+
+Every rule either succeeds exactly when the model says it must, or reverts with the custom
+error the model predicts; invariants compare model and chain after every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, precondition, rule
+
+from tests.stateful import ChainStateMachine, run_machine
+
+CAP = 100_000_000 * 10**18
+HOLDERS = 4  # indices into `holders`
+
+amounts = st.one_of(
+    st.integers(min_value=0, max_value=10**6),
+    st.integers(min_value=0, max_value=CAP),
+    st.sampled_from([0, 1, CAP - 1, CAP, 2**255]),
+)
+who = st.integers(min_value=0, max_value=HOLDERS - 1)
+
+
+class TokenMachine(ChainStateMachine):
+    token: Any
+    minter: Any
+    holders: list[Any]
+    make_permit: Any
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.balances = [0] * HOLDERS
+        self.allowances: dict[tuple[int, int], int] = {}
+        self.nonces = [0] * HOLDERS
+        self.finished = False
+        self.used_permits: list[tuple[int, int, int, int, Any]] = []
+
+    @property
+    def supply(self) -> int:
+        return sum(self.balances)
+
+    @rule(to=who, amount=amounts)
+    def mint(self, to: int, amount: int) -> None:
+        if self.finished:
+            with ape.reverts(self.token.NeuroTokenMintingFinished):
+                self.token.mint(self.holders[to], amount, sender=self.minter)
+        elif self.supply + amount > CAP:
+            with ape.reverts(self.token.ERC20ExceededCap, cap=CAP):
+                self.token.mint(self.holders[to], amount, sender=self.minter)
+        else:
+            self.token.mint(self.holders[to], amount, sender=self.minter)
+            self.balances[to] += amount
+
+    @rule(src=who, dst=who, share=st.integers(min_value=0, max_value=120))
+    def transfer(self, src: int, dst: int, share: int) -> None:
+        amount = self.balances[src] * share // 100
+        if amount > self.balances[src]:
+            with ape.reverts(self.token.ERC20InsufficientBalance, needed=amount):
+                self.token.transfer(self.holders[dst], amount, sender=self.holders[src])
+            return
+        self.token.transfer(self.holders[dst], amount, sender=self.holders[src])
+        self.balances[src] -= amount
+        self.balances[dst] += amount
+
+    @rule(owner=who, spender=who, amount=st.one_of(amounts, st.just(2**256 - 1)))
+    def approve(self, owner: int, spender: int, amount: int) -> None:
+        self.token.approve(self.holders[spender], amount, sender=self.holders[owner])
+        self.allowances[(owner, spender)] = amount
+
+    @rule(owner=who, spender=who, dst=who, share=st.integers(min_value=0, max_value=120))
+    def transfer_from(self, owner: int, spender: int, dst: int, share: int) -> None:
+        allowed = self.allowances.get((owner, spender), 0)
+        amount = min(self.balances[owner], allowed) * share // 100 if allowed else share
+        args = (self.holders[owner], self.holders[dst], amount)
+        if amount > allowed:
+            with ape.reverts(self.token.ERC20InsufficientAllowance, needed=amount):
+                self.token.transferFrom(*args, sender=self.holders[spender])
+        elif amount > self.balances[owner]:
+            with ape.reverts(self.token.ERC20InsufficientBalance, needed=amount):
+                self.token.transferFrom(*args, sender=self.holders[spender])
+        else:
+            self.token.transferFrom(*args, sender=self.holders[spender])
+            if allowed != 2**256 - 1:
+                self.allowances[(owner, spender)] = allowed - amount
+            self.balances[owner] -= amount
+            self.balances[dst] += amount
+
+    @rule(holder=who, share=st.integers(min_value=0, max_value=120))
+    def burn(self, holder: int, share: int) -> None:
+        amount = self.balances[holder] * share // 100
+        if amount > self.balances[holder]:
+            with ape.reverts(self.token.ERC20InsufficientBalance, needed=amount):
+                self.token.burn(amount, sender=self.holders[holder])
+            return
+        self.token.burn(amount, sender=self.holders[holder])
+        self.balances[holder] -= amount
+
+    @rule(
+        owner=who,
+        spender=who,
+        value=amounts,
+        lifetime=st.integers(min_value=-100, max_value=3600),
+        foreign_chain=st.booleans(),
+    )
+    def permit(
+        self, owner: int, spender: int, value: int, lifetime: int, foreign_chain: bool
+    ) -> None:
+        deadline = max(0, int(self.chain.pending_timestamp) + lifetime)
+        chain_id = 11155111 if foreign_chain else self.chain.chain_id
+        sig = self.make_permit(
+            self.token,
+            self.holders[owner],
+            self.holders[spender],
+            value,
+            deadline,
+            nonce=self.nonces[owner],
+            chain_id=chain_id,
+        )
+        args = (self.holders[owner], self.holders[spender], value, deadline, sig.v, sig.r, sig.s)
+        if deadline < int(self.chain.pending_timestamp):
+            with ape.reverts(self.token.ERC2612ExpiredSignature, deadline=deadline):
+                self.token.permit(*args, sender=self.holders[spender])
+        elif foreign_chain:
+            with ape.reverts(self.token.ERC2612InvalidSigner):
+                self.token.permit(*args, sender=self.holders[spender])
+        else:
+            self.token.permit(*args, sender=self.holders[spender])
+            self.allowances[(owner, spender)] = value
+            self.nonces[owner] += 1
+            self.used_permits.append((owner, spender, value, deadline, sig))
+
+    @precondition(lambda self: bool(self.used_permits))
+    @rule(pick=st.integers(min_value=0))
+    def replay_permit(self, pick: int) -> None:
+        owner, spender, value, deadline, sig = self.used_permits[pick % len(self.used_permits)]
+        args = (self.holders[owner], self.holders[spender], value, deadline, sig.v, sig.r, sig.s)
+        if deadline < int(self.chain.pending_timestamp):
+            with ape.reverts(self.token.ERC2612ExpiredSignature):
+                self.token.permit(*args, sender=self.holders[spender])
+        else:
+            with ape.reverts(self.token.ERC2612InvalidSigner):
+                self.token.permit(*args, sender=self.holders[spender])
+
+    @rule()
+    def finish_minting(self) -> None:
+        if self.finished:
+            with ape.reverts(self.token.NeuroTokenMintingFinished):
+                self.token.finishMinting(sender=self.minter)
+            return
+        tx = self.token.finishMinting(sender=self.minter)
+        assert tx.decode_logs(self.token.MintingFinished)[0].finalSupply == self.supply
+        self.finished = True
+
+    @rule(seconds=st.integers(min_value=1, max_value=7200))
+    def wait(self, seconds: int) -> None:
+        self.chain.mine(deltatime=seconds)
+
+    @invariant()
+    def balances_match_and_sum_to_supply(self) -> None:
+        chain_balances = [self.token.balanceOf(h) for h in self.holders]
+        assert chain_balances == self.balances
+        assert self.token.totalSupply() == sum(chain_balances) == self.supply
+
+    @invariant()
+    def supply_never_exceeds_cap(self) -> None:
+        assert self.token.totalSupply() <= CAP
+
+    @invariant()
+    def allowances_and_nonces_match(self) -> None:
+        for (o, s), value in self.allowances.items():
+            assert self.token.allowance(self.holders[o], self.holders[s]) == value
+        assert [self.token.nonces(h) for h in self.holders] == self.nonces
+
+    @invariant()
+    def minting_state_matches(self) -> None:
+        assert self.token.mintingFinished() == self.finished
+
+
+def test_token_state_machine(
+    chain: Any, token: Any, minter: Any, accounts: Any, make_permit: Any
+) -> None:
+    holders = [accounts[i] for i in range(2, 2 + HOLDERS)]
+    run_machine(
+        TokenMachine, chain, token=token, minter=minter, holders=holders, make_permit=make_permit
+    )
