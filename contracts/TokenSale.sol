@@ -137,8 +137,10 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
         Stage current = stage();
         if (current == Stage.NotStarted) revert SaleNotStarted(_PRESALE_START);
         if (current == Stage.Ended) revert SaleEnded(_ENDS_AT);
-        if (current == Stage.Presale && !MerkleProof.verifyCalldata(allowlistProof, _ALLOWLIST_ROOT, _leaf(msg.sender))) {
-            revert SaleNotAllowlisted(msg.sender);
+        if (current == Stage.Presale) {
+            if (!MerkleProof.verifyCalldata(allowlistProof, _ALLOWLIST_ROOT, _leaf(msg.sender))) {
+                revert SaleNotAllowlisted(msg.sender);
+            }
         }
         if (msg.value < _MIN_CONTRIBUTION_WEI) revert SaleContributionBelowMin(msg.value, _MIN_CONTRIBUTION_WEI);
         // tokensSold never exceeds the hard cap (the partial fill below caps it).

@@ -29,6 +29,7 @@ from ape.logging import logger
 
 from neurotoken import deployments
 from neurotoken.allowlist import Allowlist, AllowlistError, write_proofs
+from neurotoken.cli import confirm_irreversible, current_network_key, is_live, yes_option
 from neurotoken.sale_config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
 from neurotoken.sale_deploy import deploy_sale
 from neurotoken.sale_ops import (
@@ -42,8 +43,6 @@ from neurotoken.sale_ops import (
 )
 from neurotoken.sale_run import SEPOLIA_CHAIN_ID, SaleRunError, run_sale, set_chain_id
 from neurotoken.sale_terms import SaleState, Stage, format_units
-
-LOCAL_NETWORKS = ("local",)
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,17 +63,7 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def network_name() -> str:
-    network = chain.provider.network
-    return deployments.network_key(network.ecosystem.name, network.name)
-
-
-def is_local() -> bool:
-    return str(chain.provider.network.name) in LOCAL_NETWORKS
-
-
-def confirm(message: str, yes: bool) -> None:
-    if not yes:
-        click.confirm(f"{message} Continue?", abort=True)
+    return current_network_key(chain.provider)
 
 
 def parse_eth(text: str) -> int:
@@ -98,7 +87,6 @@ sale_option = click.option(
     default=None,
     help="The sale's address (default: the one recorded for the network).",
 )
-yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 
 
 @click.group()
@@ -149,7 +137,7 @@ def allowlist_cmd(csv_file: Path, out: Path, proofs: Path | None) -> None:
 @click.option(
     "--owner", default=None, help="Who may pause buying (default: the deploying account)."
 )
-@yes_option
+@yes_option()
 @friendly
 def deploy(
     account: Any, config_path: Path, allowlist_file: Path | None, owner: str | None, yes: bool
@@ -162,15 +150,15 @@ def deploy(
         root = b"\x00" * 32
     else:
         root = Allowlist.read(tree_path).root
-    default_wallet = account.address if is_local() else None
+    default_wallet = None if is_live(chain.provider) else account.address
     terms = config.to_terms(now=now(), allowlist_root=root, default_wallet=default_wallet)
     offered, soft_cap = format_units(terms.hard_cap_tokens), format_units(terms.soft_cap_wei)
     click.echo(f"Terms: {offered} NTK at {terms.ntk_per_eth:,} NTK/ETH; soft cap {soft_cap} ETH")
     click.echo(f"Presale opens {when(terms.stage_starts[0])}; the sale ends {when(terms.ends_at)}")
     click.echo(f"Treasury {terms.treasury}; allow-list root 0x{root.hex()}")
-    confirm(
-        f"Deploy on {network_name()} from {account.address}? The terms can never change and the "
-        "deployer gives up the token's admin role.",
+    confirm_irreversible(
+        f"Deploying on {network_name()} from {account.address}: the terms can never change and "
+        "the deployer gives up the token's admin role.",
         yes,
     )
     result = deploy_sale(project, account, terms, owner=owner or account, echo=click.echo)
@@ -217,7 +205,7 @@ def status(sale_address: str | None, buyer: str | None) -> None:
     default=None,
     help="The allow-list JSON, for your presale proof (default: the one recorded at deploy).",
 )
-@yes_option
+@yes_option()
 @friendly
 def buy(
     account: Any, sale_address: str | None, amount_eth: str, allowlist_file: Path | None, yes: bool
@@ -243,8 +231,8 @@ def buy(
         f"{info.stage.label}: {format_units(value)} ETH buys about {format_units(tokens)} NTK "
         f"(bonus {info.terms.bonus_of(info.stage) / 100:g}%){returned}"
     )
-    confirm(
-        "Buy? The ETH stays in the sale until it succeeds (then it goes to the treasury) "
+    confirm_irreversible(
+        "Buying: the ETH stays in the sale until it succeeds (then it goes to the treasury) "
         "or fails (then you can reclaim it).",
         yes,
     )
@@ -261,7 +249,7 @@ def buy(
 @network_option()
 @account_option()
 @sale_option
-@yes_option
+@yes_option()
 @friendly
 def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
     """End the sale (anyone may, once it has ended or sold out)."""
@@ -277,7 +265,7 @@ def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
     outcome = (
         "SUCCEED (mint, forward ETH)" if info.soft_cap_reached else "FAIL (buyers get refunds)"
     )
-    confirm(f"Finalizing will {outcome}, and close minting for ever.", yes)
+    confirm_irreversible(f"Finalizing will {outcome}, and close minting for ever.", yes)
     sale.finalize(sender=account)
     final = SaleState(int(sale.state()))
     click.echo(f"Finalized: {final.name.lower()}")

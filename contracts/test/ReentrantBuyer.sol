@@ -55,6 +55,7 @@ contract ReentrantBuyer {
         return sale.refund(address(this));
     }
 
+    // solhint-disable-next-line no-complex-fallback
     receive() external payable {
         if (rejectEth) revert ReentrantBuyerRejectsEth(msg.value);
         received += msg.value;

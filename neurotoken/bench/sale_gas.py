@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from neurotoken.bench.common import BenchContext, Table, gas_used
 from neurotoken.allowlist import Allowlist
+from neurotoken.bench.common import BenchContext, Table, gas_used
 from neurotoken.sale_config import SaleConfig
 from neurotoken.sale_deploy import SaleDeployment, deploy_sale
 from neurotoken.sale_run import label_address

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from neurotoken.sale_config import SaleConfig
-from neurotoken.sale_run import SaleReport, run_sale
+from neurotoken.sale_run import SaleReport, run_sale, sale_stage
 from neurotoken.sale_terms import SaleState, Stage
 
 
@@ -42,3 +42,12 @@ def test_report__with_one_wei_off__is_not_ok_and_names_the_check() -> None:
     assert not report.ok
     assert [c.name for c in report.failures] == ["buyer refunded exactly"]
     assert "1 MISMATCHED" in report.summary()
+
+
+def test_sale_stage__prints_a_reconciled_report(chain: Any) -> None:
+    lines: list[str] = []
+    report = sale_stage(lines.append, n_buyers=5)
+    assert report.ok
+    text = "\n".join(lines)
+    assert "outcome: **succeeded**" in text
+    assert "checks exact to the wei" in text
