@@ -152,7 +152,8 @@ class SaleReport:
             refunded = format_units(sum(self.refunds.values()))
             lines.append(f"{len(self.refunds)} buyers refunded {refunded} ETH; no token was minted")
         bad = self.failures
-        lines += ["", self.summary()]
+        lines += ["", "(amounts shown to 6 decimals, cut not rounded; the checks are to the wei)"]
+        lines += [self.summary()]
         lines += [f"  - {c.name}: expected {c.expected}, got {c.actual}" for c in bad]
         return "\n".join(lines)
 
