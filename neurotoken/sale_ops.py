@@ -127,11 +127,17 @@ def find_sale(project: Any, network: str, address: str | None) -> tuple[Any, Any
         raise SaleOperationError(str(exc).replace("ape run deploy", "ape run sale deploy")) from exc
     try:
         sale = project.TokenSale.at(sale_address)
+        token = project.NeuroToken.at(sale.token())
     except Exception as exc:  # ape raises several kinds for "no contract here"
+        hint = (
+            " (a local chain lives only as long as the `ape run` that started it)"
+            if network.endswith("-local")
+            else ""
+        )
         raise SaleOperationError(
-            f"no TokenSale at {sale_address} on {network}: check --sale or the network"
+            f"no TokenSale at {sale_address} on {network}: check --sale or --network{hint}"
         ) from exc
-    return sale, project.NeuroToken.at(sale.token())
+    return sale, token
 
 
 def proof_for(buyer: str, allowlist_file: Path | None) -> list[bytes]:

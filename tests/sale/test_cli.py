@@ -302,3 +302,8 @@ def test_cli__simulate__runs_both_endings_on_sepolias_chain_id_and_reconciles(
     assert "outcome: **succeeded**" in text
     assert "outcome: **failed**" in text
     assert text.count("MISMATCHED") == 0
+
+
+def test_status__of_an_address_without_a_sale__says_to_check_it(env: SaleEnv, erin: Any) -> None:
+    with pytest.raises(click.ClickException, match=f"no TokenSale at {erin.address}"):
+        run(sale_cli.status, sale_address=erin.address, buyer=None)
