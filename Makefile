@@ -46,7 +46,7 @@ $(SOLCX_DIR)/.installed: tools/solc/solc-native.js tools/solc/install.sh node_mo
 	@touch $@
 
 demo: setup
-	$(BIN)/ape run demo --network $(NETWORK)
+	$(BIN)/ape run demo --network $(NETWORK) -v WARNING
 
 test: setup
 	$(BIN)/ape test tests --network $(NETWORK) $(TEST_ARGS)
@@ -55,11 +55,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	npx --no-install solhint 'contracts/**/*.sol'
+	npx --no-install solhint --noPoster --disc --max-warnings 0 'contracts/**/*.sol'
 	$(BIN)/python tools/slither_check.py
 
 bench: setup
-	$(BIN)/ape run bench --network $(NETWORK)
+	$(BIN)/ape run bench --network $(NETWORK) -v WARNING
 
 clean:
 	rm -rf .build bench/results/*.tmp .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_keys.datatypes import Signature
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 DOMAIN_NAME = "Neurotoken Compute Market"
 DOMAIN_VERSION = "1"
@@ -254,9 +255,7 @@ def _signature_bytes(signed: Any) -> bytes:
 
 def sign_verdict(private_key: str | bytes, domain: MarketDomain, verdict: Verdict) -> SignedVerdict:
     """Signs one job's verdict with an oracle key."""
-    signed = Account.sign_typed_data(
-        private_key, full_message=verdict_typed_data(domain, verdict)
-    )
+    signed = Account.sign_typed_data(private_key, full_message=verdict_typed_data(domain, verdict))
     return SignedVerdict(
         domain=domain,
         kind="verdict",
@@ -293,7 +292,7 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         raise InvalidSignatureError(f"v must be 27 or 28, got {v}")
     try:
         r = int.from_bytes(signature[:32], "big")
-        public_key = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
+        public_key = Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
     except Exception as exc:  # eth-keys raises several types for a point off the curve
         raise InvalidSignatureError(f"signature does not recover: {exc}") from exc
     return to_checksum_address(public_key.to_checksum_address())

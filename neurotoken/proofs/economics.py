@@ -84,7 +84,7 @@ def minimum_stake(
         raise ValueError("need k >= 1 and 0 < min_fraction <= 1")
     worst = 0.0
     for step in range(grid + 1):
-        f = min_fraction + (1.0 - min_fraction) * step / grid
+        f = min(1.0, min_fraction + (1.0 - min_fraction) * step / grid)
         d = detection_probability(f, k)
         worst = max(worst, (f * compute_cost + (1.0 - d) * outside_value) / d)
     return max(0, math.floor(worst - payment) + 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -148,6 +149,12 @@ def compute_job(
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
+    # Spawned workers start with this process's sys.path. Tools that load packages on a
+    # temporary path (`ape run` does) leave it without the folder this package came from,
+    # and the workers could not unpickle their task; make sure it is there.
+    home = str(Path(__file__).resolve().parents[2])
+    if home not in sys.path:
+        sys.path.append(home)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 

@@ -92,8 +92,11 @@ def decode(data: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         nbytes = count * DTYPES[code].itemsize
         if offset + nbytes > len(data):
             raise ContainerError(f"array {name}: truncated ({nbytes} bytes declared)")
-        flat = np.frombuffer(data, dtype=DTYPES[code], count=count, offset=offset)
-        arrays[name] = flat.reshape(shape)
+        try:
+            flat = np.frombuffer(data, dtype=DTYPES[code], count=count, offset=offset)
+            arrays[name] = flat.reshape(shape)
+        except ValueError as exc:
+            raise ContainerError(f"array {name}: {exc}") from None
         offset += nbytes
     if offset != len(data):
         raise ContainerError(f"{len(data) - offset} trailing bytes after the arrays")

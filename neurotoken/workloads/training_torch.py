@@ -18,7 +18,7 @@ from neurotoken.workloads.training import PARAM_NAMES, Params, SegmentData
 
 try:  # pragma: no cover - depends on the machine
     import torch
-except ImportError:  # pragma: no cover
+except (ImportError, OSError):  # pragma: no cover - absent, or installed without its libraries
     torch = None
 
 

@@ -55,7 +55,7 @@ def test_minimum_stake__makes_every_cheat_unprofitable(
     payment = cost + margin
     stake = minimum_stake(k, cost, payment, outside, min_fraction)
     for step in range(101):
-        f = min_fraction + (1 - min_fraction) * step / 100
+        f = min(1.0, min_fraction + (1 - min_fraction) * step / 100)
         assert cheating_gain(f, k, cost, payment, stake, outside) < 0 or math.isclose(
             cheating_gain(f, k, cost, payment, stake, outside),
             0,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec
 from neurotoken.proofs import (
@@ -85,7 +87,10 @@ def server(job: BuiltJob) -> Iterator[HostileServer]:
 
 
 def run(
-    job: BuiltJob, source: object, commitment: Commitment | None = None, **limits: float
+    job: BuiltJob,
+    source: object,
+    commitment: Commitment | None = None,
+    limits: VerifierLimits | None = None,
 ) -> set[tuple[Reason, int | None]]:
     verdict = verify_job(
         job.spec,
@@ -93,7 +98,7 @@ def run(
         SEED,
         job.spec.shard_count,
         source,  # type: ignore[arg-type]
-        VerifierLimits(**limits) if limits else None,
+        limits,
     )
     assert not verdict.accepted
     return {(f.reason, f.shard) for f in verdict.findings}
@@ -380,3 +385,43 @@ def test_training_job_with_unusable_checkpoint__is_rejected(tmp_path: Path) -> N
     assert (Reason.RECOMPUTE_MISMATCH, 1) in found
     assert (Reason.BAD_CHECKPOINT, 2) in found
     assert from_hex(built.manifest.root) == built.root
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_corrupted_bundle_file__is_rejected_never_raises(
+    job: BuiltJob, data: st.DataObject
+) -> None:
+    """Flip, cut or extend any byte of any file of the bundle; with every shard challenged
+    the verdict must be a rejection with findings, and nothing may escape as an exception."""
+    files = sorted(
+        p for p in job.store.root_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
+    target = data.draw(st.sampled_from(files))
+    original = target.read_bytes()
+    action = data.draw(st.sampled_from(["flip", "cut", "extend", "empty"]))
+    if action == "flip":
+        pos = data.draw(st.integers(0, len(original) - 1))
+        damaged = (
+            original[:pos]
+            + bytes([original[pos] ^ data.draw(st.integers(1, 255))])
+            + original[pos + 1 :]
+        )
+    elif action == "cut":
+        damaged = original[: data.draw(st.integers(0, len(original) - 1))]
+    elif action == "extend":
+        damaged = original + data.draw(st.binary(min_size=1, max_size=64))
+    else:
+        damaged = b""
+    try:
+        target.write_bytes(damaged)
+        verdict = verify_job(job.spec, job.commitment, SEED, job.spec.shard_count, job.store)
+    finally:
+        target.write_bytes(original)
+    belongs = "objects" in target.parts or job.root.hex() in str(target)
+    if belongs:
+        assert not verdict.accepted and verdict.findings
+    else:
+        assert verdict.accepted  # another job's bundle in the same store

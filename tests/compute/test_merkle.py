@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from eth_abi import encode
+from eth_abi.abi import encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

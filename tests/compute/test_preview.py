@@ -7,6 +7,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from neurotoken.jobs import ShelfImagesSpec
 from neurotoken.workloads import compute_shard
@@ -14,10 +15,11 @@ from neurotoken.workloads.preview import annotate, png_bytes, save_shelf_preview
 from neurotoken.workloads.shelf_job import decode_shelf_shard
 
 
-def read_png(data: bytes) -> np.ndarray:
+def read_png(data: bytes) -> npt.NDArray[np.uint8]:
     """A minimal PNG reader for 8-bit RGB, filter 0 (what png_bytes writes)."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
+    pos = 8
+    chunks: dict[bytes, bytes] = {}
     while pos < len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind = data[pos + 4 : pos + 8]

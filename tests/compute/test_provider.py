@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ class SimulatedCrashError(Exception):
     """Stands in for the provider dying between two shards."""
 
 
-def crash_after(count: int) -> object:
+def crash_after(count: int) -> Callable[[int], None]:
     seen: list[int] = []
 
     def hook(index: int) -> None:
@@ -50,7 +51,7 @@ def test_compute_job__after_a_crash__resumes_without_recomputing(
             workers=1,
             progress=False,
             on_shard=crash_after(5),
-        )  # type: ignore[arg-type]
+        )
     again = compute_job(shelf_spec, store, tmp_path / "state", workers=1, progress=False)
     assert again.reused == [0, 1, 2, 3, 4]
     assert sorted(again.computed) == list(range(5, 16))
@@ -80,7 +81,7 @@ def test_compute_job__training_after_a_crash__continues_from_the_last_checkpoint
             workers=1,
             progress=False,
             on_shard=crash_after(3),
-        )  # type: ignore[arg-type]
+        )
     again = compute_job(training_spec, store, tmp_path / "state", workers=1, progress=False)
     assert again.reused == [0, 1, 2] and again.computed == list(range(3, 12))
     fresh = compute_job(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -87,7 +89,10 @@ def test_decode_shelf_shard__returns_images_and_labels(shelf_spec: ShelfImagesSp
 
 
 def test_container__round_trips_arrays_and_meta() -> None:
-    arrays = {"a": np.arange(6, dtype=np.int64).reshape(2, 3), "b": np.ones(4, np.float32)}
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "a": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "b": np.ones(4, np.float32),
+    }
     meta, back = container.decode(container.encode({"k": [1, None]}, arrays))
     assert meta == {"k": [1, None]}
     assert all(np.array_equal(back[name], arrays[name]) for name in arrays)

@@ -66,8 +66,14 @@ def outsider_key(accounts: Any) -> Any:
 
 @pytest.fixture
 def market(
-    project: Any, owner: Any, token: Any, minter: Any, oracles: list[Any], client: Any,
-    provider: Any, provider2: Any,
+    project: Any,
+    owner: Any,
+    token: Any,
+    minter: Any,
+    oracles: list[Any],
+    client: Any,
+    provider: Any,
+    provider2: Any,
 ) -> Any:
     """A market with 3 oracles, threshold 2, fee 2.5%; client and providers funded and approved."""
     deployed = project.ComputeMarket.deploy(
@@ -127,11 +133,14 @@ class Market:
         self.contract.acceptJob(job_id, sender=provider)
         return job_id
 
-    def submitted(self, provider: Any | None = None, root: bytes = RESULT_ROOT, **overrides: Any) -> int:
+    def submitted(
+        self, provider: Any | None = None, root: bytes = RESULT_ROOT, **overrides: Any
+    ) -> int:
         provider = provider or self.provider
         job_id = self.accepted(provider, **overrides)
         self.contract.submitResult(job_id, root, SHARDS, "ipfs://bundle", sender=provider)
-        self.chain.mine(1)  # the seed block
+        # The seed block, then one more: a view sees the seed block's hash only from the next.
+        self.chain.mine(2)
         return job_id
 
     def sign(
@@ -140,7 +149,8 @@ class Market:
         """Signatures of `signers` over the job's verdict, sorted by signer address."""
         root = root if root is not None else bytes(self.contract.getJob(job_id).resultRoot)
         signed = [
-            sign_verdict(s.private_key, self.domain, Verdict(job_id, root, accepted)) for s in signers
+            sign_verdict(s.private_key, self.domain, Verdict(job_id, root, accepted))
+            for s in signers
         ]
         return sorted_signatures(signed)
 
@@ -151,7 +161,9 @@ class Market:
             Verdict(job_id, bytes(self.contract.getJob(job_id).resultRoot), accepted)
             for job_id, accepted in entries
         ]
-        return sorted_signatures([sign_batch(s.private_key, self.domain, verdicts) for s in signers])
+        return sorted_signatures(
+            [sign_batch(s.private_key, self.domain, verdicts) for s in signers]
+        )
 
 
 def sorted_signatures(signed: Sequence[SignedVerdict]) -> list[bytes]:

@@ -52,11 +52,17 @@ def test_post__escrows_payment_and_stores_job(m, market, client, balance_of):
     }
     job = market.getJob(1)
     assert (job.client, job.paymentNtk, job.provider, job.collateralNtk) == (
-        client.address, PAYMENT, ZERO_ADDRESS, COLLATERAL
+        client.address,
+        PAYMENT,
+        ZERO_ADDRESS,
+        COLLATERAL,
     )
     assert (job.specHash, job.resultRoot, job.state) == (SPEC_HASH, b"\x00" * 32, POSTED)
     assert (job.acceptBy, job.deliverBy, job.verdictBy, job.seedBlock) == (
-        request["acceptBy"], request["deliverBy"], request["verdictBy"], 0
+        request["acceptBy"],
+        request["deliverBy"],
+        request["verdictBy"],
+        0,
     )
     assert (job.shardCount, job.challengeCount, job.feeBps) == (SHARDS, CHALLENGES, FEE_BPS)
     assert balance_of(client) == before - PAYMENT
@@ -83,9 +89,7 @@ def test_post__zero_spec_hash__reverts(m, market, client):
         market.postJob(m.request(specHash=b"\x00" * 32), sender=client)
 
 
-@pytest.mark.parametrize(
-    ("shards", "challenges"), [(0, 0), (4, 0), (4, 5), (1000, 257)]
-)
+@pytest.mark.parametrize(("shards", "challenges"), [(0, 0), (4, 0), (4, 5), (1000, 257)])
 def test_post__invalid_shard_counts__reverts(m, market, client, shards, challenges):
     with ape.reverts(market.MarketInvalidShardCounts, shardCount=shards, challengeCount=challenges):
         market.postJob(m.request(shardCount=shards, challengeCount=challenges), sender=client)
@@ -110,7 +114,10 @@ def test_post__invalid_deadlines__reverts(m, market, chain, client, case):
     chain.pending_timestamp = now
     with ape.reverts(
         market.MarketInvalidDeadlines,
-        timestamp=now, acceptBy=deadlines[0], deliverBy=deadlines[1], verdictBy=deadlines[2],
+        timestamp=now,
+        acceptBy=deadlines[0],
+        deliverBy=deadlines[1],
+        verdictBy=deadlines[2],
     ):
         market.postJob(
             m.request(acceptBy=deadlines[0], deliverBy=deadlines[1], verdictBy=deadlines[2]),
@@ -120,36 +127,48 @@ def test_post__invalid_deadlines__reverts(m, market, chain, client, case):
 
 def test_post__without_allowance__reverts_with_token_error(m, market, token, client):
     token.approve(market, 0, sender=client)
-    with ape.reverts(token.ERC20InsufficientAllowance, spender=market.address, allowance=0, needed=PAYMENT):
+    with ape.reverts(
+        token.ERC20InsufficientAllowance, spender=market.address, allowance=0, needed=PAYMENT
+    ):
         market.postJob(m.request(), sender=client)
 
 
 # ---------------------------------------------------------------- post with permit
 
 
-def test_post_with_permit__pulls_payment_in_one_call(m, market, token, client, chain, make_permit, balance_of):
+def test_post_with_permit__pulls_payment_in_one_call(
+    m, market, token, client, chain, make_permit, balance_of
+):
     token.approve(market, 0, sender=client)
     deadline = chain.pending_timestamp + 600
     permit = make_permit(token, client, market, PAYMENT, deadline)
     before = balance_of(client)
-    tx = market.postJobWithPermit(m.request(), deadline, permit.v, permit.r, permit.s, sender=client)
+    tx = market.postJobWithPermit(
+        m.request(), deadline, permit.v, permit.r, permit.s, sender=client
+    )
     assert event_args(tx, market.JobPosted)["paymentNtk"] == PAYMENT
     assert balance_of(client) == before - PAYMENT
     assert token.allowance(client, market) == 0
     assert market.getJob(tx.return_value).state == POSTED
 
 
-def test_post_with_permit__front_run_permit__still_posts(m, market, token, client, stranger, chain, make_permit):
+def test_post_with_permit__front_run_permit__still_posts(
+    m, market, token, client, stranger, chain, make_permit
+):
     """Someone submits the permit first: the allowance is set, so the post still succeeds."""
     token.approve(market, 0, sender=client)
     deadline = chain.pending_timestamp + 600
     permit = make_permit(token, client, market, PAYMENT, deadline)
     token.permit(client, market, PAYMENT, deadline, permit.v, permit.r, permit.s, sender=stranger)
-    tx = market.postJobWithPermit(m.request(), deadline, permit.v, permit.r, permit.s, sender=client)
+    tx = market.postJobWithPermit(
+        m.request(), deadline, permit.v, permit.r, permit.s, sender=client
+    )
     assert market.getJob(tx.return_value).paymentNtk == PAYMENT
 
 
-def test_post_with_permit__bad_permit_and_no_allowance__reverts(m, market, token, client, chain, make_permit):
+def test_post_with_permit__bad_permit_and_no_allowance__reverts(
+    m, market, token, client, chain, make_permit
+):
     token.approve(market, 0, sender=client)
     deadline = chain.pending_timestamp + 600
     permit = make_permit(token, client, market, PAYMENT - 1, deadline)  # signed for another value
@@ -165,7 +184,9 @@ def test_accept__locks_collateral(m, market, provider):
     job_id = m.post()
     tx = market.acceptJob(job_id, sender=provider)
     assert event_args(tx, market.JobAccepted) == {
-        "jobId": job_id, "provider": provider.address, "collateralNtk": COLLATERAL
+        "jobId": job_id,
+        "provider": provider.address,
+        "collateralNtk": COLLATERAL,
     }
     job = market.getJob(job_id)
     assert (job.state, job.provider) == (ACCEPTED, provider.address)
@@ -185,7 +206,9 @@ def test_accept__after_deadline__reverts(m, market, chain, provider):
     job_id = m.post()
     accept_by = market.getJob(job_id).acceptBy
     chain.pending_timestamp = accept_by + 1
-    with ape.reverts(market.MarketDeadlinePassed, jobId=job_id, deadline=accept_by, timestamp=accept_by + 1):
+    with ape.reverts(
+        market.MarketDeadlinePassed, jobId=job_id, deadline=accept_by, timestamp=accept_by + 1
+    ):
         market.acceptJob(job_id, sender=provider)
 
 
@@ -205,7 +228,10 @@ def test_accept__by_other_than_chosen_provider__reverts(m, market, provider, pro
     m.register(provider2)
     job_id = m.post(provider=provider.address)
     with ape.reverts(
-        market.MarketNotChosenProvider, jobId=job_id, chosen=provider.address, caller=provider2.address
+        market.MarketNotChosenProvider,
+        jobId=job_id,
+        chosen=provider.address,
+        caller=provider2.address,
     ):
         market.acceptJob(job_id, sender=provider2)
 
@@ -228,7 +254,9 @@ def test_accept__insufficient_free_stake__reverts(m, market, provider):
     job_id = m.post()
     with ape.reverts(
         market.MarketInsufficientStake,
-        provider=provider.address, available=COLLATERAL - 1, required=COLLATERAL,
+        provider=provider.address,
+        available=COLLATERAL - 1,
+        required=COLLATERAL,
     ):
         market.acceptJob(job_id, sender=provider)
 
@@ -263,13 +291,20 @@ def test_submit__commits_root_and_fixes_seed_block(m, market, chain, provider):
         "bundleURI": "ipfs://bundle",
     }
     job = market.getJob(job_id)
-    assert (job.state, job.resultRoot, job.seedBlock) == (SUBMITTED, RESULT_ROOT, tx.block_number + 1)
+    assert (job.state, job.resultRoot, job.seedBlock) == (
+        SUBMITTED,
+        RESULT_ROOT,
+        tx.block_number + 1,
+    )
 
 
 def test_submit__by_other_account__reverts(m, market, provider, stranger):
     job_id = m.accepted()
     with ape.reverts(
-        market.MarketNotJobProvider, jobId=job_id, provider=provider.address, caller=stranger.address
+        market.MarketNotJobProvider,
+        jobId=job_id,
+        provider=provider.address,
+        caller=stranger.address,
     ):
         market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=stranger)
 
@@ -290,7 +325,9 @@ def test_submit__after_deliver_by__reverts(m, market, chain, provider):
     job_id = m.accepted()
     deliver_by = market.getJob(job_id).deliverBy
     chain.pending_timestamp = deliver_by + 1
-    with ape.reverts(market.MarketDeadlinePassed, jobId=job_id, deadline=deliver_by, timestamp=deliver_by + 1):
+    with ape.reverts(
+        market.MarketDeadlinePassed, jobId=job_id, deadline=deliver_by, timestamp=deliver_by + 1
+    ):
         market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
 
 
@@ -302,7 +339,9 @@ def test_submit__zero_root__reverts(m, market, provider):
 
 def test_submit__wrong_shard_count__reverts(m, market, provider):
     job_id = m.accepted()
-    with ape.reverts(market.MarketShardCountMismatch, jobId=job_id, expected=SHARDS, submitted=SHARDS + 1):
+    with ape.reverts(
+        market.MarketShardCountMismatch, jobId=job_id, expected=SHARDS, submitted=SHARDS + 1
+    ):
         market.submitResult(job_id, RESULT_ROOT, SHARDS + 1, "", sender=provider)
 
 
@@ -314,7 +353,9 @@ def test_cancel__by_client_before_accept__refunds(m, market, client, balance_of)
     before = balance_of(client)
     tx = market.cancelJob(job_id, sender=client)
     assert event_args(tx, market.JobCancelled) == {
-        "jobId": job_id, "client": client.address, "refundNtk": PAYMENT
+        "jobId": job_id,
+        "client": client.address,
+        "refundNtk": PAYMENT,
     }
     assert market.getJob(job_id).state == CANCELLED
     assert balance_of(client) == before + PAYMENT
@@ -323,7 +364,9 @@ def test_cancel__by_client_before_accept__refunds(m, market, client, balance_of)
 
 def test_cancel__by_stranger__reverts(m, market, client, stranger):
     job_id = m.post()
-    with ape.reverts(market.MarketNotJobClient, jobId=job_id, client=client.address, caller=stranger.address):
+    with ape.reverts(
+        market.MarketNotJobClient, jobId=job_id, client=client.address, caller=stranger.address
+    ):
         market.cancelJob(job_id, sender=stranger)
 
 
@@ -348,12 +391,18 @@ def test_cancel__unknown_job__reverts(market, client):
 # ---------------------------------------------------------------- timeouts
 
 
-def test_expire__posted_job_after_accept_by__refunds_anyone_may_call(m, market, chain, client, stranger, balance_of):
+def test_expire__posted_job_after_accept_by__refunds_anyone_may_call(
+    m, market, chain, client, stranger, balance_of
+):
     job_id = m.post()
     chain.pending_timestamp = market.getJob(job_id).acceptBy + 1
     before = balance_of(client)
     tx = market.expireJob(job_id, sender=stranger)
-    assert event_args(tx, market.JobExpired) == {"jobId": job_id, "client": client.address, "refundNtk": PAYMENT}
+    assert event_args(tx, market.JobExpired) == {
+        "jobId": job_id,
+        "client": client.address,
+        "refundNtk": PAYMENT,
+    }
     assert market.getJob(job_id).state == EXPIRED
     assert balance_of(client) == before + PAYMENT
 
@@ -362,11 +411,15 @@ def test_expire__posted_job_at_accept_by__reverts(m, market, chain, stranger):
     job_id = m.post()
     accept_by = market.getJob(job_id).acceptBy
     chain.pending_timestamp = accept_by
-    with ape.reverts(market.MarketDeadlineNotReached, jobId=job_id, deadline=accept_by, timestamp=accept_by):
+    with ape.reverts(
+        market.MarketDeadlineNotReached, jobId=job_id, deadline=accept_by, timestamp=accept_by
+    ):
         market.expireJob(job_id, sender=stranger)
 
 
-def test_expire__undelivered_job__refunds_and_slashes(m, market, token, chain, client, provider, stranger, balance_of):
+def test_expire__undelivered_job__refunds_and_slashes(
+    m, market, token, chain, client, provider, stranger, balance_of
+):
     job_id = m.accepted()
     chain.pending_timestamp = market.getJob(job_id).deliverBy + 1
     before, supply = balance_of(client), token.totalSupply()
@@ -386,7 +439,9 @@ def test_expire__undelivered_job__refunds_and_slashes(m, market, token, chain, c
     assert balance_of(market) == STAKE - COLLATERAL
 
 
-def test_expire__undelivered_job_with_odd_collateral__rounds_compensation_down(m, market, chain, stranger):
+def test_expire__undelivered_job_with_odd_collateral__rounds_compensation_down(
+    m, market, chain, stranger
+):
     job_id = m.accepted(collateralNtk=3)
     chain.pending_timestamp = market.getJob(job_id).deliverBy + 1
     log = event_args(market.expireJob(job_id, sender=stranger), market.JobDefaulted)
@@ -406,17 +461,24 @@ def test_expire__accepted_job_at_deliver_by__reverts(m, market, chain, stranger)
     job_id = m.accepted()
     deliver_by = market.getJob(job_id).deliverBy
     chain.pending_timestamp = deliver_by
-    with ape.reverts(market.MarketDeadlineNotReached, jobId=job_id, deadline=deliver_by, timestamp=deliver_by):
+    with ape.reverts(
+        market.MarketDeadlineNotReached, jobId=job_id, deadline=deliver_by, timestamp=deliver_by
+    ):
         market.expireJob(job_id, sender=stranger)
 
 
-def test_expire__submitted_job_without_quorum__refunds_and_unlocks(m, market, chain, client, provider, stranger, balance_of):
+def test_expire__submitted_job_without_quorum__refunds_and_unlocks(
+    m, market, chain, client, provider, stranger, balance_of
+):
     job_id = m.submitted()
     chain.pending_timestamp = market.getJob(job_id).verdictBy + 1
     before = balance_of(client)
     tx = market.expireJob(job_id, sender=stranger)
     assert event_args(tx, market.JobLapsed) == {
-        "jobId": job_id, "provider": provider.address, "refundNtk": PAYMENT, "collateralNtk": COLLATERAL
+        "jobId": job_id,
+        "provider": provider.address,
+        "refundNtk": PAYMENT,
+        "collateralNtk": COLLATERAL,
     }
     assert market.getJob(job_id).state == LAPSED
     assert balance_of(client) == before + PAYMENT
@@ -427,7 +489,9 @@ def test_expire__submitted_job_at_verdict_by__reverts(m, market, chain, stranger
     job_id = m.submitted()
     verdict_by = market.getJob(job_id).verdictBy
     chain.pending_timestamp = verdict_by
-    with ape.reverts(market.MarketDeadlineNotReached, jobId=job_id, deadline=verdict_by, timestamp=verdict_by):
+    with ape.reverts(
+        market.MarketDeadlineNotReached, jobId=job_id, deadline=verdict_by, timestamp=verdict_by
+    ):
         market.expireJob(job_id, sender=stranger)
 
 

@@ -11,7 +11,9 @@ def test_register__pulls_stake_and_records_metadata(m, market, token, provider, 
     before = balance_of(provider)
     tx = market.registerProvider(STAKE, "https://gpu.example/a.json", sender=provider)
     assert event_args(tx, market.ProviderRegistered) == {
-        "provider": provider.address, "stakeNtk": STAKE, "metadataURI": "https://gpu.example/a.json"
+        "provider": provider.address,
+        "stakeNtk": STAKE,
+        "metadataURI": "https://gpu.example/a.json",
     }
     record = market.getProvider(provider)
     assert record.registered and record.stakeNtk == STAKE
@@ -38,7 +40,8 @@ def test_update_metadata__replaces_uri(m, market, provider):
     m.register()
     tx = market.updateProviderMetadata("ipfs://new", sender=provider)
     assert event_args(tx, market.ProviderMetadataUpdated) == {
-        "provider": provider.address, "metadataURI": "ipfs://new"
+        "provider": provider.address,
+        "metadataURI": "ipfs://new",
     }
     assert market.providerMetadataURI(provider) == "ipfs://new"
 
@@ -52,7 +55,9 @@ def test_add_stake__increases_free_stake(m, market, provider, balance_of):
     m.register()
     tx = market.addStake(5 * NTK, sender=provider)
     assert event_args(tx, market.StakeAdded) == {
-        "provider": provider.address, "amountNtk": 5 * NTK, "stakeNtk": STAKE + 5 * NTK
+        "provider": provider.address,
+        "amountNtk": 5 * NTK,
+        "stakeNtk": STAKE + 5 * NTK,
     }
     assert market.getProvider(provider).stakeNtk == STAKE + 5 * NTK
     assert balance_of(market) == STAKE + 5 * NTK
@@ -80,12 +85,16 @@ def test_request_unbond__moves_free_stake_and_starts_clock(m, market, chain, pro
     tx = market.requestUnbond(300 * NTK, sender=provider)
     ready_at = chain.blocks.head.timestamp + UNBONDING_DELAY
     assert event_args(tx, market.UnbondRequested) == {
-        "provider": provider.address, "amountNtk": 300 * NTK, "unbondingNtk": 300 * NTK,
+        "provider": provider.address,
+        "amountNtk": 300 * NTK,
+        "unbondingNtk": 300 * NTK,
         "readyAt": ready_at,
     }
     record = market.getProvider(provider)
     assert (record.stakeNtk, record.unbondingNtk, record.unbondReadyAt) == (
-        STAKE - 300 * NTK, 300 * NTK, ready_at
+        STAKE - 300 * NTK,
+        300 * NTK,
+        ready_at,
     )
 
 
@@ -103,7 +112,9 @@ def test_request_unbond__more_than_free__reverts(m, market, provider):
     m.register()
     with ape.reverts(
         market.MarketInsufficientStake,
-        provider=provider.address, available=STAKE, required=STAKE + 1,
+        provider=provider.address,
+        available=STAKE,
+        required=STAKE + 1,
     ):
         market.requestUnbond(STAKE + 1, sender=provider)
 
@@ -114,7 +125,9 @@ def test_request_unbond__of_locked_collateral__reverts(m, market, provider):
     assert market.getProvider(provider).stakeNtk == 10 * NTK
     with ape.reverts(
         market.MarketInsufficientStake,
-        provider=provider.address, available=10 * NTK, required=11 * NTK,
+        provider=provider.address,
+        available=10 * NTK,
+        required=11 * NTK,
     ):
         market.requestUnbond(11 * NTK, sender=provider)
 
@@ -136,7 +149,10 @@ def test_withdraw_unbonded__before_delay__reverts(m, market, chain, provider):
     ready_at = market.getProvider(provider).unbondReadyAt
     chain.pending_timestamp = ready_at - 1
     with ape.reverts(
-        market.MarketUnbondNotReady, provider=provider.address, readyAt=ready_at, timestamp=ready_at - 1
+        market.MarketUnbondNotReady,
+        provider=provider.address,
+        readyAt=ready_at,
+        timestamp=ready_at - 1,
     ):
         market.withdrawUnbonded(sender=provider)
 
@@ -147,7 +163,10 @@ def test_withdraw_unbonded__at_ready_time__pays_out(m, market, chain, provider, 
     chain.pending_timestamp = market.getProvider(provider).unbondReadyAt
     before = balance_of(provider)
     tx = market.withdrawUnbonded(sender=provider)
-    assert event_args(tx, market.UnbondWithdrawn) == {"provider": provider.address, "amountNtk": 300 * NTK}
+    assert event_args(tx, market.UnbondWithdrawn) == {
+        "provider": provider.address,
+        "amountNtk": 300 * NTK,
+    }
     assert balance_of(provider) == before + 300 * NTK
     assert market.getProvider(provider).unbondingNtk == 0
     assert balance_of(market) == STAKE - 300 * NTK
@@ -164,13 +183,18 @@ def test_withdraw_earnings__nothing_earned__reverts(market, provider):
         market.withdrawEarnings(sender=provider)
 
 
-def test_withdraw_earnings__after_paid_job__pays_net_and_zeroes(m, market, provider, oracles, balance_of):
+def test_withdraw_earnings__after_paid_job__pays_net_and_zeroes(
+    m, market, provider, oracles, balance_of
+):
     job_id = m.submitted()
     market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=provider)
     earned = market.getProvider(provider).earnedNtk
     assert earned > 0
     before = balance_of(provider)
     tx = market.withdrawEarnings(sender=provider)
-    assert event_args(tx, market.EarningsWithdrawn) == {"provider": provider.address, "amountNtk": earned}
+    assert event_args(tx, market.EarningsWithdrawn) == {
+        "provider": provider.address,
+        "amountNtk": earned,
+    }
     assert balance_of(provider) == before + earned
     assert market.getProvider(provider).earnedNtk == 0

@@ -3,7 +3,6 @@ changes, batches, and settlement racing a timeout in the same block."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +29,7 @@ from tests.market.conftest import (
 
 
 def fee_of(payment: int) -> int:
-    return math.ceil(payment * FEE_BPS / 10_000)
+    return -(-payment * FEE_BPS // 10_000)  # rounded up, in integers
 
 
 def signer_of(account: Any) -> str:
@@ -40,7 +39,9 @@ def signer_of(account: Any) -> str:
 # ---------------------------------------------------------------- accept / reject
 
 
-def test_settle__accepted__credits_provider_and_fee(m, market, provider, stranger, oracles, balance_of):
+def test_settle__accepted__credits_provider_and_fee(
+    m, market, provider, stranger, oracles, balance_of
+):
     job_id = m.submitted()
     tx = market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=stranger)
     fee = fee_of(PAYMENT)
@@ -72,7 +73,9 @@ def test_settle__fee_is_the_one_in_force_when_posted(m, market, owner, oracles):
     assert event_args(tx, market.JobPaid)["feeNtk"] == fee_of(PAYMENT)
 
 
-def test_settle__rejected__refunds_client_and_slashes(m, market, token, client, provider, oracles, balance_of):
+def test_settle__rejected__refunds_client_and_slashes(
+    m, market, token, client, provider, oracles, balance_of
+):
     job_id = m.submitted()
     before, supply = balance_of(client), token.totalSupply()
     tx = market.settle(job_id, False, m.sign(job_id, False, oracles[1:]), sender=oracles[2])
@@ -217,7 +220,9 @@ def test_settle__replayed_on_a_job_with_the_same_root__reverts(m, market, oracle
 def test_settle__job_not_submitted__reverts(m, market, oracles):
     job_id = m.accepted()
     with ape.reverts(market.MarketJobWrongState, jobId=job_id, state=ACCEPTED):
-        market.settle(job_id, True, m.sign(job_id, True, oracles[:2], root=RESULT_ROOT), sender=oracles[0])
+        market.settle(
+            job_id, True, m.sign(job_id, True, oracles[:2], root=RESULT_ROOT), sender=oracles[0]
+        )
 
 
 def test_settle__unknown_job__reverts(m, market, oracles):
@@ -228,7 +233,9 @@ def test_settle__unknown_job__reverts(m, market, oracles):
 def test_settle__before_seed_block_exists__reverts(m, market, provider, oracles):
     job_id = m.accepted()
     tx = market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
-    with ape.reverts(market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1):
+    with ape.reverts(
+        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
+    ):
         market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
 
 
@@ -243,7 +250,9 @@ def test_settle__after_verdict_deadline__reverts(m, market, chain, oracles):
     job_id = m.submitted()
     verdict_by = market.getJob(job_id).verdictBy
     chain.pending_timestamp = verdict_by + 1
-    with ape.reverts(market.MarketDeadlinePassed, jobId=job_id, deadline=verdict_by, timestamp=verdict_by + 1):
+    with ape.reverts(
+        market.MarketDeadlinePassed, jobId=job_id, deadline=verdict_by, timestamp=verdict_by + 1
+    ):
         market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
 
 
@@ -276,7 +285,9 @@ def test_settle__after_threshold_raised__needs_more(m, market, owner, oracles):
     assert market.getJob(job_id).state == PAID
 
 
-def test_oracle_changes__leave_settled_jobs_untouched(m, market, owner, provider, oracles, outsider_key):
+def test_oracle_changes__leave_settled_jobs_untouched(
+    m, market, owner, provider, oracles, outsider_key
+):
     job_id = m.submitted()
     market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
     before = (market.getJob(job_id), market.getProvider(provider), market.feesNtk())
@@ -290,7 +301,9 @@ def test_oracle_changes__leave_settled_jobs_untouched(m, market, owner, provider
 # ---------------------------------------------------------------- batches
 
 
-def test_settle_batch__mixed_verdicts__settles_each(m, market, token, client, provider, provider2, oracles, balance_of):
+def test_settle_batch__mixed_verdicts__settles_each(
+    m, market, token, client, provider, provider2, oracles, balance_of
+):
     m.register(provider2)
     jobs = [m.submitted(), m.submitted(provider2), m.submitted(), m.submitted(provider2)]
     verdicts = [(jobs[0], True), (jobs[1], False), (jobs[2], True), (jobs[3], True)]
@@ -368,7 +381,9 @@ def test_settle_batch__one_job_not_awaiting_verdict__reverts_all(m, market, orac
 def test_settle_batch__below_threshold__reverts(m, market, oracles):
     job_id = m.submitted()
     with ape.reverts(market.MarketQuorumNotReached, signatures=1, threshold=2):
-        market.settleBatch([(job_id, True)], m.sign_batch([(job_id, True)], oracles[:1]), sender=oracles[0])
+        market.settleBatch(
+            [(job_id, True)], m.sign_batch([(job_id, True)], oracles[:1]), sender=oracles[0]
+        )
 
 
 def test_settle_batch__with_removed_oracle__reverts(m, market, owner, oracles):
@@ -383,7 +398,9 @@ def test_settle_batch__signed_on_another_chain__reverts(m, market, oracles):
     job_id = m.submitted()
     verdicts = [Verdict(job_id, RESULT_ROOT, True)]
     other = MarketDomain(5, m.contract.address)
-    signatures = sorted_signatures([sign_batch(o.private_key, other, verdicts) for o in oracles[:2]])
+    signatures = sorted_signatures(
+        [sign_batch(o.private_key, other, verdicts) for o in oracles[:2]]
+    )
     with ape.reverts(market.MarketSignerNotOracle):
         market.settleBatch([(job_id, True)], signatures, sender=oracles[0])
 
@@ -417,7 +434,8 @@ class Unmined:
             "type": 2,
         }
         signed = Account.sign_transaction(tx, sender.private_key)
-        return "0x" + self.web3.eth.send_raw_transaction(signed.raw_transaction).hex().removeprefix("0x")
+        tx_hash = self.web3.eth.send_raw_transaction(signed.raw_transaction)
+        return "0x" + bytes(tx_hash).hex()
 
     def mine(self, timestamp: int) -> None:
         self.chain.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
@@ -453,8 +471,12 @@ def test_race__settle_and_expire_in_one_block__exactly_one_pays(
     race.mine(verdict_by + offset)
     settled, expired = race.receipt(settle_tx), race.receipt(expire_tx)
     assert settled.block_number == expired.block_number
-    assert [settled.failed, expired.failed] == ([False, True] if winner == "settle" else [True, False])
-    payouts = len(settled.events.filter(market.JobPaid)) + len(expired.events.filter(market.JobLapsed))
+    assert [settled.failed, expired.failed] == (
+        [False, True] if winner == "settle" else [True, False]
+    )
+    payouts = len(settled.events.filter(market.JobPaid)) + len(
+        expired.events.filter(market.JobLapsed)
+    )
     assert payouts == 1
     if winner == "settle":
         assert market.getJob(job_id).state == PAID
@@ -464,7 +486,9 @@ def test_race__settle_and_expire_in_one_block__exactly_one_pays(
         assert balance_of(client) == client_before + PAYMENT
 
 
-def test_race__accept_and_reject_verdicts_in_one_block__first_wins(m, market, oracles, unmined, provider, client, balance_of):
+def test_race__accept_and_reject_verdicts_in_one_block__first_wins(
+    m, market, oracles, unmined, provider, client, balance_of
+):
     job_id = m.submitted()
     accept_sigs = m.sign(job_id, True, oracles[:2])
     reject_sigs = m.sign(job_id, False, oracles[1:])
@@ -478,7 +502,9 @@ def test_race__accept_and_reject_verdicts_in_one_block__first_wins(m, market, or
     assert balance_of(client) == client_before + PAYMENT + COLLATERAL // 2
 
 
-def test_race__accept_and_cancel_in_one_block__first_wins(m, market, provider, client, unmined, balance_of):
+def test_race__accept_and_cancel_in_one_block__first_wins(
+    m, market, provider, client, unmined, balance_of
+):
     m.register()
     job_id = m.post()
     client_before = balance_of(client)

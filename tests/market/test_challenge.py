@@ -1,0 +1,164 @@
+"""The challenge: a seed from a block that did not exist at commit time, its fixing and
+re-anchoring, and the index derivation mirrored in Python."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neurotoken.verdicts import VerdictError, challenged_indices
+from tests.market.conftest import CHALLENGES, POSTED, RESULT_ROOT, SHARDS, event_args
+
+HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"  # EIP-2935
+
+
+def drop_block_history(chain) -> None:
+    """Empties the EIP-2935 history contract, as on a chain without it: a block hash is then
+    out of reach after 256 blocks instead of 8,191 (which would take anvil minutes to mine)."""
+    chain.provider.make_request("anvil_setCode", [HISTORY_STORAGE, "0x"])
+
+
+def test_challenge_seed__before_result__reverts(m, market):
+    job_id = m.post()
+    with ape.reverts(market.MarketJobWrongState, jobId=job_id, state=POSTED):
+        market.challengeSeed(job_id)
+
+
+def test_challenge_seed__in_the_submit_block__is_pending(m, market, provider):
+    job_id = m.accepted()
+    tx = market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
+    with ape.reverts(
+        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
+    ):
+        market.challengeSeed(job_id)
+
+
+def test_challenge_seed__is_the_hash_of_the_block_after_the_commit(m, market, chain):
+    job_id = m.submitted()
+    seed_block = market.getJob(job_id).seedBlock
+    assert bytes(market.challengeSeed(job_id)) == bytes(chain.blocks[seed_block].hash)
+
+
+def test_challenged_shards__match_python_mirror(m, market):
+    job_id = m.submitted()
+    seed = bytes(market.challengeSeed(job_id))
+    on_chain = list(market.challengedShards(job_id))
+    assert on_chain == challenged_indices(seed, job_id, SHARDS, CHALLENGES)
+    assert len(set(on_chain)) == CHALLENGES
+    assert all(0 <= i < SHARDS for i in on_chain)
+
+
+def test_challenged_shards__all_shards__is_a_permutation(m, market):
+    job_id = m.submitted(shardCount=SHARDS, challengeCount=SHARDS)
+    assert sorted(market.challengedShards(job_id)) == list(range(SHARDS))
+
+
+def test_challenge_seed__after_256_blocks__read_from_history(m, market, chain):
+    """Past the BLOCKHASH window the seed is read from the EIP-2935 history contract."""
+    job_id = m.submitted()
+    seed_block = market.getJob(job_id).seedBlock
+    chain.mine(300)
+    assert bytes(market.challengeSeed(job_id)) == bytes(chain.blocks[seed_block].hash)
+
+
+def test_fix_challenge_seed__stores_it_for_good(m, market, chain, stranger):
+    job_id = m.submitted()
+    seed_block = market.getJob(job_id).seedBlock
+    expected = bytes(chain.blocks[seed_block].hash)
+    tx = market.fixChallengeSeed(job_id, sender=stranger)
+    assert event_args(tx, market.ChallengeSeedFixed) == {
+        "jobId": job_id,
+        "seedBlock": seed_block,
+        "seed": expected,
+    }
+    drop_block_history(chain)
+    chain.mine(260)
+    assert bytes(market.challengeSeed(job_id)) == expected
+
+
+def test_fix_challenge_seed__twice__reverts(m, market, stranger):
+    job_id = m.submitted()
+    market.fixChallengeSeed(job_id, sender=stranger)
+    seed = bytes(market.challengeSeed(job_id))
+    with ape.reverts(market.MarketChallengeSeedAlreadyFixed, jobId=job_id, seed=seed):
+        market.fixChallengeSeed(job_id, sender=stranger)
+
+
+def test_fix_challenge_seed__pending__reverts(m, market, provider):
+    job_id = m.accepted()
+    tx = market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
+    with ape.reverts(
+        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
+    ):
+        market.fixChallengeSeed(job_id, sender=provider)
+
+
+def test_fix_challenge_seed__not_submitted__reverts(m, market, stranger):
+    job_id = m.accepted()
+    with ape.reverts(market.MarketJobWrongState, jobId=job_id, state=2):
+        market.fixChallengeSeed(job_id, sender=stranger)
+
+
+def test_fix_challenge_seed__unknown_job__reverts(market, stranger):
+    with ape.reverts(market.MarketJobNotFound, jobId=3):
+        market.fixChallengeSeed(3, sender=stranger)
+
+
+def test_seed_out_of_reach__reanchors_to_next_block(m, market, chain, stranger, oracles):
+    """Nobody fixed the seed while its hash was readable: the view says so, anyone moves the
+    seed to the next block, and settlement waits for that block."""
+    job_id = m.submitted()
+    old_seed_block = market.getJob(job_id).seedBlock
+    drop_block_history(chain)
+    chain.mine(260)
+    with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=old_seed_block):
+        market.challengeSeed(job_id)
+
+    tx = market.fixChallengeSeed(job_id, sender=stranger)
+    assert event_args(tx, market.ChallengeSeedReanchored) == {
+        "jobId": job_id,
+        "oldSeedBlock": old_seed_block,
+        "newSeedBlock": tx.block_number + 1,
+    }
+    assert market.getJob(job_id).seedBlock == tx.block_number + 1
+    with ape.reverts(
+        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
+    ):
+        market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+
+    chain.mine(2)
+    assert bytes(market.challengeSeed(job_id)) == bytes(chain.blocks[tx.block_number + 1].hash)
+    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+
+
+@pytest.mark.parametrize(("shards", "k"), [(0, 0), (5, 0), (5, 6)])
+def test_derive__invalid_counts__reverts(market, shards, k):
+    with ape.reverts(market.MarketInvalidShardCounts, shardCount=shards, challengeCount=k):
+        market.deriveChallengedShards(b"\x00" * 32, 1, shards, k)
+
+
+@pytest.mark.parametrize(("shards", "k"), [(0, 0), (5, 0), (5, 6)])
+def test_python_derive__invalid_counts__raises(shards, k):
+    with pytest.raises(VerdictError):
+        challenged_indices(b"\x00" * 32, 1, shards, k)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    job_id=st.integers(min_value=0, max_value=2**64),
+    shards_and_k=st.integers(min_value=1, max_value=5000).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(min_value=1, max_value=min(n, 64)))
+    ),
+)
+def test_python_derivation__equals_contract(market, seed, job_id, shards_and_k):
+    shards, k = shards_and_k
+    assert list(market.deriveChallengedShards(seed, job_id, shards, k)) == challenged_indices(
+        seed, job_id, shards, k
+    )

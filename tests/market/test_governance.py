@@ -1,0 +1,194 @@
+"""Owner-only settings: the oracle set, the threshold, the fee, fee withdrawal, ownership,
+and the constructor's checks."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+
+from tests.market.conftest import FEE_BPS, PAYMENT, UNBONDING_DELAY, ZERO_ADDRESS, event_args
+
+MAX_FEE_BPS = 1_000
+MAX_UNBONDING_DELAY = 90 * 24 * 3600
+
+
+def test_deploy__records_settings(market, token, owner, oracles):
+    assert market.token() == token.address
+    assert market.owner() == owner.address
+    assert market.unbondingDelay() == UNBONDING_DELAY
+    assert market.feeBps() == FEE_BPS
+    assert market.threshold() == 2
+    assert market.oracleCount() == 3
+    assert all(market.isOracle(o) for o in oracles)
+    assert market.nextJobId() == 1
+    assert market.MAX_FEE_BPS() == MAX_FEE_BPS
+    assert market.SLASH_TO_CLIENT_BPS() == 5_000
+
+
+def test_deploy__emits_oracle_threshold_and_fee_events(project, token, owner, oracles):
+    contract = project.ComputeMarket.deploy(token, owner, 0, 100, oracles[:2], 2, sender=owner)
+    receipt = contract.creation_metadata.receipt
+    added = [log.event_arguments["oracle"] for log in receipt.events.filter(contract.OracleAdded)]
+    assert added == [o.address for o in oracles[:2]]
+    assert event_args(receipt, contract.ThresholdSet) == {"oldThreshold": 0, "newThreshold": 2}
+    assert event_args(receipt, contract.FeeSet) == {"oldFeeBps": 0, "newFeeBps": 100}
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "kwargs"),
+    [
+        ("zero_token", "MarketZeroAddress", {}),
+        ("long_delay", "MarketUnbondingDelayTooLong", {"delay": MAX_UNBONDING_DELAY + 1}),
+        ("high_fee", "MarketFeeTooHigh", {"feeBps": MAX_FEE_BPS + 1}),
+        ("zero_oracle", "MarketZeroAddress", {}),
+        ("duplicate_oracle", "MarketOracleAlreadyAdded", {}),
+        ("zero_threshold", "MarketInvalidThreshold", {"threshold": 0, "oracleCount": 2}),
+        ("threshold_above_set", "MarketInvalidThreshold", {"threshold": 3, "oracleCount": 2}),
+    ],
+)
+def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case, error, kwargs):
+    args = {
+        "token": token.address,
+        "delay": UNBONDING_DELAY,
+        "fee": FEE_BPS,
+        "oracles": [o.address for o in oracles[:2]],
+        "threshold": 2,
+    }
+    if case == "zero_token":
+        args["token"] = ZERO_ADDRESS
+    elif case == "long_delay":
+        args["delay"] = MAX_UNBONDING_DELAY + 1
+    elif case == "high_fee":
+        args["fee"] = MAX_FEE_BPS + 1
+    elif case == "zero_oracle":
+        args["oracles"] = [ZERO_ADDRESS]
+        args["threshold"] = 1
+    elif case == "duplicate_oracle":
+        args["oracles"] = [oracles[0].address, oracles[0].address]
+    elif case == "zero_threshold":
+        args["threshold"] = 0
+    elif case == "threshold_above_set":
+        args["threshold"] = 3
+    contract_type = project.ComputeMarket
+    with ape.reverts(getattr(contract_type, error), **kwargs):
+        contract_type.deploy(
+            args["token"],
+            owner,
+            args["delay"],
+            args["fee"],
+            args["oracles"],
+            args["threshold"],
+            sender=owner,
+        )
+
+
+def test_add_oracle__joins_the_set(market, owner, outsider_key):
+    tx = market.addOracle(outsider_key, sender=owner)
+    assert event_args(tx, market.OracleAdded) == {"oracle": outsider_key.address, "oracleCount": 4}
+    assert market.isOracle(outsider_key) and market.oracleCount() == 4
+
+
+def test_add_oracle__already_member__reverts(market, owner, oracles):
+    with ape.reverts(market.MarketOracleAlreadyAdded, oracle=oracles[0].address):
+        market.addOracle(oracles[0], sender=owner)
+
+
+def test_add_oracle__zero_address__reverts(market, owner):
+    with ape.reverts(market.MarketZeroAddress):
+        market.addOracle(ZERO_ADDRESS, sender=owner)
+
+
+def test_add_oracle__by_non_owner__reverts(market, stranger):
+    with ape.reverts(market.OwnableUnauthorizedAccount, account=stranger.address):
+        market.addOracle(stranger, sender=stranger)
+
+
+def test_remove_oracle__leaves_the_set(market, owner, oracles):
+    tx = market.removeOracle(oracles[2], sender=owner)
+    assert event_args(tx, market.OracleRemoved) == {"oracle": oracles[2].address, "oracleCount": 2}
+    assert not market.isOracle(oracles[2]) and market.oracleCount() == 2
+
+
+def test_remove_oracle__below_threshold__reverts(market, owner, oracles):
+    market.removeOracle(oracles[2], sender=owner)
+    with ape.reverts(market.MarketInvalidThreshold, threshold=2, oracleCount=1):
+        market.removeOracle(oracles[1], sender=owner)
+
+
+def test_remove_oracle__not_member__reverts(market, owner, stranger):
+    with ape.reverts(market.MarketOracleNotFound, oracle=stranger.address):
+        market.removeOracle(stranger, sender=owner)
+
+
+def test_remove_oracle__by_non_owner__reverts(market, oracles):
+    with ape.reverts(market.OwnableUnauthorizedAccount, account=oracles[0].address):
+        market.removeOracle(oracles[1], sender=oracles[0])
+
+
+def test_set_threshold__changes_it(market, owner):
+    tx = market.setThreshold(3, sender=owner)
+    assert event_args(tx, market.ThresholdSet) == {"oldThreshold": 2, "newThreshold": 3}
+    assert market.threshold() == 3
+
+
+@pytest.mark.parametrize("value", [0, 4])
+def test_set_threshold__out_of_range__reverts(market, owner, value):
+    with ape.reverts(market.MarketInvalidThreshold, threshold=value, oracleCount=3):
+        market.setThreshold(value, sender=owner)
+
+
+def test_set_threshold__by_non_owner__reverts(market, stranger):
+    with ape.reverts(market.OwnableUnauthorizedAccount, account=stranger.address):
+        market.setThreshold(1, sender=stranger)
+
+
+def test_set_fee__changes_it_for_new_jobs(m, market, owner):
+    tx = market.setFeeBps(MAX_FEE_BPS, sender=owner)
+    assert event_args(tx, market.FeeSet) == {"oldFeeBps": FEE_BPS, "newFeeBps": MAX_FEE_BPS}
+    assert market.getJob(m.post()).feeBps == MAX_FEE_BPS
+
+
+def test_set_fee__above_cap__reverts(market, owner):
+    with ape.reverts(market.MarketFeeTooHigh, feeBps=MAX_FEE_BPS + 1, maxFeeBps=MAX_FEE_BPS):
+        market.setFeeBps(MAX_FEE_BPS + 1, sender=owner)
+
+
+def test_set_fee__by_non_owner__reverts(market, stranger):
+    with ape.reverts(market.OwnableUnauthorizedAccount, account=stranger.address):
+        market.setFeeBps(0, sender=stranger)
+
+
+def test_withdraw_fees__sends_pot_to_treasury(m, market, owner, oracles, treasury, balance_of):
+    job_id = m.submitted()
+    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+    fee = market.feesNtk()
+    assert fee == PAYMENT * FEE_BPS // 10_000
+    tx = market.withdrawFees(treasury, sender=owner)
+    assert event_args(tx, market.FeesWithdrawn) == {"treasury": treasury.address, "amountNtk": fee}
+    assert balance_of(treasury) == fee
+    assert market.feesNtk() == 0
+
+
+def test_withdraw_fees__empty_pot__reverts(market, owner, treasury):
+    with ape.reverts(market.MarketNothingToWithdraw, account=treasury.address):
+        market.withdrawFees(treasury, sender=owner)
+
+
+def test_withdraw_fees__to_zero_address__reverts(market, owner):
+    with ape.reverts(market.MarketZeroAddress):
+        market.withdrawFees(ZERO_ADDRESS, sender=owner)
+
+
+def test_withdraw_fees__by_non_owner__reverts(market, stranger):
+    with ape.reverts(market.OwnableUnauthorizedAccount, account=stranger.address):
+        market.withdrawFees(stranger, sender=stranger)
+
+
+def test_ownership__transfers_in_two_steps(market, owner, stranger):
+    market.transferOwnership(stranger, sender=owner)
+    assert market.owner() == owner.address
+    assert market.pendingOwner() == stranger.address
+    market.acceptOwnership(sender=stranger)
+    assert market.owner() == stranger.address
+    with ape.reverts(market.OwnableUnauthorizedAccount, account=owner.address):
+        market.setFeeBps(0, sender=owner)
