@@ -170,36 +170,36 @@ def settle_floor(receipt: Any, jobs: int, providers: int, signatures: int) -> Fl
     return floor
 
 
-def run(ctx: BenchContext) -> list[Table]:
-    bench = MarketBench(ctx)
-    market, token, chain = bench.market, bench.token, bench.chain
-    rows: list[tuple[str, int, Floor, str]] = []
+Row = tuple[str, int, Floor]
 
-    # register: the market already holds NTK (another provider registered first).
+
+def _post_floor(receipt: Any) -> Floor:
+    floor = base_floor(receipt).add("4 job slots", 4 * slot_write(True))
+    return floor.add("job counter (shares the fee-rate slot)", slot_write(False))
+
+
+def _provider_paths(bench: MarketBench) -> tuple[list[Row], Any, int]:
+    """register (the market already holds NTK), post, post with permit, accept, submit."""
+    market, token, chain = bench.market, bench.token, bench.chain
+    rows: list[Row] = []
     bench.new_provider()
-    (provider,) = ctx.fresh_accounts(1)
+    (provider,) = bench.ctx.fresh_accounts(1)
     bench.fund(provider, 100_000 * NTK)
     token.approve(market, 2**256 - 1, sender=provider)
     tx = market.registerProvider(10_000 * NTK, METADATA_URI, sender=provider)
+    slots = string_slots(METADATA_URI)
     floor = base_floor(tx).add("provider slot", slot_write(True))
-    floor.add(
-        f"metadata URI ({string_slots(METADATA_URI)} slots)",
-        string_slots(METADATA_URI) * slot_write(True),
+    floor.add(f"metadata URI ({slots} slots)", slots * slot_write(True))
+    rows.append(
+        ("registerProvider", gas_used(tx), floor.add("token transferFrom", token_pull(False)))
     )
-    floor.add("token transferFrom", token_pull(receiver_was_zero=False))
-    rows.append(("registerProvider", gas_used(tx), floor, ""))
-
-    # post: plain (unlimited allowance) and with a permit (client's first permit).
-    def post_floor(receipt: Any) -> Floor:
-        floor = base_floor(receipt).add("4 job slots", 4 * slot_write(True))
-        return floor.add("job counter (shares the fee-rate slot)", slot_write(False))
 
     tx = market.postJob(bench.request(), sender=bench.client)
     rows.append(
-        ("postJob", gas_used(tx), post_floor(tx).add("token transferFrom", token_pull(False)), "")
+        ("postJob", gas_used(tx), _post_floor(tx).add("token transferFrom", token_pull(False)))
     )
 
-    (permit_client,) = ctx.fresh_accounts(1)
+    (permit_client,) = bench.ctx.fresh_accounts(1)
     bench.fund(permit_client, 1_000 * NTK)
     deadline = chain.pending_timestamp + 3_600
     permit = sign_permit(
@@ -216,94 +216,90 @@ def run(ctx: BenchContext) -> list[Table]:
     tx = market.postJobWithPermit(
         bench.request(), deadline, permit.v, permit.r, permit.s, sender=permit_client
     )
-    floor = post_floor(tx)
+    floor = _post_floor(tx)
     floor.add("permit: nonce 0 -> 1", slot_write(True))
     floor.add("permit: ecrecover", ECRECOVER + WARM_ACCESS)
     floor.add("permit: allowance set", slot_write(True))
     floor.add("transferFrom: allowance spent back to 0", WARM_ACCESS)
     floor.add("token transferFrom", token_pull(False))
     floor.refund = REFUND_CLEAR_DIRTY
-    rows.append(("postJobWithPermit", gas_used(tx), floor, "first permit of the client"))
+    rows.append(("postJobWithPermit (the client's first permit)", gas_used(tx), floor))
 
-    # accept and submit.
     job_id = int(market.nextJobId())
     market.postJob(bench.request(), sender=bench.client)
     tx = market.acceptJob(job_id, sender=provider)
     floor = base_floor(tx).add("job terms slot", slot_write(False))
     floor.add("job provider slot", slot_write(False)).add("provider account", slot_write(False))
-    rows.append(("acceptJob", gas_used(tx), floor, ""))
+    rows.append(("acceptJob", gas_used(tx), floor))
 
     tx = market.submitResult(job_id, b"\x7a" * 32, SHARDS, BUNDLE_URI, sender=provider)
     floor = base_floor(tx).add("job terms slot", slot_write(False))
     floor.add("job provider slot read", COLD_SLOAD).add("result root", slot_write(True))
-    rows.append(("submitResult", gas_used(tx), floor, ""))
+    rows.append(("submitResult", gas_used(tx), floor))
     chain.mine(2)
+    return rows, provider, job_id
 
-    # settle with m = 1, 2, 3 signatures (threshold m).
+
+def _settle_paths(bench: MarketBench, provider: Any, first_job: int) -> list[Row]:
+    """settle one job with m = 1, 2, 3 oracle signatures (threshold m)."""
+    rows: list[Row] = []
     for m in (1, 2, 3):
-        market.setThreshold(m, sender=bench.owner)
-        (job,) = bench.submitted(provider, 1) if m > 1 else (job_id,)
-        root = bytes(market.getJob(job).resultRoot)
+        bench.market.setThreshold(m, sender=bench.owner)
+        (job,) = bench.submitted(provider, 1) if m > 1 else (first_job,)
+        root = bytes(bench.market.getJob(job).resultRoot)
         signatures = [
             sign_verdict(o.private_key, bench.domain, Verdict(job, root, True)).signature
             for o in bench.oracles[:m]
         ]
-        tx = market.settle(job, True, signatures, sender=bench.oracles[0])
-        rows.append((f"settle, m = {m}", gas_used(tx), settle_floor(tx, 1, 1, m), ""))
+        tx = bench.market.settle(job, True, signatures, sender=bench.oracles[0])
+        rows.append((f"settle, m = {m}", gas_used(tx), settle_floor(tx, 1, 1, m)))
+    return rows
 
-    # batches (m = 2): one provider for the whole batch, and one provider per job.
-    market.setThreshold(2, sender=bench.owner)
-    batch_rows: list[tuple[str, int, int, Floor, str]] = []
+
+def _batches(bench: MarketBench, provider: Any) -> list[tuple[str, int, int, Floor]]:
+    """settleBatch (m = 2) of 1, 10, 100 jobs: all of one provider, or each of its own."""
+    bench.market.setThreshold(2, sender=bench.owner)
+    out = []
     for n in (1, 10, 100):
         for spread in ("one provider", "a provider per job"):
-            providers = (
-                [provider] * n
-                if spread == "one provider"
-                else [bench.new_provider() for _ in range(n)]
-            )
-            jobs = (
-                [j for p in providers for j in bench.submitted(p, 1)]
-                if spread != "one provider"
-                else bench.submitted(provider, n)
-            )
-            entries = [(j, True) for j in jobs]
-            verdicts = [Verdict(j, bytes(market.getJob(j).resultRoot), True) for j in jobs]
+            if spread == "one provider":
+                providers, jobs = [provider], bench.submitted(provider, n)
+            else:
+                providers = [bench.new_provider() for _ in range(n)]
+                jobs = [job for p in providers for job in bench.submitted(p, 1)]
+            entries = [(job, True) for job in jobs]
+            verdicts = [Verdict(j, bytes(bench.market.getJob(j).resultRoot), True) for j in jobs]
             signatures = [
                 sign_batch(o.private_key, bench.domain, verdicts).signature
                 for o in bench.oracles[:2]
             ]
-            tx = market.settleBatch(entries, signatures, sender=bench.oracles[0])
-            distinct = len({p.address for p in providers})
-            batch_rows.append((spread, n, gas_used(tx), settle_floor(tx, n, distinct, 2), ""))
+            tx = bench.market.settleBatch(entries, signatures, sender=bench.oracles[0])
+            out.append((spread, n, gas_used(tx), settle_floor(tx, n, len(providers), 2)))
+    return out
 
+
+def run(ctx: BenchContext) -> list[Table]:
+    bench = MarketBench(ctx)
+    rows, provider, job_id = _provider_paths(bench)
+    rows += _settle_paths(bench, provider, job_id)
     paths = Table(
         title="Compute market: gas per path against its physical floor",
-        columns=["path", "gas", "floor", "ratio", "target", "note"],
+        columns=["path", "gas", "floor", "ratio", "target"],
     )
-    for name, gas, floor, note in rows:
-        paths.add(
-            name, f"{gas:,}", f"{floor.total:,}", ratio(gas, floor.total), "<= 1.25x", note or "-"
-        )
+    for name, gas, floor in rows:
+        paths.add(name, f"{gas:,}", f"{floor.total:,}", ratio(gas, floor.total), "<= 1.25x")
     paths.notes = [
         *_floor_notes(),
         "",
         "Floor items per path (gas):",
-        *[_items_note(name, floor) for name, _, floor, _ in rows],
+        *[_items_note(name, floor) for name, _, floor in rows],
     ]
 
     batch = Table(
         title="Compute market: batch settlement (m = 2), gas per job",
-        columns=[
-            "jobs",
-            "providers",
-            "gas (tx)",
-            "gas / job",
-            "floor / job",
-            "ratio",
-            "target / job",
-        ],
+        columns=["jobs", "providers", "gas (tx)", "gas / job", "floor / job", "ratio", "target"],
     )
-    for spread, n, gas, floor, _ in batch_rows:
+    for spread, n, gas, floor in _batches(bench, provider):
         batch.add(
             n,
             spread,
@@ -311,15 +307,15 @@ def run(ctx: BenchContext) -> list[Table]:
             f"{gas // n:,}",
             f"{floor.total // n:,}",
             ratio(gas, floor.total),
-            "<= 25,000 at 100 jobs; <= 1.25x",
+            "<= 25,000 / job at 100; <= 1.25x",
         )
     batch.notes = [
-        "Batch floor = tx base + calldata + logs + per job (4 cold job slots read: terms, root, "
-        f"payment, provider: {4 * COLD_SLOAD:,}; state written: {SSTORE_RESET:,}) + per distinct "
-        f"provider ({slot_write(False):,}: credit and collateral unlock) + the fee/threshold slot "
-        f"({slot_write(False):,}) + per signature (ecrecover {ECRECOVER:,} + call {WARM_ACCESS} "
-        f"+ oracle lookup {COLD_SLOAD:,}). Oracles sign one EIP-712 VerdictBatch over all entries, so the "
-        "signature cost is paid once per batch.",
+        "Batch floor = tx base + calldata + logs + per job (4 cold job slots read - terms, "
+        f"root, payment, provider - {4 * COLD_SLOAD:,}; state written {SSTORE_RESET:,}) + per "
+        f"distinct provider {slot_write(False):,} (credit and collateral unlock) + the fee and "
+        f"threshold slot {slot_write(False):,} + per signature (ecrecover {ECRECOVER:,} + call "
+        f"{WARM_ACCESS} + oracle lookup {COLD_SLOAD:,}). Oracles sign one EIP-712 VerdictBatch "
+        "over all entries, so signatures are paid once per batch.",
     ]
     return [paths, batch]
 
@@ -330,14 +326,14 @@ def _floor_notes() -> list[str]:
         "as emitted (375 + 375 per topic + 8 per byte) + the storage the path must touch, at "
         f"EIP-2929/3529 prices: a cold slot read {COLD_SLOAD:,}; a cold slot set from zero "
         f"{COLD_SLOAD + SSTORE_SET:,}; a cold slot changed {COLD_SLOAD + SSTORE_RESET:,}; the "
-        f"first call to the token {COLD_ACCOUNT:,}; a token transferFrom with unlimited allowance = "
-        f"{token_pull(False):,} (account + both balances + allowance read); ecrecover "
-        f"{ECRECOVER:,} per signature; refunds (EIP-3529, capped at 1/5 of the gas) where a "
-        "path sets and clears a slot. A job is five slots (client+payment, provider+collateral, "
-        "spec hash, result root, state+deadlines+counts+fee); a provider account one slot on "
-        "these paths; URIs of specs and bundles are logged, not stored; the provider's metadata "
-        "URI is stored. Registered providers and clients hold NTK already; allowances are "
-        "unlimited except on the permit path.",
+        f"first call to the token {COLD_ACCOUNT:,}; a token transferFrom with unlimited "
+        f"allowance {token_pull(False):,} (account + both balances + allowance read); "
+        f"ecrecover {ECRECOVER:,} per signature; refunds (EIP-3529, capped at 1/5 of the gas) "
+        "where a path sets and clears a slot. A job is five slots (client+payment, "
+        "provider+collateral, spec hash, result root, state+deadlines+counts+fee); a provider "
+        "account is one slot on these paths; spec and bundle URIs are logged, not stored; the "
+        "provider's metadata URI is stored. Providers and clients hold NTK already; allowances "
+        "are unlimited except on the permit path.",
     ]
 
 
