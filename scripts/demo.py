@@ -15,6 +15,7 @@ from ape.cli import ConnectedProviderCommand, network_option
 from neurotoken import deployments
 from neurotoken.cli import current_network_key
 from neurotoken.permit import sign_permit
+from neurotoken.provider.agent_demo import agent_stage
 from neurotoken.provider.demo import compute_stage
 
 NTK = 10**18
@@ -64,7 +65,11 @@ def token_stage(echo: Callable[[str], None]) -> None:
     echo(f"  total {fmt_ntk(total):>16} == totalSupply")
 
 
-STAGES: list[Callable[[Callable[[str], None]], object]] = [token_stage, compute_stage]
+STAGES: list[Callable[[Callable[[str], None]], object]] = [
+    token_stage,
+    compute_stage,
+    agent_stage,
+]
 
 
 @click.command(cls=ConnectedProviderCommand)

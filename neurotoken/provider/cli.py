@@ -2,10 +2,11 @@
 
     python -m neurotoken.provider compute SPEC.json --job-id 7 --store bundles/ --state state/
     python -m neurotoken.provider serve --store bundles/ --port 8765
+    python -m neurotoken.provider agent --help       (the chain-facing agent)
 
 `compute` resumes where an earlier run stopped (Ctrl-C or a crash loses no finished shard),
 then publishes the bundle and prints the result root to commit on chain. The chain-facing
-agent (register, watch, accept, submit) builds on these.
+agent (register, watch, accept, submit, earnings) builds on these: `agent_cli.py`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from neurotoken.jobs.spec import SpecError, parse_spec
 from neurotoken.proofs.store import LocalStore
+from neurotoken.provider.agent_cli import agent
 from neurotoken.provider.compute import compute_job, default_workers
 from neurotoken.provider.publish import publish_bundle
 from neurotoken.provider.server import serve_store
@@ -83,3 +85,6 @@ def compute(
 def serve(store_dir: Path, host: str, port: int) -> None:
     """Serve the bundle store read-only over HTTP."""
     serve_store(LocalStore(store_dir), host, port)
+
+
+main.add_command(agent)

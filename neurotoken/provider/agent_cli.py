@@ -1,0 +1,380 @@
+"""`python -m neurotoken.provider agent ...`: the provider agent's command line.
+
+    export NEUROTOKEN_RPC_URL=http://127.0.0.1:8545 NEUROTOKEN_MARKET=0x...
+    export NEUROTOKEN_PROVIDER_KEYSTORE=farm          # ~/.ape/accounts/farm.json, or a path
+    export NEUROTOKEN_PROVIDER_PASSWORD=...           # name set by --password-env
+    python -m neurotoken.provider agent register --stake 1000
+    python -m neurotoken.provider agent run --min-price-per-shard 0.5 --public-url http://me:8765
+    python -m neurotoken.provider agent earnings
+
+Every option can come from the environment variable shown by `--help`. Mistakes (no stake,
+too little NTK or ETH, a wrong address, a missing keystore password) end with one line that
+says what to do and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from neurotoken import deployments
+from neurotoken.jobs.spec import KINDS
+from neurotoken.proofs.store import LocalStore
+from neurotoken.provider import account as acct
+from neurotoken.provider.agent import AgentConfig, ProviderAgent
+from neurotoken.provider.chain import MarketClient
+from neurotoken.provider.compute import default_workers
+from neurotoken.provider.earnings import collect_earnings
+from neurotoken.provider.errors import NTK, AgentError, ConfigError, NotRegisteredError
+from neurotoken.provider.keys import DEFAULT_PASSWORD_ENV, load_account
+from neurotoken.provider.policy import Policy, load_policy
+from neurotoken.provider.server import BundleServer, make_app
+from neurotoken.provider.state import JobStatus
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def parse_ntk(text: str) -> int:
+    """'1000', '0.5' or '1e3' NTK as wei; ValueError for anything else or below 1 wei."""
+    try:
+        value = Decimal(text.replace("_", "").replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(f"not an NTK amount: {text!r}") from None
+    wei = value * NTK
+    if not value.is_finite() or wei < 0 or wei != wei.to_integral_value():
+        raise ValueError(f"not an NTK amount (18 decimals at most, not negative): {text!r}")
+    return int(wei)
+
+
+class NtkAmount(click.ParamType):
+    name = "NTK"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_ntk(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+NTK_AMOUNT = NtkAmount()
+
+
+@dataclass
+class Connection:
+    rpc_url: str
+    market: str | None
+    network: str
+    keystore: str | None
+    password_env: str
+    abi: Path | None
+
+    def client(self, signing: bool = True) -> MarketClient:
+        market = self.market
+        if not market:
+            try:
+                market = deployments.address_of(self.network, "ComputeMarket")
+            except deployments.DeploymentNotFoundError as exc:
+                raise ConfigError(f"{exc} Or set NEUROTOKEN_MARKET / --market.") from None
+        account = None
+        if signing:
+            if not self.keystore:
+                raise ConfigError(
+                    "no keystore: pass --keystore PATH|APE_ALIAS "
+                    "or set NEUROTOKEN_PROVIDER_KEYSTORE"
+                )
+            account = load_account(self.keystore, self.password_env)
+        return MarketClient.connect(self.rpc_url, market, account, manifest=self.abi)
+
+
+def friendly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turns AgentError into a one-line click error (exit status 1), never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except AgentError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+pass_connection = click.make_pass_decorator(Connection)
+
+
+@click.group()
+@click.option(
+    "--rpc",
+    "rpc_url",
+    envvar="NEUROTOKEN_RPC_URL",
+    show_envvar=True,
+    default="http://127.0.0.1:8545",
+    show_default=True,
+    help="JSON-RPC endpoint.",
+)
+@click.option(
+    "--market",
+    envvar="NEUROTOKEN_MARKET",
+    show_envvar=True,
+    help="ComputeMarket address (default: from the deployments file).",
+)
+@click.option(
+    "--network",
+    envvar="NEUROTOKEN_NETWORK",
+    show_envvar=True,
+    default="ethereum-local",
+    show_default=True,
+    help="Deployments file key used when --market is not given.",
+)
+@click.option(
+    "--keystore",
+    envvar="NEUROTOKEN_PROVIDER_KEYSTORE",
+    show_envvar=True,
+    help="Encrypted keystore: a path, or an ape account alias (~/.ape/accounts).",
+)
+@click.option(
+    "--password-env",
+    default=DEFAULT_PASSWORD_ENV,
+    show_default=True,
+    help="Name of the environment variable holding the keystore password.",
+)
+@click.option(
+    "--abi",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="NEUROTOKEN_ABI_MANIFEST",
+    show_envvar=True,
+    help="Ape build manifest with the ABIs (default: .build/__local__.json).",
+)
+@click.pass_context
+def agent(
+    ctx: click.Context,
+    rpc_url: str,
+    market: str | None,
+    network: str,
+    keystore: str | None,
+    password_env: str,
+    abi: Path | None,
+) -> None:
+    """The chain-facing provider agent: stake, take jobs, compute, submit, get paid."""
+    ctx.obj = Connection(rpc_url, market, network, keystore, password_env, abi)  # fmt: skip
+
+
+@agent.command()
+@click.option("--stake", type=NTK_AMOUNT, required=True, help="Stake to lock, in NTK.")
+@click.option("--metadata-uri", default="", help="Where the offer (GPUs, prices) is described.")
+@pass_connection
+@friendly
+def register(conn: Connection, stake: int, metadata_uri: str) -> None:
+    """Register as a provider, approving and staking STAKE NTK."""
+    acct.register(conn.client(), stake, metadata_uri, click.echo)
+
+
+@agent.command("add-stake")
+@click.argument("amount", type=NTK_AMOUNT)
+@pass_connection
+@friendly
+def add_stake(conn: Connection, amount: int) -> None:
+    """Add AMOUNT NTK to the free stake."""
+    acct.add_stake(conn.client(), amount, click.echo)
+
+
+@agent.command()
+@click.argument("amount", type=NTK_AMOUNT)
+@pass_connection
+@friendly
+def unbond(conn: Connection, amount: int) -> None:
+    """Start unbonding AMOUNT NTK of free stake (withdrawable after the market's delay)."""
+    acct.request_unbond(conn.client(), amount, click.echo)
+
+
+@agent.command("withdraw-unbonded")
+@pass_connection
+@friendly
+def withdraw_unbonded(conn: Connection) -> None:
+    """Withdraw stake whose unbonding delay has passed."""
+    acct.withdraw_unbonded(conn.client(), click.echo)
+
+
+@agent.command("withdraw-earnings")
+@pass_connection
+@friendly
+def withdraw_earnings(conn: Connection) -> None:
+    """Withdraw the earnings of paid jobs."""
+    acct.withdraw_earnings(conn.client(), click.echo)
+
+
+@agent.command()
+@pass_connection
+@friendly
+def status(conn: Connection) -> None:
+    """Show the account: ETH, NTK, stake, earnings, unbonding."""
+    for line in acct.account_status(conn.client()).lines():
+        click.echo(line)
+
+
+@agent.command()
+@click.option("--from-block", type=int, default=0, show_default=True)
+@click.option("--provider", "who", default=None, help="Any provider address (default: mine).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_connection
+@friendly
+def earnings(conn: Connection, from_block: int, who: str | None, as_json: bool) -> None:
+    """Report paid jobs, fees, slashes and withdrawals from chain events."""
+    client = conn.client(signing=who is None)
+    report = collect_earnings(client, who, from_block)
+    click.echo(report.to_json() if as_json else "\n".join(report.lines()))
+
+
+def policy_options(fn: Callable[P, R]) -> Callable[P, R]:
+    options = [
+        click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Policy JSON (fields of neurotoken.provider.policy.Policy)."),
+        click.option("--kinds", help=f"Comma-separated kinds offered (of {', '.join(KINDS)})."),
+        click.option("--min-price-per-shard", type=NTK_AMOUNT,
+                     help="Least net NTK per shard, after the protocol fee."),
+        click.option("--max-shards", type=int),
+        click.option("--max-collateral", type=NTK_AMOUNT, help="Most NTK one job may lock."),
+        click.option("--deadline-margin", type=int, help="Seconds kept in hand before deliverBy."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_policy(
+    policy_file: Path | None,
+    kinds: str | None,
+    min_price_per_shard: int | None,
+    max_shards: int | None,
+    max_collateral: int | None,
+    deadline_margin: int | None,
+) -> Policy:
+    base = load_policy(policy_file) if policy_file else Policy()
+    changes: dict[str, Any] = {}
+    if kinds is not None:
+        wanted = frozenset(k.strip() for k in kinds.split(",") if k.strip())
+        unknown = wanted - set(KINDS)
+        if unknown:
+            raise ConfigError(f"unknown kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+        changes["kinds"] = wanted
+    for key, value in (
+        ("min_price_per_shard_ntk", min_price_per_shard),
+        ("max_shards", max_shards),
+        ("max_collateral_ntk", max_collateral),
+        ("deadline_margin_s", deadline_margin),
+    ):
+        if value is not None:
+            changes[key] = value
+    return Policy.model_validate({**base.model_dump(), **changes})
+
+
+def work_options(fn: Callable[P, R]) -> Callable[P, R]:
+    options = [
+        click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("provider-state"), show_default=True,
+                     envvar="NEUROTOKEN_PROVIDER_STATE", show_envvar=True),
+        click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("bundles"), show_default=True),
+        click.option("--workers", type=int, default=None, help="Processes (default: all cores)."),
+        click.option("--from-block", type=int, default=0, show_default=True,
+                     help="First block scanned for posted jobs (first run only)."),
+        click.option("--confirmations", type=int, default=2, show_default=True,
+                     help="Blocks above a JobPosted log before it is acted on (0 on a local "
+                          "chain that mines only when a transaction arrives)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@agent.command()
+@policy_options
+@work_options
+@pass_connection
+@friendly
+def jobs(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | None,
+         from_block: int, confirmations: int, **policy: Any) -> None:  # fmt: skip
+    """List open jobs and what the policy says about each (sends nothing)."""
+    client = conn.client()
+    config = AgentConfig(
+        state_dir, store_dir, "", build_policy(**policy), workers or default_workers(),
+        progress=False, confirmations=confirmations, from_block=from_block,
+    )  # fmt: skip
+    runner = ProviderAgent(client, config, echo=lambda _: None)
+    try:
+        runner.scan()
+        for record in runner.state.with_status(JobStatus.SEEN, JobStatus.DEFERRED):
+            decision, _ = runner.evaluate(record.job_id)
+            click.echo(decision.summary())
+    finally:
+        runner.close()
+
+
+@agent.command()
+@policy_options
+@work_options
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option(
+    "--serve-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to serve bundles on (0.0.0.0 for all; then set --public-url).",
+)
+@click.option("--serve-port", type=int, default=8765, show_default=True)
+@click.option("--public-url", help="Bundle URI published on chain (default: http://HOST:PORT).")
+@click.option("--no-serve", is_flag=True, help="Bundles are served by something else.")
+@click.option("--poll", type=float, default=5.0, show_default=True, help="Seconds between steps.")
+@click.option("--once", is_flag=True, help="One step, then exit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_connection
+@friendly
+def run(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | None,
+        from_block: int, confirmations: int, device: str, serve_host: str, serve_port: int,
+        public_url: str | None, no_serve: bool, poll: float, once: bool, quiet: bool,
+        **policy: Any) -> None:  # fmt: skip
+    """Watch the market, accept what the policy allows, compute, serve and submit."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    client = conn.client()
+    if not client.get_provider().registered:
+        raise NotRegisteredError(client.address)
+    server: BundleServer | None = None
+    if not no_serve:
+        server = BundleServer(make_app(LocalStore(store_dir)), serve_host, serve_port).start()
+    bundle_uri = public_url or (server.url if server else store_dir.resolve().as_uri())
+    config = AgentConfig(
+        state_dir, store_dir, bundle_uri, build_policy(**policy), workers or default_workers(),
+        device=device, progress=not quiet, confirmations=confirmations, from_block=from_block,
+    )  # fmt: skip
+    runner = ProviderAgent(client, config, echo=click.echo)
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        click.echo("stopping after this step (state is saved; rerun to resume)", err=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(
+        f"provider {client.address} on market {client.market_address}; bundles at {bundle_uri}"
+    )
+    try:
+        runner.run(poll_s=poll, stop=lambda: stopping, max_steps=1 if once else None)
+    except KeyboardInterrupt:
+        click.echo("interrupted; state is saved, rerun to resume", err=True)
+        sys.exit(130)
+    finally:
+        runner.close()
+        if server is not None:
+            server.stop()

@@ -1,0 +1,174 @@
+"""A `make demo` stage: a provider agent takes a real synthetic-shelf job on the local chain.
+
+`agent_stage(echo)` (inside `ape run`, on a local network) deploys a fresh NeuroToken and
+ComputeMarket (3 oracles, 2 needed, 2.5% fee), then, printing each step:
+
+1. the provider's key is decrypted from an encrypted keystore, and the agent registers it
+   with 1,000 NTK of stake (approve + register);
+2. a client posts the 16-shard shelf-images job (its canonical spec in a file whose keccak256
+   is the posted spec hash), escrowing 160 NTK; 100 NTK of collateral is asked;
+3. one agent step: the posted job is seen, its spec fetched and hash-checked, the policy
+   applied, the job accepted, its shards computed on all cores, the bundle published and
+   served over HTTP, and the result root submitted with the bundle URL;
+4. two oracles each read the challenge from the chain, fetch the challenged shards from the
+   bundle URL, re-execute them, and sign an EIP-712 verdict (neurotoken.verdicts); anyone
+   settles with the two signatures;
+5. the agent sees the job paid, reports its earnings from chain events, and withdraws them;
+6. a few of the job's images are saved with their labels drawn on.
+
+The agent talks to the node with web3.py only, exactly as the long-running CLI does; ape only
+plays the client, the oracles' transaction and the deployer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_json
+from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
+from neurotoken.provider import account as acct
+from neurotoken.provider.agent import AgentConfig, ProviderAgent
+from neurotoken.provider.chain import MarketClient
+from neurotoken.provider.compute import default_workers
+from neurotoken.provider.earnings import collect_earnings
+from neurotoken.provider.errors import NTK, format_ntk
+from neurotoken.provider.keys import load_account, write_keystore
+from neurotoken.provider.policy import Policy
+from neurotoken.provider.previews import save_job_previews
+from neurotoken.provider.server import BundleServer, make_app
+from neurotoken.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
+from neurotoken.workloads.preview import DEMO_SPEC
+
+DEFAULT_OUT = Path("demo-output") / "agent-job"
+PASSWORD_ENV = "NEUROTOKEN_DEMO_PROVIDER_PASSWORD"
+
+
+def agent_stage(
+    echo: Callable[[str], None],
+    out_dir: Path = DEFAULT_OUT,
+    *,
+    project: Any = None,
+    test_accounts: Any = None,
+    chain: Any = None,
+) -> list[Path]:
+    """Runs the stage and returns the PNGs written. The ape handles default to ape's own
+    (`ape.project`, `ape.accounts.test_accounts`, `ape.chain`); tests pass their fixtures."""
+    if project is None or test_accounts is None or chain is None:
+        import ape
+
+        project, test_accounts, chain = ape.project, ape.accounts.test_accounts, ape.chain
+    deployer, minter, client, farm = (test_accounts[i] for i in range(4))
+    oracles = [test_accounts[i] for i in (5, 6, 7)]
+    echo("== Stage: a provider agent takes a synthetic-shelf job on the compute market")
+
+    token = project.NeuroToken.deploy(deployer, sender=deployer)
+    token.grantRole(token.MINTER_ROLE(), minter, sender=deployer)
+    market = project.ComputeMarket.deploy(
+        token, deployer, 7 * 24 * 3600, 250, oracles, 2, sender=deployer
+    )
+    token.mint(client, 10_000 * NTK, sender=minter)
+    token.mint(farm, 2_000 * NTK, sender=minter)
+    echo(f"market {market.address} on NTK {token.address}: 3 oracles, 2 signatures needed")
+
+    with tempfile.TemporaryDirectory(prefix="ntk-agent-") as tmp_name:
+        tmp = Path(tmp_name)
+        # 1. The farm's key, as the agent gets it: an encrypted keystore and a password variable
+        # (a 2-round pbkdf2 keystore keeps the demo quick; real ones use scrypt, the default).
+        keystore = write_keystore(tmp / "farm.json", farm.private_key, "demo password", 2)
+        os.environ[PASSWORD_ENV] = "demo password"
+        try:
+            key = load_account(str(keystore), PASSWORD_ENV)
+        finally:
+            del os.environ[PASSWORD_ENV]
+        chain_client = MarketClient.connect(str(chain.provider.uri), market.address, key)
+        echo(f"provider key for {key.address} decrypted from {keystore.name}")
+        acct.register(chain_client, 1_000 * NTK, "https://farm.example/offer.json", echo)
+
+        # 2. A client posts the job.
+        spec = parse_spec(DEMO_SPEC)
+        assert isinstance(spec, ShelfImagesSpec)
+        spec_file = tmp / "shelf-job.json"
+        spec_file.write_bytes(spec_json(spec))
+        now = int(chain.pending_timestamp)
+        token.approve(market, 160 * NTK, sender=client)
+        request = {
+            "specHash": keccak256(spec_file.read_bytes()),
+            "specURI": spec_file.as_uri(),
+            "paymentNtk": 160 * NTK,
+            "provider": "0x" + "00" * 20,
+            "collateralNtk": 100 * NTK,
+            "shardCount": spec.shard_count,
+            "challengeCount": 8,
+            "acceptBy": now + 3600,
+            "deliverBy": now + 4 * 3600,
+            "verdictBy": now + 8 * 3600,
+        }
+        job_id = int(market.postJob(request, sender=client).return_value)
+        echo(
+            f"client posted job {job_id}: {spec.shard_count} shards x {spec.images_per_shard} "
+            f"images of {spec.scene.width}x{spec.scene.height}, 160 NTK escrowed, k = 8"
+        )
+
+        # 3. The agent: one step sees, checks, accepts, computes, publishes and submits.
+        store = LocalStore(tmp / "bundles")
+        with BundleServer(make_app(store)) as server:
+            config = AgentConfig(
+                state_dir=tmp / "state",
+                store_dir=tmp / "bundles",
+                bundle_uri=server.url,
+                policy=Policy(min_price_per_shard_ntk=5 * NTK, max_collateral_ntk=500 * NTK),
+                workers=default_workers(),
+            )
+            agent = ProviderAgent(chain_client, config, echo=lambda line: echo(f"  agent: {line}"))
+            echo(
+                "agent policy: at least 5 NTK per shard net of fee, collateral at most "
+                f"500 NTK; bundles served at {server.url}"
+            )
+            agent.step()
+            job = chain_client.get_job(job_id)
+            echo(f"job {job_id} on chain: {job.state.name}, root 0x{job.result_root.hex()}")
+
+            # 4. Oracles verify the challenged shards and sign; anyone settles.
+            chain.mine(2)
+            seed = bytes(market.challengeSeed(job_id))
+            commitment = Commitment(job_id, job.spec_hash, job.shard_count, job.result_root)
+            domain = MarketDomain(chain.chain_id, market.address)
+            signed = []
+            for oracle in oracles[:2]:
+                verdict = verify_job(
+                    spec, commitment, seed, job.challenge_count, HttpSource(server.url)
+                )
+                echo(
+                    f"oracle {oracle.address[:10]}: challenged {list(verdict.challenged)} - "
+                    f"{verdict.summary()}"
+                )
+                signed.append(
+                    sign_verdict(
+                        oracle.private_key,
+                        domain,
+                        Verdict(job_id, job.result_root, verdict.accepted),
+                    )
+                )
+            signatures = assemble_quorum(
+                signed, oracles=[o.address for o in oracles], threshold=int(market.threshold())
+            )
+            accepted = all(s.verdicts[0].accepted for s in signed)
+            tx = market.settle(job_id, accepted, signatures, sender=client)
+            echo(f"settled with 2 oracle signatures ({tx.gas_used:,} gas)")
+
+        # 5. The agent sees the payment and reports.
+        agent.step()
+        for line in collect_earnings(chain_client).lines():
+            echo(f"  {line}")
+        acct.withdraw_earnings(chain_client, lambda line: echo(f"  agent: {line}"))
+        echo(f"provider NTK balance now {format_ntk(chain_client.ntk_balance())}")
+        agent.close()
+
+        # 6. Pictures.
+        paths = save_job_previews(store, job.result_root, spec, out_dir, 2)
+    echo("labelled images of the job: " + ", ".join(str(p) for p in paths))
+    return paths

@@ -1,0 +1,378 @@
+"""The market as the provider agent sees it: web3.py over JSON-RPC, signing with a local key.
+
+ABIs come from ape's build output: `ape compile` writes an EthPM v3 package manifest to
+`.build/__local__.json`, whose `contractTypes.<Name>.abi` holds each contract's ABI (the
+`ComputeMarket` and `NeuroToken` entries are used). The agent never imports ape, so it runs
+as a plain long-lived process next to any node.
+
+`MarketClient` reads jobs and providers, scans logs in bounded block ranges, and sends
+transactions: gas is estimated first (a revert is decoded into the market's or the token's
+custom error and raised as `ChainRevertError` before anything is signed), the fee paid is
+checked against the account's ETH, and `on_sent(tx_hash)` runs before the transaction is
+broadcast, so a caller can record it and a restart can find it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import is_address, to_checksum_address
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.types import EventData, TxParams, TxReceipt
+
+from neurotoken.provider.errors import ChainRevertError, ConfigError, InsufficientGasError
+
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / ".build" / "__local__.json"
+"""Ape's build manifest in this checkout (NEUROTOKEN_ABI_MANIFEST or --abi overrides it)."""
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class JobState(IntEnum):
+    """IComputeMarket.JobState."""
+
+    NONE = 0
+    POSTED = 1
+    ACCEPTED = 2
+    SUBMITTED = 3
+    PAID = 4
+    REJECTED = 5
+    CANCELLED = 6
+    EXPIRED = 7
+    DEFAULTED = 8
+    LAPSED = 9
+
+
+@dataclass(frozen=True)
+class OnChainJob:
+    """IComputeMarket.Job, decoded."""
+
+    job_id: int
+    client: str
+    payment_ntk: int
+    provider: str
+    collateral_ntk: int
+    spec_hash: bytes
+    result_root: bytes
+    state: JobState
+    accept_by: int
+    deliver_by: int
+    verdict_by: int
+    seed_block: int
+    shard_count: int
+    challenge_count: int
+    fee_bps: int
+
+
+@dataclass(frozen=True)
+class ProviderAccount:
+    """IComputeMarket.Provider, decoded."""
+
+    stake_ntk: int
+    earned_ntk: int
+    unbond_ready_at: int
+    registered: bool
+    unbonding_ntk: int
+
+
+def load_abi(name: str, manifest: Path | None = None) -> list[dict[str, Any]]:
+    """The ABI of contract `name` from ape's build manifest."""
+    path = manifest or DEFAULT_MANIFEST
+    try:
+        data = json.loads(path.read_text())
+        abi: list[dict[str, Any]] = data["contractTypes"][name]["abi"]
+    except FileNotFoundError:
+        raise ConfigError(f"no build manifest at {path}: run `ape compile` first") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} has no ABI for {name} ({exc}): run `ape compile`") from None
+    return abi
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    if str(item["type"]).startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in item["components"])
+        return f"({inner}){str(item['type'])[5:]}"
+    return str(item["type"])
+
+
+@dataclass(frozen=True)
+class _ErrorAbi:
+    name: str
+    types: list[str]
+    names: list[str]
+
+
+def _error_table(*abis: list[dict[str, Any]]) -> dict[bytes, _ErrorAbi]:
+    table: dict[bytes, _ErrorAbi] = {
+        bytes.fromhex("08c379a0"): _ErrorAbi("Error", ["string"], ["reason"]),
+        bytes.fromhex("4e487b71"): _ErrorAbi("Panic", ["uint256"], ["code"]),
+    }
+    for abi in abis:
+        for item in abi:
+            if item.get("type") != "error":
+                continue
+            types = [_abi_type(i) for i in item.get("inputs", [])]
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            names = [str(i.get("name") or f"arg{n}") for n, i in enumerate(item["inputs"])]
+            table[selector] = _ErrorAbi(str(item["name"]), types, names)
+    return table
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | HexBytes):
+        return bytes(value)
+    if isinstance(value, str) and is_address(value):
+        return to_checksum_address(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class MarketClient:
+    """Read access to the market and its token, and transactions signed by `account`."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        market_address: str,
+        account: LocalAccount | None = None,
+        *,
+        manifest: Path | None = None,
+        receipt_timeout_s: float = 180.0,
+        log_chunk_blocks: int = 5_000,
+    ) -> None:
+        if not is_address(market_address):
+            raise ConfigError(f"not an address: {market_address!r}")
+        self.w3 = w3
+        self.account = account
+        self.receipt_timeout_s = receipt_timeout_s
+        self.log_chunk_blocks = log_chunk_blocks
+        address = to_checksum_address(market_address)
+        try:
+            code = w3.eth.get_code(address)
+        except Exception as exc:  # connection refused, DNS, timeouts: all config problems
+            raise ConfigError(f"cannot reach the node: {exc}") from None
+        if len(code) == 0:
+            raise ConfigError(f"no contract at {address} on chain {w3.eth.chain_id}")
+        market_abi = load_abi("ComputeMarket", manifest)
+        token_abi = load_abi("NeuroToken", manifest)
+        self.market: Contract = w3.eth.contract(address=address, abi=market_abi)
+        try:
+            token_address = self.market.functions.token().call()
+        except (ContractLogicError, ValueError) as exc:
+            raise ConfigError(f"{address} is not a ComputeMarket ({exc})") from None
+        self.token: Contract = w3.eth.contract(address=token_address, abi=token_abi)
+        self.chain_id = int(w3.eth.chain_id)
+        self._errors = _error_table(market_abi, token_abi)
+
+    @classmethod
+    def connect(
+        cls,
+        rpc_url: str,
+        market_address: str,
+        account: LocalAccount | None = None,
+        *,
+        manifest: Path | None = None,
+        timeout_s: float = 30.0,
+    ) -> MarketClient:
+        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+        return cls(w3, market_address, account, manifest=manifest)
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def address(self) -> str:
+        if self.account is None:
+            raise ConfigError("this command signs transactions: give a keystore (--keystore)")
+        return str(self.account.address)
+
+    @property
+    def market_address(self) -> str:
+        return str(self.market.address)
+
+    # ------------------------------------------------------------------ views
+
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def timestamp(self) -> int:
+        """The latest block's timestamp: deadlines are judged by chain time, not the clock."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def get_job(self, job_id: int) -> OnChainJob:
+        raw = self._call(self.market.functions.getJob(job_id), f"getJob({job_id})")
+        return OnChainJob(
+            job_id,
+            to_checksum_address(raw[0]),
+            int(raw[1]),
+            to_checksum_address(raw[2]),
+            int(raw[3]),
+            bytes(raw[4]),
+            bytes(raw[5]),
+            JobState(int(raw[6])),
+            int(raw[7]),
+            int(raw[8]),
+            int(raw[9]),
+            int(raw[10]),
+            int(raw[11]),
+            int(raw[12]),
+            int(raw[13]),
+        )
+
+    def get_provider(self, address: str | None = None) -> ProviderAccount:
+        raw = self._call(self.market.functions.getProvider(address or self.address), "getProvider")
+        return ProviderAccount(int(raw[0]), int(raw[1]), int(raw[2]), bool(raw[3]), int(raw[4]))
+
+    def ntk_balance(self, address: str | None = None) -> int:
+        return int(self.token.functions.balanceOf(address or self.address).call())
+
+    def allowance(self, address: str | None = None) -> int:
+        owner = address or self.address
+        return int(self.token.functions.allowance(owner, self.market.address).call())
+
+    def eth_balance(self, address: str | None = None) -> int:
+        return int(self.w3.eth.get_balance(to_checksum_address(address or self.address)))
+
+    def unbonding_delay(self) -> int:
+        return int(self.market.functions.unbondingDelay().call())
+
+    # ------------------------------------------------------------------ logs
+
+    def logs(
+        self,
+        event: str,
+        from_block: int,
+        to_block: int,
+        argument_filters: dict[str, Any] | None = None,
+    ) -> Iterator[EventData]:
+        """Decoded `event` logs in [from_block, to_block], fetched in bounded block ranges."""
+        start = max(0, from_block)
+        while start <= to_block:
+            end = min(to_block, start + self.log_chunk_blocks - 1)
+            yield from self.market.events[event]().get_logs(
+                argument_filters=argument_filters, from_block=start, to_block=end
+            )
+            start = end + 1
+
+    # ------------------------------------------------------------------ errors
+
+    def decode_revert(self, data: Any) -> tuple[str, dict[str, Any]] | None:
+        """The custom error in revert `data` (hex or bytes), or None when it is not ours."""
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, str):
+            try:
+                data = bytes.fromhex(data.removeprefix("0x"))
+            except ValueError:
+                return None
+        if not isinstance(data, bytes | bytearray) or len(data) < 4:
+            return None
+        spec = self._errors.get(bytes(data[:4]))
+        if spec is None:
+            return None
+        try:
+            values = abi_decode(spec.types, bytes(data[4:]))
+        except Exception:  # malformed revert data: not decodable, report it as unknown
+            return None
+        return spec.name, {n: _plain(v) for n, v in zip(spec.names, values, strict=True)}
+
+    def _raise_revert(self, action: str, exc: Exception) -> None:
+        data = getattr(exc, "data", None)
+        decoded = self.decode_revert(data)
+        if decoded is not None:
+            raise ChainRevertError(action, *decoded) from None
+        message = getattr(exc, "message", None) or str(exc)
+        raise ChainRevertError(action, "Revert", {"reason": message}) from None
+
+    def _call(self, fn: ContractFunction, action: str) -> Any:
+        try:
+            return fn.call()
+        except (ContractCustomError, ContractLogicError) as exc:
+            self._raise_revert(action, exc)
+
+    # ------------------------------------------------------------------ transactions
+
+    def transact(
+        self,
+        fn: ContractFunction,
+        action: str,
+        on_sent: Callable[[str], None] | None = None,
+    ) -> TxReceipt:
+        """Estimates, signs, records (`on_sent`), broadcasts `fn`, and waits for its receipt."""
+        account = self.account
+        if account is None:
+            raise ConfigError("this command signs transactions: give a keystore (--keystore)")
+        sender = account.address
+        params: TxParams = {"from": sender, "chainId": self.chain_id}
+        try:
+            tx = fn.build_transaction(params)
+        except (ContractCustomError, ContractLogicError) as exc:
+            self._raise_revert(action, exc)
+        tx["nonce"] = self.w3.eth.get_transaction_count(sender, "pending")
+        gas = int(tx["gas"])
+        tx["gas"] = gas + gas // 5  # headroom: estimates are exact for the state they saw
+        fee = int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
+        needed = int(tx["gas"]) * fee
+        balance = self.eth_balance(sender)
+        if balance < needed:
+            raise InsufficientGasError(sender, balance, needed)
+        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        if on_sent is not None:
+            on_sent(tx_hash)
+        self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        return self.wait(tx_hash, action)
+
+    def wait(self, tx_hash: str, action: str) -> TxReceipt:
+        """The receipt of `tx_hash`; ChainRevertError (decoded by replay) if it failed."""
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            HexBytes(tx_hash), timeout=self.receipt_timeout_s, poll_latency=0.2
+        )
+        if int(receipt["status"]) != 1:
+            self._replay_failure(tx_hash, int(receipt["blockNumber"]), action)
+        return receipt
+
+    def tx_status(self, tx_hash: str) -> str:
+        """'mined', 'failed', 'pending' or 'unknown' (dropped, or never broadcast)."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            receipt = None
+        if receipt is not None:
+            return "mined" if int(receipt["status"]) == 1 else "failed"
+        try:
+            self.w3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return "unknown"
+        return "pending"
+
+    def _replay_failure(self, tx_hash: str, block: int, action: str) -> None:
+        tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"]}
+        try:
+            self.w3.eth.call(call, block - 1)
+        except (ContractCustomError, ContractLogicError) as exc:
+            self._raise_revert(action, exc)
+        raise ChainRevertError(action, "Revert", {"tx": tx_hash, "reason": "out of gas?"})
+
+    # ------------------------------------------------------------------ helpers
+
+    def wait_for_block(self, number: int, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.head() < number:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"block {number} did not arrive within {timeout_s:.0f} s")
+            time.sleep(0.5)

@@ -1,0 +1,214 @@
+"""The agent's memory across restarts: one SQLite file of the jobs it has seen and acted on.
+
+The chain stays the source of truth; this file says what the agent already did, so that a
+restart neither accepts a job twice nor submits twice. A transaction's hash is written here
+*before* it is broadcast (status `accepting` / `submitting`), so a crash between sending and
+recording leaves a trace that the next run reconciles against the chain. Shard outputs are
+not here: the compute journal (`neurotoken.provider.compute`) keeps those.
+
+The file is bound to one chain, one market and one provider address; opening it with any
+other raises ConfigError instead of mixing two histories.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from neurotoken.provider.errors import ConfigError
+
+
+class JobStatus(StrEnum):
+    SEEN = "seen"
+    """Posted; not decided yet."""
+    DEFERRED = "deferred"
+    """Refused for a reason that may pass (spec server down, stake busy): looked at again."""
+    REFUSED = "refused"
+    """Refused for good (reason stored)."""
+    GONE = "gone"
+    """No longer open before this provider took it (taken, cancelled or expired)."""
+    ACCEPTING = "accepting"
+    """acceptJob signed (hash stored), outcome not seen yet."""
+    ACCEPTED = "accepted"
+    COMPUTED = "computed"
+    """All shards computed and the bundle published (root stored)."""
+    SUBMITTING = "submitting"
+    """submitResult signed (hash stored), outcome not seen yet."""
+    SUBMITTED = "submitted"
+    PAID = "paid"
+    REJECTED = "rejected"
+    DEFAULTED = "defaulted"
+    LAPSED = "lapsed"
+    MISSED = "missed"
+    """deliverBy passed before the result could be submitted."""
+
+
+OPEN_WORK = (JobStatus.ACCEPTING, JobStatus.ACCEPTED, JobStatus.COMPUTED, JobStatus.SUBMITTING)
+"""Jobs this provider holds and still has to deliver."""
+UNDECIDED = (JobStatus.SEEN, JobStatus.DEFERRED)
+FINAL = (
+    JobStatus.REFUSED,
+    JobStatus.GONE,
+    JobStatus.PAID,
+    JobStatus.REJECTED,
+    JobStatus.DEFAULTED,
+    JobStatus.LAPSED,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id      INTEGER PRIMARY KEY,
+    status      TEXT NOT NULL,
+    spec_uri    TEXT NOT NULL,
+    spec_hash   TEXT NOT NULL,
+    reason      TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    estimate_s  REAL,
+    accept_tx   TEXT,
+    root        TEXT,
+    bundle_uri  TEXT,
+    submit_tx   TEXT,
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+"""
+
+_FIELDS = (
+    "status",
+    "reason",
+    "attempts",
+    "estimate_s",
+    "accept_tx",
+    "root",
+    "bundle_uri",
+    "submit_tx",
+)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: int
+    status: JobStatus
+    spec_uri: str
+    spec_hash: str
+    reason: str | None
+    attempts: int
+    estimate_s: float | None
+    accept_tx: str | None
+    root: str | None
+    bundle_uri: str | None
+    submit_tx: str | None
+    updated_at: float
+
+
+class AgentState:
+    """The SQLite store (`<state_dir>/agent.sqlite3`)."""
+
+    def __init__(self, path: Path, chain_id: int, market: str, provider: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._bind({"chain_id": str(chain_id), "market": market.lower(), "provider": provider})
+
+    def _bind(self, identity: dict[str, str]) -> None:
+        for key, value in identity.items():
+            stored = self._meta(key)
+            if stored is None:
+                self._set_meta(key, value.lower())
+            elif stored != value.lower():
+                raise ConfigError(
+                    f"state file {self.path} belongs to {key} {stored}, not {value}: "
+                    "use another --state folder"
+                )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ------------------------------------------------------------------ log cursor
+
+    def next_block(self, default: int) -> int:
+        """The first block not yet scanned for posted jobs."""
+        value = self._meta("next_block")
+        return default if value is None else int(value)
+
+    def set_next_block(self, block: int) -> None:
+        self._set_meta("next_block", str(block))
+
+    # ------------------------------------------------------------------ jobs
+
+    def add_seen(self, job_id: int, spec_uri: str, spec_hash: str) -> bool:
+        """Records a posted job; False when it is already known (a rescan is harmless)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO jobs (job_id, status, spec_uri, spec_hash, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (job_id, JobStatus.SEEN.value, spec_uri, spec_hash, time.time()),
+        )
+        return cur.rowcount == 1
+
+    def get(self, job_id: int) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def with_status(self, *statuses: JobStatus) -> list[JobRecord]:
+        marks = ",".join("?" * len(statuses))
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY job_id",
+            [s.value for s in statuses],
+        ).fetchall()
+        return [_record(r) for r in rows]
+
+    def all(self) -> list[JobRecord]:
+        return [_record(r) for r in self._db.execute("SELECT * FROM jobs ORDER BY job_id")]
+
+    def update(self, job_id: int, **fields: Any) -> JobRecord:
+        unknown = set(fields) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown job fields {sorted(unknown)}")
+        values = {k: (v.value if isinstance(v, JobStatus) else v) for k, v in fields.items()}
+        sets = ", ".join(f"{k} = ?" for k in values)
+        cur = self._db.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ? WHERE job_id = ?",
+            [*values.values(), time.time(), job_id],
+        )
+        if cur.rowcount != 1:
+            raise KeyError(f"job {job_id} is not in the state file")
+        record = self.get(job_id)
+        assert record is not None
+        return record
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=int(row["job_id"]),
+        status=JobStatus(row["status"]),
+        spec_uri=str(row["spec_uri"]),
+        spec_hash=str(row["spec_hash"]),
+        reason=row["reason"],
+        attempts=int(row["attempts"]),
+        estimate_s=row["estimate_s"],
+        accept_tx=row["accept_tx"],
+        root=row["root"],
+        bundle_uri=row["bundle_uri"],
+        submit_tx=row["submit_tx"],
+        updated_at=float(row["updated_at"]),
+    )

@@ -1,0 +1,223 @@
+"""Provider-agent fixtures: a token and a market deployed with ape on anvil, and the agent's
+own web3 client pointed at the same node (as the agent would be, at any node).
+
+Roles: `client` posts jobs (ape account), `farm` is the provider the agent drives (its key
+becomes an eth-account LocalAccount; ape never sends from it), `oracles` sign verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from neurotoken.jobs import keccak256, parse_spec, spec_json
+from neurotoken.provider.agent import AgentConfig, ProviderAgent
+from neurotoken.provider.chain import DEFAULT_MANIFEST, MarketClient
+from neurotoken.provider.policy import Policy
+from neurotoken.verdicts import MarketDomain, Verdict, sign_verdict
+
+NTK = 10**18
+ZERO_ADDRESS = "0x" + "00" * 20
+UNBONDING_DELAY = 7 * 24 * 3600
+FEE_BPS = 250
+STAKE = 1_000 * NTK
+PAYMENT = 80 * NTK
+COLLATERAL = 40 * NTK
+SHARDS = 8
+
+SCENE = {
+    "width": 64,
+    "height": 48,
+    "shelves": 2,
+    "max_products_per_shelf": 5,
+    "occlusion_pct": 40,
+    "lighting_pct": 20,
+    "noise_level": 4,
+}
+
+
+def shelf_spec_dict(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "kind": "shelf-images",
+        "version": 1,
+        "seed": 7,
+        "scene": dict(SCENE),
+        "images_per_shard": 1,
+        "shard_count": SHARDS,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def spec_bytes(**overrides: Any) -> bytes:
+    """Canonical bytes of a valid tiny shelf spec."""
+    return spec_json(parse_spec(shelf_spec_dict(**overrides)))
+
+
+@pytest.fixture(scope="session")
+def client(accounts: Any) -> Any:
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def farm_key(accounts: Any) -> LocalAccount:
+    """The provider's key as the agent holds it (decrypted from a keystore in real life)."""
+    key: LocalAccount = Account.from_key(accounts[3].private_key)
+    return key
+
+
+@pytest.fixture(scope="session")
+def other_provider(accounts: Any) -> Any:
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def oracles(accounts: Any) -> list[Any]:
+    return [accounts[5], accounts[6], accounts[7]]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts: Any) -> Any:
+    return accounts[8]
+
+
+@pytest.fixture(scope="session")
+def abi_manifest(project: Any) -> Path:
+    """Ape's build manifest, where the agent reads its ABIs (ape test compiles into it)."""
+    project.load_contracts()
+    data = json.loads(DEFAULT_MANIFEST.read_text())
+    assert {"ComputeMarket", "NeuroToken"} <= set(data["contractTypes"])
+    return DEFAULT_MANIFEST
+
+
+@pytest.fixture
+def market(
+    project: Any,
+    owner: Any,
+    token: Any,
+    minter: Any,
+    oracles: list[Any],
+    client: Any,
+    farm_key: LocalAccount,
+    other_provider: Any,
+) -> Any:
+    """A market with 3 oracles (threshold 2) and a 2.5% fee; client and farm hold NTK."""
+    deployed = project.ComputeMarket.deploy(
+        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, sender=owner
+    )
+    token.mint(client, 100_000 * NTK, sender=minter)
+    token.approve(deployed, 2**256 - 1, sender=client)
+    token.mint(farm_key.address, 10_000 * NTK, sender=minter)
+    token.mint(other_provider, 10_000 * NTK, sender=minter)
+    token.approve(deployed, 2**256 - 1, sender=other_provider)
+    return deployed
+
+
+@pytest.fixture
+def rpc_url(chain: Any) -> str:
+    return str(chain.provider.uri)
+
+
+@pytest.fixture
+def farm(rpc_url: str, market: Any, farm_key: LocalAccount, abi_manifest: Path) -> MarketClient:
+    """The agent's chain client: its own web3 over HTTP to the same anvil, signing locally."""
+    return MarketClient.connect(rpc_url, market.address, farm_key, manifest=abi_manifest)
+
+
+FAST_POLICY = Policy(deadline_margin_s=60)
+
+
+@pytest.fixture
+def make_agent(farm: MarketClient, tmp_path: Path) -> Iterator[Callable[..., ProviderAgent]]:
+    """make_agent(policy=..., **config): an agent on fixed state/store folders, so a second
+    call is the same installation restarted."""
+    made: list[ProviderAgent] = []
+
+    def _make(
+        policy: Policy = FAST_POLICY, client: MarketClient | None = None, **config: Any
+    ) -> ProviderAgent:
+        settings: dict[str, Any] = {
+            "state_dir": tmp_path / "state",
+            "store_dir": tmp_path / "bundles",
+            "bundle_uri": (tmp_path / "bundles").as_uri(),
+            "policy": policy,
+            "workers": 1,
+            "progress": False,
+        }
+        settings.update(config)
+        agent = ProviderAgent(client or farm, AgentConfig(**settings), echo=lambda _: None)
+        made.append(agent)
+        return agent
+
+    yield _make
+    for agent in made:
+        agent.close()
+
+
+@dataclass
+class Jobs:
+    """Posting jobs as the client, and settling them as the oracles."""
+
+    market: Any
+    chain: Any
+    client: Any
+    oracles: list[Any]
+    folder: Path
+
+    def write_spec(self, raw: bytes, name: str = "spec") -> Path:
+        path = self.folder / f"{name}-{keccak256(raw).hex()[:12]}.json"
+        path.write_bytes(raw)
+        return path
+
+    def post(
+        self,
+        raw: bytes | None = None,
+        *,
+        spec_uri: str | None = None,
+        spec_hash: bytes | None = None,
+        **overrides: Any,
+    ) -> int:
+        raw = spec_bytes() if raw is None else raw
+        uri = spec_uri if spec_uri is not None else str(self.write_spec(raw))
+        now = self.chain.pending_timestamp
+        request: dict[str, Any] = {
+            "specHash": spec_hash if spec_hash is not None else keccak256(raw),
+            "specURI": uri,
+            "paymentNtk": PAYMENT,
+            "provider": ZERO_ADDRESS,
+            "collateralNtk": COLLATERAL,
+            "shardCount": SHARDS,
+            "challengeCount": 4,
+            "acceptBy": now + 3600,
+            "deliverBy": now + 7200,
+            "verdictBy": now + 10800,
+        }
+        request.update(overrides)
+        tx = self.market.postJob(request, sender=self.client)
+        return int(tx.return_value)
+
+    def settle(self, job_id: int, accepted: bool, sender: Any) -> Any:
+        """Two of the three oracles sign the verdict over the stored root; `sender` submits."""
+        self.chain.mine(2)  # the seed block, then one more so views can read its hash
+        root = bytes(self.market.getJob(job_id).resultRoot)
+        domain = MarketDomain(self.chain.chain_id, self.market.address)
+        signed = [
+            sign_verdict(o.private_key, domain, Verdict(job_id, root, accepted))
+            for o in self.oracles[:2]
+        ]
+        signatures = [s.signature for s in sorted(signed, key=lambda s: int(s.signer, 16))]
+        return self.market.settle(job_id, accepted, signatures, sender=sender)
+
+
+@pytest.fixture
+def jobs(market: Any, chain: Any, client: Any, oracles: list[Any], tmp_path: Path) -> Jobs:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    return Jobs(market, chain, client, oracles, folder)

@@ -1,0 +1,212 @@
+"""Keystores and the `python -m neurotoken.provider agent` command line, driven in-process
+against the same anvil node."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from neurotoken.provider.cli import main
+from neurotoken.provider.errors import KeystoreError
+from neurotoken.provider.keys import load_account, write_keystore
+from tests.agent.conftest import FEE_BPS, PAYMENT, Jobs
+
+PASSWORD_ENV = "TEST_FARM_PASSWORD"
+
+
+@pytest.fixture
+def keystore(tmp_path: Path, farm_key: LocalAccount) -> Path:
+    return write_keystore(tmp_path / "farm.json", farm_key.key, "correct horse", iterations=2)
+
+
+def test_load_account__decrypts_with_the_password_from_the_named_variable(
+    keystore: Path, farm_key: LocalAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "correct horse")
+    assert load_account(str(keystore), PASSWORD_ENV).address == farm_key.address
+
+
+def test_load_account__wrong_password__is_refused_without_echoing_secrets(
+    keystore: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "battery staple")
+    with pytest.raises(KeystoreError) as caught:
+        load_account(str(keystore), PASSWORD_ENV)
+    assert str(caught.value) == f"wrong password for {keystore} (from ${PASSWORD_ENV})"
+    assert "battery" not in str(caught.value)
+
+
+def test_load_account__password_variable_unset__says_which(
+    keystore: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    with pytest.raises(KeystoreError, match=rf"read from \${PASSWORD_ENV}, which is not set"):
+        load_account(str(keystore), PASSWORD_ENV)
+
+
+def test_load_account__ape_alias__is_found_in_the_ape_data_folder(
+    tmp_path: Path, farm_key: LocalAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_keystore(tmp_path / "ape" / "accounts" / "farm.json", farm_key.key, "pw", iterations=2)
+    monkeypatch.setenv("APE_DATA_FOLDER", str(tmp_path / "ape"))
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    assert load_account("farm", PASSWORD_ENV).address == farm_key.address
+    with pytest.raises(KeystoreError, match=r"no keystore at .*/ape/accounts/other\.json"):
+        load_account("other", PASSWORD_ENV)
+
+
+def test_load_account__not_a_keystore__is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps({"private_key": "0x" + "11" * 32}))
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    with pytest.raises(KeystoreError, match="not an encrypted keystore"):
+        load_account(str(path), PASSWORD_ENV)
+
+
+def test_load_account__stated_address_differs__is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_keystore(tmp_path / "k.json", Account.create().key, "pw", iterations=2)
+    document = json.loads(path.read_text())
+    document["address"] = "22" * 20
+    path.write_text(json.dumps(document))
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    with pytest.raises(KeystoreError, match="not its stated address"):
+        load_account(str(path), PASSWORD_ENV)
+
+
+# ---------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def cli(
+    rpc_url: str, market: Any, keystore: Path, tmp_path: Path, farm_key: LocalAccount,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:  # fmt: skip
+    monkeypatch.setenv("NEUROTOKEN_RPC_URL", rpc_url)
+    monkeypatch.setenv("NEUROTOKEN_MARKET", market.address)
+    monkeypatch.setenv("NEUROTOKEN_PROVIDER_KEYSTORE", str(keystore))
+    monkeypatch.setenv(PASSWORD_ENV, "correct horse")
+    secret = farm_key.key.hex().removeprefix("0x")
+
+    def invoke(*args: str) -> Result:
+        result = CliRunner().invoke(
+            main, ["agent", "--password-env", PASSWORD_ENV, *args], catch_exceptions=False
+        )
+        assert secret not in result.output
+        return result
+
+    return invoke
+
+
+def test_cli__register_status_run_and_earnings(cli: Any, jobs: Jobs, tmp_path: Path) -> None:
+    result = cli("register", "--stake", "1000", "--metadata-uri", "https://farm.example")
+    assert result.exit_code == 0, result.output
+    assert "registered 0x" in result.output and "with 1,000 NTK stake" in result.output
+
+    result = cli("status")
+    assert result.exit_code == 0 and "free stake     1,000 NTK" in result.output
+
+    job_id = jobs.post()
+    work = ["--state", str(tmp_path / "st"), "--store", str(tmp_path / "b"), "--confirmations", "0"]
+    result = cli("jobs", *work, "--min-price-per-shard", "10")
+    assert result.output.strip() == (
+        f"job {job_id}: refuse (PRICE_TOO_LOW: 9.75 NTK per shard after the 2.5% fee "
+        "< minimum 10 NTK)"
+    )
+    result = cli("run", *work, "--once", "--no-serve", "--quiet", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert f"job {job_id}: accepted - 8 shards for 80.00 NTK" in result.output
+    assert f"job {job_id}: result submitted, root 0x" in result.output
+
+    jobs.settle(job_id, True, sender=jobs.client)
+    result = cli("earnings", "--json")
+    report = json.loads(result.output)
+    fee = PAYMENT * FEE_BPS // 10_000
+    assert (report["gross_ntk"], report["fees_ntk"], report["net_ntk"]) == (
+        PAYMENT, fee, PAYMENT - fee,
+    )  # fmt: skip
+    assert [j["outcome"] for j in report["jobs"]] == ["paid"]
+    result = cli("withdraw-earnings")
+    assert result.exit_code == 0 and "withdrew 78 NTK of earnings" in result.output
+
+
+def test_cli__mistakes__end_with_one_clear_line(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    result = cli("run", "--once", "--no-serve", "--state", str(tmp_path / "s"))
+    assert result.exit_code == 1
+    assert result.output.strip().endswith("agent register --stake AMOUNT` first")
+
+    result = cli("register", "--stake", "-5")
+    assert result.exit_code == 2 and "not an NTK amount" in result.output
+
+    result = cli("register", "--stake", "50000")
+    assert result.exit_code == 1 and "holds 10,000 NTK, 50,000 NTK needed" in result.output
+
+    result = cli("--market", "0x000000000000000000000000000000000000dEaD", "status")
+    assert (
+        result.exit_code == 1
+        and "no contract at 0x000000000000000000000000000000000000dEaD" in (result.output)
+    )
+
+    monkeypatch.delenv(PASSWORD_ENV)
+    result = cli("status")
+    assert result.exit_code == 1 and f"${PASSWORD_ENV}, which is not set" in result.output
+
+    monkeypatch.delenv("NEUROTOKEN_MARKET")
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path / "none"))
+    result = cli("earnings", "--provider", "0x" + "33" * 20)
+    assert result.exit_code == 1 and "No ComputeMarket recorded for network 'ethereum-local'" in (
+        result.output
+    )
+
+
+def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(
+    cli: Any, jobs: Jobs, tmp_path: Path, farm_key: LocalAccount, market: Any
+) -> None:
+    assert cli("register", "--stake", "1000").exit_code == 0
+    job_id = jobs.post()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "neurotoken.provider", "agent", "--password-env", PASSWORD_ENV,
+        "run", "--state", str(tmp_path / "st"), "--store", str(tmp_path / "b"),
+        "--confirmations", "0", "--serve-port", str(port), "--poll", "0.3", "--quiet",
+        "--workers", "1",
+    ]  # fmt: skip
+    log = tmp_path / "agent.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while market.getJob(job_id).state != 3 and time.monotonic() < deadline:  # Submitted
+                assert process.poll() is None, log.read_text()
+                time.sleep(0.3)
+            root = bytes(market.getJob(job_id).resultRoot)
+            url = f"http://127.0.0.1:{port}/bundles/0x{root.hex()}/manifest"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                assert json.loads(resp.read())["root"] == "0x" + root.hex()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+    output = log.read_text()
+    assert code == 0, output
+    assert f"bundles at http://127.0.0.1:{port}" in output
+    assert "stopping after this step" in output
+    assert farm_key.key.hex().removeprefix("0x") not in output

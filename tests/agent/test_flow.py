@@ -1,0 +1,306 @@
+"""The agent end to end: a posted job accepted, computed, proven, submitted, verified by an
+oracle-style check of the challenged shards over HTTP, settled by 2-of-3 test-key verdicts,
+and reported in the earnings; then restarts at every awkward moment."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from eth_utils.address import to_checksum_address
+
+from neurotoken.jobs import parse_spec
+from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
+from neurotoken.provider import account as acct
+from neurotoken.provider.agent import ProviderAgent, StepReport
+from neurotoken.provider.chain import JobState, MarketClient
+from neurotoken.provider.earnings import collect_earnings
+from neurotoken.provider.server import BundleServer, make_app
+from neurotoken.provider.state import JobStatus
+from tests.agent.conftest import COLLATERAL, FEE_BPS, NTK, PAYMENT, SHARDS, STAKE, Jobs, spec_bytes
+
+AgentFactory = Callable[..., ProviderAgent]
+
+
+class CrashError(Exception):
+    """Stands in for a kill -9 in the middle of the work."""
+
+
+def events(market: Any, name: str, job_id: int) -> list[Any]:
+    """The `name` logs of `job_id`, read through ape (not through the agent's client)."""
+    stop = market.chain_manager.blocks.height + 1
+    return list(getattr(market, name).range(0, stop, search_topics={"jobId": job_id}))
+
+
+def test_job__accepted_computed_submitted_settled_and_reported(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, stranger: Any,
+    tmp_path: Any,
+) -> None:  # fmt: skip
+    acct.register(farm, STAKE)
+    store_dir = tmp_path / "bundles"
+    with BundleServer(make_app(LocalStore(store_dir))) as server:
+        agent = make_agent(bundle_uri=server.url)
+        job_id = jobs.post()
+        report = agent.step()
+
+        assert report.posted == [job_id] and report.accepted == [job_id]
+        assert report.submitted == [job_id]
+        assert sorted(report.computed[job_id].computed) == list(range(SHARDS))
+        job = farm.get_job(job_id)
+        assert job.state is JobState.SUBMITTED and job.provider == farm.address
+        record = agent.state.get(job_id)
+        assert record is not None and record.status is JobStatus.SUBMITTED
+        assert record.root == "0x" + job.result_root.hex()
+        submitted = events(market, "ResultSubmitted", job_id)
+        assert len(submitted) == 1 and submitted[0].bundleURI == server.url
+        assert farm.get_provider().stake_ntk == STAKE - COLLATERAL
+
+        # What an oracle does: read the challenge from chain, fetch from the bundle URI, re-run.
+        jobs.chain.mine(2)
+        seed = bytes(market.challengeSeed(job_id))
+        spec = parse_spec(spec_bytes())
+        commitment = Commitment(job_id, job.spec_hash, job.shard_count, job.result_root)
+        verdict = verify_job(spec, commitment, seed, job.challenge_count, HttpSource(server.url))
+        assert verdict.accepted, verdict.summary()
+        assert list(verdict.challenged) == list(market.challengedShards(job_id))
+
+    jobs.settle(job_id, True, sender=stranger)
+    report = agent.step()
+    assert report.settled == {job_id: JobStatus.PAID}
+    fee = PAYMENT * FEE_BPS // 10_000
+    earned = collect_earnings(farm)
+    assert [(j.job_id, j.outcome) for j in earned.jobs] == [(job_id, "paid")]
+    assert (earned.gross_ntk, earned.fees_ntk, earned.net_ntk) == (PAYMENT, fee, PAYMENT - fee)
+    assert earned.slashed_ntk == 0 and earned.staked_ntk == STAKE
+    assert earned.account is not None and earned.account.earned_ntk == PAYMENT - fee
+    assert earned.account.stake_ntk == STAKE  # collateral back
+    text = "\n".join(earned.lines())
+    assert "jobs: 1 paid, 0 rejected, 0 defaulted, 0 lapsed, 0 open" in text
+    assert "gross paid by clients 80 NTK; protocol fees 2 NTK; net earned 78 NTK" in text
+
+    before = farm.ntk_balance()
+    acct.withdraw_earnings(farm)
+    assert farm.ntk_balance() == before + PAYMENT - fee
+    assert collect_earnings(farm).withdrawn_ntk == PAYMENT - fee
+
+
+def test_rejected_job__is_reported_as_slashed(
+    farm: MarketClient, jobs: Jobs, make_agent: AgentFactory, stranger: Any
+) -> None:
+    acct.register(farm, STAKE)
+    agent = make_agent()
+    job_id = jobs.post()
+    agent.step()
+    jobs.settle(job_id, False, sender=stranger)
+    assert agent.step().settled == {job_id: JobStatus.REJECTED}
+    earned = collect_earnings(farm)
+    assert [(j.job_id, j.outcome, j.slashed_ntk) for j in earned.jobs] == [
+        (job_id, "rejected", COLLATERAL)
+    ]
+    assert earned.net_ntk == 0 and earned.account is not None
+    assert earned.account.stake_ntk == STAKE - COLLATERAL
+
+
+def test_restart__mid_compute__neither_accepts_again_nor_recomputes(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, STAKE)
+    finished: list[int] = []
+
+    def crash_after_three(index: int) -> None:
+        finished.append(index)
+        if len(finished) == 3:
+            raise CrashError
+
+    job_id = jobs.post()
+    first = make_agent(on_shard=crash_after_three)
+    with pytest.raises(CrashError):
+        first.step()
+    record = first.state.get(job_id)
+    assert record is not None and record.status is JobStatus.ACCEPTED
+    first.close()
+
+    again = make_agent()  # same state and store folders: the same installation, restarted
+    report = again.step()
+    assert report.accepted == [] and report.submitted == [job_id]
+    assert sorted(report.computed[job_id].reused) == sorted(finished)
+    assert sorted(report.computed[job_id].computed) == sorted(set(range(SHARDS)) - set(finished))
+    assert len(events(market, "JobAccepted", job_id)) == 1
+    assert again.step().submitted == []
+    assert len(events(market, "ResultSubmitted", job_id)) == 1
+
+
+def test_restart__after_computing_before_submitting__submits_once_without_recomputing(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    first_report = StepReport()
+    first.scan()
+    first.decide(first_report)
+    job = farm.get_job(job_id)
+    record = first.state.get(job_id)
+    assert record is not None
+    first.compute(job, record, first_report)  # then the process dies before submitting
+    first.close()
+
+    again = make_agent()
+    report = again.step()
+    assert report.computed == {} and report.submitted == [job_id]
+    assert len(events(market, "ResultSubmitted", job_id)) == 1
+
+
+def test_restart__accept_sent_but_not_recorded__is_found_on_chain_not_resent(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    tx = farm.transact(farm.market.functions.acceptJob(job_id), "accept")
+    first = make_agent()
+    first.scan()
+    tx_hash = "0x" + bytes(tx["transactionHash"]).hex()
+    first.state.update(job_id, status=JobStatus.ACCEPTING, accept_tx=tx_hash)  # crash point
+    first.close()
+
+    farm_address = to_checksum_address(farm.address)
+    nonce = farm.w3.eth.get_transaction_count(farm_address)
+    again = make_agent()
+    report = StepReport()
+    again.reconcile(report)
+    record = again.state.get(job_id)
+    assert record is not None and record.status is JobStatus.ACCEPTED
+    assert farm.w3.eth.get_transaction_count(farm_address) == nonce  # nothing sent
+    assert report.accepted == []
+    assert again.step().submitted == [job_id]
+    assert len(events(market, "JobAccepted", job_id)) == 1
+
+
+def test_restart__accept_signed_but_never_broadcast__is_decided_again_and_accepted_once(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    first.scan()
+    first.state.update(job_id, status=JobStatus.ACCEPTING, accept_tx="0x" + "ab" * 32)
+    first.close()
+
+    report = make_agent().step()
+    assert report.accepted == [job_id] and report.submitted == [job_id]
+    assert len(events(market, "JobAccepted", job_id)) == 1
+
+
+def test_restart__submit_sent_but_not_recorded__is_not_resent(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    first.step()
+    record = first.state.get(job_id)
+    assert record is not None and record.status is JobStatus.SUBMITTED
+    first.state.update(job_id, status=JobStatus.SUBMITTING)  # as if killed before recording
+    first.close()
+
+    report = make_agent().step()
+    assert report.submitted == [] and report.computed == {}
+    assert len(events(market, "ResultSubmitted", job_id)) == 1
+
+
+def test_two_jobs__best_paying_first__and_stake_bounds_how_many_are_taken(
+    farm: MarketClient, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, COLLATERAL)  # stake for one job's collateral only
+    cheap = jobs.post(paymentNtk=40 * NTK)
+    rich = jobs.post(spec_bytes(seed=8), paymentNtk=120 * NTK)
+    agent = make_agent()
+    report = agent.step()
+    assert report.accepted == [rich]
+    record = agent.state.get(cheap)
+    assert record is not None and record.status is JobStatus.DEFERRED
+    assert record.reason is not None and record.reason.startswith("STAKE_TOO_LOW")
+
+
+def test_job_taken_by_another_provider__is_marked_gone(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, other_provider: Any
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    agent = make_agent()
+    agent.scan()
+    market.registerProvider(STAKE, "", sender=other_provider)
+    market.acceptJob(job_id, sender=other_provider)
+    report = agent.step()
+    assert report.accepted == []
+    record = agent.state.get(job_id)
+    assert record is not None and record.status is JobStatus.GONE
+
+
+def test_run__survives_a_failing_step_and_stops_after_too_many(
+    farm: MarketClient, jobs: Jobs, make_agent: AgentFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    agent = make_agent()
+    real_scan = agent.scan
+    calls: list[int] = []
+
+    def flaky_scan() -> list[int]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("node restarting")
+        return real_scan()
+
+    monkeypatch.setattr(agent, "scan", flaky_scan)
+    agent.run(poll_s=0.0, max_steps=2)
+    record = agent.state.get(job_id)
+    assert record is not None and record.status is JobStatus.SUBMITTED
+
+    monkeypatch.setattr(agent, "scan", lambda: (_ for _ in ()).throw(ConnectionError("down")))
+    with pytest.raises(ConnectionError):
+        agent.run(poll_s=0.0, max_steps=5, max_failures=3)
+
+
+def test_restart__submit_signed_but_never_broadcast__submits_once(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    report = StepReport()
+    first.scan()
+    first.decide(report)
+    record = first.state.get(job_id)
+    assert record is not None
+    record = first.compute(farm.get_job(job_id), record, report)
+    first.state.update(job_id, status=JobStatus.SUBMITTING, submit_tx="0x" + "cd" * 32)
+    first.close()
+
+    again = make_agent().step()
+    assert again.computed == {} and again.submitted == [job_id]
+    assert len(events(market, "ResultSubmitted", job_id)) == 1
+    assert "0x" + farm.get_job(job_id).result_root.hex() == record.root
+
+
+def test_restart__with_the_bundle_store_lost__recomputes_before_submitting(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, tmp_path: Any
+) -> None:
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    report = StepReport()
+    first.scan()
+    first.decide(report)
+    record = first.state.get(job_id)
+    assert record is not None
+    record = first.compute(farm.get_job(job_id), record, report)
+    first.close()
+    shutil.rmtree(tmp_path / "bundles")  # a disk replaced: the oracles could fetch nothing
+
+    again = make_agent().step()
+    assert sorted(again.computed[job_id].computed) == list(range(SHARDS))
+    assert again.submitted == [job_id]
+    assert "0x" + farm.get_job(job_id).result_root.hex() == record.root
