@@ -15,8 +15,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from eth_abi.abi import decode as abi_decode
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3.exceptions import ContractCustomError
+from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
 from neurotoken.verdicts import (
     MarketDomain,
@@ -426,11 +430,53 @@ _EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
 
 def explain(exc: Exception) -> str:
     """A plain-language reason for a reverted market call."""
-    name = type(exc).__name__
-    inputs = getattr(exc, "inputs", None)
+    return explain_error(type(exc).__name__, getattr(exc, "inputs", None)) or (
+        f"the transaction reverted: {exc}"
+    )
+
+
+def explain_error(name: str, inputs: Any) -> str | None:
+    """The sentence for custom error `name` with its decoded `inputs` (None if unknown)."""
     if name in _EXPLAIN and isinstance(inputs, dict):
         try:
             return _EXPLAIN[name](inputs)
         except (KeyError, ValueError, IndexError):
-            pass
-    return f"the transaction reverted: {exc}"
+            return None
+    return None
+
+
+def decode_revert(data: str | bytes, contract_types: Iterable[Any]) -> tuple[str, dict[str, Any]]:
+    """(error name, inputs) of a custom-error revert, looked up in the contracts' ABIs."""
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+    for contract_type in contract_types:
+        for abi in contract_type.abi:
+            if abi.type != "error":
+                continue
+            types = [i.canonical_type for i in abi.inputs]
+            if keccak(text=f"{abi.name}({','.join(types)})")[:4] == raw[:4]:
+                values = abi_decode(types, raw[4:])
+                return abi.name, {i.name: v for i, v in zip(abi.inputs, values, strict=True)}
+    return "unknown error", {"data": "0x" + raw.hex()}
+
+
+def preflight(
+    market: Any, method: str, *args: Any, sender: str, extra_types: Sequence[Any] = ()
+) -> None:
+    """Raises MarketOperationError with the reason if calling `method` now would revert.
+
+    A plain eth_call on the pending block: cheaper than a failing transaction, and quiet
+    (ape prints a call trace for every reverted transaction on a local node)."""
+    call = {
+        "from": sender,
+        "to": market.address,
+        "data": getattr(market, method).encode_input(*args),
+    }
+    try:
+        market.provider.web3.eth.call(call, "pending")
+    except ContractCustomError as exc:
+        name, inputs = decode_revert(str(exc.data), [market.contract_type, *extra_types])
+        raise MarketOperationError(
+            explain_error(name, inputs) or f"{method} would revert: {name} {inputs}"
+        ) from None
+    except Web3ContractLogicError as exc:
+        raise MarketOperationError(f"{method} would revert: {exc}") from None

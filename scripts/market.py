@@ -44,6 +44,7 @@ from neurotoken.market_ops import (
     parse_bytes32,
     parse_duration,
     parse_ntk,
+    preflight,
     prepare_settlement,
     sign_typed,
     verdict_to_sign,
@@ -96,6 +97,14 @@ def the_token(market: Any) -> Any:
 
 def now() -> int:
     return int(chain.blocks.head.timestamp)
+
+
+def transact(market: Any, method: str, *args: Any, sender: Any) -> Any:
+    """Sends `method` after a dry run: a refusal reads as a sentence, not a call trace."""
+    preflight(
+        market, method, *args, sender=sender.address, extra_types=[project.NeuroToken.contract_type]
+    )
+    return getattr(market, method)(*args, sender=sender)
 
 
 def show_tx(tx: Any, what: str) -> None:
@@ -211,7 +220,8 @@ def provider_register(
         raise MarketOperationError(f"{sender.address} is already registered; use add-stake")
     _fund(the_token(market), market, sender, amount, approve)
     show_tx(
-        market.registerProvider(amount, metadata, sender=sender), f"registered with {stake} NTK"
+        transact(market, "registerProvider", amount, metadata, sender=sender),
+        f"registered with {stake} NTK",
     )
 
 
@@ -230,7 +240,7 @@ def provider_add_stake(
     market = the_market(market_address)
     value = parse_ntk(amount)
     _fund(the_token(market), market, sender, value, approve)
-    show_tx(market.addStake(value, sender=sender), f"added {amount} NTK of stake")
+    show_tx(transact(market, "addStake", value, sender=sender), f"added {amount} NTK of stake")
 
 
 @provider_group.command("unbond", cls=ConnectedProviderCommand)
@@ -243,7 +253,7 @@ def provider_unbond(account: Any, market_address: str | None, amount: str) -> No
     """Start unbonding AMOUNT NTK of free stake (withdrawable after the delay)."""
     sender = require_account(account)
     market = the_market(market_address)
-    tx = market.requestUnbond(parse_ntk(amount), sender=sender)
+    tx = transact(market, "requestUnbond", parse_ntk(amount), sender=sender)
     ready = tx.events.filter(market.UnbondRequested)[0].event_arguments["readyAt"]
     show_tx(tx, f"unbonding {amount} NTK; withdrawable from {ready}")
 
@@ -264,7 +274,8 @@ def provider_withdraw_stake(account: Any, market_address: str | None) -> None:
             f"({int(record.unbondReadyAt) - now()}s from now)"
         )
     show_tx(
-        market.withdrawUnbonded(sender=sender), f"withdrew {format_ntk(int(record.unbondingNtk))}"
+        transact(market, "withdrawUnbonded", sender=sender),
+        f"withdrew {format_ntk(int(record.unbondingNtk))}",
     )
 
 
@@ -278,7 +289,10 @@ def provider_withdraw_earnings(account: Any, market_address: str | None) -> None
     sender = require_account(account)
     market = the_market(market_address)
     earned = int(market.getProvider(sender).earnedNtk)
-    show_tx(market.withdrawEarnings(sender=sender), f"withdrew {format_ntk(earned)} of earnings")
+    show_tx(
+        transact(market, "withdrawEarnings", sender=sender),
+        f"withdrew {format_ntk(earned)} of earnings",
+    )
 
 
 @provider_group.command("info", cls=ConnectedProviderCommand)
@@ -379,11 +393,18 @@ def post(
             deadline=deadline,
         )
         signature = sign_typed(sender, message)
-        tx = market.postJobWithPermit(
-            request, deadline, signature[64], signature[:32], signature[32:64], sender=sender
+        tx = transact(
+            market,
+            "postJobWithPermit",
+            request,
+            deadline,
+            signature[64],
+            signature[:32],
+            signature[32:64],
+            sender=sender,
         )
     else:
-        tx = market.postJob(request, sender=sender)
+        tx = transact(market, "postJob", request, sender=sender)
     show_tx(tx, f"posted job {job_id}: {payment} NTK escrowed, accept by {accept_by}")
 
 
@@ -399,7 +420,7 @@ def accept(account: Any, market_address: str | None, job_id: int) -> None:
     market = the_market(market_address)
     view = job_view(market, job_id)
     show_tx(
-        market.acceptJob(job_id, sender=sender),
+        transact(market, "acceptJob", job_id, sender=sender),
         f"accepted job {job_id}; deliver by {view.deliver_by}",
     )
 
@@ -422,8 +443,14 @@ def submit(
     view = job_view(market, job_id)
     if shards != view.shard_count:
         raise MarketOperationError(f"job {job_id} has {view.shard_count} shards, not {shards}")
-    tx = market.submitResult(
-        job_id, parse_bytes32(root, "--root"), shards, bundle_uri, sender=sender
+    tx = transact(
+        market,
+        "submitResult",
+        job_id,
+        parse_bytes32(root, "--root"),
+        shards,
+        bundle_uri,
+        sender=sender,
     )
     seed_block = tx.events.filter(market.ResultSubmitted)[0].event_arguments["seedBlock"]
     show_tx(tx, f"submitted job {job_id}; the challenge is fixed by block {seed_block}")
@@ -468,7 +495,13 @@ def settle(account: Any, market_address: str | None, files: tuple[Path, ...]) ->
     sender = require_account(account)
     market = the_market(market_address)
     settlement = prepare_settlement(market, chain.chain_id, load_signed(files))
-    tx = settlement.send(market, sender)
+    if settlement.kind == "verdict":
+        ((job_id, accepted),) = settlement.entries
+        args: tuple[Any, ...] = (job_id, accepted, list(settlement.signatures))
+        tx = transact(market, "settle", *args, sender=sender)
+    else:
+        args = (list(settlement.entries), list(settlement.signatures))
+        tx = transact(market, "settleBatch", *args, sender=sender)
     verdicts = ", ".join(f"{j} {'paid' if a else 'rejected'}" for j, a in settlement.entries)
     show_tx(tx, f"settled with {len(settlement.signatures)} oracle signatures: {verdicts}")
 
@@ -488,7 +521,7 @@ def cancel(account: Any, market_address: str | None, job_id: int, yes: bool) -> 
     if view.client != sender.address:
         raise MarketOperationError(f"only the client {view.client} may cancel job {job_id}")
     confirm_irreversible(f"Cancel job {job_id} and refund {format_ntk(view.payment)}.", yes)
-    show_tx(market.cancelJob(job_id, sender=sender), f"cancelled job {job_id}")
+    show_tx(transact(market, "cancelJob", job_id, sender=sender), f"cancelled job {job_id}")
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -510,7 +543,7 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
             f"job {job_id} ({view.state}) can be expired after {deadline[view.state]} "
             f"({deadline[view.state] - now()}s from now)"
         )
-    tx = market.expireJob(job_id, sender=sender)
+    tx = transact(market, "expireJob", job_id, sender=sender)
     show_tx(tx, f"expired job {job_id}: now {job_view(market, job_id).state}")
 
 
@@ -524,7 +557,7 @@ def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
     """Store a submitted job's challenge seed (or move it if out of reach)."""
     sender = require_account(account)
     market = the_market(market_address)
-    tx = market.fixChallengeSeed(job_id, sender=sender)
+    tx = transact(market, "fixChallengeSeed", job_id, sender=sender)
     show_tx(tx, f"seed of job {job_id}: block {job_view(market, job_id).seed_block}")
 
 
