@@ -26,6 +26,13 @@ import {IComputeMarket} from "./interfaces/IComputeMarket.sol";
 contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
+    /// @dev Settlement credit of one provider, summed over consecutive jobs of a batch.
+    struct Credit {
+        address provider;
+        uint256 stakeNtk;
+        uint256 earnedNtk;
+    }
+
     /// @notice EIP-712 type of a single-job verdict.
     bytes32 public constant VERDICT_TYPEHASH = keccak256("Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)");
 
@@ -228,7 +235,9 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @inheritdoc IComputeMarket
     function settle(uint256 jobId, bool accepted, bytes[] calldata signatures) external nonReentrant {
-        (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) = _settleEffects(jobId, accepted);
+        Credit memory credit;
+        (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) = _settleEffects(jobId, accepted, credit);
+        _flushCredit(credit);
         _requireQuorum(_hashTypedDataV4(structHash), signatures);
         if (feeNtk != 0) _feesNtk += SafeCast.toUint96(feeNtk);
         // Interactions: only a rejection moves tokens now (earnings are withdrawn by the provider).
@@ -240,12 +249,14 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint256 count = entries.length;
         if (count == 0) revert MarketEmptyBatch();
         bytes32[] memory structHashes = new bytes32[](count);
+        Credit memory credit;
         uint256 feeNtk;
         uint256 burnNtk;
         bool anyRejected;
         for (uint256 i; i < count; ++i) {
             BatchEntry calldata entry = entries[i];
-            (bytes32 structHash, uint256 jobFeeNtk, uint256 jobBurnNtk) = _settleEffects(entry.jobId, entry.accepted);
+            (bytes32 structHash, uint256 jobFeeNtk, uint256 jobBurnNtk) =
+                _settleEffects(entry.jobId, entry.accepted, credit);
             structHashes[i] = structHash;
             // Cannot overflow: each term is part of an NTK amount held by this contract.
             unchecked {
@@ -254,6 +265,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             }
             anyRejected = anyRejected || !entry.accepted;
         }
+        _flushCredit(credit);
         _requireQuorum(_hashTypedDataV4(_batchStructHash(structHashes)), signatures);
         if (feeNtk != 0) _feesNtk += SafeCast.toUint96(feeNtk);
         if (anyRejected) {
@@ -531,36 +543,48 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @dev Checks that `jobId` awaits a verdict that may be given now, applies the verdict to
-    /// storage and emits its event. Tokens move later, after the quorum check.
+    /// the job and emits its event. A paid job's credit (collateral back to free stake, net
+    /// payment to earnings) accumulates in `credit` and is written by `_flushCredit` once per
+    /// run of consecutive jobs of one provider. Tokens move later, after the quorum check.
     /// @return structHash The EIP-712 struct hash of Verdict(jobId, stored root, accepted).
     /// @return feeNtk The protocol fee to add to the pot.
     /// @return burnNtk Collateral to burn (rejections only).
-    function _settleEffects(uint256 jobId, bool accepted)
+    function _settleEffects(uint256 jobId, bool accepted, Credit memory credit)
         private
         returns (bytes32 structHash, uint256 feeNtk, uint256 burnNtk)
     {
-        Job storage job = _existingJob(jobId);
-        if (job.state != JobState.Submitted) revert MarketJobWrongState(jobId, job.state);
+        Job storage job = _jobs[jobId];
+        // All reads first, in one straight line, so that each slot is loaded once.
+        JobState state = job.state;
         uint256 verdictBy = job.verdictBy;
-        if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
         uint256 seedBlock = job.seedBlock;
+        uint256 jobFeeBps = job.feeBps;
+        if (state != JobState.Submitted) {
+            if (state == JobState.None) revert MarketJobNotFound(jobId);
+            revert MarketJobWrongState(jobId, state);
+        }
+        if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
         if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
         structHash = keccak256(abi.encode(VERDICT_TYPEHASH, jobId, job.resultRoot, accepted));
 
         address provider = job.provider;
-        uint96 collateralNtk = job.collateralNtk;
+        uint256 collateralNtk = job.collateralNtk;
         uint256 paymentNtk = job.paymentNtk;
         if (accepted) {
             job.state = JobState.Paid;
-            feeNtk = Math.mulDiv(paymentNtk, job.feeBps, _BPS, Math.Rounding.Ceil);
-            // Cannot underflow: feeBps <= MAX_FEE_BPS < _BPS, so the fee is below the payment.
+            feeNtk = Math.mulDiv(paymentNtk, jobFeeBps, _BPS, Math.Rounding.Ceil);
             uint256 earnedNtk;
+            // Cannot underflow: feeBps <= MAX_FEE_BPS < _BPS, so the fee is below the payment.
+            // Cannot overflow: the sums are NTK held by this contract.
             unchecked {
                 earnedNtk = paymentNtk - feeNtk;
+                if (provider != credit.provider) {
+                    _flushCredit(credit);
+                    credit.provider = provider;
+                }
+                credit.stakeNtk += collateralNtk;
+                credit.earnedNtk += earnedNtk;
             }
-            Provider storage account = _providers[provider];
-            account.stakeNtk += collateralNtk;
-            account.earnedNtk += uint96(earnedNtk);
             emit JobPaid(jobId, provider, earnedNtk, feeNtk, collateralNtk);
         } else {
             job.state = JobState.Rejected;
@@ -568,6 +592,16 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             (compensationNtk, burnNtk) = _slashSplit(collateralNtk);
             emit JobRejected(jobId, provider, paymentNtk + compensationNtk, compensationNtk, burnNtk);
         }
+    }
+
+    /// @dev Writes a provider's accumulated settlement credit and clears it.
+    function _flushCredit(Credit memory credit) private {
+        if (credit.provider == address(0)) return;
+        Provider storage account = _providers[credit.provider];
+        account.stakeNtk += SafeCast.toUint96(credit.stakeNtk);
+        account.earnedNtk += SafeCast.toUint96(credit.earnedNtk);
+        credit.stakeNtk = 0;
+        credit.earnedNtk = 0;
     }
 
     /// @dev Pays a rejected job's refund to its client and burns `burnNtk`.

@@ -10,7 +10,8 @@ everything here mirrors it exactly and is tested against its views:
 - a settlement carries >= threshold signatures of distinct oracles, ascending by signer
   address; a signature with s in the upper half of the curve order (malleable) is refused;
 - challenged shards: for c = 0, 1, ... index = keccak256(abi.encode(seed, jobId, c)) mod
-  shardCount, skipping repeats, until k distinct indices are drawn (in the order drawn).
+  shardCount, skipping repeats, until k distinct indices are drawn (in the order drawn);
+  `challenged_indices` delegates to `neurotoken.proofs.challenge`, which defines it.
 
 The oracle service and the provider agent import these; nothing else defines the types.
 """
@@ -27,6 +28,8 @@ from eth_account.messages import encode_typed_data
 from eth_keys.datatypes import Signature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from neurotoken.proofs.challenge import challenge_indices
 
 DOMAIN_NAME = "Neurotoken Compute Market"
 DOMAIN_VERSION = "1"
@@ -341,21 +344,10 @@ def assemble_quorum(
 
 
 def challenged_indices(seed: bytes, job_id: int, shard_count: int, k: int) -> list[int]:
-    """The k challenged shard indices, in the order drawn (the contract's
-    `deriveChallengedShards`): keccak256(abi.encode(seed, jobId, counter)) mod shardCount for
-    counter = 0, 1, ..., skipping indices already drawn."""
-    if len(seed) != 32:
-        raise VerdictError(f"a seed is 32 bytes, got {len(seed)}")
-    if not 1 <= k <= shard_count:
-        raise VerdictError(f"need 1 <= k <= shard_count, got k={k}, shard_count={shard_count}")
-    prefix = bytes(seed) + _word(job_id)
-    chosen: list[int] = []
-    seen: set[int] = set()
-    counter = 0
-    while len(chosen) < k:
-        index = int.from_bytes(keccak(prefix + _word(counter)), "big") % shard_count
-        counter += 1
-        if index not in seen:
-            seen.add(index)
-            chosen.append(index)
-    return chosen
+    """The k challenged shard indices, in the order drawn, as the contract's
+    `challengedShards` / `deriveChallengedShards` computes them. The derivation itself lives
+    in `neurotoken.proofs.challenge` (one definition, shared with the verifier)."""
+    try:
+        return challenge_indices(seed, job_id, shard_count, k)
+    except ValueError as exc:
+        raise VerdictError(str(exc)) from exc

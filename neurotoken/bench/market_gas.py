@@ -1,0 +1,344 @@
+"""Compute-market gas, each path beside the physical floor derived for it.
+
+The floor of a path is what no implementation of the same state change could avoid on the
+EVM (Prague): the transaction base cost, the calldata actually sent, the storage the path
+must touch priced by EIP-2929/EIP-2200/EIP-3529, the token's own storage for the transfer,
+the ecrecover precompile per signature, and the logs the path emits (priced from the
+receipt). Everything else (dispatch, ABI decoding, hashing, checks, the reentrancy guard,
+memory) is overhead, and the ratio measures it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from neurotoken.bench.common import BenchContext, Table, gas_used, ratio
+from neurotoken.permit import sign_permit
+from neurotoken.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
+
+# EVM prices (Prague).
+TX_BASE = 21_000
+CALLDATA_ZERO = 4
+CALLDATA_NONZERO = 16
+COLD_SLOAD = 2_100  # EIP-2929
+WARM_ACCESS = 100
+COLD_ACCOUNT = 2_600  # first CALL to the token in a transaction
+SSTORE_SET = 20_000  # zero -> non-zero (plus COLD_SLOAD when the slot is cold)
+SSTORE_RESET = 2_900  # non-zero -> non-zero (EIP-2929: 5,000 - 2,100)
+REFUND_CLEAR_DIRTY = 19_900  # EIP-3529: a slot set from zero and back to zero in one tx
+ECRECOVER = 3_000
+LOG_BASE, LOG_TOPIC, LOG_BYTE = 375, 375, 8
+REFUND_CAP_DIVISOR = 5  # EIP-3529
+
+NTK = 10**18
+METADATA_URI = "https://gpu.example/providers/0001.json"
+SPEC_URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+BUNDLE_URI = "ipfs://bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+PAYMENT = 100 * NTK
+COLLATERAL = 20 * NTK
+SHARDS = 64
+CHALLENGES = 8
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+@dataclass
+class Floor:
+    """An itemised floor: (label, gas) pairs, less the refund the path earns."""
+
+    items: list[tuple[str, int]] = field(default_factory=list)
+    refund: int = 0
+
+    def add(self, label: str, gas: int) -> Floor:
+        self.items.append((label, gas))
+        return self
+
+    @property
+    def total(self) -> int:
+        gross = sum(gas for _, gas in self.items)
+        return gross - min(self.refund, gross // REFUND_CAP_DIVISOR)
+
+
+def calldata_gas(data: bytes) -> int:
+    return sum(CALLDATA_ZERO if b == 0 else CALLDATA_NONZERO for b in data)
+
+
+def logs_gas(receipt: Any) -> int:
+    total = 0
+    for log in receipt.logs:
+        data = log["data"]
+        size = len(bytes.fromhex(data[2:])) if isinstance(data, str) else len(bytes(data))
+        total += LOG_BASE + LOG_TOPIC * len(log["topics"]) + LOG_BYTE * size
+    return total
+
+
+def base_floor(receipt: Any) -> Floor:
+    floor = Floor()
+    floor.add("tx base", TX_BASE)
+    floor.add("calldata", calldata_gas(bytes(receipt.transaction.data)))
+    floor.add("logs", logs_gas(receipt))
+    return floor
+
+
+def slot_write(was_zero: bool) -> int:
+    """A cold slot written once: SSTORE_SET or SSTORE_RESET, plus the cold access."""
+    return COLD_SLOAD + (SSTORE_SET if was_zero else SSTORE_RESET)
+
+
+def token_pull(receiver_was_zero: bool, spends_allowance: bool = False) -> int:
+    """transferFrom with an unlimited allowance (read, not written): the token account, the
+    sender's and receiver's balance slots and the allowance read."""
+    gas = COLD_ACCOUNT + slot_write(False) + slot_write(receiver_was_zero) + COLD_SLOAD
+    return gas + (SSTORE_RESET if spends_allowance else 0)
+
+
+def string_slots(text: str) -> int:
+    """Storage slots a Solidity string occupies (short strings live in one slot)."""
+    size = len(text.encode())
+    return 1 if size < 32 else 1 + -(-size // 32)
+
+
+class MarketBench:
+    """A market with three oracles, a funded client and providers, and builders."""
+
+    def __init__(self, ctx: BenchContext) -> None:
+        self.ctx = ctx
+        self.chain = ctx.chain
+        owner = ctx.owner
+        self.owner = owner
+        self.token = ctx.project.NeuroToken.deploy(owner, sender=owner)
+        self.token.grantRole(self.token.MINTER_ROLE(), owner, sender=owner)
+        self.oracles = sorted(ctx.fresh_accounts(3), key=lambda a: int(a.address, 16))
+        self.market = ctx.project.ComputeMarket.deploy(
+            self.token, owner, 7 * 24 * 3600, 250, self.oracles, 1, sender=owner
+        )
+        self.domain = MarketDomain(self.chain.chain_id, self.market.address)
+        (self.client,) = ctx.fresh_accounts(1)
+        self.fund(self.client, 1_000_000 * NTK)
+        self.token.approve(self.market, 2**256 - 1, sender=self.client)
+
+    def fund(self, account: Any, amount: int) -> None:
+        self.token.mint(account, amount, sender=self.owner)
+
+    def new_provider(self, stake: int = 10_000 * NTK) -> Any:
+        (provider,) = self.ctx.fresh_accounts(1)
+        self.fund(provider, stake)
+        self.token.approve(self.market, 2**256 - 1, sender=provider)
+        self.market.registerProvider(stake, METADATA_URI, sender=provider)
+        return provider
+
+    def request(self, **overrides: Any) -> dict[str, Any]:
+        now = self.chain.pending_timestamp
+        fields: dict[str, Any] = {
+            "specHash": b"\x5e" * 32,
+            "specURI": SPEC_URI,
+            "paymentNtk": PAYMENT,
+            "provider": ZERO_ADDRESS,
+            "collateralNtk": COLLATERAL,
+            "shardCount": SHARDS,
+            "challengeCount": CHALLENGES,
+            "acceptBy": now + 3_600,
+            "deliverBy": now + 86_400,
+            "verdictBy": now + 2 * 86_400,
+        }
+        fields.update(overrides)
+        return fields
+
+    def submitted(self, provider: Any, count: int) -> list[int]:
+        ids = []
+        for _ in range(count):
+            job_id = int(self.market.nextJobId())
+            self.market.postJob(self.request(), sender=self.client)
+            self.market.acceptJob(job_id, sender=provider)
+            root = job_id.to_bytes(32, "big")
+            self.market.submitResult(job_id, root, SHARDS, BUNDLE_URI, sender=provider)
+            ids.append(job_id)
+        self.chain.mine(2)
+        return ids
+
+
+def settle_floor(receipt: Any, jobs: int, providers: int, signatures: int) -> Floor:
+    floor = base_floor(receipt)
+    floor.add(f"{jobs} x job: 4 cold slots read", jobs * 4 * COLD_SLOAD)
+    floor.add(f"{jobs} x job: state written", jobs * SSTORE_RESET)
+    floor.add(f"{providers} x provider account updated", providers * slot_write(False))
+    floor.add("fee pot and threshold slot", slot_write(False))
+    floor.add(
+        f"{signatures} x (ecrecover + oracle lookup)",
+        signatures * (ECRECOVER + WARM_ACCESS + COLD_SLOAD),
+    )
+    return floor
+
+
+Row = tuple[str, int, Floor]
+
+
+def _post_floor(receipt: Any) -> Floor:
+    floor = base_floor(receipt).add("4 job slots", 4 * slot_write(True))
+    return floor.add("job counter (shares the fee-rate slot)", slot_write(False))
+
+
+def _provider_paths(bench: MarketBench) -> tuple[list[Row], Any, int]:
+    """register (the market already holds NTK), post, post with permit, accept, submit."""
+    market, token, chain = bench.market, bench.token, bench.chain
+    rows: list[Row] = []
+    bench.new_provider()
+    (provider,) = bench.ctx.fresh_accounts(1)
+    bench.fund(provider, 100_000 * NTK)
+    token.approve(market, 2**256 - 1, sender=provider)
+    tx = market.registerProvider(10_000 * NTK, METADATA_URI, sender=provider)
+    slots = string_slots(METADATA_URI)
+    floor = base_floor(tx).add("provider slot", slot_write(True))
+    floor.add(f"metadata URI ({slots} slots)", slots * slot_write(True))
+    rows.append(
+        ("registerProvider", gas_used(tx), floor.add("token transferFrom", token_pull(False)))
+    )
+
+    tx = market.postJob(bench.request(), sender=bench.client)
+    rows.append(
+        ("postJob", gas_used(tx), _post_floor(tx).add("token transferFrom", token_pull(False)))
+    )
+
+    (permit_client,) = bench.ctx.fresh_accounts(1)
+    bench.fund(permit_client, 1_000 * NTK)
+    deadline = chain.pending_timestamp + 3_600
+    permit = sign_permit(
+        permit_client.private_key,
+        token_name=token.name(),
+        token_address=token.address,
+        chain_id=chain.chain_id,
+        owner=permit_client.address,
+        spender=market.address,
+        value=PAYMENT,
+        nonce=token.nonces(permit_client),
+        deadline=deadline,
+    )
+    tx = market.postJobWithPermit(
+        bench.request(), deadline, permit.v, permit.r, permit.s, sender=permit_client
+    )
+    floor = _post_floor(tx)
+    floor.add("permit: nonce 0 -> 1", slot_write(True))
+    floor.add("permit: ecrecover", ECRECOVER + WARM_ACCESS)
+    floor.add("permit: allowance set", slot_write(True))
+    floor.add("transferFrom: allowance spent back to 0", WARM_ACCESS)
+    floor.add("token transferFrom", token_pull(False))
+    floor.refund = REFUND_CLEAR_DIRTY
+    rows.append(("postJobWithPermit (the client's first permit)", gas_used(tx), floor))
+
+    job_id = int(market.nextJobId())
+    market.postJob(bench.request(), sender=bench.client)
+    tx = market.acceptJob(job_id, sender=provider)
+    floor = base_floor(tx).add("job terms slot", slot_write(False))
+    floor.add("job provider slot", slot_write(False)).add("provider account", slot_write(False))
+    rows.append(("acceptJob", gas_used(tx), floor))
+
+    tx = market.submitResult(job_id, b"\x7a" * 32, SHARDS, BUNDLE_URI, sender=provider)
+    floor = base_floor(tx).add("job terms slot", slot_write(False))
+    floor.add("job provider slot read", COLD_SLOAD).add("result root", slot_write(True))
+    rows.append(("submitResult", gas_used(tx), floor))
+    chain.mine(2)
+    return rows, provider, job_id
+
+
+def _settle_paths(bench: MarketBench, provider: Any, first_job: int) -> list[Row]:
+    """settle one job with m = 1, 2, 3 oracle signatures (threshold m)."""
+    rows: list[Row] = []
+    for m in (1, 2, 3):
+        bench.market.setThreshold(m, sender=bench.owner)
+        (job,) = bench.submitted(provider, 1) if m > 1 else (first_job,)
+        root = bytes(bench.market.getJob(job).resultRoot)
+        signatures = [
+            sign_verdict(o.private_key, bench.domain, Verdict(job, root, True)).signature
+            for o in bench.oracles[:m]
+        ]
+        tx = bench.market.settle(job, True, signatures, sender=bench.oracles[0])
+        rows.append((f"settle, m = {m}", gas_used(tx), settle_floor(tx, 1, 1, m)))
+    return rows
+
+
+def _batches(bench: MarketBench, provider: Any) -> list[tuple[str, int, int, Floor]]:
+    """settleBatch (m = 2) of 1, 10, 100 jobs: all of one provider, or each of its own."""
+    bench.market.setThreshold(2, sender=bench.owner)
+    out = []
+    for n in (1, 10, 100):
+        for spread in ("one provider", "a provider per job"):
+            if spread == "one provider":
+                providers, jobs = [provider], bench.submitted(provider, n)
+            else:
+                providers = [bench.new_provider() for _ in range(n)]
+                jobs = [job for p in providers for job in bench.submitted(p, 1)]
+            entries = [(job, True) for job in jobs]
+            verdicts = [Verdict(j, bytes(bench.market.getJob(j).resultRoot), True) for j in jobs]
+            signatures = [
+                sign_batch(o.private_key, bench.domain, verdicts).signature
+                for o in bench.oracles[:2]
+            ]
+            tx = bench.market.settleBatch(entries, signatures, sender=bench.oracles[0])
+            out.append((spread, n, gas_used(tx), settle_floor(tx, n, len(providers), 2)))
+    return out
+
+
+def run(ctx: BenchContext) -> list[Table]:
+    bench = MarketBench(ctx)
+    rows, provider, job_id = _provider_paths(bench)
+    rows += _settle_paths(bench, provider, job_id)
+    paths = Table(
+        title="Compute market: gas per path against its physical floor",
+        columns=["path", "gas", "floor", "ratio", "target"],
+    )
+    for name, gas, floor in rows:
+        paths.add(name, f"{gas:,}", f"{floor.total:,}", ratio(gas, floor.total), "<= 1.25x")
+    paths.notes = [
+        *_floor_notes(),
+        "",
+        "Floor items per path (gas):",
+        *[_items_note(name, floor) for name, _, floor in rows],
+    ]
+
+    batch = Table(
+        title="Compute market: batch settlement (m = 2), gas per job",
+        columns=["jobs", "providers", "gas (tx)", "gas / job", "floor / job", "ratio", "target"],
+    )
+    for spread, n, gas, floor in _batches(bench, provider):
+        batch.add(
+            n,
+            spread,
+            f"{gas:,}",
+            f"{gas // n:,}",
+            f"{floor.total // n:,}",
+            ratio(gas, floor.total),
+            "<= 25,000 / job at 100; <= 1.25x",
+        )
+    batch.notes = [
+        "Batch floor = tx base + calldata + logs + per job (4 cold job slots read - terms, "
+        f"root, payment, provider - {4 * COLD_SLOAD:,}; state written {SSTORE_RESET:,}) + per "
+        f"distinct provider {slot_write(False):,} (credit and collateral unlock) + the fee and "
+        f"threshold slot {slot_write(False):,} + per signature (ecrecover {ECRECOVER:,} + call "
+        f"{WARM_ACCESS} + oracle lookup {COLD_SLOAD:,}). Oracles sign one EIP-712 VerdictBatch "
+        "over all entries, so signatures are paid once per batch.",
+    ]
+    return [paths, batch]
+
+
+def _floor_notes() -> list[str]:
+    return [
+        "Floor = 21,000 (tx) + calldata as sent (4 per zero byte, 16 per non-zero) + every log "
+        "as emitted (375 + 375 per topic + 8 per byte) + the storage the path must touch, at "
+        f"EIP-2929/3529 prices: a cold slot read {COLD_SLOAD:,}; a cold slot set from zero "
+        f"{COLD_SLOAD + SSTORE_SET:,}; a cold slot changed {COLD_SLOAD + SSTORE_RESET:,}; the "
+        f"first call to the token {COLD_ACCOUNT:,}; a token transferFrom with unlimited "
+        f"allowance {token_pull(False):,} (account + both balances + allowance read); "
+        f"ecrecover {ECRECOVER:,} per signature; refunds (EIP-3529, capped at 1/5 of the gas) "
+        "where a path sets and clears a slot. A job is five slots (client+payment, "
+        "provider+collateral, spec hash, result root, state+deadlines+counts+fee); a provider "
+        "account is one slot on these paths; spec and bundle URIs are logged, not stored; the "
+        "provider's metadata URI is stored. Providers and clients hold NTK already; allowances "
+        "are unlimited except on the permit path.",
+    ]
+
+
+def _items_note(name: str, floor: Floor) -> str:
+    items = "; ".join(f"{label} {gas:,}" for label, gas in floor.items)
+    gross = sum(gas for _, gas in floor.items)
+    refund = min(floor.refund, gross // REFUND_CAP_DIVISOR)
+    return f"- {name}: {items}" + (f"; refund -{refund:,}" if refund else "")

@@ -1,0 +1,482 @@
+"""Operating the compute market: the typed core behind `ape run market ...` and the demo.
+
+Everything here takes ape contract handles (or plain values) and returns plain values or
+raises `MarketOperationError` with a message that says what was wrong and what to do.
+`explain` turns a reverted call's custom error into such a sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_account.messages import encode_typed_data
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3.exceptions import ContractCustomError
+from web3.exceptions import ContractLogicError as Web3ContractLogicError
+
+from neurotoken.verdicts import (
+    MarketDomain,
+    QuorumNotReachedError,
+    SignedVerdict,
+    Verdict,
+    VerdictError,
+    assemble_quorum,
+)
+
+NTK = 10**18
+ZERO_ADDRESS = "0x" + "00" * 20
+
+#: IComputeMarket.JobState, by value.
+JOB_STATES = (
+    "None",
+    "Posted",
+    "Accepted",
+    "Submitted",
+    "Paid",
+    "Rejected",
+    "Cancelled",
+    "Expired",
+    "Defaulted",
+    "Lapsed",
+)
+POSTED, ACCEPTED, SUBMITTED = 1, 2, 3
+
+
+class MarketOperationError(Exception):
+    """A user mistake or a refusal, with a message that says what to do."""
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_ntk(text: str) -> int:
+    """'12.5' -> 12.5 NTK in wei; refuses negatives and more than 18 decimals."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise MarketOperationError(f"{text!r} is not an NTK amount; write it like 12.5") from exc
+    wei = value * NTK
+    if value < 0 or wei != wei.to_integral_value():
+        raise MarketOperationError(f"{text} NTK is not a non-negative amount with <= 18 decimals")
+    return int(wei)
+
+
+def format_ntk(wei: int) -> str:
+    whole = Decimal(wei) / NTK
+    return f"{whole.normalize():f} NTK"
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> int:
+    """'90' or '90s', '30m', '6h', '7d', '2w' -> seconds."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise MarketOperationError(f"{text!r} is not a duration; write it like 90s, 30m, 6h or 7d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_bytes32(text: str, what: str) -> bytes:
+    raw = text.removeprefix("0x")
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError as exc:
+        raise MarketOperationError(f"{what} must be 32 bytes of hex, got {text!r}") from exc
+    if len(value) != 32:
+        raise MarketOperationError(f"{what} must be 32 bytes of hex, got {len(value)} bytes")
+    return value
+
+
+# ---------------------------------------------------------------- deployment
+
+
+def deploy_market(
+    project: Any,
+    *,
+    token: Any,
+    owner: str,
+    sender: Any,
+    oracles: Sequence[str],
+    threshold: int,
+    fee_bps: int = 250,
+    unbonding_delay: int = 7 * 86_400,
+) -> Any:
+    """Deploys a ComputeMarket after checking the arguments the constructor would refuse."""
+    if not oracles:
+        raise MarketOperationError("give at least one oracle (--oracle ADDRESS, repeatable)")
+    if len({to_checksum_address(o) for o in oracles}) != len(oracles):
+        raise MarketOperationError("the oracle list has a duplicate address")
+    if not 1 <= threshold <= len(oracles):
+        raise MarketOperationError(
+            f"the threshold must be between 1 and the number of oracles ({len(oracles)}), "
+            f"got {threshold}"
+        )
+    if not 0 <= fee_bps <= 1_000:
+        raise MarketOperationError(f"the fee is at most 1,000 bps (10%), got {fee_bps}")
+    if not 0 <= unbonding_delay <= 90 * 86_400:
+        raise MarketOperationError("the unbonding delay is at most 90 days")
+    return project.ComputeMarket.deploy(
+        token, owner, unbonding_delay, fee_bps, list(oracles), threshold, sender=sender
+    )
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as stored, with names for its state."""
+
+    job_id: int
+    state: str
+    client: str
+    provider: str
+    payment: int
+    collateral: int
+    spec_hash: bytes
+    result_root: bytes
+    accept_by: int
+    deliver_by: int
+    verdict_by: int
+    seed_block: int
+    shard_count: int
+    challenge_count: int
+    fee_bps: int
+
+    def next_steps(self, now: int) -> list[str]:
+        """What can happen to the job now, and who can do it."""
+        if self.state == "Posted":
+            who = "any registered provider" if self.provider == ZERO_ADDRESS else self.provider
+            if now <= self.accept_by:
+                return [
+                    f"{who} may accept it until {self.accept_by} ({self.accept_by - now}s left)",
+                    "the client may cancel it",
+                ]
+            return [
+                "nobody accepted it in time: anyone may expire it (refund)",
+                "or the client cancels",
+            ]
+        if self.state == "Accepted":
+            if now <= self.deliver_by:
+                return [f"the provider must submit a result by {self.deliver_by}"]
+            return ["no result in time: anyone may expire it (refund, collateral slashed)"]
+        if self.state == "Submitted":
+            if now <= self.verdict_by:
+                return [
+                    f"oracles may settle it until {self.verdict_by} ({self.verdict_by - now}s left)"
+                ]
+            return ["no verdict in time: anyone may expire it (refund, collateral back, no fault)"]
+        return ["settled: nothing more can happen"]
+
+    def lines(self, now: int) -> list[str]:
+        out = [
+            f"job {self.job_id}: {self.state}",
+            f"  client      {self.client}",
+            f"  provider    {self.provider if self.provider != ZERO_ADDRESS else '(any)'}",
+            f"  payment     {format_ntk(self.payment)} (fee {self.fee_bps / 100:g}%)",
+            f"  collateral  {format_ntk(self.collateral)}",
+            f"  spec hash   0x{self.spec_hash.hex()}",
+            f"  shards      {self.shard_count}, {self.challenge_count} challenged",
+            f"  deadlines   accept by {self.accept_by}, deliver by {self.deliver_by}, "
+            f"verdict by {self.verdict_by} (now {now})",
+        ]
+        if self.seed_block:
+            out.append(f"  result root 0x{self.result_root.hex()} (seed block {self.seed_block})")
+        return out + [f"  next: {step}" for step in self.next_steps(now)]
+
+
+def job_view(market: Any, job_id: int) -> JobView:
+    next_id = int(market.nextJobId())
+    if not 1 <= job_id < next_id:
+        raise MarketOperationError(
+            f"there is no job {job_id}; job ids run from 1 to {next_id - 1}"
+            if next_id > 1
+            else "no job has been posted on this market yet"
+        )
+    job = market.getJob(job_id)
+    return JobView(
+        job_id=job_id,
+        state=JOB_STATES[int(job.state)],
+        client=str(job.client),
+        provider=str(job.provider),
+        payment=int(job.paymentNtk),
+        collateral=int(job.collateralNtk),
+        spec_hash=bytes(job.specHash),
+        result_root=bytes(job.resultRoot),
+        accept_by=int(job.acceptBy),
+        deliver_by=int(job.deliverBy),
+        verdict_by=int(job.verdictBy),
+        seed_block=int(job.seedBlock),
+        shard_count=int(job.shardCount),
+        challenge_count=int(job.challengeCount),
+        fee_bps=int(job.feeBps),
+    )
+
+
+def challenge_of(market: Any, job_id: int, head_block: int) -> tuple[bytes, list[int]] | None:
+    """The seed and the challenged shards once readable (None before the seed block has a
+    successor, or once out of reach and not fixed)."""
+    view = job_view(market, job_id)
+    if not view.seed_block or head_block <= view.seed_block:
+        return None
+    try:
+        return bytes(market.challengeSeed(job_id)), [
+            int(i) for i in market.challengedShards(job_id)
+        ]
+    except Exception:  # out of reach: `fix-seed` re-anchors it
+        return None
+
+
+def check_payment(token: Any, payer: Any, market: Any, amount: int, *, permit: bool) -> None:
+    """Refuses, with advice, a post or a stake the payer cannot fund."""
+    balance = int(token.balanceOf(payer))
+    if balance < amount:
+        raise MarketOperationError(
+            f"{payer} holds {format_ntk(balance)}, less than the {format_ntk(amount)} needed"
+        )
+    if not permit:
+        allowance = int(token.allowance(payer, market))
+        if allowance < amount:
+            raise MarketOperationError(
+                f"the market may spend only {format_ntk(allowance)} of {payer}'s NTK; pass "
+                f"--approve to approve {format_ntk(amount)} first"
+                + (", or --permit to sign a permit in the same transaction" if amount else "")
+            )
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def load_signed(paths: Iterable[Path]) -> list[SignedVerdict]:
+    """Signed verdicts from files: each a JSON object (SignedVerdict.to_json) or a list of
+    them; a directory contributes its *.json files."""
+    out: list[SignedVerdict] = []
+    for path in paths:
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        for file in files:
+            try:
+                data = json.loads(file.read_text())
+            except (OSError, ValueError) as exc:
+                raise MarketOperationError(f"cannot read {file}: {exc}") from exc
+            for item in data if isinstance(data, list) else [data]:
+                try:
+                    out.append(SignedVerdict.from_json(json.dumps(item)))
+                except VerdictError as exc:
+                    raise MarketOperationError(f"{file}: {exc}") from exc
+    if not out:
+        raise MarketOperationError("no signed verdicts found in the files given")
+    return out
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What to send: `settle(job, accepted, signatures)` or `settleBatch(entries, signatures)`."""
+
+    kind: str
+    entries: tuple[tuple[int, bool], ...]
+    signatures: tuple[bytes, ...]
+
+    def send(self, market: Any, sender: Any) -> Any:
+        if self.kind == "verdict":
+            ((job_id, accepted),) = self.entries
+            return market.settle(job_id, accepted, list(self.signatures), sender=sender)
+        return market.settleBatch(list(self.entries), list(self.signatures), sender=sender)
+
+
+def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdict]) -> Settlement:
+    """Checks signed verdicts against the chain as the contract will, and assembles them.
+
+    Refuses signatures for another chain or market, verdicts over a root other than the
+    job's committed one, jobs not awaiting a verdict, and fewer than `threshold` distinct
+    current oracles. Signatures by non-oracles are dropped, not sent.
+    """
+    domain = MarketDomain(chain_id, str(market.address))
+    first = signed[0]
+    for item in signed:
+        if item.domain != domain:
+            raise MarketOperationError(
+                f"a verdict by {item.signer} is for chain {item.domain.chain_id} and market "
+                f"{item.domain.market}, not chain {chain_id} and market {market.address}"
+            )
+    for verdict in first.verdicts:
+        view = job_view(market, verdict.job_id)
+        if view.state != "Submitted":
+            raise MarketOperationError(
+                f"job {verdict.job_id} is {view.state}, not awaiting a verdict"
+            )
+        if view.result_root != verdict.result_root:
+            raise MarketOperationError(
+                f"the verdict on job {verdict.job_id} is over root 0x{verdict.result_root.hex()}, "
+                f"but the job committed 0x{view.result_root.hex()}"
+            )
+    signers = {to_checksum_address(item.signer) for item in signed}
+    oracles = [s for s in signers if market.isOracle(s)]
+    try:
+        signatures = assemble_quorum(signed, oracles=oracles, threshold=int(market.threshold()))
+    except QuorumNotReachedError as exc:
+        strangers = sorted(signers - set(oracles))
+        hint = f" (not oracles: {', '.join(strangers)})" if strangers else ""
+        raise MarketOperationError(f"no quorum: {exc}{hint}") from exc
+    except VerdictError as exc:
+        raise MarketOperationError(str(exc)) from exc
+    entries = tuple((v.job_id, v.accepted) for v in first.verdicts)
+    return Settlement(first.kind, entries, tuple(signatures))
+
+
+def verdict_to_sign(market: Any, job_id: int, accepted: bool) -> Verdict:
+    """The verdict an oracle signs for `job_id`, over the root the job committed."""
+    view = job_view(market, job_id)
+    if view.state != "Submitted":
+        raise MarketOperationError(
+            f"job {job_id} is {view.state}; only a submitted job gets a verdict"
+        )
+    return Verdict(job_id, view.result_root, accepted)
+
+
+def sign_typed(account: Any, full_message: dict[str, Any]) -> bytes:
+    """A 65-byte (r, s, v) EIP-712 signature by an ape account (a keyfile account shows the
+    message and asks first)."""
+    signature = account.sign_message(encode_typed_data(full_message=full_message))
+    if signature is None:
+        raise MarketOperationError(f"{account.address} did not sign")
+    r, s = bytes(signature.r).rjust(32, b"\0"), bytes(signature.s).rjust(32, b"\0")
+    return r + s + bytes([int(signature.v)])
+
+
+# ---------------------------------------------------------------- reverts in plain words
+
+
+def _amount(inputs: dict[str, Any], key: str) -> str:
+    return format_ntk(int(inputs[key]))
+
+
+_EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
+    "MarketJobNotFound": lambda i: f"there is no job {i['jobId']}",
+    "MarketJobWrongState": lambda i: (
+        f"job {i['jobId']} is {JOB_STATES[int(i['state'])]}, which does not allow this"
+    ),
+    "MarketDeadlinePassed": lambda i: (
+        f"job {i['jobId']}'s deadline {i['deadline']} has passed (now {i['timestamp']})"
+    ),
+    "MarketDeadlineNotReached": lambda i: (
+        f"job {i['jobId']} cannot be expired before {i['deadline']} (now {i['timestamp']})"
+    ),
+    "MarketNotJobClient": lambda i: f"only the client {i['client']} may cancel job {i['jobId']}",
+    "MarketNotChosenProvider": lambda i: f"job {i['jobId']} is reserved for {i['chosen']}",
+    "MarketNotJobProvider": lambda i: (
+        f"only the provider {i['provider']} may submit job {i['jobId']}"
+    ),
+    "MarketProviderNotRegistered": lambda i: (
+        f"{i['provider']} is not a registered provider; "
+        "run `ape run market provider register` first"
+    ),
+    "MarketProviderAlreadyRegistered": lambda i: (
+        f"{i['provider']} is already registered; use `provider add-stake` to add stake"
+    ),
+    "MarketInsufficientStake": lambda i: (
+        f"{i['provider']} has {_amount(i, 'available')} of free "
+        f"stake, {_amount(i, 'required')} is needed (stake locked by accepted jobs is not free)"
+    ),
+    "MarketUnbondNotReady": lambda i: (
+        f"the unbonded stake is withdrawable from {i['readyAt']} (now {i['timestamp']})"
+    ),
+    "MarketNothingToWithdraw": lambda i: f"there is nothing for {i['account']} to withdraw",
+    "MarketZeroAmount": lambda i: "the amount must be positive",
+    "MarketZeroSpecHash": lambda i: "the spec hash must not be zero",
+    "MarketZeroResultRoot": lambda i: "the result root must not be zero",
+    "MarketInvalidShardCounts": lambda i: (
+        f"{i['challengeCount']} challenged of "
+        f"{i['shardCount']} shards is not allowed (1 <= k <= shards, k <= 256)"
+    ),
+    "MarketInvalidDeadlines": lambda i: (
+        "deadlines must satisfy now <= accept-by < deliver-by < verdict-by <= now + 365 days"
+    ),
+    "MarketShardCountMismatch": lambda i: (
+        f"job {i['jobId']} has {i['expected']} shards, not {i['submitted']}"
+    ),
+    "MarketChallengeSeedPending": lambda i: (
+        f"job {i['jobId']}'s challenge seed (block "
+        f"{i['seedBlock']}) is not readable yet; wait for the next block"
+    ),
+    "MarketChallengeSeedUnavailable": lambda i: (
+        f"job {i['jobId']}'s seed block is out of reach; run `ape run market fix-seed` to move it"
+    ),
+    "MarketQuorumNotReached": lambda i: f"{i['signatures']} signature(s), {i['threshold']} needed",
+    "MarketSignerNotOracle": lambda i: (
+        f"{i['signer']} is not an oracle (or signed another message)"
+    ),
+    "MarketDuplicateSigner": lambda i: f"{i['signer']} signed twice",
+    "MarketSignersNotAscending": lambda i: "signatures must be sorted by signer address",
+    "ERC20InsufficientAllowance": lambda i: (
+        f"the market may spend {_amount(i, 'allowance')}, "
+        f"{_amount(i, 'needed')} needed: approve first or use --permit"
+    ),
+    "ERC20InsufficientBalance": lambda i: (
+        f"the balance is {_amount(i, 'balance')}, {_amount(i, 'needed')} needed"
+    ),
+    "OwnableUnauthorizedAccount": lambda i: f"{i['account']} is not the market's owner",
+}
+
+
+def explain(exc: Exception) -> str:
+    """A plain-language reason for a reverted market call."""
+    return explain_error(type(exc).__name__, getattr(exc, "inputs", None)) or (
+        f"the transaction reverted: {exc}"
+    )
+
+
+def explain_error(name: str, inputs: Any) -> str | None:
+    """The sentence for custom error `name` with its decoded `inputs` (None if unknown)."""
+    if name in _EXPLAIN and isinstance(inputs, dict):
+        try:
+            return _EXPLAIN[name](inputs)
+        except (KeyError, ValueError, IndexError):
+            return None
+    return None
+
+
+def decode_revert(data: str | bytes, contract_types: Iterable[Any]) -> tuple[str, dict[str, Any]]:
+    """(error name, inputs) of a custom-error revert, looked up in the contracts' ABIs."""
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+    for contract_type in contract_types:
+        for abi in contract_type.abi:
+            if abi.type != "error":
+                continue
+            types = [i.canonical_type for i in abi.inputs]
+            if keccak(text=f"{abi.name}({','.join(types)})")[:4] == raw[:4]:
+                values = abi_decode(types, raw[4:])
+                return abi.name, {i.name: v for i, v in zip(abi.inputs, values, strict=True)}
+    return "unknown error", {"data": "0x" + raw.hex()}
+
+
+def preflight(
+    market: Any, method: str, *args: Any, sender: str, extra_types: Sequence[Any] = ()
+) -> None:
+    """Raises MarketOperationError with the reason if calling `method` now would revert.
+
+    A plain eth_call on the pending block: cheaper than a failing transaction, and quiet
+    (ape prints a call trace for every reverted transaction on a local node)."""
+    call = {
+        "from": sender,
+        "to": market.address,
+        "data": getattr(market, method).encode_input(*args),
+    }
+    try:
+        market.provider.web3.eth.call(call, "pending")
+    except ContractCustomError as exc:
+        name, inputs = decode_revert(str(exc.data), [market.contract_type, *extra_types])
+        raise MarketOperationError(
+            explain_error(name, inputs) or f"{method} would revert: {name} {inputs}"
+        ) from None
+    except Web3ContractLogicError as exc:
+        raise MarketOperationError(f"{method} would revert: {exc}") from None

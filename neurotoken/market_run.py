@@ -1,0 +1,251 @@
+"""A `make demo` stage: the compute market's rules, step by step, on a local chain.
+
+`run_market_demo(project, chain, accounts, token=None, echo=print)` deploys a ComputeMarket
+(3 oracles with test keys, 2 needed, 2.5% fee) and, printing each step:
+
+1. two providers register with stake; a client posts three jobs (one with an EIP-2612 permit
+   in the same transaction, one reserved for the second provider);
+2. the first provider accepts two jobs and commits each result as the Merkle root of its
+   shard outputs; the block after the commit fixes the challenge, read from the chain and
+   recomputed in Python;
+3. the oracles check the challenged shards' inclusion proofs against the committed roots: one
+   job's bundle holds, the other's does not (one shard's output differs from what was
+   committed); they sign one EIP-712 batch of both verdicts, and anyone settles it in one
+   transaction: the honest job pays (less the fee), the other refunds the client and slashes
+   the collateral (half to the client, half burned); replaying the batch is refused;
+4. the second provider never delivers; past the deadline anyone expires the job: refund and
+   slash;
+5. the provider withdraws its earnings, the owner the fees; the market's balance still equals
+   escrow + stake + earnings + fees.
+
+The shard outputs are small byte strings (the compute stage shows real work and re-execution);
+what the oracles check here is the Merkle commitment the contract binds them to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from neurotoken.jobs.canonical import keccak256
+from neurotoken.market_ops import (
+    NTK,
+    ZERO_ADDRESS,
+    MarketOperationError,
+    deploy_market,
+    format_ntk,
+    preflight,
+)
+from neurotoken.permit import sign_permit
+from neurotoken.proofs import MerkleTree, challenge_indices, shard_leaf, verify
+from neurotoken.verdicts import MarketDomain, Verdict, assemble_quorum, sign_batch
+
+SHARDS = 8
+CHALLENGES = 3
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo did, for tests and callers."""
+
+    market: str
+    paid_job: int
+    rejected_job: int
+    defaulted_job: int
+    provider_earned: int
+    fees: int
+
+
+def _outputs(job_id: int) -> list[bytes]:
+    return [f"job {job_id}, shard {i}: output".encode() for i in range(SHARDS)]
+
+
+def run_market_demo(
+    project: Any,
+    chain: Any,
+    accounts: Any,
+    token: Any = None,
+    echo: Callable[[str], None] = print,
+) -> DemoResult:
+    """Runs the stage on a local chain with ape's test accounts; see the module docstring."""
+    test = getattr(accounts, "test_accounts", accounts)  # ape.accounts, or the test fixture
+    owner, client, honest, idle = test[0], test[2], test[3], test[4]
+    oracles = sorted((test[5], test[6], test[7]), key=lambda a: int(a.address, 16))
+    treasury = test[9]
+    echo("== Stage: the compute market (stake, escrow, challenge, m-of-n verdicts, timeouts)")
+    if token is None:
+        token = project.NeuroToken.deploy(owner, sender=owner)
+        token.grantRole(token.MINTER_ROLE(), owner, sender=owner)
+        echo(f"deployed NeuroToken at {token.address}")
+    elif not token.hasRole(token.MINTER_ROLE(), owner) or token.mintingFinished():
+        raise ValueError(
+            "the demo mints NTK with test account 0: pass a token it may mint, or none"
+        )
+    market = deploy_market(
+        project,
+        token=token,
+        owner=owner.address,
+        sender=owner,
+        oracles=[o.address for o in oracles],
+        threshold=2,
+        fee_bps=250,
+        unbonding_delay=86_400,
+    )
+    echo(f"deployed ComputeMarket at {market.address}: 2 of 3 oracles, fee 2.5%, 1-day unbonding")
+    for account, amount in ((client, 1_000), (honest, 500), (idle, 500)):
+        token.mint(account, amount * NTK, sender=owner)
+        token.approve(market, 2**256 - 1, sender=account)
+
+    # 1. providers and jobs
+    for account, stake in ((honest, 300), (idle, 200)):
+        tx = market.registerProvider(
+            stake * NTK, f"https://gpu.example/{account.address[:8]}.json", sender=account
+        )
+        echo(
+            f"provider {account.address} registered with {stake} NTK of stake ({tx.gas_used:,} gas)"
+        )
+
+    def request(provider: str = ZERO_ADDRESS, payment: int = 100) -> dict[str, Any]:
+        now = int(chain.pending_timestamp)
+        return {
+            "specHash": keccak256(b"demo spec " + now.to_bytes(8, "big")),
+            "specURI": "ipfs://demo-spec",
+            "paymentNtk": payment * NTK,
+            "provider": provider,
+            "collateralNtk": 40 * NTK,
+            "shardCount": SHARDS,
+            "challengeCount": CHALLENGES,
+            "acceptBy": now + 600,
+            "deliverBy": now + 3_600,
+            "verdictBy": now + 7_200,
+        }
+
+    paid_job = int(market.nextJobId())
+    tx = market.postJob(request(), sender=client)
+    echo(
+        f"client posted job {paid_job}: 100 NTK escrowed, 40 NTK collateral asked "
+        f"({tx.gas_used:,} gas)"
+    )
+    rejected_job = paid_job + 1
+    token.approve(market, 0, sender=client)
+    deadline = int(chain.pending_timestamp) + 600
+    permit = sign_permit(
+        client.private_key,
+        token_name=token.name(),
+        token_address=token.address,
+        chain_id=chain.chain_id,
+        owner=client.address,
+        spender=market.address,
+        value=100 * NTK,
+        nonce=int(token.nonces(client)),
+        deadline=deadline,
+    )
+    tx = market.postJobWithPermit(request(), deadline, permit.v, permit.r, permit.s, sender=client)
+    echo(f"client posted job {rejected_job} with a permit, one transaction ({tx.gas_used:,} gas)")
+    token.approve(market, 2**256 - 1, sender=client)
+    defaulted_job = rejected_job + 1
+    market.postJob(request(provider=idle.address), sender=client)
+    echo(f"client posted job {defaulted_job}, reserved for provider {idle.address}")
+
+    # 2. accept, commit, challenge
+    trees: dict[int, MerkleTree] = {}
+    for job_id in (paid_job, rejected_job):
+        market.acceptJob(job_id, sender=honest)
+        trees[job_id] = MerkleTree.of_shards([keccak256(o) for o in _outputs(job_id)])
+        tx = market.submitResult(
+            job_id, trees[job_id].root, SHARDS, f"https://bundles.example/{job_id}", sender=honest
+        )
+        echo(
+            f"provider accepted job {job_id} (40 NTK locked) and committed root "
+            f"0x{trees[job_id].root.hex()[:16]}..."
+        )
+    market.acceptJob(defaulted_job, sender=idle)
+    echo(f"provider {idle.address} accepted job {defaulted_job} (and will never deliver)")
+    chain.mine(2)
+    challenged: dict[int, list[int]] = {}
+    for job_id in (paid_job, rejected_job):
+        seed = bytes(market.challengeSeed(job_id))
+        challenged[job_id] = [int(i) for i in market.challengedShards(job_id)]
+        assert challenged[job_id] == challenge_indices(seed, job_id, SHARDS, CHALLENGES)
+        echo(
+            f"job {job_id}: seed = hash of block {market.getJob(job_id).seedBlock}; "
+            f"challenged shards {challenged[job_id]} (Python agrees)"
+        )
+
+    # 3. verdicts: job `rejected_job`'s bundle serves a different output for a challenged shard
+    verdicts = []
+    for job_id in (paid_job, rejected_job):
+        outputs = _outputs(job_id)
+        if job_id == rejected_job:
+            outputs[challenged[job_id][0]] = b"a different output than the one committed"
+        root = bytes(market.getJob(job_id).resultRoot)
+        ok = all(
+            verify(trees[job_id].proof(i), root, shard_leaf(i, keccak256(outputs[i])))
+            for i in challenged[job_id]
+        )
+        echo(
+            f"oracles check job {job_id}'s challenged shards against its root: "
+            + ("all hold" if ok else "a shard does not match")
+        )
+        verdicts.append(Verdict(job_id, root, ok))
+    domain = MarketDomain(chain.chain_id, market.address)
+    signed = [sign_batch(o.private_key, domain, verdicts) for o in oracles[:2]]
+    signatures = assemble_quorum(signed, oracles=[o.address for o in oracles], threshold=2)
+    entries = [(v.job_id, v.accepted) for v in verdicts]
+    client_before = int(token.balanceOf(client))
+    supply_before = int(token.totalSupply())
+    tx = market.settleBatch(entries, signatures, sender=treasury)
+    echo(
+        "two oracles signed one EIP-712 batch; a third party settled both jobs in one "
+        f"transaction ({tx.gas_used:,} gas)"
+    )
+    paid = tx.events.filter(market.JobPaid)[0].event_arguments
+    echo(
+        f"  job {paid_job} paid: provider earns {format_ntk(int(paid['providerNtk']))}, "
+        f"fee {format_ntk(int(paid['feeNtk']))}, collateral unlocked"
+    )
+    rejected = tx.events.filter(market.JobRejected)[0].event_arguments
+    echo(
+        f"  job {rejected_job} rejected: client refunded {format_ntk(int(rejected['refundNtk']))} "
+        f"(payment + half the collateral), {format_ntk(int(rejected['burnedNtk']))} burned"
+    )
+    assert int(token.balanceOf(client)) - client_before == int(rejected["refundNtk"])
+    assert supply_before - int(token.totalSupply()) == int(rejected["burnedNtk"])
+    try:
+        preflight(market, "settleBatch", entries, signatures, sender=treasury.address)
+    except MarketOperationError as refusal:
+        echo(f"replaying the same signatures is refused: {refusal}")
+    else:
+        raise AssertionError("a replayed settlement would go through")
+
+    # 4. the idle provider's deadline passes
+    chain.mine(deltatime=3_700)
+    tx = market.expireJob(defaulted_job, sender=treasury)
+    defaulted = tx.events.filter(market.JobDefaulted)[0].event_arguments
+    echo(
+        f"job {defaulted_job} not delivered by its deadline: anyone expired it; client got "
+        f"{format_ntk(int(defaulted['refundNtk']))}, "
+        f"{format_ntk(int(defaulted['burnedNtk']))} burned"
+    )
+
+    # 5. withdrawals and the accounting identity
+    earned = int(market.getProvider(honest).earnedNtk)
+    market.withdrawEarnings(sender=honest)
+    fees = int(market.feesNtk())
+    market.withdrawFees(treasury, sender=owner)
+    echo(
+        f"provider withdrew {format_ntk(earned)} of earnings; the owner sent "
+        f"{format_ntk(fees)} of fees to the treasury"
+    )
+    stake = sum(
+        int(market.getProvider(p).stakeNtk) + int(market.getProvider(p).unbondingNtk)
+        for p in (honest, idle)
+    )
+    balance = int(token.balanceOf(market))
+    assert balance == stake, "market balance != escrow + stake + earnings + fees"
+    echo(
+        f"market holds {format_ntk(balance)} = the providers' remaining stake "
+        "(no open jobs, earnings or fees left)"
+    )
+    return DemoResult(market.address, paid_job, rejected_job, defaulted_job, earned, fees)

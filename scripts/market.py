@@ -1,0 +1,578 @@
+"""`ape run market ...`: deploy and operate the compute market.
+
+    ape run market deploy --oracle 0x.. --oracle 0x.. --threshold 2 --network ... --account ...
+    ape run market provider register 1000 --metadata https://... --approve
+    ape run market provider add-stake 500 | unbond 200 | withdraw-stake | withdraw-earnings
+    ape run market provider info [ADDRESS]
+    ape run market post --spec-hash 0x.. --spec-uri ipfs://.. --payment 100 --collateral 40 \\
+        --shards 16 --challenges 4 [--permit | --approve]
+    ape run market accept JOB | submit JOB --root 0x.. --shards 16 --bundle-uri URL
+    ape run market sign JOB --accept|--reject --out verdict.json      (an oracle's account)
+    ape run market settle verdicts/*.json                              (anyone)
+    ape run market cancel JOB | expire JOB | fix-seed JOB | status JOB
+
+Every command takes --network; those that send a transaction take --account. The market is
+the one recorded for the network (deployments/<network>.json) unless --market is given.
+Irreversible actions ask first (skip with --yes). A user mistake prints what was wrong and
+what to do, and exits with status 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from ape import chain, project
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.exceptions import ApeException, ContractLogicError
+
+from neurotoken import deployments
+from neurotoken.cli import confirm_irreversible, current_network_key, yes_option
+from neurotoken.deployments import DeploymentNotFoundError
+from neurotoken.market_ops import (
+    MarketOperationError,
+    challenge_of,
+    check_payment,
+    deploy_market,
+    explain,
+    format_ntk,
+    job_view,
+    load_signed,
+    parse_bytes32,
+    parse_duration,
+    parse_ntk,
+    preflight,
+    prepare_settlement,
+    sign_typed,
+    verdict_to_sign,
+)
+from neurotoken.permit import permit_typed_data
+from neurotoken.verdicts import MarketDomain, SignedVerdict, VerdictError, verdict_typed_data
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns the market's refusals and reverted calls into a one-line message and exit 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (MarketOperationError, VerdictError, DeploymentNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except ContractLogicError as exc:
+            raise click.ClickException(explain(exc)) from exc
+        except ApeException as exc:  # a bad address, an unknown account, no contract there
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def require_account(account: Any) -> Any:
+    if account is None:
+        raise MarketOperationError(
+            "choose the sending account with --account ALIAS (an `ape accounts` alias), "
+            "or --account TEST::0 on a local chain"
+        )
+    return account
+
+
+def network_key() -> str:
+    return current_network_key(chain.provider)
+
+
+def the_market(address: str | None) -> Any:
+    return project.ComputeMarket.at(
+        address or deployments.address_of(network_key(), "ComputeMarket")
+    )
+
+
+def the_token(market: Any) -> Any:
+    return project.NeuroToken.at(market.token())
+
+
+def now() -> int:
+    return int(chain.blocks.head.timestamp)
+
+
+def transact(market: Any, method: str, *args: Any, sender: Any) -> Any:
+    """Sends `method` after a dry run: a refusal reads as a sentence, not a call trace."""
+    preflight(
+        market, method, *args, sender=sender.address, extra_types=[project.NeuroToken.contract_type]
+    )
+    return getattr(market, method)(*args, sender=sender)
+
+
+def show_tx(tx: Any, what: str) -> None:
+    click.echo(f"{what} (tx {tx.txn_hash}, {tx.gas_used:,} gas)")
+
+
+market_option = click.option(
+    "--market",
+    "market_address",
+    default=None,
+    help="The market's address (default: the one recorded for the network).",
+)
+
+
+@click.group()
+def cli() -> None:
+    """Deploy and operate the Neurotoken compute market."""
+
+
+# ---------------------------------------------------------------- deploy
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@click.option("--token", "token_address", default=None, help="NTK address (default: recorded).")
+@click.option("--owner", default=None, help="Governs oracles and fees (default: the deployer).")
+@click.option(
+    "--oracle", "oracles", multiple=True, required=True, help="An oracle address (repeat)."
+)
+@click.option("--threshold", type=int, required=True, help="Signatures a settlement needs.")
+@click.option("--fee-bps", type=int, default=250, show_default=True, help="Protocol fee.")
+@click.option("--unbonding-delay", default="7d", show_default=True, help="e.g. 7d, 36h.")
+@yes_option()
+@friendly
+def deploy(
+    provider: Any,
+    account: Any,
+    token_address: str | None,
+    owner: str | None,
+    oracles: tuple[str, ...],
+    threshold: int,
+    fee_bps: int,
+    unbonding_delay: str,
+    yes: bool,
+) -> None:
+    """Deploy the ComputeMarket and record it in deployments/<network>.json."""
+    sender = require_account(account)
+    network = network_key()
+    token = token_address or deployments.address_of(network, "NeuroToken")
+    owner_address = owner or sender.address
+    confirm_irreversible(
+        f"Deploy ComputeMarket on {network} for token {token}: owner {owner_address}, "
+        f"{threshold} of {len(oracles)} oracles, fee {fee_bps} bps.",
+        yes or provider.network.is_dev,
+    )
+    market = deploy_market(
+        project,
+        token=token,
+        owner=owner_address,
+        sender=sender,
+        oracles=list(oracles),
+        threshold=threshold,
+        fee_bps=fee_bps,
+        unbonding_delay=parse_duration(unbonding_delay),
+    )
+    path = deployments.record(
+        network,
+        "ComputeMarket",
+        market.address,
+        token=str(token),
+        owner=owner_address,
+        oracles=list(oracles),
+        threshold=threshold,
+        deployer=sender.address,
+    )
+    click.echo(f"ComputeMarket deployed at {market.address}; recorded in {path}")
+
+
+# ---------------------------------------------------------------- providers
+
+
+@cli.group("provider")
+def provider_group() -> None:
+    """Register, stake, unbond and withdraw as a provider."""
+
+
+def _fund(token: Any, market: Any, account: Any, amount: int, approve: bool) -> None:
+    if approve and int(token.allowance(account, market)) < amount:
+        token.approve(market, amount, sender=account)
+        click.echo(f"approved the market to spend {format_ntk(amount)}")
+    check_payment(token, account, market, amount, permit=False)
+
+
+@provider_group.command("register", cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("stake")
+@click.option(
+    "--metadata", required=True, help="URI of the provider's offer (GPU, price, endpoint)."
+)
+@click.option("--approve", is_flag=True, help="Approve the stake first if needed.")
+@friendly
+def provider_register(
+    account: Any, market_address: str | None, stake: str, metadata: str, approve: bool
+) -> None:
+    """Register with STAKE NTK of stake."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    amount = parse_ntk(stake)
+    if market.getProvider(sender).registered:
+        raise MarketOperationError(f"{sender.address} is already registered; use add-stake")
+    _fund(the_token(market), market, sender, amount, approve)
+    show_tx(
+        transact(market, "registerProvider", amount, metadata, sender=sender),
+        f"registered with {stake} NTK",
+    )
+
+
+@provider_group.command("add-stake", cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("amount")
+@click.option("--approve", is_flag=True, help="Approve the amount first if needed.")
+@friendly
+def provider_add_stake(
+    account: Any, market_address: str | None, amount: str, approve: bool
+) -> None:
+    """Add AMOUNT NTK to the free stake."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    value = parse_ntk(amount)
+    _fund(the_token(market), market, sender, value, approve)
+    show_tx(transact(market, "addStake", value, sender=sender), f"added {amount} NTK of stake")
+
+
+@provider_group.command("unbond", cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("amount")
+@friendly
+def provider_unbond(account: Any, market_address: str | None, amount: str) -> None:
+    """Start unbonding AMOUNT NTK of free stake (withdrawable after the delay)."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    tx = transact(market, "requestUnbond", parse_ntk(amount), sender=sender)
+    ready = tx.events.filter(market.UnbondRequested)[0].event_arguments["readyAt"]
+    show_tx(tx, f"unbonding {amount} NTK; withdrawable from {ready}")
+
+
+@provider_group.command("withdraw-stake", cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@friendly
+def provider_withdraw_stake(account: Any, market_address: str | None) -> None:
+    """Withdraw the unbonded stake once the delay has passed."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    record = market.getProvider(sender)
+    if int(record.unbondingNtk) and now() < int(record.unbondReadyAt):
+        raise MarketOperationError(
+            f"the unbonding stake is withdrawable from {record.unbondReadyAt} "
+            f"({int(record.unbondReadyAt) - now()}s from now)"
+        )
+    show_tx(
+        transact(market, "withdrawUnbonded", sender=sender),
+        f"withdrew {format_ntk(int(record.unbondingNtk))}",
+    )
+
+
+@provider_group.command("withdraw-earnings", cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@friendly
+def provider_withdraw_earnings(account: Any, market_address: str | None) -> None:
+    """Withdraw the earnings of paid jobs."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    earned = int(market.getProvider(sender).earnedNtk)
+    show_tx(
+        transact(market, "withdrawEarnings", sender=sender),
+        f"withdrew {format_ntk(earned)} of earnings",
+    )
+
+
+@provider_group.command("info", cls=ConnectedProviderCommand)
+@network_option()
+@market_option
+@click.argument("address")
+@friendly
+def provider_info(market_address: str | None, address: str) -> None:
+    """Show a provider's stake, earnings and metadata."""
+    market = the_market(market_address)
+    record = market.getProvider(address)
+    if not record.registered:
+        raise MarketOperationError(f"{address} is not a registered provider")
+    click.echo(f"provider {address}")
+    click.echo(f"  free stake  {format_ntk(int(record.stakeNtk))}")
+    click.echo(
+        f"  unbonding   {format_ntk(int(record.unbondingNtk))} (ready at {record.unbondReadyAt})"
+    )
+    click.echo(f"  earnings    {format_ntk(int(record.earnedNtk))}")
+    click.echo(f"  metadata    {market.providerMetadataURI(address)}")
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.option("--spec-hash", required=True, help="keccak256 of the canonical spec (0x + 64 hex).")
+@click.option("--spec-uri", required=True, help="Where providers fetch the spec.")
+@click.option("--payment", required=True, help="NTK escrowed for the job.")
+@click.option("--collateral", default="0", show_default=True, help="NTK the provider locks.")
+@click.option("--provider", "chosen", default=None, help="Reserve the job for this provider.")
+@click.option("--shards", type=int, required=True)
+@click.option("--challenges", type=int, required=True, help="Shards the oracles re-execute.")
+@click.option("--accept-within", default="1h", show_default=True)
+@click.option("--deliver-within", default="1d", show_default=True, help="After accept-by.")
+@click.option("--verdict-within", default="1d", show_default=True, help="After deliver-by.")
+@click.option("--permit", is_flag=True, help="Sign an EIP-2612 permit: one transaction.")
+@click.option("--approve", is_flag=True, help="Approve the payment first if needed.")
+@friendly
+def post(
+    account: Any,
+    market_address: str | None,
+    spec_hash: str,
+    spec_uri: str,
+    payment: str,
+    collateral: str,
+    chosen: str | None,
+    shards: int,
+    challenges: int,
+    accept_within: str,
+    deliver_within: str,
+    verdict_within: str,
+    permit: bool,
+    approve: bool,
+) -> None:
+    """Post a job and escrow its payment."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    token = the_token(market)
+    amount = parse_ntk(payment)
+    if permit and approve:
+        raise MarketOperationError("choose --permit or --approve, not both")
+    if not 1 <= challenges <= shards:
+        raise MarketOperationError(f"--challenges must be between 1 and --shards ({shards})")
+    start = int(chain.pending_timestamp)
+    accept_by = start + parse_duration(accept_within)
+    deliver_by = accept_by + parse_duration(deliver_within)
+    verdict_by = deliver_by + parse_duration(verdict_within)
+    request = {
+        "specHash": parse_bytes32(spec_hash, "--spec-hash"),
+        "specURI": spec_uri,
+        "paymentNtk": amount,
+        "provider": chosen or ZERO_ADDRESS,
+        "collateralNtk": parse_ntk(collateral),
+        "shardCount": shards,
+        "challengeCount": challenges,
+        "acceptBy": accept_by,
+        "deliverBy": deliver_by,
+        "verdictBy": verdict_by,
+    }
+    if approve and int(token.allowance(sender, market)) < amount:
+        token.approve(market, amount, sender=sender)
+    check_payment(token, sender, market, amount, permit=permit)
+    job_id = int(market.nextJobId())
+    if permit:
+        deadline = start + 3_600
+        message = permit_typed_data(
+            token_name=token.name(),
+            token_address=token.address,
+            chain_id=chain.chain_id,
+            owner=sender.address,
+            spender=market.address,
+            value=amount,
+            nonce=int(token.nonces(sender)),
+            deadline=deadline,
+        )
+        signature = sign_typed(sender, message)
+        tx = transact(
+            market,
+            "postJobWithPermit",
+            request,
+            deadline,
+            signature[64],
+            signature[:32],
+            signature[32:64],
+            sender=sender,
+        )
+    else:
+        tx = transact(market, "postJob", request, sender=sender)
+    show_tx(tx, f"posted job {job_id}: {payment} NTK escrowed, accept by {accept_by}")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("job_id", type=int)
+@friendly
+def accept(account: Any, market_address: str | None, job_id: int) -> None:
+    """Accept a posted job (locks its collateral from your free stake)."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    view = job_view(market, job_id)
+    show_tx(
+        transact(market, "acceptJob", job_id, sender=sender),
+        f"accepted job {job_id}; deliver by {view.deliver_by}",
+    )
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("job_id", type=int)
+@click.option("--root", required=True, help="Merkle root of the shard outputs.")
+@click.option("--shards", type=int, required=True, help="Must equal the job's shard count.")
+@click.option("--bundle-uri", required=True, help="Where oracles fetch the proof bundle.")
+@friendly
+def submit(
+    account: Any, market_address: str | None, job_id: int, root: str, shards: int, bundle_uri: str
+) -> None:
+    """Commit the result of an accepted job."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    view = job_view(market, job_id)
+    if shards != view.shard_count:
+        raise MarketOperationError(f"job {job_id} has {view.shard_count} shards, not {shards}")
+    tx = transact(
+        market,
+        "submitResult",
+        job_id,
+        parse_bytes32(root, "--root"),
+        shards,
+        bundle_uri,
+        sender=sender,
+    )
+    seed_block = tx.events.filter(market.ResultSubmitted)[0].event_arguments["seedBlock"]
+    show_tx(tx, f"submitted job {job_id}; the challenge is fixed by block {seed_block}")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("job_id", type=int)
+@click.option("--accept/--reject", "accepted", required=True, help="The verdict.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@friendly
+def sign(account: Any, market_address: str | None, job_id: int, accepted: bool, out: Path) -> None:
+    """Sign an EIP-712 verdict on a submitted job (as an oracle) and write it to OUT."""
+    signer = require_account(account)
+    market = the_market(market_address)
+    if not market.isOracle(signer):
+        click.echo(f"warning: {signer.address} is not an oracle of this market", err=True)
+    verdict = verdict_to_sign(market, job_id, accepted)
+    domain = MarketDomain(chain.chain_id, market.address)
+    signed = SignedVerdict(
+        domain=domain,
+        kind="verdict",
+        verdicts=(verdict,),
+        signer=signer.address,
+        signature=sign_typed(signer, verdict_typed_data(domain, verdict)),
+    )
+    signed.verify()
+    out.write_text(signed.to_json() + "\n")
+    click.echo(f"wrote {'accept' if accepted else 'reject'} verdict on job {job_id} to {out}")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@friendly
+def settle(account: Any, market_address: str | None, files: tuple[Path, ...]) -> None:
+    """Settle with oracle verdict signatures read from FILES (JSON; directories allowed)."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    settlement = prepare_settlement(market, chain.chain_id, load_signed(files))
+    if settlement.kind == "verdict":
+        ((job_id, accepted),) = settlement.entries
+        args: tuple[Any, ...] = (job_id, accepted, list(settlement.signatures))
+        tx = transact(market, "settle", *args, sender=sender)
+    else:
+        args = (list(settlement.entries), list(settlement.signatures))
+        tx = transact(market, "settleBatch", *args, sender=sender)
+    verdicts = ", ".join(f"{j} {'paid' if a else 'rejected'}" for j, a in settlement.entries)
+    show_tx(tx, f"settled with {len(settlement.signatures)} oracle signatures: {verdicts}")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("job_id", type=int)
+@yes_option()
+@friendly
+def cancel(account: Any, market_address: str | None, job_id: int, yes: bool) -> None:
+    """Cancel your posted job before anyone accepts it (full refund)."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    view = job_view(market, job_id)
+    if view.client != sender.address:
+        raise MarketOperationError(f"only the client {view.client} may cancel job {job_id}")
+    confirm_irreversible(f"Cancel job {job_id} and refund {format_ntk(view.payment)}.", yes)
+    show_tx(transact(market, "cancelJob", job_id, sender=sender), f"cancelled job {job_id}")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("job_id", type=int)
+@friendly
+def expire(account: Any, market_address: str | None, job_id: int) -> None:
+    """End a job whose deadline passed (anyone may)."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    view = job_view(market, job_id)
+    deadline = {"Posted": view.accept_by, "Accepted": view.deliver_by, "Submitted": view.verdict_by}
+    if view.state not in deadline:
+        raise MarketOperationError(f"job {job_id} is {view.state}: nothing to expire")
+    if now() < deadline[view.state]:
+        raise MarketOperationError(
+            f"job {job_id} ({view.state}) can be expired after {deadline[view.state]} "
+            f"({deadline[view.state] - now()}s from now)"
+        )
+    tx = transact(market, "expireJob", job_id, sender=sender)
+    show_tx(tx, f"expired job {job_id}: now {job_view(market, job_id).state}")
+
+
+@cli.command("fix-seed", cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@market_option
+@click.argument("job_id", type=int)
+@friendly
+def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
+    """Store a submitted job's challenge seed (or move it if out of reach)."""
+    sender = require_account(account)
+    market = the_market(market_address)
+    tx = transact(market, "fixChallengeSeed", job_id, sender=sender)
+    show_tx(tx, f"seed of job {job_id}: block {job_view(market, job_id).seed_block}")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@market_option
+@click.argument("job_id", type=int)
+@friendly
+def status(market_address: str | None, job_id: int) -> None:
+    """Show a job: its state, parties, amounts, deadlines, challenge and next steps."""
+    market = the_market(market_address)
+    view = job_view(market, job_id)
+    for line in view.lines(now()):
+        click.echo(line)
+    challenge = challenge_of(market, job_id, int(chain.blocks.head.number))
+    if challenge:
+        seed, shards = challenge
+        click.echo(f"  challenge   seed 0x{seed.hex()}: shards {shards}")
