@@ -105,6 +105,8 @@ class Anvil:
             args += ["--block-time", str(self.block_time)]
             if self.mixed:
                 args.append("--mixed-mining")
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         w3 = self.web3()

@@ -126,6 +126,7 @@ class Oracle:
         self.domain = MarketDomain(chain_id, self.chain.address)
         self.store.bind_identity(chain_id, self.chain.address)
         requeued = self.store.recover()
+        self.pool.warm()
         if self.key is not None:
             self.txm = TxManager(
                 self.chain,

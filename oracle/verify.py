@@ -221,6 +221,10 @@ def _child(task: VerifyTask, conn: Connection) -> None:
     conn.close()
 
 
+def _noop() -> None:
+    """A worker that does nothing (starting it starts the forkserver)."""
+
+
 @dataclass
 class _Running:
     task: VerifyTask
@@ -236,7 +240,11 @@ class VerifierPool:
 
     workers: int = 1
     timeout_s: float = 300.0
-    preload: tuple[str, ...] = ("neurotoken.proofs.verifier", "neurotoken.workloads")
+    preload: tuple[str, ...] = (
+        "oracle.verify",
+        "neurotoken.proofs.verifier",
+        "neurotoken.workloads",
+    )
     _ctx: BaseContext | None = None
     _running: dict[int, _Running] = field(default_factory=dict)
 
@@ -246,6 +254,12 @@ class VerifierPool:
             ctx.set_forkserver_preload(list(self.preload))
             self._ctx = ctx
         return self._ctx
+
+    def warm(self) -> None:
+        """Starts the forkserver (and its preloading) now rather than at the first job."""
+        process = self._context().Process(target=_noop, daemon=True)  # type: ignore[attr-defined]
+        process.start()
+        process.join(timeout=60)
 
     @property
     def busy(self) -> int:
