@@ -1,0 +1,20 @@
+"""The `make demo` stage runs end to end and tells the truth about what happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from oracle.demo import oracle_stage
+from oracle.localnet import NTK
+
+
+def test_oracle_stage__honest_paid_cheater_slashed(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = oracle_stage(lines.append, folder=tmp_path)
+    assert result.honest_earned_ntk == 97_500 * NTK // 1000
+    assert result.cheat_stake_lost_ntk == 400 * NTK
+    assert result.client_compensation_ntk == 200 * NTK and result.burned_ntk == 200 * NTK
+    text = "\n".join(lines)
+    assert "JobPaid" in text and "JobRejected" in text and "400.00 NTK slashed" in text
+    assert text.count(": reject (") == 3 and text.count(": accept") == 3
+    assert len(list(tmp_path.glob("oracles/oracle*/oracle.sqlite"))) == 3
