@@ -545,7 +545,10 @@ class Oracle:
         oldest = min(self._ready_since.get(r.job.job_id, time.monotonic()) for r in ready)
         if time.monotonic() - oldest >= wait:
             return False
-        return bool(self.store.jobs([SEEN, VERIFYING, VERIFIED]))
+        ready_ids = {r.job.job_id for r in ready}
+        coming = [j for j in self.store.jobs([SEEN, VERIFYING, VERIFIED, SIGNED])
+                  if j.job_id not in ready_ids]  # fmt: skip
+        return bool(coming)
 
     def _my_turn(self, item: Ready) -> bool:
         """Whether this oracle should transmit `item` now. One signer of the quorum, picked
