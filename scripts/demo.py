@@ -17,6 +17,7 @@ from neurotoken.cli import current_network_key
 from neurotoken.permit import sign_permit
 from neurotoken.provider.agent_demo import agent_stage
 from neurotoken.provider.demo import compute_stage
+from neurotoken.sale_run import sale_stage
 
 NTK = 10**18
 
@@ -67,6 +68,7 @@ def token_stage(echo: Callable[[str], None]) -> None:
 
 STAGES: list[Callable[[Callable[[str], None]], object]] = [
     token_stage,
+    sale_stage,
     compute_stage,
     agent_stage,
 ]

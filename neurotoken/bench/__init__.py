@@ -3,4 +3,4 @@
 Suites run in the order listed; each measures its reference in the same run.
 """
 
-SUITES: list[str] = ["token_gas", "compute_speed", "market_gas"]
+SUITES: list[str] = ["token_gas", "sale_gas", "compute_speed", "market_gas"]

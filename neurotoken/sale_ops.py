@@ -1,0 +1,268 @@
+"""What the operator CLI knows about a live sale: its status, checks before a purchase, and
+plain-language explanations of the sale's custom errors.
+
+Every user mistake ends as a `SaleOperationError` whose message says what was wrong and what
+to do; the CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from neurotoken import deployments
+from neurotoken.allowlist import Allowlist, AllowlistError
+from neurotoken.sale_terms import BUYING_STAGES, SaleState, SaleTerms, Stage, format_units
+
+
+class SaleOperationError(RuntimeError):
+    """A sale operation cannot go ahead; the message says why and what to do."""
+
+
+def when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(seconds: int) -> str:
+    """'3d 4h 5m' (or '42s' under a minute)."""
+    if seconds < 60:
+        return f"{max(seconds, 0)}s"
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{days}d"] if days else []
+    parts += [f"{hours}h"] if hours or days else []
+    return " ".join([*parts, f"{minutes}m"])
+
+
+@dataclass(frozen=True)
+class SaleStatus:
+    """A snapshot of the sale, read from the chain."""
+
+    address: str
+    terms: SaleTerms
+    now: int
+    stage: Stage
+    state: SaleState
+    paused: bool
+    wei_raised: int
+    tokens_sold: int
+    minter: bool
+    minting_finished: bool
+
+    @classmethod
+    def read(cls, sale: Any, token: Any, now: int) -> SaleStatus:
+        terms = SaleTerms.from_chain(sale.terms())
+        return cls(
+            address=str(sale.address),
+            terms=terms,
+            now=now,
+            stage=Stage(int(sale.stage())),
+            state=SaleState(int(sale.state())),
+            paused=bool(sale.paused()),
+            wei_raised=int(sale.weiRaised()),
+            tokens_sold=int(sale.tokensSold()),
+            minter=bool(token.hasRole(token.MINTER_ROLE(), sale.address)),
+            minting_finished=bool(token.mintingFinished()),
+        )
+
+    @property
+    def soft_cap_reached(self) -> bool:
+        return self.wei_raised >= self.terms.soft_cap_wei
+
+    @property
+    def tokens_left(self) -> int:
+        return self.terms.hard_cap_tokens - self.tokens_sold
+
+    @property
+    def finalizable(self) -> bool:
+        return self.state == SaleState.OPEN and (self.stage == Stage.ENDED or self.tokens_left == 0)
+
+    def lines(self) -> list[str]:
+        t = self.terms
+        paused = ", buying PAUSED" if self.paused else ""
+        cap = "reached" if self.soft_cap_reached else "not reached"
+        limits = f"{format_units(t.min_contribution_wei)}-{format_units(t.max_contribution_wei)}"
+        sold, offered = format_units(self.tokens_sold), format_units(t.hard_cap_tokens)
+        schedule = [f"{s.label} {when(t.stage_start(s))}" for s in BUYING_STAGES]
+        out = [
+            f"sale          {self.address} ({self.state.name.lower()}{paused})",
+            f"stage         {self.stage.label}" + self._stage_timing(),
+            f"bonus         {t.bonus_of(self.stage) / 100:g}%",
+            f"raised        {format_units(self.wei_raised)} ETH "
+            f"(soft cap {format_units(t.soft_cap_wei)} ETH: {cap})",
+            f"sold          {sold} of {offered} NTK ({format_units(self.tokens_left)} left)",
+            f"price         {t.ntk_per_eth:,} NTK per ETH before bonus; {limits} ETH per buyer",
+            "schedule      " + "; ".join(schedule) + f"; ends {when(t.ends_at)}",
+        ]
+        if self.state == SaleState.OPEN and not self.minter:
+            out.append("WARNING       the sale does not hold the token's MINTER_ROLE: it will fail")
+        if self.finalizable:
+            out.append("next          anyone can finalize now: ape run sale finalize")
+        elif self.state == SaleState.SUCCEEDED:
+            out.append("next          buyers claim their tokens: ape run sale claim")
+        elif self.state == SaleState.FAILED:
+            out.append("next          buyers reclaim their ETH: ape run sale refund")
+        return out
+
+    def _stage_timing(self) -> str:
+        t = self.terms
+        if self.stage == Stage.NOT_STARTED:
+            start = t.stage_starts[0]
+            return f" (presale opens in {duration(start - self.now)}, {when(start)})"
+        if self.stage == Stage.ENDED:
+            return f" (ended {duration(self.now - t.ends_at)} ago)"
+        next_in = duration(t.stage_end(self.stage) - self.now)
+        return f" (next stage in {next_in}; sale ends in {duration(t.ends_at - self.now)})"
+
+
+def find_sale(project: Any, network: str, address: str | None) -> tuple[Any, Any]:
+    """The sale at `address`, or the one recorded for `network`, and its token."""
+    try:
+        sale_address = address or deployments.address_of(network, "TokenSale")
+    except deployments.DeploymentNotFoundError as exc:
+        raise SaleOperationError(str(exc).replace("ape run deploy", "ape run sale deploy")) from exc
+    try:
+        sale = project.TokenSale.at(sale_address)
+        token = project.NeuroToken.at(sale.token())
+    except Exception as exc:  # ape raises several kinds for "no contract here"
+        hint = (
+            " (a local chain lives only as long as the `ape run` that started it)"
+            if network.endswith("-local")
+            else ""
+        )
+        raise SaleOperationError(
+            f"no TokenSale at {sale_address} on {network}: check --sale or --network{hint}"
+        ) from exc
+    return sale, token
+
+
+def proof_for(buyer: str, allowlist_file: Path | None) -> list[bytes]:
+    """The buyer's presale proof from the allow-list JSON, with a helpful error if absent."""
+    if allowlist_file is None:
+        raise SaleOperationError(
+            "the presale is on: pass --allowlist with the allow-list JSON the operator published "
+            "(made by 'ape run sale allowlist') so your proof can be looked up"
+        )
+    try:
+        return Allowlist.read(allowlist_file).proof(buyer, source=str(allowlist_file))
+    except AllowlistError as exc:
+        raise SaleOperationError(str(exc)) from exc
+
+
+def check_purchase(status: SaleStatus, buyer: str, paid_so_far: int, value: int) -> None:
+    """Refuses, with what to do, a purchase the contract would refuse."""
+    t = status.terms
+    if status.state != SaleState.OPEN:
+        raise SaleOperationError(
+            f"the sale is over ({status.state.name.lower()}); "
+            + (
+                "claim your tokens: ape run sale claim"
+                if status.state == SaleState.SUCCEEDED
+                else "reclaim your ETH: ape run sale refund"
+            )
+        )
+    if status.paused:
+        raise SaleOperationError(
+            "buying is paused by the sale's owner; try again later (ape run sale status)"
+        )
+    if status.stage == Stage.NOT_STARTED:
+        raise SaleOperationError(
+            f"the sale has not started: the presale opens {when(t.stage_starts[0])} "
+            f"(in {duration(t.stage_starts[0] - status.now)})"
+        )
+    if status.stage == Stage.ENDED:
+        raise SaleOperationError(f"the sale ended {when(t.ends_at)}; no more purchases")
+    if status.tokens_left == 0:
+        raise SaleOperationError(
+            "the sale is sold out; it can be finalized now: ape run sale finalize"
+        )
+    if value < t.min_contribution_wei:
+        raise SaleOperationError(
+            f"{format_units(value)} ETH is below the minimum purchase of "
+            f"{format_units(t.min_contribution_wei)} ETH: send at least that"
+        )
+    _, accepted = t.quote(status.stage, value, status.tokens_left)
+    if paid_so_far + accepted > t.max_contribution_wei:
+        room = max(t.max_contribution_wei - paid_so_far, 0)
+        raise SaleOperationError(
+            f"that would take {buyer} to {format_units(paid_so_far + accepted)} ETH, above the "
+            f"{format_units(t.max_contribution_wei)} ETH per-buyer maximum: you can add at most "
+            f"{format_units(room)} ETH"
+        )
+
+
+_EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
+    "SaleNotStarted": lambda i: (
+        f"the sale has not started; the presale opens {when(int(i['startsAt']))}"
+    ),
+    "SaleEnded": lambda i: f"the sale ended {when(int(i['endedAt']))}",
+    "SaleClosed": lambda i: (
+        f"the sale is already finalized ({SaleState(int(i['state'])).name.lower()})"
+    ),
+    "SaleBuyingPaused": lambda i: "buying is paused by the sale's owner; try again later",
+    "SaleNotAllowlisted": lambda i: (
+        f"{i['buyer']} is not on the presale allow-list (or the proof is not for this list): "
+        "ask the sale operator, or buy in the public ICO, which needs no proof"
+    ),
+    "SaleContributionBelowMin": lambda i: (
+        f"{format_units(int(i['sentWei']))} ETH is below the "
+        f"{format_units(int(i['minContributionWei']))} ETH minimum"
+    ),
+    "SaleContributionAboveMax": lambda i: (
+        f"that would bring {i['buyer']} to {format_units(int(i['totalWei']))} ETH, above the "
+        f"{format_units(int(i['maxContributionWei']))} ETH per-buyer maximum"
+    ),
+    "SaleSoldOut": lambda i: "the sale is sold out; finalize it: ape run sale finalize",
+    "SaleNotFinalizable": lambda i: (
+        f"the sale cannot be finalized before {when(int(i['endsAt']))} unless it sells out "
+        f"({format_units(int(i['tokensLeft']))} NTK left)"
+    ),
+    "SaleAlreadyFinalized": lambda i: (
+        f"the sale was already finalized ({SaleState(int(i['state'])).name.lower()})"
+    ),
+    "SaleNotSucceeded": lambda i: (
+        "tokens can only be claimed after a successful finalization; "
+        f"the sale is {SaleState(int(i['state'])).name.lower()}"
+        + (
+            " (failed sales refund ETH: ape run sale refund)"
+            if int(i["state"]) == SaleState.FAILED
+            else ""
+        )
+    ),
+    "SaleNotFailed": lambda i: (
+        "refunds are only possible after a failed sale; "
+        f"the sale is {SaleState(int(i['state'])).name.lower()}"
+        + (
+            " (claim your tokens instead: ape run sale claim)"
+            if int(i["state"]) == SaleState.SUCCEEDED
+            else ""
+        )
+    ),
+    "SaleNothingToClaim": lambda i: (
+        f"{i['buyer']} has no tokens to claim (bought nothing, or already claimed)"
+    ),
+    "SaleNothingToRefund": lambda i: (
+        f"{i['buyer']} has nothing to refund (paid nothing, or already refunded)"
+    ),
+    "SaleTransferFailed": lambda i: (
+        f"{i['to']} rejected the {format_units(int(i['amountWei']))} ETH sent to it"
+    ),
+    "SalePauseUnchanged": lambda i: f"buying is already {'paused' if i['paused'] else 'running'}",
+    "OwnableUnauthorizedAccount": lambda i: f"{i['account']} is not the sale's owner",
+}
+
+
+def explain(exc: Exception) -> str:
+    """A plain-language reason for a reverted sale call."""
+    name = type(exc).__name__
+    inputs = getattr(exc, "inputs", None)
+    if name in _EXPLAIN and isinstance(inputs, dict):
+        try:
+            return _EXPLAIN[name](inputs)
+        except (KeyError, ValueError):
+            pass
+    return f"the transaction reverted: {exc}"

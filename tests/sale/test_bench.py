@@ -1,0 +1,27 @@
+"""The sale's gas suite runs, and the issue's gas targets hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+
+from neurotoken.bench import sale_gas
+from neurotoken.bench.common import BenchContext
+
+
+def test_sale_gas__meets_the_issue_targets(project: Any, chain: Any, owner: Any) -> None:
+    ctx = BenchContext(project=project, chain=chain, accounts=ape.accounts, owner=owner)
+    gas = sale_gas.measure(ctx)
+    for name, target in sale_gas.TARGETS.items():
+        assert gas[name] <= target, f"{name}: {gas[name]:,} gas > {target:,}"
+    # The first buyer pays no more than the next one (the totals slot is primed at deployment).
+    assert (
+        gas["presale buy (first buyer of the sale)"]
+        <= gas["presale buy (new buyer, proof from 65,536)"]
+    )
+    assert gas["ICO buy (repeat buyer)"] < gas["ICO buy (new buyer)"]
+    [table] = sale_gas.run(
+        BenchContext(project=project, chain=chain, accounts=ape.accounts, owner=owner)
+    )
+    print(table.markdown())
