@@ -364,13 +364,13 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function setThreshold(uint256 threshold_) external onlyOwner {
-        _setThreshold(threshold_);
+    function setThreshold(uint256 newThreshold) external onlyOwner {
+        _setThreshold(newThreshold);
     }
 
     /// @inheritdoc IComputeMarket
-    function setFeeBps(uint256 feeBps_) external onlyOwner {
-        _setFeeBps(feeBps_);
+    function setFeeBps(uint256 newFeeBps) external onlyOwner {
+        _setFeeBps(newFeeBps);
     }
 
     /// @inheritdoc IComputeMarket

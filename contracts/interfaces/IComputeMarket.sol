@@ -372,10 +372,10 @@ interface IComputeMarket {
     function removeOracle(address oracle) external;
 
     /// @notice Sets how many oracle signatures a settlement needs.
-    function setThreshold(uint256 threshold) external;
+    function setThreshold(uint256 newThreshold) external;
 
     /// @notice Sets the protocol fee (basis points, at most MAX_FEE_BPS) for jobs posted from now.
-    function setFeeBps(uint256 feeBps) external;
+    function setFeeBps(uint256 newFeeBps) external;
 
     /// @notice Sends all accumulated protocol fees to `treasury`.
     function withdrawFees(address treasury) external;
