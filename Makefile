@@ -26,7 +26,7 @@ export NO_PROXY := $(no_proxy)
 NETWORK ?= ethereum:local:foundry
 TEST_ARGS ?=
 
-.PHONY: setup demo test lint bench clean distclean
+.PHONY: setup demo test lint bench sale-rehearsal clean distclean
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/.installed
 
@@ -57,6 +57,11 @@ lint: setup
 	$(BIN)/mypy
 	npx --no-install solhint --noPoster --disc --max-warnings 0 'contracts/**/*.sol'
 	$(BIN)/python tools/slither_check.py
+
+# The presale rehearsal on the local Sepolia stand-in (anvil with chain id 11155111):
+# 50 buyers, once to success and once under the soft cap, reconciled to the wei.
+sale-rehearsal: setup
+	$(BIN)/ape run sale -v WARNING simulate --buyers 50 --network $(NETWORK) --report sale-report.md
 
 bench: setup
 	$(BIN)/ape run bench --network $(NETWORK) -v WARNING

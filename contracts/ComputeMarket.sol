@@ -33,12 +33,15 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint256 earnedNtk;
     }
 
+    // EIP-712 type strings are what they are; both hash at compile time.
+    // solhint-disable gas-small-strings
     /// @notice EIP-712 type of a single-job verdict.
     bytes32 public constant VERDICT_TYPEHASH = keccak256("Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)");
 
     /// @notice EIP-712 type of a batch of verdicts (an array of Verdict structs).
     bytes32 public constant VERDICT_BATCH_TYPEHASH =
         keccak256("VerdictBatch(Verdict[] verdicts)Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)");
+    // solhint-enable gas-small-strings
 
     /// @notice Hard cap on the protocol fee: 10%.
     uint256 public constant MAX_FEE_BPS = 1_000;
@@ -189,9 +192,11 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         jobId = _postJob(request);
         // A front-runner may have spent the permit already; the allowance it set still serves,
         // and transferFrom below fails with the token's own error if it does not.
+        // solhint-disable no-empty-blocks
         try IERC20Permit(address(_token)).permit(
             msg.sender, address(this), request.paymentNtk, permitDeadline, v, r, s
         ) {} catch {}
+        // solhint-enable no-empty-blocks
         _token.safeTransferFrom(msg.sender, address(this), request.paymentNtk);
     }
 
@@ -235,7 +240,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @inheritdoc IComputeMarket
     function settle(uint256 jobId, bool accepted, bytes[] calldata signatures) external nonReentrant {
-        Credit memory credit;
+        Credit memory credit = Credit(address(0), 0, 0);
         (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) = _settleEffects(jobId, accepted, credit);
         _flushCredit(credit);
         _requireQuorum(_hashTypedDataV4(structHash), signatures);
@@ -249,10 +254,10 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint256 count = entries.length;
         if (count == 0) revert MarketEmptyBatch();
         bytes32[] memory structHashes = new bytes32[](count);
-        Credit memory credit;
-        uint256 feeNtk;
-        uint256 burnNtk;
-        bool anyRejected;
+        Credit memory credit = Credit(address(0), 0, 0);
+        uint256 feeNtk = 0;
+        uint256 burnNtk = 0;
+        bool anyRejected = false;
         for (uint256 i; i < count; ++i) {
             BatchEntry calldata entry = entries[i];
             (bytes32 structHash, uint256 jobFeeNtk, uint256 jobBurnNtk) =
@@ -270,7 +275,8 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (feeNtk != 0) _feesNtk += SafeCast.toUint96(feeNtk);
         if (anyRejected) {
             for (uint256 i; i < count; ++i) {
-                if (!entries[i].accepted) _token.safeTransfer(_jobs[entries[i].jobId].client, _rejectRefund(entries[i].jobId));
+                uint256 jobId = entries[i].jobId;
+                if (!entries[i].accepted) _token.safeTransfer(_jobs[jobId].client, _rejectRefund(jobId));
             }
             if (burnNtk != 0) ERC20Burnable(address(_token)).burn(burnNtk);
         }
@@ -358,13 +364,13 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function setThreshold(uint256 threshold_) external onlyOwner {
-        _setThreshold(threshold_);
+    function setThreshold(uint256 newThreshold) external onlyOwner {
+        _setThreshold(newThreshold);
     }
 
     /// @inheritdoc IComputeMarket
-    function setFeeBps(uint256 feeBps_) external onlyOwner {
-        _setFeeBps(feeBps_);
+    function setFeeBps(uint256 newFeeBps) external onlyOwner {
+        _setFeeBps(newFeeBps);
     }
 
     /// @inheritdoc IComputeMarket
@@ -486,25 +492,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @dev Validates a request, stores the job and emits JobPosted. The caller pulls payment.
     function _postJob(JobRequest calldata request) private returns (uint256 jobId) {
-        if (request.paymentNtk == 0) revert MarketZeroAmount();
-        if (request.specHash == bytes32(0)) revert MarketZeroSpecHash();
-        {
-            uint256 shardCount = request.shardCount;
-            uint256 challengeCount = request.challengeCount;
-            if (challengeCount == 0 || challengeCount > shardCount || challengeCount > MAX_CHALLENGE_COUNT) {
-                revert MarketInvalidShardCounts(shardCount, challengeCount);
-            }
-        }
-        {
-            uint256 acceptBy = request.acceptBy;
-            uint256 deliverBy = request.deliverBy;
-            uint256 verdictBy = request.verdictBy;
-            if (
-                acceptBy < block.timestamp || deliverBy <= acceptBy || verdictBy <= deliverBy
-                    || verdictBy > block.timestamp + MAX_JOB_DURATION
-            ) revert MarketInvalidDeadlines(block.timestamp, acceptBy, deliverBy, verdictBy);
-        }
-
+        _validateRequest(request);
         jobId = _nextJobId;
         // Cannot overflow: one id per transaction would take longer than the chain will live.
         unchecked {
@@ -540,6 +528,28 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             request.deliverBy,
             request.verdictBy
         );
+    }
+
+    /// @dev The checks `postJob` makes before storing anything.
+    function _validateRequest(JobRequest calldata request) private view {
+        if (request.paymentNtk == 0) revert MarketZeroAmount();
+        if (request.specHash == bytes32(0)) revert MarketZeroSpecHash();
+        {
+            uint256 shardCount = request.shardCount;
+            uint256 challengeCount = request.challengeCount;
+            if (challengeCount == 0 || challengeCount > shardCount || challengeCount > MAX_CHALLENGE_COUNT) {
+                revert MarketInvalidShardCounts(shardCount, challengeCount);
+            }
+        }
+        {
+            uint256 acceptBy = request.acceptBy;
+            uint256 deliverBy = request.deliverBy;
+            uint256 verdictBy = request.verdictBy;
+            if (
+                acceptBy < block.timestamp || deliverBy <= acceptBy || verdictBy <= deliverBy
+                    || verdictBy > block.timestamp + MAX_JOB_DURATION
+            ) revert MarketInvalidDeadlines(block.timestamp, acceptBy, deliverBy, verdictBy);
+        }
     }
 
     /// @dev Checks that `jobId` awaits a verdict that may be given now, applies the verdict to
@@ -624,7 +634,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint256 count = signatures.length;
         uint256 required = _threshold;
         if (count < required) revert MarketQuorumNotReached(count, required);
-        address previous;
+        address previous = address(0);
         for (uint256 i; i < count; ++i) {
             address signer = ECDSA.recoverCalldata(digest, signatures[i]);
             if (signer == previous) revert MarketDuplicateSigner(signer);
@@ -651,10 +661,10 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         returns (uint256[] memory indices)
     {
         indices = new uint256[](challengeCount);
-        uint256 found;
+        uint256 found = 0;
         for (uint256 counter; found < challengeCount; ++counter) {
             uint256 index = uint256(keccak256(abi.encode(seed, jobId, counter))) % shardCount;
-            bool seen;
+            bool seen = false;
             for (uint256 j; j < found; ++j) {
                 if (indices[j] == index) {
                     seen = true;

@@ -454,7 +454,10 @@ def decode_revert(data: str | bytes, contract_types: Iterable[Any]) -> tuple[str
                 continue
             types = [i.canonical_type for i in abi.inputs]
             if keccak(text=f"{abi.name}({','.join(types)})")[:4] == raw[:4]:
-                values = abi_decode(types, raw[4:])
+                values = [
+                    to_checksum_address(v) if t == "address" else v
+                    for t, v in zip(types, abi_decode(types, raw[4:]), strict=True)
+                ]
                 return abi.name, {i.name: v for i, v in zip(abi.inputs, values, strict=True)}
     return "unknown error", {"data": "0x" + raw.hex()}
 

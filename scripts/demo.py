@@ -14,9 +14,11 @@ from ape.cli import ConnectedProviderCommand, network_option
 
 from neurotoken import deployments
 from neurotoken.cli import current_network_key
+from neurotoken.market_run import run_market_demo
 from neurotoken.permit import sign_permit
 from neurotoken.provider.agent_demo import agent_stage
 from neurotoken.provider.demo import compute_stage
+from neurotoken.sale_run import sale_stage
 
 NTK = 10**18
 
@@ -65,8 +67,15 @@ def token_stage(echo: Callable[[str], None]) -> None:
     echo(f"  total {fmt_ntk(total):>16} == totalSupply")
 
 
+def market_stage(echo: Callable[[str], None]) -> object:
+    """The compute market on its own: stake, escrow, batch settlement, refusals, timeouts."""
+    return run_market_demo(project, chain, accounts, echo=echo)
+
+
 STAGES: list[Callable[[Callable[[str], None]], object]] = [
     token_stage,
+    sale_stage,
+    market_stage,
     compute_stage,
     agent_stage,
 ]

@@ -180,7 +180,9 @@ interface IComputeMarket {
     event ChallengeSeedReanchored(uint256 indexed jobId, uint256 oldSeedBlock, uint256 newSeedBlock);
     /// @notice Oracles accepted the result: the provider earned `providerNtk`, the protocol
     /// `feeNtk`, and `collateralNtk` returned to the provider's free stake.
-    event JobPaid(uint256 indexed jobId, address indexed provider, uint256 providerNtk, uint256 feeNtk, uint256 collateralNtk);
+    event JobPaid(
+        uint256 indexed jobId, address indexed provider, uint256 providerNtk, uint256 feeNtk, uint256 collateralNtk
+    );
     /// @notice Oracles rejected the result: the client got `refundNtk` (payment plus
     /// compensation `compensationNtk`) and `burnedNtk` of the collateral was burned.
     event JobRejected(
@@ -370,10 +372,10 @@ interface IComputeMarket {
     function removeOracle(address oracle) external;
 
     /// @notice Sets how many oracle signatures a settlement needs.
-    function setThreshold(uint256 threshold) external;
+    function setThreshold(uint256 newThreshold) external;
 
     /// @notice Sets the protocol fee (basis points, at most MAX_FEE_BPS) for jobs posted from now.
-    function setFeeBps(uint256 feeBps) external;
+    function setFeeBps(uint256 newFeeBps) external;
 
     /// @notice Sends all accumulated protocol fees to `treasury`.
     function withdrawFees(address treasury) external;

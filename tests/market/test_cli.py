@@ -1,0 +1,386 @@
+"""`ape run market ...`: each subcommand's body on the test chain, and the messages a user
+gets for mistakes. (ape's ConnectedProviderCommand would start an anvil of its own, so the
+bodies are called directly, the `friendly` error wrapper included.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from neurotoken import deployments
+from neurotoken.market_ops import (
+    MarketOperationError,
+    explain_error,
+    parse_bytes32,
+    parse_duration,
+    parse_ntk,
+    preflight,
+)
+from tests.market.conftest import PAID, POSTED, RESULT_ROOT, SHARDS, SPEC_HASH
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("market_cli", ROOT / "scripts" / "market.py")
+assert _spec is not None and _spec.loader is not None
+market_cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(market_cli)
+
+
+def run(command: click.Command, **params: Any) -> None:
+    assert command.callback is not None
+    command.callback(**params)
+
+
+@pytest.fixture(autouse=True)
+def deployments_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path / "deployments"))
+    return tmp_path / "deployments"
+
+
+POST = {
+    "spec_hash": "0x" + SPEC_HASH.hex(),
+    "spec_uri": "ipfs://spec",
+    "payment": "100",
+    "collateral": "40",
+    "chosen": None,
+    "shards": SHARDS,
+    "challenges": 4,
+    "accept_within": "1h",
+    "deliver_within": "1d",
+    "verdict_within": "1d",
+    "permit": False,
+    "approve": False,
+}
+
+
+def post(market: Any, client: Any, **overrides: Any) -> None:
+    run(market_cli.post, account=client, market_address=market.address, **{**POST, **overrides})
+
+
+# ---------------------------------------------------------------- parsing and explanations
+
+
+@pytest.mark.parametrize(
+    ("text", "wei"), [("12.5", 12_500_000_000_000_000_000), ("0", 0), ("1e-18", 1)]
+)
+def test_parse_ntk__amounts(text, wei):
+    assert parse_ntk(text) == wei
+
+
+@pytest.mark.parametrize("text", ["-1", "abc", "1e-19"])
+def test_parse_ntk__mistakes__raise(text):
+    with pytest.raises(MarketOperationError):
+        parse_ntk(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("30m", 1800), ("6h", 21_600), ("7d", 604_800)]
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_parse_duration__mistake__says_how():
+    with pytest.raises(MarketOperationError, match="like 90s, 30m, 6h or 7d"):
+        parse_duration("soon")
+
+
+def test_parse_bytes32__wrong_length__raises():
+    with pytest.raises(MarketOperationError, match="32 bytes"):
+        parse_bytes32("0x1234", "--root")
+
+
+def test_explain__known_error__plain_words():
+    text = explain_error(
+        "MarketInsufficientStake", {"provider": "0xP", "available": 10**18, "required": 2 * 10**18}
+    )
+    assert (
+        text == "0xP has 1 NTK of free stake, 2 NTK is needed "
+        "(stake locked by accepted jobs is not free)"
+    )
+
+
+def test_preflight__refusal__explained_without_sending(market, provider, chain):
+    before = chain.blocks.head.number
+    with pytest.raises(MarketOperationError, match=r"^there is no job 9$"):
+        preflight(market, "acceptJob", 9, sender=provider.address)
+    assert chain.blocks.head.number == before
+
+
+# ---------------------------------------------------------------- deploy
+
+
+def test_deploy__records_the_market(project, token, owner, oracles, chain, deployments_dir):
+    deployments.record("ethereum-local", "NeuroToken", token.address)
+    run(
+        market_cli.deploy,
+        provider=chain.provider,
+        account=owner,
+        token_address=None,
+        owner=None,
+        oracles=tuple(o.address for o in oracles),
+        threshold=2,
+        fee_bps=250,
+        unbonding_delay="7d",
+        yes=True,
+    )
+    recorded = json.loads((deployments_dir / "ethereum-local.json").read_text())["ComputeMarket"]
+    deployed = project.ComputeMarket.at(recorded["address"])
+    assert deployed.token() == token.address and deployed.threshold() == 2
+    assert deployed.unbondingDelay() == 7 * 86_400
+    assert recorded["oracles"] == [o.address for o in oracles]
+
+
+def test_deploy__threshold_above_oracles__explained(token, owner, oracles, chain):
+    with pytest.raises(click.ClickException, match="between 1 and the number of oracles"):
+        run(
+            market_cli.deploy,
+            provider=chain.provider,
+            account=owner,
+            token_address=token.address,
+            owner=None,
+            oracles=(oracles[0].address,),
+            threshold=2,
+            fee_bps=250,
+            unbonding_delay="7d",
+            yes=True,
+        )
+
+
+def test_commands__without_a_recorded_market__say_to_deploy(provider):
+    with pytest.raises(click.ClickException, match="No ComputeMarket recorded"):
+        run(market_cli.status, market_address=None, job_id=1)
+
+
+# ---------------------------------------------------------------- providers
+
+
+def test_provider_register__with_approve__stakes(market, token, provider, capsys):
+    token.approve(market, 0, sender=provider)
+    run(
+        market_cli.provider_register,
+        account=provider,
+        market_address=market.address,
+        stake="250",
+        metadata="https://gpu.example/a.json",
+        approve=True,
+    )
+    assert market.getProvider(provider).stakeNtk == 250 * 10**18
+    run(market_cli.provider_info, market_address=market.address, address=provider.address)
+    out = capsys.readouterr().out
+    assert "free stake  250 NTK" in out and "https://gpu.example/a.json" in out
+
+
+def test_provider_register__without_allowance__says_approve(market, token, provider):
+    token.approve(market, 0, sender=provider)
+    with pytest.raises(click.ClickException, match="pass --approve"):
+        run(
+            market_cli.provider_register,
+            account=provider,
+            market_address=market.address,
+            stake="250",
+            metadata="m",
+            approve=False,
+        )
+
+
+def test_provider_register__twice__says_add_stake(m, market, provider):
+    m.register()
+    with pytest.raises(click.ClickException, match="already registered; use add-stake"):
+        run(
+            market_cli.provider_register,
+            account=provider,
+            market_address=market.address,
+            stake="1",
+            metadata="m",
+            approve=False,
+        )
+
+
+def test_provider_unbond__locked_stake__explained(m, market, provider):
+    m.accepted()
+    with pytest.raises(click.ClickException, match="960 NTK of free stake, 1000 NTK is needed"):
+        run(
+            market_cli.provider_unbond,
+            account=provider,
+            market_address=market.address,
+            amount="1000",
+        )
+
+
+def test_provider_withdraw_stake__too_early__says_when(m, market, provider):
+    m.register()
+    run(market_cli.provider_unbond, account=provider, market_address=market.address, amount="10")
+    with pytest.raises(click.ClickException, match="withdrawable from"):
+        run(market_cli.provider_withdraw_stake, account=provider, market_address=market.address)
+
+
+def test_provider_info__unregistered__explained(market, stranger):
+    with pytest.raises(click.ClickException, match="is not a registered provider"):
+        run(market_cli.provider_info, market_address=market.address, address=stranger.address)
+
+
+# ---------------------------------------------------------------- jobs end to end
+
+
+def test_post__plain_and_with_permit(market, token, client, capsys):
+    post(market, client)
+    token.approve(market, 0, sender=client)
+    post(market, client, permit=True)
+    assert [market.getJob(j).state for j in (1, 2)] == [POSTED, POSTED]
+    assert token.allowance(client, market) == 0
+    assert "posted job 2: 100 NTK escrowed" in capsys.readouterr().out
+
+
+def test_post__without_allowance__suggests_permit_or_approve(market, token, client):
+    token.approve(market, 0, sender=client)
+    with pytest.raises(click.ClickException, match=r"--approve .* or --permit"):
+        post(market, client)
+
+
+def test_post__more_challenges_than_shards__explained(market, client):
+    with pytest.raises(click.ClickException, match="--challenges must be between 1 and --shards"):
+        post(market, client, challenges=SHARDS + 1)
+
+
+def test_post__more_than_the_balance__explained(market, client):
+    with pytest.raises(click.ClickException, match="less than the 1000000 NTK needed"):
+        post(market, client, payment="1000000")
+
+
+def test_job_flow__accept_submit_sign_settle_status(
+    m, market, client, provider, oracles, stranger, tmp_path, capsys
+):
+    m.register()
+    post(market, client)
+    run(market_cli.accept, account=provider, market_address=market.address, job_id=1)
+    with pytest.raises(click.ClickException, match="has 16 shards, not 15"):
+        run(
+            market_cli.submit,
+            account=provider,
+            market_address=market.address,
+            job_id=1,
+            root="0x" + RESULT_ROOT.hex(),
+            shards=15,
+            bundle_uri="u",
+        )
+    run(
+        market_cli.submit,
+        account=provider,
+        market_address=market.address,
+        job_id=1,
+        root="0x" + RESULT_ROOT.hex(),
+        shards=SHARDS,
+        bundle_uri="https://bundles.example/1",
+    )
+    m.chain.mine(2)
+    files = []
+    for i, oracle in enumerate(oracles[:2]):
+        out = tmp_path / f"verdict-{i}.json"
+        run(
+            market_cli.sign,
+            account=oracle,
+            market_address=market.address,
+            job_id=1,
+            accepted=True,
+            out=out,
+        )
+        files.append(out)
+    with pytest.raises(click.ClickException, match="no quorum: 1 valid oracle signature"):
+        run(market_cli.settle, account=stranger, market_address=market.address, files=(files[0],))
+    run(market_cli.settle, account=stranger, market_address=market.address, files=(tmp_path,))
+    assert market.getJob(1).state == PAID
+    run(market_cli.status, market_address=market.address, job_id=1)
+    out = capsys.readouterr().out
+    assert "settled with 2 oracle signatures: 1 paid" in out
+    assert "job 1: Paid" in out and "challenge   seed 0x" in out
+
+
+def test_settle__non_oracle_signatures__dropped_and_named(
+    m, market, oracles, outsider_key, stranger, tmp_path
+):
+    job_id = m.submitted()
+    for i, signer in enumerate((oracles[0], outsider_key)):
+        run(
+            market_cli.sign,
+            account=signer,
+            market_address=market.address,
+            job_id=job_id,
+            accepted=True,
+            out=tmp_path / f"{i}.json",
+        )
+    with pytest.raises(click.ClickException, match=f"not oracles: {outsider_key.address}"):
+        run(market_cli.settle, account=stranger, market_address=market.address, files=(tmp_path,))
+
+
+def test_settle__verdict_over_another_root__refused(m, market, oracles, stranger, tmp_path):
+    job_id = m.submitted()
+    path = tmp_path / "v.json"
+    run(
+        market_cli.sign,
+        account=oracles[0],
+        market_address=market.address,
+        job_id=job_id,
+        accepted=True,
+        out=path,
+    )
+    data = json.loads(path.read_text())
+    data["verdicts"][0]["resultRoot"] = "0x" + "01" * 32
+    path.write_text(json.dumps(data))
+    with pytest.raises(click.ClickException, match="but the job committed"):
+        run(market_cli.settle, account=stranger, market_address=market.address, files=(path,))
+
+
+def test_sign__job_not_submitted__refused(m, market, oracles, tmp_path):
+    job_id = m.accepted()
+    with pytest.raises(click.ClickException, match="only a submitted job gets a verdict"):
+        run(
+            market_cli.sign,
+            account=oracles[0],
+            market_address=market.address,
+            job_id=job_id,
+            accepted=True,
+            out=tmp_path / "v.json",
+        )
+
+
+def test_cancel__by_someone_else__refused(m, market, stranger):
+    job_id = m.post()
+    with pytest.raises(click.ClickException, match="only the client"):
+        run(
+            market_cli.cancel,
+            account=stranger,
+            market_address=market.address,
+            job_id=job_id,
+            yes=True,
+        )
+
+
+def test_expire__too_early__says_when_then_works(m, market, chain, stranger, capsys):
+    job_id = m.post()
+    with pytest.raises(click.ClickException, match=r"can be expired after \d+ \(\d+s from now\)"):
+        run(market_cli.expire, account=stranger, market_address=market.address, job_id=job_id)
+    chain.mine(deltatime=3_700)
+    run(market_cli.expire, account=stranger, market_address=market.address, job_id=job_id)
+    assert "now Expired" in capsys.readouterr().out
+
+
+def test_accept__reserved_for_another__explained_by_preflight(m, market, provider, provider2):
+    m.register(provider2)
+    job_id = m.post(provider=provider.address)
+    with pytest.raises(click.ClickException, match=f"reserved for {provider.address}"):
+        run(market_cli.accept, account=provider2, market_address=market.address, job_id=job_id)
+
+
+def test_status__unknown_job__explained(market):
+    with pytest.raises(click.ClickException, match="no job has been posted"):
+        run(market_cli.status, market_address=market.address, job_id=1)
+
+
+def test_commands__without_account__say_how(market):
+    with pytest.raises(click.ClickException, match="--account"):
+        run(market_cli.accept, account=None, market_address=market.address, job_id=1)

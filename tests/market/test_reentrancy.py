@@ -1,0 +1,88 @@
+"""A hostile token that calls back into the market in the middle of a transfer is refused by
+the reentrancy guard (NTK itself has no hooks; this checks the guard is really there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+import pytest
+
+from neurotoken.verdicts import MarketDomain, Verdict, sign_verdict
+from tests.market.conftest import (
+    COLLATERAL,
+    PAYMENT,
+    SHARDS,
+    SPEC_HASH,
+    UNBONDING_DELAY,
+    ZERO_ADDRESS,
+    sorted_signatures,
+)
+
+
+@pytest.fixture
+def hostile(
+    project: Any, owner: Any, client: Any, provider: Any, oracles: list[Any]
+) -> tuple[Any, Any]:
+    token = project.ReentrantToken.deploy(sender=owner)
+    market = project.ComputeMarket.deploy(
+        token, owner, UNBONDING_DELAY, 250, oracles, 2, sender=owner
+    )
+    for account in (client, provider):
+        token.mint(account, 10_000 * 10**18, sender=owner)
+        token.approve(market, 2**256 - 1, sender=account)
+    return token, market
+
+
+def request(chain: Any) -> dict[str, Any]:
+    now = chain.pending_timestamp
+    return {
+        "specHash": SPEC_HASH,
+        "specURI": "ipfs://spec",
+        "paymentNtk": PAYMENT,
+        "provider": ZERO_ADDRESS,
+        "collateralNtk": COLLATERAL,
+        "shardCount": SHARDS,
+        "challengeCount": 2,
+        "acceptBy": now + 3600,
+        "deliverBy": now + 7200,
+        "verdictBy": now + 10800,
+    }
+
+
+def test_cancel__token_reenters_cancel__refused_by_guard(hostile, chain, client):
+    token, market = hostile
+    market.postJob(request(chain), sender=client)
+    token.arm(market, market.cancelJob.encode_input(1), sender=client)
+    with ape.reverts(market.ReentrancyGuardReentrantCall):
+        market.cancelJob(1, sender=client)
+    assert market.getJob(1).state == 1  # still Posted: nothing was refunded
+
+
+def test_post__token_reenters_post__refused_by_guard(hostile, chain, client):
+    token, market = hostile
+    token.arm(market, market.postJob.encode_input(request(chain)), sender=client)
+    with ape.reverts(market.ReentrancyGuardReentrantCall):
+        market.postJob(request(chain), sender=client)
+    assert market.nextJobId() == 1
+
+
+def test_withdraw_earnings__token_reenters_withdraw__refused_by_guard(
+    hostile, chain, client, provider, oracles
+):
+    token, market = hostile
+    market.registerProvider(1_000 * 10**18, "uri", sender=provider)
+    market.postJob(request(chain), sender=client)
+    market.acceptJob(1, sender=provider)
+    market.submitResult(1, b"\x01" * 32, SHARDS, "", sender=provider)
+    chain.mine(2)
+    domain = MarketDomain(chain.chain_id, market.address)
+    signed = [
+        sign_verdict(o.private_key, domain, Verdict(1, b"\x01" * 32, True)) for o in oracles[:2]
+    ]
+    market.settle(1, True, sorted_signatures(signed), sender=provider)
+    earned = market.getProvider(provider).earnedNtk
+    token.arm(market, market.withdrawEarnings.encode_input(), sender=provider)
+    with ape.reverts(market.ReentrancyGuardReentrantCall):
+        market.withdrawEarnings(sender=provider)
+    assert market.getProvider(provider).earnedNtk == earned
