@@ -196,7 +196,7 @@ class TxManager:
         elif result == SendResult.UNDERPRICED:
             tx = next((t for t in self.pending() if t.id == tx_id), None)
             if tx is not None:
-                self.replace(tx, head)
+                self.replace(tx, head, "underpriced")
         return tx_id
 
     def broadcast(self, attempt: Attempt) -> SendResult:
@@ -217,7 +217,7 @@ class TxManager:
         event(log, "tx_broadcast", hash=attempt.hash)
         return SendResult.SENT
 
-    def replace(self, tx: TxRow, head: int) -> Attempt | None:
+    def replace(self, tx: TxRow, head: int, reason: str) -> Attempt | None:
         """Re-signs `tx` at its nonce with bumped fees, records it, broadcasts it."""
         last = max(tx.attempts, key=lambda a: a.max_fee)
         fees = self.fees(last)
@@ -232,6 +232,7 @@ class TxManager:
             "tx_replaced",
             tx_id=tx.id,
             nonce=tx.nonce,
+            reason=reason,
             old=last.hash,
             new=attempt.hash,
             max_fee=fees.max_fee,
@@ -307,13 +308,13 @@ class TxManager:
                 continue
             last = max(tx.attempts, key=lambda a: a.max_fee)
             if head - last.sent_block >= self.stuck_after_blocks:
-                self.replace(tx, head)
+                self.replace(tx, head, "stuck")
                 continue
             if not self._known(last.hash):
                 self.rebroadcasts += 1
                 result = self.broadcast(last)
                 if result == SendResult.UNDERPRICED:
-                    self.replace(tx, head)
+                    self.replace(tx, head, "underpriced")
                 elif result == SendResult.NONCE_TOO_LOW:
                     self.sync()
         if self.nonce < latest_nonce:

@@ -269,13 +269,62 @@ def test_stuck_settlement__base_fee_raised_while_pending__is_replaced_and_lands_
             miner.active.set()
             wait_settled(m, {job: PAID}, timeout=60)
             assert_settled_once(m, [job])
-            assert transmitter.events("tx_replaced")
+            assert {e["reason"] for e in transmitter.events("tx_replaced")} >= {"underpriced"}
             wait_until(
                 lambda: store_of(transmitter).txs()[0].status == TX_MINED, 30, what="the receipt"
             )
             (row,) = store_of(transmitter).txs()
             assert row.status == TX_MINED and len(row.attempts) >= 2
             assert row.mined_hash != transmitter.events("tx_recorded")[0]["hash"]
+            ((_, _, landed),) = m.settlement_logs(job)
+            assert landed == row.mined_hash
+    finally:
+        miner.stop()
+
+
+def test_stuck_settlement__pending_for_blocks__is_replaced_and_lands_once(make_net) -> None:
+    """A node that keeps the transaction pending (here: it no longer fits in a block) while
+    blocks go by: after `stuck_after_blocks` it is re-signed with higher fees."""
+    net = make_net(block_time=None)
+    m = net.market
+    w3 = net.anvil.web3()
+    net.anvil.rpc("evm_setAutomine", False)
+    miner = Miner(net.anvil).start()
+    oracles = net.oracle_set(
+        env={"ORACLE_CONFIRMATIONS": "1", "ORACLE_STUCK_AFTER_BLOCKS": "3"},
+        per_oracle_env=[
+            {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
+            {"ORACLE_TRANSMIT": "false"},
+            {"ORACLE_TRANSMIT": "false"},
+        ],
+    )
+    transmitter = oracles[0]
+    try:
+        with running(oracles):
+            spec = small_spec(seed=46)
+            job = net.client.post(spec)
+            net.honest.accept(job)
+            root = net.honest.build(job, spec)
+            tx = m.market.functions.submitResult(job, root, spec.shard_count, net.honest.url)
+            tx_hash = tx.transact({"from": net.honest.address})
+            block = int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["blockNumber"])
+            miner.pause_at = block + 2
+            wait_until(lambda: bool(transmitter.events("tx_recorded")), 60, what="a settlement")
+            net.anvil.rpc("evm_setBlockGasLimit", hex(50_000))  # the settlement no longer fits
+            miner.pause_at = None
+            miner.active.set()
+            wait_until(lambda: bool(transmitter.events("tx_replaced")), 60, what="a replacement")
+            (replaced, *_) = transmitter.events("tx_replaced")
+            assert replaced["reason"] == "stuck" and replaced["max_fee"] > 0
+            assert m.state(job) == 3
+            net.anvil.rpc("evm_setBlockGasLimit", hex(30_000_000))
+            wait_settled(m, {job: PAID}, timeout=60)
+            assert_settled_once(m, [job])
+            wait_until(
+                lambda: store_of(transmitter).txs()[0].status == TX_MINED, 30, what="the receipt"
+            )
+            (row,) = store_of(transmitter).txs()
+            assert len(row.attempts) >= 2 and row.mined_hash != row.attempts[0].hash
             ((_, _, landed),) = m.settlement_logs(job)
             assert landed == row.mined_hash
     finally:
