@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sha3  # safe-pysha3: several times faster than eth_hash for 100k-node trees
 from cchecksum import to_checksum_address
 from eth_utils.address import is_hex_address
+
+from neurotoken.jobs.canonical import keccak256
+from neurotoken.proofs.merkle import MerkleTree, hash_pair, process_proof, proof_in_tree
 
 FORMAT = "standard-v1"
 LEAF_ENCODING = ["address"]
@@ -42,29 +44,12 @@ class NotAllowlistedError(AllowlistError):
         self.address = address
 
 
-def keccak(data: bytes) -> bytes:
-    digest: bytes = sha3.keccak_256(data).digest()
-    return digest
-
-
 def leaf_hash(address: str) -> bytes:
     """The standard-tree leaf of an `address` value: keccak256(keccak256(abi.encode(addr)))."""
     raw = bytes.fromhex(address[2:] if address[:2] in ("0x", "0X") else address)
     if len(raw) != 20:
         raise AllowlistError(f"{address!r} is not an address (expected 0x and 40 hex digits)")
-    return keccak(keccak(b"\x00" * 12 + raw))
-
-
-def node_hash(a: bytes, b: bytes) -> bytes:
-    """OpenZeppelin's commutative pair hash: keccak256 of the two nodes, smaller first."""
-    return keccak(a + b if a <= b else b + a)
-
-
-def process_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:
-    node = leaf
-    for sibling in proof:
-        node = node_hash(node, sibling)
-    return node
+    return keccak256(keccak256(b"\x00" * 12 + raw))
 
 
 def verify(root: bytes, address: str, proof: Sequence[bytes | str]) -> bool:
@@ -98,16 +83,9 @@ class Allowlist:
                     "remove the duplicate"
                 )
             seen[address] = i
-        hashed = sorted(((leaf_hash(a), i) for i, a in enumerate(values)), key=lambda x: x[0])
-        n = len(hashed)
-        tree: list[bytes] = [b""] * (2 * n - 1)
-        tree_indices = [0] * n
-        for leaf_index, (leaf, value_index) in enumerate(hashed):
-            tree[len(tree) - 1 - leaf_index] = leaf
-            tree_indices[value_index] = len(tree) - 1 - leaf_index
-        for i in range(len(tree) - 1 - n, -1, -1):
-            tree[i] = node_hash(tree[2 * i + 1], tree[2 * i + 2])
-        return cls(tuple(tree), tuple(values), tuple(tree_indices))
+        tree = MerkleTree([leaf_hash(a) for a in values])
+        tree_indices = tuple(tree.tree_index(i) for i in range(len(values)))
+        return cls(tuple(tree.nodes), tuple(values), tree_indices)
 
     @classmethod
     def from_csv(cls, path: Path) -> Allowlist:
@@ -188,13 +166,7 @@ class Allowlist:
         index = self._lookup(address)
         if index is None:
             raise NotAllowlistedError(to_checksum_address(address), source)
-        tree_index = self.tree_indices[index]
-        proof: list[bytes] = []
-        while tree_index > 0:
-            sibling = tree_index - 1 if tree_index % 2 == 0 else tree_index + 1
-            proof.append(self.tree[sibling])
-            tree_index = (tree_index - 1) // 2
-        return proof
+        return proof_in_tree(self.tree, self.tree_indices[index])
 
     def proofs(self) -> dict[str, list[str]]:
         """Every address's proof, as hex strings."""
@@ -207,7 +179,7 @@ class Allowlist:
         for i, node in enumerate(self.tree):
             if len(node) != 32:
                 raise AllowlistError(f"allow-list node {i} is not 32 bytes")
-            if 2 * i + 2 < n and node != node_hash(self.tree[2 * i + 1], self.tree[2 * i + 2]):
+            if 2 * i + 2 < n and node != hash_pair(self.tree[2 * i + 1], self.tree[2 * i + 2]):
                 raise AllowlistError(
                     f"allow-list node {i} does not match its children: the file was altered"
                 )

@@ -22,6 +22,7 @@ from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError
 from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
+from neurotoken.market_states import state_label
 from neurotoken.verdicts import (
     MarketDomain,
     QuorumNotReachedError,
@@ -34,19 +35,6 @@ from neurotoken.verdicts import (
 NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 
-#: IComputeMarket.JobState, by value.
-JOB_STATES = (
-    "None",
-    "Posted",
-    "Accepted",
-    "Submitted",
-    "Paid",
-    "Rejected",
-    "Cancelled",
-    "Expired",
-    "Defaulted",
-    "Lapsed",
-)
 POSTED, ACCEPTED, SUBMITTED = 1, 2, 3
 
 
@@ -206,7 +194,7 @@ def job_view(market: Any, job_id: int) -> JobView:
     job = market.getJob(job_id)
     return JobView(
         job_id=job_id,
-        state=JOB_STATES[int(job.state)],
+        state=state_label(int(job.state)),
         client=str(job.client),
         provider=str(job.provider),
         payment=int(job.paymentNtk),
@@ -363,7 +351,7 @@ def _amount(inputs: dict[str, Any], key: str) -> str:
 _EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
     "MarketJobNotFound": lambda i: f"there is no job {i['jobId']}",
     "MarketJobWrongState": lambda i: (
-        f"job {i['jobId']} is {JOB_STATES[int(i['state'])]}, which does not allow this"
+        f"job {i['jobId']} is {state_label(int(i['state']))}, which does not allow this"
     ),
     "MarketDeadlinePassed": lambda i: (
         f"job {i['jobId']}'s deadline {i['deadline']} has passed (now {i['timestamp']})"

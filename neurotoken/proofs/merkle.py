@@ -39,6 +39,18 @@ def process_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:
     return node
 
 
+def proof_in_tree(tree: Sequence[bytes], tree_index: int) -> list[bytes]:
+    """The proof of the node at `tree_index` of a StandardMerkleTree array (root at 0)."""
+    if not 0 <= tree_index < len(tree):
+        raise IndexError(f"tree index {tree_index} is outside a tree of {len(tree)} nodes")
+    out = []
+    i = tree_index
+    while i > 0:
+        out.append(tree[i + 1 if i % 2 else i - 1])
+        i = (i - 1) // 2
+    return out
+
+
 def verify(proof: Sequence[bytes], root: bytes, leaf: bytes) -> bool:
     """MerkleProof.verify: whether `leaf` is in the tree of `root` by `proof`."""
     if len(leaf) != 32 or len(root) != 32 or any(len(p) != 32 for p in proof):
@@ -80,11 +92,10 @@ class MerkleTree:
         """The tree array (root first), as StandardMerkleTree.dump()['tree']."""
         return list(self._tree)
 
+    def tree_index(self, leaf_index: int) -> int:
+        """Where the leaf given at position `leaf_index` sits in the tree array."""
+        return self._position[leaf_index]
+
     def proof(self, leaf_index: int) -> list[bytes]:
         """The proof of the leaf given at position `leaf_index` (of the constructor's list)."""
-        i = self._position[leaf_index]
-        out = []
-        while i > 0:
-            out.append(self._tree[i + 1 if i % 2 else i - 1])
-            i = (i - 1) // 2
-        return out
+        return proof_in_tree(self._tree, self._position[leaf_index])

@@ -18,7 +18,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -33,27 +32,13 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 from web3.types import EventData, TxParams, TxReceipt
 
+from neurotoken.market_states import JobState
 from neurotoken.provider.errors import ChainRevertError, ConfigError, InsufficientGasError
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / ".build" / "__local__.json"
 """Ape's build manifest in this checkout (NEUROTOKEN_ABI_MANIFEST or --abi overrides it)."""
 
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-class JobState(IntEnum):
-    """IComputeMarket.JobState."""
-
-    NONE = 0
-    POSTED = 1
-    ACCEPTED = 2
-    SUBMITTED = 3
-    PAID = 4
-    REJECTED = 5
-    CANCELLED = 6
-    EXPIRED = 7
-    DEFAULTED = 8
-    LAPSED = 9
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from neurotoken.market_states import state_label
+
 NTK = 10**18
 
 
@@ -81,25 +83,12 @@ _HINTS: dict[str, str] = {
     "ERC20InsufficientAllowance": "the market may not pull that much NTK (approve first)",
 }
 
-_STATES = (
-    "None",
-    "Posted",
-    "Accepted",
-    "Submitted",
-    "Paid",
-    "Rejected",
-    "Cancelled",
-    "Expired",
-    "Defaulted",
-    "Lapsed",
-)
-
 
 def _show(name: str, key: str, value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
-    if name == "MarketJobWrongState" and key == "state" and 0 <= int(value) < len(_STATES):
-        return _STATES[int(value)]
+    if name == "MarketJobWrongState" and key == "state":
+        return state_label(int(value))
     if isinstance(value, int) and not isinstance(value, bool) and value >= 10**15:
         return format_ntk(value)
     return str(value)

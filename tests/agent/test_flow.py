@@ -12,10 +12,11 @@ import pytest
 from eth_utils.address import to_checksum_address
 
 from neurotoken.jobs import parse_spec
+from neurotoken.market_states import JobState
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent, StepReport
-from neurotoken.provider.chain import JobState, MarketClient
+from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.earnings import collect_earnings
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from neurotoken.jobs import canonical_json, keccak256, parse_spec
+from neurotoken.market_states import JobState
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent
-from neurotoken.provider.chain import JobState, MarketClient, OnChainJob
+from neurotoken.provider.chain import MarketClient, OnChainJob
 from neurotoken.provider.policy import (
     Capacity,
     Policy,
