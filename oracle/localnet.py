@@ -47,6 +47,16 @@ ZERO = "0x" + "00" * 20
 AnySpec = ShelfImagesSpec | TrainingSpec
 
 
+def _die_with_parent() -> None:
+    """In a child before exec: ask Linux for SIGTERM when the parent dies, so an
+    interrupted test run leaves no node or oracle behind (a no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -108,7 +118,9 @@ class Anvil:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         w3 = self.web3()
         deadline = time.monotonic() + 30
         while True:
@@ -442,6 +454,7 @@ class OracleProcess:
                 env=self.environment(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         self.starts += 1
         return self
