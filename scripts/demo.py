@@ -19,6 +19,7 @@ from neurotoken.permit import sign_permit
 from neurotoken.provider.agent_demo import agent_stage
 from neurotoken.provider.demo import compute_stage
 from neurotoken.sale_run import sale_stage
+from oracle.demo import oracle_stage
 
 NTK = 10**18
 
@@ -78,6 +79,7 @@ STAGES: list[Callable[[Callable[[str], None]], object]] = [
     market_stage,
     compute_stage,
     agent_stage,
+    oracle_stage,
 ]
 
 
