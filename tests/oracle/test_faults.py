@@ -269,7 +269,10 @@ def test_stuck_settlement__base_fee_raised_while_pending__is_replaced_and_lands_
             miner.active.set()
             wait_settled(m, {job: PAID}, timeout=60)
             assert_settled_once(m, [job])
-            assert {e["reason"] for e in transmitter.events("tx_replaced")} >= {"underpriced"}
+            # Which check fires first depends on when the oracle polls: the node refusing the
+            # re-broadcast ('underpriced') or `stuck_after_blocks` passing ('stuck').
+            reasons = {e["reason"] for e in transmitter.events("tx_replaced")}
+            assert reasons and reasons <= {"underpriced", "stuck"}
             wait_until(
                 lambda: store_of(transmitter).txs()[0].status == TX_MINED, 30, what="the receipt"
             )
