@@ -557,7 +557,15 @@ class Oracle:
         assert self.key is not None
         now = time.monotonic()
         since = self._ready_since.setdefault(item.job.job_id, now)
-        signers = sorted(item.quorum.signers, key=lambda s: int(s, 16))
+        # Designate among every oracle known to agree, not just the `threshold` that make up
+        # this oracle's quorum: oracles that assembled different quorums then still agree on
+        # who sends first (a truncated view left every oracle waiting a backup delay).
+        agreeing = {
+            v.signer
+            for v in self.signed_verdicts(item.job.job_id, item.job.result_root or b"")
+            if v.verdicts == item.quorum.verdicts and self.is_oracle(v.signer)
+        }
+        signers = sorted(agreeing | set(item.quorum.signers), key=lambda s: int(s, 16))
         if self.key.address in signers:
             start = item.job.job_id % len(signers)
             rank = (signers.index(self.key.address) - start) % len(signers)
