@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from neurotoken.market_states import JobState
 from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, sign_batch, sign_verdict
 
 NTK = 10**18
@@ -23,8 +24,10 @@ CHALLENGES = 4
 SPEC_HASH = b"\x5e" * 32
 RESULT_ROOT = b"\x7a" * 32
 
-# JobState enum values (IComputeMarket.JobState).
-NONE, POSTED, ACCEPTED, SUBMITTED, PAID, REJECTED, CANCELLED, EXPIRED, DEFAULTED, LAPSED = range(10)
+# JobState enum values (IComputeMarket.JobState), from the one Python definition.
+NONE, POSTED, ACCEPTED, SUBMITTED, PAID, REJECTED, CANCELLED, EXPIRED, DEFAULTED, LAPSED = (
+    int(state) for state in JobState
+)
 
 
 @pytest.fixture(scope="session")
