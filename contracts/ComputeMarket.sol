@@ -13,6 +13,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IComputeMarket} from "./interfaces/IComputeMarket.sol";
 
 /// @title ComputeMarket
@@ -20,11 +21,13 @@ import {IComputeMarket} from "./interfaces/IComputeMarket.sol";
 /// for NTK-paid compute jobs. See IComputeMarket for the lifecycle, the challenge derivation,
 /// the verdict types and the accounting identity.
 /// @dev Storage is packed: a job is five slots, a provider two (plus its metadata string), and
-/// the job counter, fee pot, fee rate, threshold and oracle count share one slot. Every entry
+/// the job counter, fee pot, fee rate and threshold share one slot; the oracle set is an
+/// OpenZeppelin EnumerableSet, so off-chain oracles can read all of it (`oracles()`). Every entry
 /// point that moves NTK is `nonReentrant` and follows checks, effects, interactions; the one
 /// token is fixed at deployment and must be an ERC20Burnable with EIP-2612 permit (NTK).
 contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
+    using EnumerableSet for EnumerableSet.AddressSet;
 
     /// @dev Settlement credit of one provider, summed over consecutive jobs of a batch.
     struct Credit {
@@ -68,14 +71,13 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     mapping(address provider => Provider) private _providers;
     mapping(address provider => string) private _metadataURIs;
     mapping(uint256 jobId => bytes32) private _fixedSeeds;
-    mapping(address account => bool) private _oracles;
+    EnumerableSet.AddressSet private _oracles;
 
     // One slot: written by every post and every settlement, read by every settlement.
     uint64 private _nextJobId;
     uint96 private _feesNtk;
     uint16 private _feeBps;
     uint16 private _threshold;
-    uint16 private _oracleCount;
 
     /// @param token_ The NTK token (ERC-20 with permit and burn).
     /// @param owner_ Governs the oracle set, threshold and fee (two-step ownership transfer).
@@ -355,11 +357,10 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @inheritdoc IComputeMarket
     function removeOracle(address oracle) external onlyOwner {
-        if (!_oracles[oracle]) revert MarketOracleNotFound(oracle);
-        uint256 remaining = _oracleCount - 1;
+        if (!_oracles.contains(oracle)) revert MarketOracleNotFound(oracle);
+        uint256 remaining = _oracles.length() - 1;
         if (_threshold > remaining) revert MarketInvalidThreshold(_threshold, remaining);
-        _oracles[oracle] = false;
-        _oracleCount = uint16(remaining);
+        _oracles.remove(oracle);
         emit OracleRemoved(oracle, remaining);
     }
 
@@ -417,12 +418,17 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @inheritdoc IComputeMarket
     function isOracle(address account) external view returns (bool) {
-        return _oracles[account];
+        return _oracles.contains(account);
     }
 
     /// @inheritdoc IComputeMarket
     function oracleCount() external view returns (uint256) {
-        return _oracleCount;
+        return _oracles.length();
+    }
+
+    /// @inheritdoc IComputeMarket
+    function oracles() external view returns (address[] memory) {
+        return _oracles.values();
     }
 
     /// @inheritdoc IComputeMarket
@@ -639,7 +645,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             address signer = ECDSA.recoverCalldata(digest, signatures[i]);
             if (signer == previous) revert MarketDuplicateSigner(signer);
             if (signer < previous) revert MarketSignersNotAscending(previous, signer);
-            if (!_oracles[signer]) revert MarketSignerNotOracle(signer);
+            if (!_oracles.contains(signer)) revert MarketSignerNotOracle(signer);
             previous = signer;
         }
     }
@@ -700,18 +706,15 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     function _addOracle(address oracle) private {
         if (oracle == address(0)) revert MarketZeroAddress();
-        if (_oracles[oracle]) revert MarketOracleAlreadyAdded(oracle);
-        _oracles[oracle] = true;
-        uint256 count = _oracleCount + 1;
-        _oracleCount = uint16(count);
-        emit OracleAdded(oracle, count);
+        if (!_oracles.add(oracle)) revert MarketOracleAlreadyAdded(oracle);
+        emit OracleAdded(oracle, _oracles.length());
     }
 
     function _setThreshold(uint256 threshold_) private {
-        uint256 count = _oracleCount;
+        uint256 count = _oracles.length();
         if (threshold_ == 0 || threshold_ > count) revert MarketInvalidThreshold(threshold_, count);
         emit ThresholdSet(_threshold, threshold_);
-        _threshold = uint16(threshold_);
+        _threshold = SafeCast.toUint16(threshold_);
     }
 
     function _setFeeBps(uint256 feeBps_) private {

@@ -246,6 +246,11 @@ class MarketChain:
     def threshold(self) -> int:
         return int(self.contract.functions.threshold().call())
 
+    def oracles(self) -> list[str]:
+        """The current oracle set, sorted by address (the order every oracle ranks by)."""
+        members = self.contract.functions.oracles().call()
+        return sorted((checksum(a) for a in members), key=lambda a: int(a, 16))
+
     def is_oracle(self, account: str) -> bool:
         return bool(self.contract.functions.isOracle(checksum(account)).call())
 

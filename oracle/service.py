@@ -65,6 +65,16 @@ TRANSIENT_PROVIDER = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 in time; past the give-up point they become a reject."""
 
 
+def transmit_rank(members: list[str], me: str, job_id: int) -> int:
+    """This oracle's place in the order of transmitters of `job_id`: the oracle set, sorted
+    by address, rotated by the job id. Every member gets a distinct rank in 0..n-1 (so
+    exactly one sends at once); a non-member ranks n, after all of them."""
+    ordered = sorted(members, key=lambda a: int(a, 16))
+    if me not in ordered:
+        return len(ordered)
+    return (ordered.index(me) - job_id % len(ordered)) % len(ordered)
+
+
 @dataclass(frozen=True)
 class Ready:
     job: JobRow
@@ -107,6 +117,7 @@ class Oracle:
         self._ready_since: dict[int, float] = {}
         self._dry_logged: set[tuple[int, bytes]] = set()
         self._threshold: int | None = None
+        self._oracle_set: list[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -220,6 +231,7 @@ class Oracle:
             return
         head, chain_now = head_block.number, head_block.timestamp
         self._threshold = None
+        self._oracle_set = None
         report = self.ingestor.tick(head)
         if report.rollback is not None:
             self.metrics.inc("oracle_reorgs_total")
@@ -416,6 +428,12 @@ class Oracle:
             self._threshold = self.chain.threshold()
         return self._threshold
 
+    def oracle_set(self) -> list[str]:
+        """The on-chain oracle set, sorted; read at most once per tick."""
+        if self._oracle_set is None:
+            self._oracle_set = self.chain.oracles()
+        return self._oracle_set
+
     def is_oracle(self, address: str) -> bool:
         now = time.monotonic()
         cached = self._oracle_cache.get(address)
@@ -551,26 +569,17 @@ class Oracle:
         return bool(coming)
 
     def _my_turn(self, item: Ready) -> bool:
-        """Whether this oracle should transmit `item` now. One signer of the quorum, picked
-        by job id, sends at once; the others wait `transmit_backup_delay_s` per rank, so a
-        settlement goes out once when all are up, and still goes out when some are down."""
+        """Whether this oracle should transmit `item` now.
+
+        Every oracle ranks the whole on-chain oracle set, sorted by address and rotated by
+        the job id, so all of them agree on the order whatever signatures each has seen:
+        rank 0 sends as soon as it holds a quorum, rank r waits `r` backup delays after its
+        own quorum (a settlement goes out once when all are up, and still goes out when
+        some are down or disagree). An oracle outside the set ranks last."""
         assert self.key is not None
         now = time.monotonic()
         since = self._ready_since.setdefault(item.job.job_id, now)
-        # Designate among every oracle known to agree, not just the `threshold` that make up
-        # this oracle's quorum: oracles that assembled different quorums then still agree on
-        # who sends first (a truncated view left every oracle waiting a backup delay).
-        agreeing = {
-            v.signer
-            for v in self.signed_verdicts(item.job.job_id, item.job.result_root or b"")
-            if v.verdicts == item.quorum.verdicts and self.is_oracle(v.signer)
-        }
-        signers = sorted(agreeing | set(item.quorum.signers), key=lambda s: int(s, 16))
-        if self.key.address in signers:
-            start = item.job.job_id % len(signers)
-            rank = (signers.index(self.key.address) - start) % len(signers)
-        else:
-            rank = len(signers)
+        rank = transmit_rank(self.oracle_set(), self.key.address, item.job.job_id)
         return now - since >= rank * self.settings.transmit_backup_delay_s
 
     def _estimate(self, data: bytes, job_ids: Iterable[int]) -> int | None:

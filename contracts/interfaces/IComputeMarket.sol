@@ -406,6 +406,10 @@ interface IComputeMarket {
     /// @notice The number of current oracles.
     function oracleCount() external view returns (uint256);
 
+    /// @notice Every current oracle, in no particular order (oracles sort it to agree on
+    /// which of them transmits a settlement first).
+    function oracles() external view returns (address[] memory);
+
     /// @notice Signatures a settlement needs.
     function threshold() external view returns (uint256);
 

@@ -20,6 +20,7 @@ def test_deploy__records_settings(market, token, owner, oracles):
     assert market.threshold() == 2
     assert market.oracleCount() == 3
     assert all(market.isOracle(o) for o in oracles)
+    assert sorted(market.oracles()) == sorted(o.address for o in oracles)
     assert market.nextJobId() == 1
     assert market.MAX_FEE_BPS() == MAX_FEE_BPS
     assert market.SLASH_TO_CLIENT_BPS() == 5_000
@@ -86,6 +87,7 @@ def test_add_oracle__joins_the_set(market, owner, outsider_key):
     tx = market.addOracle(outsider_key, sender=owner)
     assert event_args(tx, market.OracleAdded) == {"oracle": outsider_key.address, "oracleCount": 4}
     assert market.isOracle(outsider_key) and market.oracleCount() == 4
+    assert outsider_key.address in market.oracles() and len(market.oracles()) == 4
 
 
 def test_add_oracle__already_member__reverts(market, owner, oracles):
@@ -107,6 +109,7 @@ def test_remove_oracle__leaves_the_set(market, owner, oracles):
     tx = market.removeOracle(oracles[2], sender=owner)
     assert event_args(tx, market.OracleRemoved) == {"oracle": oracles[2].address, "oracleCount": 2}
     assert not market.isOracle(oracles[2]) and market.oracleCount() == 2
+    assert sorted(market.oracles()) == sorted(o.address for o in oracles[:2])
 
 
 def test_remove_oracle__below_threshold__reverts(market, owner, oracles):

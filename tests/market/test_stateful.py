@@ -575,6 +575,13 @@ class MarketMachine(ChainStateMachine):
         self.touched.clear()
 
     @invariant()
+    def oracle_set_matches_model(self) -> None:
+        on_chain = self.market.oracles()
+        assert len(on_chain) == len(set(on_chain)) == self.market.oracleCount()
+        assert set(on_chain) == self.oracles
+        assert self.market.threshold() == self.threshold <= len(on_chain)
+
+    @invariant()
     def each_job_pays_out_at_most_once(self) -> None:
         assert all(count <= 1 for count in self.payouts.values()), self.payouts
         for job_id, count in self.payouts.items():

@@ -16,6 +16,7 @@ def test_oracle_stage__honest_paid_cheater_slashed(tmp_path: Path) -> None:
     assert result.client_compensation_ntk == 200 * NTK and result.burned_ntk == 200 * NTK
     text = "\n".join(lines)
     assert "JobPaid" in text and "JobRejected" in text and "400.00 NTK slashed" in text
-    assert sum(line.endswith(": accept") for line in lines) == 3
-    assert sum(": reject (" in line for line in lines) == 3
+    # a quorum of two settles each job; the third oracle may not have finished verifying it
+    assert 2 <= sum(line.endswith(": accept") for line in lines) <= 3
+    assert 2 <= sum(": reject (" in line for line in lines) <= 3
     assert len(list(tmp_path.glob("oracles/oracle*/oracle.sqlite"))) == 3
