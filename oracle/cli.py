@@ -42,6 +42,17 @@ CONFIG = click.option(
 )
 
 
+NO_MARKET = (
+    "no market address: pass --market (or set ORACLE_MARKET), or name the network whose "
+    "deployments file records it with --deployment (ORACLE_DEPLOYMENT), e.g. ethereum-sepolia"
+)
+DEPLOYMENT = click.option(
+    "--deployment",
+    default=None,
+    help="Network key whose deployments/<key>.json records the ComputeMarket.",
+)
+
+
 def _settings(config_file: Path | None, **overrides: Any) -> OracleSettings:
     try:
         return load_settings(config_file, **overrides)
@@ -67,12 +78,14 @@ def main() -> None:
 @CONFIG
 @click.option("--rpc-url", default=None)
 @click.option("--market", default=None)
+@DEPLOYMENT
 @click.option("--database-url", default=None)
 @click.option("--http-port", type=int, default=None)
 def run(
     config_file: Path | None,
     rpc_url: str | None,
     market: str | None,
+    deployment: str | None,
     database_url: str | None,
     http_port: int | None,
 ) -> None:
@@ -83,12 +96,13 @@ def run(
         config_file,
         rpc_url=rpc_url,
         market=market,
+        deployment=deployment,
         database_url=database_url,
         http_port=http_port,
     )
     configure(settings.log_level)
     if not settings.market:
-        raise click.UsageError("no market address: set ORACLE_MARKET or pass --market")
+        raise click.UsageError(NO_MARKET)
     oracle = Oracle(settings, _key(settings))
     oracle.install_signal_handlers()
     try:
@@ -161,6 +175,7 @@ def status(config_file: Path | None, database_url: str | None, show_jobs: int) -
 @click.option("--peer", "peer_urls", multiple=True, help="Oracle base URL (repeatable).")
 @click.option("--rpc-url", default=None)
 @click.option("--market", default=None)
+@DEPLOYMENT
 @click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--password-env", default=None)
 @click.option("--dry-run", is_flag=True, help="Collect and check; send nothing.")
@@ -171,6 +186,7 @@ def settle(
     peer_urls: tuple[str, ...],
     rpc_url: str | None,
     market: str | None,
+    deployment: str | None,
     keystore: Path | None,
     password_env: str | None,
     dry_run: bool,
@@ -182,12 +198,13 @@ def settle(
         config_file,
         rpc_url=rpc_url,
         market=market,
+        deployment=deployment,
         keystore=keystore,
         password_env=password_env,
         peers=list(peer_urls) or None,
     )
     if not settings.market:
-        raise click.UsageError("no market address: set ORACLE_MARKET or pass --market")
+        raise click.UsageError(NO_MARKET)
     if not settings.peers:
         raise click.UsageError("no oracles to ask: pass --peer URL (or set ORACLE_PEERS)")
     key = None if dry_run else _key(settings)

@@ -3,7 +3,8 @@
 Every field can be set as ``ORACLE_<FIELD>`` (case-insensitive), for example::
 
     ORACLE_RPC_URL=http://127.0.0.1:8545
-    ORACLE_MARKET=0x5FbDB2315678afecb367f032d93F642f64180aa3
+    ORACLE_MARKET=0x5FbDB2315678afecb367f032d93F642f64180aa3  # or, instead:
+    ORACLE_DEPLOYMENT=ethereum-sepolia   # the market recorded by `ape run market deploy`
     ORACLE_KEYSTORE=~/.ape/accounts/oracle1.json     # ape's account files are keystores
     ORACLE_PASSWORD_ENV=ORACLE1_PASSWORD              # the *name* of the variable
     ORACLE_DATABASE_URL=postgresql+psycopg://oracle@db.internal/oracle
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from eth_utils.address import is_address, to_checksum_address
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,12 @@ class OracleSettings(BaseSettings):
     """JSON-RPC endpoint of an Ethereum node."""
     rpc_timeout_s: float = Field(default=10.0, gt=0)
     market: str = ""
-    """Address of the ComputeMarket contract (required by `run` and `settle`)."""
+    """Address of the ComputeMarket contract (required by `run` and `settle`, unless
+    `deployment` names a network whose deployments file records it)."""
+    deployment: str = ""
+    """A network key (``ethereum-sepolia``, ``ethereum-local``): with no `market` set, the
+    ComputeMarket address (and, with no `start_block` set, its deploy block) is read from
+    ``deployments/<deployment>.json``, where ``ape run market deploy`` recorded it."""
     start_block: int = Field(default=0, ge=0)
     """First block to read when the database has no cursor yet (the market's deploy block)."""
     confirmations: int = Field(default=2, ge=0)
@@ -130,6 +136,24 @@ class OracleSettings(BaseSettings):
         if not is_address(value):
             raise ValueError(f"not an address: {value!r}")
         return to_checksum_address(value)
+
+    @model_validator(mode="after")
+    def _market_from_deployment(self) -> OracleSettings:
+        if self.market or not self.deployment:
+            return self
+        from neurotoken import deployments
+
+        record = deployments.load(self.deployment).get("ComputeMarket")
+        if record is None:
+            path = deployments.deployments_dir() / f"{self.deployment}.json"
+            raise ValueError(
+                f"no ComputeMarket recorded for '{self.deployment}' in {path}: deploy it "
+                "with `ape run market deploy`, or set ORACLE_MARKET"
+            )
+        self.market = self._checksum_market(str(record["address"]))
+        if self.start_block == 0 and "block" in record:
+            self.start_block = int(record["block"])
+        return self
 
     @field_validator("keystore", "abi_path", mode="after")
     @classmethod

@@ -180,8 +180,16 @@ def deploy(
         oracles=list(oracles),
         threshold=threshold,
         deployer=sender.address,
+        block=_deploy_block(provider, market),
     )
     click.echo(f"ComputeMarket deployed at {market.address}; recorded in {path}")
+
+
+def _deploy_block(provider: Any, contract: Any) -> int:
+    """The block that created `contract` (where an oracle starts reading events)."""
+    if contract.txn_hash:
+        return int(provider.get_receipt(contract.txn_hash).block_number)
+    return int(provider.get_block("latest").number)
 
 
 # ---------------------------------------------------------------- providers

@@ -133,6 +133,10 @@ def test_deploy__records_the_market(project, token, owner, oracles, chain, deplo
     assert deployed.token() == token.address and deployed.threshold() == 2
     assert deployed.unbondingDelay() == 7 * 86_400
     assert recorded["oracles"] == [o.address for o in oracles]
+    # the block that created it, where an oracle starts reading events
+    assert recorded["block"] == chain.blocks.head.number
+    assert chain.provider.get_code(recorded["address"], block_id=recorded["block"])
+    assert not chain.provider.get_code(recorded["address"], block_id=recorded["block"] - 1)
 
 
 def test_deploy__threshold_above_oracles__explained(token, owner, oracles, chain):

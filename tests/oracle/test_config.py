@@ -33,6 +33,38 @@ def test_settings__from_environment_with_prefix(monkeypatch: pytest.MonkeyPatch)
     assert s.redacted()["database_url"] == "postgresql+psycopg://oracle:***@db/oracle"
 
 
+def test_settings__market_from_deployments_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+    (tmp_path / "ethereum-sepolia.json").write_text(
+        json.dumps({"ComputeMarket": {"address": MARKET, "block": 7_123_456}})
+    )
+    monkeypatch.setenv("ORACLE_DEPLOYMENT", "ethereum-sepolia")
+    s = OracleSettings()
+    assert s.market == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    assert s.start_block == 7_123_456
+    # what is set explicitly wins over the record
+    other = "0x" + "ab" * 20
+    s = OracleSettings(market=other, start_block=5)
+    assert s.market.lower() == other and s.start_block == 5
+    assert OracleSettings(start_block=9).start_block == 9
+
+
+def test_settings__deployment_without_market__explains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="no ComputeMarket recorded for 'ethereum-sepolia'"):
+        OracleSettings(deployment="ethereum-sepolia")
+    result = oracle_cli(
+        "run", "--deployment=ethereum-holesky", env={"NEUROTOKEN_DEPLOYMENTS_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 2
+    assert "no ComputeMarket recorded for 'ethereum-holesky'" in result.stderr
+    assert "ape run market deploy" in result.stderr
+
+
 def test_settings__from_file_under_environment_and_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
