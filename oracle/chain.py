@@ -294,6 +294,12 @@ class MarketChain:
             )
         )
 
+    def fix_seed_data(self, job_id: int) -> bytes:
+        return bytes(HexBytes(self.contract.encode_abi("fixChallengeSeed", args=[job_id])))
+
+    def expire_data(self, job_id: int) -> bytes:
+        return bytes(HexBytes(self.contract.encode_abi("expireJob", args=[job_id])))
+
     def decode_error(self, data: bytes | str | None) -> DecodedError | None:
         """A market (or OpenZeppelin) custom error from revert data, if it is one."""
         if data is None:

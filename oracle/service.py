@@ -13,7 +13,10 @@ One tick (every ``poll_interval_s``):
 5. for ``signed`` jobs, collect peers' signatures until some verdict has a quorum, then
    settle: a batch when several jobs are ready and the peers co-sign it, else one by one;
    a settlement that would revert because the job is already settled records it settled;
-6. mark jobs whose verdict deadline passed as ``expired``.
+6. mark jobs whose verdict deadline passed as ``expired``;
+7. upkeep, in turn with the other oracles: re-anchor a challenge seed that aged out before
+   the job was verified (``fixChallengeSeed``), lapse a job whose verdict deadline passed
+   unsettled (``expireJob``: refund the client, unlock the provider's collateral).
 
 Each step persists its result before the next one starts, so a crash (a SIGKILL, say)
 between any two lines loses nothing: the next start resumes from the store.
@@ -45,6 +48,7 @@ from oracle.logs import event, get_logger
 from oracle.metrics import Metrics
 from oracle.settings import OracleSettings
 from oracle.store import (
+    EXPIRED,
     SEEN,
     SIGNED,
     TX_DROPPED,
@@ -73,6 +77,10 @@ def transmit_rank(members: list[str], me: str, job_id: int) -> int:
     if me not in ordered:
         return len(ordered)
     return (ordered.index(me) - job_id % len(ordered)) % len(ordered)
+
+
+UPKEEP_KINDS = ("fix_seed", "expire")
+"""Transaction kinds that keep jobs moving without settling them (see `Oracle.upkeep`)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,9 @@ class Oracle:
         self._dry_logged: set[tuple[int, bytes]] = set()
         self._threshold: int | None = None
         self._oracle_set: list[str] | None = None
+        self._upkeep_since: dict[tuple[str, int], float] = {}
+        self._seed_lost: dict[int, int] = {}  # job -> seed block found out of reach
+        self._seed_fix_sent: dict[int, tuple[int, int]] = {}  # job -> (seed block, head)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -243,6 +254,8 @@ class Oracle:
             if self.settings.transmit:
                 self.transmit(head, chain_now)
         self.expire(chain_now)
+        if self.txm is not None and self.settings.transmit and self.settings.upkeep:
+            self.upkeep(head, chain_now)
         cursor = self.ingestor.cursor()
         m = self.metrics
         m.set("oracle_head_block", head)
@@ -288,6 +301,8 @@ class Oracle:
                 continue
             if job.seed_block is None or job.seed_block > safe:
                 continue
+            if self._awaiting_reanchor(job):
+                continue
             if not self.pool.has_room():
                 break
             try:
@@ -295,6 +310,8 @@ class Oracle:
             except (ContractCustomError, ContractLogicError) as exc:
                 decoded = self.chain.decode_error(revert_data(exc))
                 event(log, "seed_unavailable", level=30, job=job.job_id, error=str(decoded or exc))
+                if decoded is not None and decoded.name == "MarketChallengeSeedUnavailable":
+                    self._seed_lost[job.job_id] = job.seed_block
                 continue
             if not self.store.start_verifying(job.job_id, root):
                 continue
@@ -569,20 +586,27 @@ class Oracle:
         return bool(coming)
 
     def _my_turn(self, item: Ready) -> bool:
-        """Whether this oracle should transmit `item` now.
+        """Whether this oracle should transmit `item` now (see `_turn`)."""
+        since = self._ready_since.setdefault(item.job.job_id, time.monotonic())
+        return self._turn(item.job.job_id, since)
+
+    def _turn(self, job_id: int, since: float) -> bool:
+        """Whether this oracle's turn to send a transaction for `job_id` has come, `since`
+        being when it first could.
 
         Every oracle ranks the whole on-chain oracle set, sorted by address and rotated by
         the job id, so all of them agree on the order whatever signatures each has seen:
-        rank 0 sends as soon as it holds a quorum, rank r waits `r` backup delays after its
-        own quorum (a settlement goes out once when all are up, and still goes out when
-        some are down or disagree). An oracle outside the set ranks last."""
+        rank 0 sends at once, rank r waits `r` backup delays (a transaction goes out once
+        when all are up, and still goes out when some are down or disagree)."""
         assert self.key is not None
-        now = time.monotonic()
-        since = self._ready_since.setdefault(item.job.job_id, now)
-        rank = transmit_rank(self.oracle_set(), self.key.address, item.job.job_id)
-        return now - since >= rank * self.settings.transmit_backup_delay_s
+        rank = transmit_rank(self.oracle_set(), self.key.address, job_id)
+        return time.monotonic() - since >= rank * self.settings.transmit_backup_delay_s
 
-    def _estimate(self, data: bytes, job_ids: Iterable[int]) -> int | None:
+    def _estimate(
+        self, data: bytes, job_ids: Iterable[int], what: str = "settlement"
+    ) -> int | None:
+        """Gas for a market call with headroom, or None (logged) when it would revert; a
+        settlement that would revert brings its jobs' rows in line with the chain."""
         assert self.key is not None
         try:
             gas = int(
@@ -594,13 +618,14 @@ class Oracle:
             decoded = self.chain.decode_error(revert_data(exc))
             event(
                 log,
-                "settlement_would_revert",
+                f"{what}_would_revert",
                 level=30,
                 jobs=list(job_ids),
                 error=str(decoded or exc)[:200],
             )
-            for job_id in job_ids:
-                self.reconcile(job_id)
+            if what == "settlement":
+                for job_id in job_ids:
+                    self.reconcile(job_id)
             return None
         return gas + gas // 4 + 20_000
 
@@ -671,6 +696,17 @@ class Oracle:
 
     def apply_outcomes(self, outcomes: list[TxOutcome]) -> None:
         for outcome in outcomes:
+            if outcome.tx.kind in UPKEEP_KINDS:
+                # what it changed reaches the store through ingestion, confirmed
+                event(
+                    log,
+                    "upkeep_outcome",
+                    kind=outcome.tx.kind,
+                    jobs=outcome.tx.job_ids,
+                    status=outcome.status,
+                    tx=outcome.tx_hash,
+                )
+                continue
             for job_id in outcome.tx.job_ids:
                 if outcome.status == TX_MINED and outcome.tx_hash is not None:
                     onchain = self.chain.get_job(job_id)
@@ -696,3 +732,61 @@ class Oracle:
             overdue = spec is not None and chain_now > spec.verdict_by
             if overdue and self.store.expire(job.job_id, ["VERDICT_DEADLINE_PASSED"]):
                 event(log, "expired", level=30, job=job.job_id, state=job.state)
+
+    # ------------------------------------------------------------------ upkeep
+
+    def _awaiting_reanchor(self, job: JobRow) -> bool:
+        """A `fixChallengeSeed` went out for the job's current seed block: wait until the
+        confirmed `ChallengeSeedReanchored` moves it (never verify against an unconfirmed
+        new seed block)."""
+        sent = self._seed_fix_sent.get(job.job_id)
+        if sent is None:
+            return False
+        if sent[0] != job.seed_block:
+            del self._seed_fix_sent[job.job_id]
+            return False
+        return True
+
+    def upkeep(self, head: int, chain_now: int) -> None:
+        """Sends, in turn with the other oracles, the calls anyone may make that keep jobs
+        moving: `fixChallengeSeed` for a job whose seed block aged out of reach before it
+        was verified, `expireJob` for one whose verdict deadline passed unsettled."""
+        assert self.txm is not None
+        now = time.monotonic()
+        busy = {(t.kind, j) for t in self.txm.pending() for j in t.job_ids}
+        patience = self.settings.confirmations + 4 * self.settings.stuck_after_blocks
+        for job_id, seed_block in sorted(self._seed_lost.items()):
+            sent = self._seed_fix_sent.get(job_id)
+            if ("fix_seed", job_id) in busy or (
+                sent is not None and sent[0] == seed_block and head - sent[1] <= patience
+            ):
+                continue  # sent; its reanchor is on its way to confirmation
+            if not self._turn(job_id, self._upkeep_since.setdefault(("fix_seed", job_id), now)):
+                continue
+            del self._seed_lost[job_id]
+            onchain = self.chain.get_job(job_id)
+            if onchain.state != JobState.SUBMITTED or onchain.seed_block != seed_block:
+                continue  # another oracle re-anchored it, or the job moved on
+            self._upkeep_send("fix_seed", job_id, self.chain.fix_seed_data(job_id), head)
+            self._seed_fix_sent[job_id] = (seed_block, head)
+        for job in self.store.jobs([EXPIRED], final=False):
+            if ("expire", job.job_id) in busy:
+                continue
+            spec = self.store.spec(job.job_id)
+            if spec is None or chain_now <= spec.verdict_by:
+                continue
+            since = self._upkeep_since.setdefault(("expire", job.job_id), now)
+            if not self._turn(job.job_id, since):
+                continue
+            if self.chain.get_job(job.job_id).state != JobState.SUBMITTED:
+                continue  # lapsed or settled already: ingestion will make it final
+            self._upkeep_send("expire", job.job_id, self.chain.expire_data(job.job_id), head)
+
+    def _upkeep_send(self, kind: str, job_id: int, data: bytes, head: int) -> None:
+        assert self.txm is not None
+        gas = self._estimate(data, [job_id], what=kind)
+        if gas is None:
+            return
+        tx_id = self.txm.send(kind, [job_id], data, gas, head)
+        self.metrics.inc("oracle_transactions_sent_total")
+        event(log, "upkeep_sent", kind=kind, tx_id=tx_id, job=job_id)

@@ -82,6 +82,12 @@ class OracleSettings(BaseSettings):
     transmit_backup_delay_s: float = Field(default=4.0, ge=0)
     """A quorum signer that is not the job's designated transmitter waits this long per rank
     before sending the settlement itself (0: everyone sends at once)."""
+    upkeep: bool = True
+    """Whether this oracle (when it transmits) also makes the calls anyone may make to keep
+    jobs moving: `fixChallengeSeed` when a job's seed block aged out of reach before it was
+    verified, and `expireJob` when a job's verdict deadline passed unsettled (the client
+    gets its payment back, the provider its collateral). Oracles take turns as they do for
+    settlements."""
     batch_max: int = Field(default=16, ge=1)
     """Most jobs per settleBatch transaction (1 disables batching)."""
     batch_wait_s: float = Field(default=0.0, ge=0)

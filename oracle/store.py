@@ -743,10 +743,13 @@ class Store:
             row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
         return None if row is None else _job(row)
 
-    def jobs(self, states: Iterable[str] | None = None) -> list[JobRow]:
+    def jobs(self, states: Iterable[str] | None = None, final: bool | None = None) -> list[JobRow]:
+        """Jobs in `states` (all when None), only final or only not-final ones if asked."""
         query = select(jobs).order_by(jobs.c.job_id)
         if states is not None:
             query = query.where(jobs.c.state.in_(list(states)))
+        if final is not None:
+            query = query.where(jobs.c.final.is_(final))
         with self.engine.connect() as conn:
             return [_job(r) for r in conn.execute(query).all()]
 

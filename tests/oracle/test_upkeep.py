@@ -1,0 +1,91 @@
+"""Upkeep on a real anvil node: the oracles re-anchor a challenge seed that aged out before
+anyone verified the job, and lapse a job whose verdict deadline passed without a quorum,
+taking turns so that each call goes out once."""
+
+from __future__ import annotations
+
+import pytest
+from web3.exceptions import ContractCustomError
+
+from oracle.localnet import running, small_spec, wait_until
+from oracle.store import EXPIRED, SIGNED
+from tests.oracle.helpers import (
+    LAPSED,
+    PAID,
+    assert_settled_once,
+    events_of,
+    store_of,
+    wait_settled,
+)
+
+HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"
+
+
+def upkeep_sent(oracles, kind: str) -> list[dict]:
+    return [e for e in events_of(oracles, "upkeep_sent") if e["kind"] == kind]
+
+
+def test_seed_aged_out_before_verification__reanchored_once__then_settled(make_net) -> None:
+    net = make_net()
+    m = net.market
+    spec = small_spec(seed=61)
+    job = net.client.post(spec)
+    net.honest.fulfil(job, spec)
+    old_seed_block = m.job(job)[10]
+    # the oracles were down while the seed block's hash went out of reach (EIP-2935 history
+    # emptied, as on a chain without it, so that 260 blocks do instead of 8,191)
+    net.anvil.rpc("anvil_setCode", HISTORY_STORAGE, "0x")
+    net.anvil.mine(260)
+    with pytest.raises(ContractCustomError) as revert:
+        m.market.functions.challengeSeed(job).call()
+    assert revert.value.data is not None
+    oracles = net.oracle_set(env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "2"})
+    with running(oracles):
+        for o in oracles:
+            o.wait_ready()
+        wait_settled(m, {job: PAID}, timeout=120)
+        assert_settled_once(m, [job])
+    reanchored = m.market.events.ChallengeSeedReanchored().get_logs(from_block=m.deploy_block)
+    assert len(reanchored) == 1 and reanchored[0]["args"]["jobId"] == job
+    assert not m.market.events.ChallengeSeedFixed().get_logs(from_block=m.deploy_block)
+    assert len(upkeep_sent(oracles, "fix_seed")) == 1
+    args = reanchored[0]["args"]
+    assert args["oldSeedBlock"] == old_seed_block and args["newSeedBlock"] > old_seed_block
+    assert m.job(job)[10] == args["newSeedBlock"]
+    seed_lost = [e for e in events_of(oracles, "seed_unavailable")
+                 if "MarketChallengeSeedUnavailable" in e["error"]]  # fmt: skip
+    assert seed_lost and events_of(oracles, "verified")
+
+
+def test_verdict_deadline_passed_without_quorum__lapsed_once(make_net) -> None:
+    net = make_net(oracles=3, threshold=3)
+    m = net.market
+    # two of three oracles run: they verify and sign, but three signatures are needed
+    oracles = net.oracle_set(keys=m.oracle_keys[:2], env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "2"})
+    with running(oracles):
+        for o in oracles:
+            o.wait_ready()
+        spec = small_spec(seed=62)
+        job = net.client.post(spec, verdict_window_s=600)
+        net.honest.fulfil(job, spec)
+        wait_until(
+            lambda: all(store_of(o).job(job) is not None
+                        and store_of(o).job(job).state == SIGNED for o in oracles),  # type: ignore[union-attr]
+            60, what="both oracles to sign",
+        )  # fmt: skip
+        client_before = m.token.functions.balanceOf(m.client).call()
+        stake_before = m.market.functions.getProvider(net.honest.address).call()[0]
+        net.anvil.rpc("evm_increaseTime", 7200 + 600 + 60)  # past the verdict deadline
+        net.anvil.mine(1)
+        wait_until(lambda: m.state(job) == LAPSED, 60, what="the job to lapse")
+        wait_until(
+            lambda: all((r := store_of(o).job(job)) is not None and r.state == EXPIRED
+                        and r.final and r.outcome == "lapsed" for o in oracles),
+            60, what="the stores to see the lapse",
+        )  # fmt: skip
+        assert len(upkeep_sent(oracles, "expire")) == 1
+    lapsed = m.market.events.JobLapsed().get_logs(from_block=m.deploy_block)
+    assert len(lapsed) == 1
+    assert m.token.functions.balanceOf(m.client).call() - client_before == 100 * 10**18
+    stake_after = m.market.functions.getProvider(net.honest.address).call()[0]
+    assert stake_after - stake_before == 400 * 10**18  # the collateral is free again
