@@ -1,4 +1,7 @@
-"""`ape run bench`: runs every benchmark suite and writes benchmarks/RESULTS.md."""
+"""`ape run bench`: runs the benchmark suites and writes BENCHMARKS.md.
+
+Each suite's tables sit between ``<!-- suite:NAME -->`` markers; ``--suite NAME`` re-runs
+only the named suites and replaces only their sections of an existing file."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand, network_option
 
 from neurotoken.bench import SUITES
-from neurotoken.bench.common import BenchContext
+from neurotoken.bench.common import BenchContext, merge_results
 
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -29,20 +32,21 @@ def cli(suites: tuple[str, ...], out: Path) -> None:
     ctx = BenchContext(
         project=project, chain=chain, accounts=accounts, owner=accounts.test_accounts[0]
     )
-    parts = [
-        "# Benchmark results",
-        "",
+    header = (
         f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d} "
-        f"(provider: {chain.provider.name}, chain id {chain.chain_id}).",
-        "",
-    ]
+        f"(provider: {chain.provider.name}, chain id {chain.chain_id})."
+    )
+    sections: dict[str, str] = {}
     for name in chosen:
         click.echo(f"== {name}")
         module = importlib.import_module(f"neurotoken.bench.{name}")
+        texts = []
         for table in module.run(ctx):
             text = table.markdown()
             click.echo(text)
-            parts.append(text)
+            texts.append(text)
+        sections[name] = "\n".join(texts)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts))
+    previous = out.read_text() if out.exists() else ""
+    out.write_text(merge_results(previous, sections, header, SUITES))
     click.echo(f"Wrote {out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,3 +65,31 @@ def ratio(value: int | float, reference: int | float) -> str:
 def deploy_gas(chain: Any, contract: Any) -> int:
     """Gas used by the transaction that deployed `contract`."""
     return int(chain.provider.get_receipt(contract.txn_hash).gas_used)
+
+
+def _marked(name: str, body: str) -> str:
+    return f"<!-- suite:{name} -->\n{body.rstrip()}\n<!-- /suite:{name} -->\n"
+
+
+def merge_results(previous: str, sections: dict[str, str], header: str, order: list[str]) -> str:
+    """The results file with `sections` (suite name -> Markdown) put in place: a suite
+    already in `previous` is replaced where it stands (with a line saying when it was
+    measured), other suites there are kept, new ones are appended in `order`. A run of
+    every suite in `order` writes the file afresh."""
+    present = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r"<!-- suite:(\w+) -->\n.*?<!-- /suite:\1 -->\n", previous, re.S)
+    }
+    if not present or set(order) <= set(sections):
+        body = "\n".join(_marked(n, sections[n]) for n in order if n in sections)
+        return f"# Benchmark results\n\n{header}\n\n{body}"
+    text = previous
+    for name in order:
+        if name not in sections:
+            continue
+        block = _marked(name, f"_{header}_\n\n{sections[name]}")
+        if name in present:
+            text = text.replace(present[name], block)
+        else:
+            text = text.rstrip() + "\n\n" + block
+    return text
