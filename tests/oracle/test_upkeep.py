@@ -4,10 +4,12 @@ taking turns so that each call goes out once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from web3.exceptions import ContractCustomError
 
-from oracle.localnet import running, small_spec, wait_until
+from oracle.localnet import OracleProcess, running, small_spec, wait_until
 from oracle.store import EXPIRED, SIGNED
 from tests.oracle.helpers import (
     LAPSED,
@@ -21,7 +23,7 @@ from tests.oracle.helpers import (
 HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"
 
 
-def upkeep_sent(oracles, kind: str) -> list[dict]:
+def upkeep_sent(oracles: list[OracleProcess], kind: str) -> list[dict[str, Any]]:
     return [e for e in events_of(oracles, "upkeep_sent") if e["kind"] == kind]
 
 
