@@ -6,7 +6,7 @@ bytes, hash) before it is broadcast, and so is every fee replacement. After a re
 oracle therefore knows every hash it may have sent; `poll` finds the receipt of whichever
 landed, or rebroadcasts.
 
-Node answers:
+Node answers (read by `neurotoken.tx_answers.classify`, shared with the provider agent):
 
 * "already known" / "already imported": the node has it; nothing to do.
 * "nonce too low": that nonce is used. If one of our attempts holds it, its receipt will
@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import requests
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
+from neurotoken.tx_answers import SendResult, classify
 from oracle.chain import MarketChain
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger
@@ -37,39 +37,6 @@ from oracle.store import TX_DROPPED, TX_MINED, TX_PENDING, TX_REVERTED, Attempt,
 
 log = get_logger("tx")
 GWEI = 10**9
-
-
-class SendResult(StrEnum):
-    SENT = "sent"
-    KNOWN = "known"
-    NONCE_TOO_LOW = "nonce_too_low"
-    UNDERPRICED = "underpriced"
-    FUNDS = "insufficient_funds"
-    ERROR = "error"
-
-
-def classify(exc: BaseException) -> SendResult:
-    """What a failed eth_sendRawTransaction means."""
-    if isinstance(exc, requests.RequestException | ConnectionError | TimeoutError | OSError):
-        return SendResult.ERROR
-    message = str(exc).lower()
-    if (
-        "already known" in message
-        or "already imported" in message
-        or "known transaction" in message
-    ):
-        return SendResult.KNOWN
-    if "nonce too low" in message or "nonce is too low" in message:
-        return SendResult.NONCE_TOO_LOW
-    if (
-        "underpriced" in message
-        or "less than block base fee" in message
-        or ("fee cap" in message and "base fee" in message)
-    ):
-        return SendResult.UNDERPRICED
-    if "insufficient funds" in message:
-        return SendResult.FUNDS
-    return SendResult.ERROR
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ One `step()` does, in order:
 
 1. reconcile - jobs whose accept or submit transaction was signed but whose outcome this
    process never saw (a crash, a restart) are settled against the chain: a transaction that
-   is still pending is waited for, one that landed is recorded, one that vanished is
-   retried only if the chain says the action has not happened;
+   is still pending is followed to its end, replaced at its nonce with higher fees while it
+   is stuck (so it can never land next to a second one), one that landed is recorded, one
+   that vanished is retried only if the chain says the action has not happened;
 2. scan - `JobPosted` logs from the last scanned block to head - confirmations;
 3. follow - jobs this provider holds are updated from the chain (paid, rejected, lapsed,
    defaulted, taken by someone else);
@@ -26,6 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from web3.exceptions import TransactionNotFound
 
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec
@@ -166,39 +169,48 @@ class ProviderAgent:
         return job.provider.lower() == self.client.address.lower()
 
     def _reconcile_accept(self, record: JobRecord, job: OnChainJob, report: StepReport) -> None:
+        if record.accept_tx and self.client.tx_status(record.accept_tx) == "pending":
+            self._resume(job.job_id, record.accept_tx, "accept_tx", f"acceptJob({job.job_id})")
+            job = self.client.get_job(job.job_id)
         if job.state >= Chain.ACCEPTED and self._mine(job):
             self.state.update(job.job_id, status=JobStatus.ACCEPTED)
             self.echo(f"job {job.job_id}: acceptance found on chain after a restart")
             return
         if job.state == Chain.POSTED:
-            if record.accept_tx and self.client.tx_status(record.accept_tx) == "pending":
-                try:
-                    self.client.wait(record.accept_tx, f"acceptJob({job.job_id})")
-                except ChainRevertError as exc:
-                    self.echo(f"job {job.job_id}: earlier accept failed: {exc}")
-                self._reconcile_accept(record, self.client.get_job(job.job_id), report)
-                return
-            # Never landed: decide again, from scratch.
+            # Never landed, and nothing of ours pending at its nonce: decide again, from scratch.
             self.state.update(job.job_id, status=JobStatus.SEEN, accept_tx=None)
             return
         self.state.update(job.job_id, status=JobStatus.GONE, reason=f"chain state {job.state.name}")
 
     def _reconcile_submit(self, record: JobRecord, job: OnChainJob, report: StepReport) -> None:
+        if record.submit_tx and self.client.tx_status(record.submit_tx) == "pending":
+            self._resume(job.job_id, record.submit_tx, "submit_tx", f"submitResult({job.job_id})")
+            job = self.client.get_job(job.job_id)
         if job.state >= Chain.SUBMITTED and job.state != Chain.DEFAULTED and self._mine(job):
             self.state.update(job.job_id, status=JobStatus.SUBMITTED)
             self.echo(f"job {job.job_id}: submission found on chain after a restart")
             return
         if job.state == Chain.ACCEPTED and self._mine(job):
-            if record.submit_tx and self.client.tx_status(record.submit_tx) == "pending":
-                try:
-                    self.client.wait(record.submit_tx, f"submitResult({job.job_id})")
-                except ChainRevertError as exc:
-                    self.echo(f"job {job.job_id}: earlier submit failed: {exc}")
-                self._reconcile_submit(record, self.client.get_job(job.job_id), report)
-                return
             self.state.update(job.job_id, status=JobStatus.COMPUTED, submit_tx=None)
             return
         self._record_chain_outcome(record, job, report)
+
+    def _resume(self, job_id: int, tx_hash: str, field: str, action: str) -> None:
+        """Follows a transaction an earlier run left pending until it (or a replacement at its
+        nonce, with higher fees, its hash recorded first) lands; the chain then says what
+        happened. It is followed even when the job has moved on (it would revert): a stuck
+        nonce would hold back every later transaction. A timeout (TxTimeoutError) leaves the
+        record as it is for the next step."""
+
+        def sent(new_hash: str) -> None:
+            self.state.update(job_id, **{field: new_hash})
+
+        try:
+            self.client.resume(tx_hash, action, sent)
+        except ChainRevertError as exc:
+            self.echo(f"job {job_id}: earlier {action} failed: {exc}")
+        except TransactionNotFound:
+            self.echo(f"job {job_id}: earlier {action} was dropped by the node")
 
     # ------------------------------------------------------------------ 2. scan
 
@@ -292,6 +304,12 @@ class ProviderAgent:
         candidates: list[tuple[int, OnChainJob, JobRecord]] = []
         for record in self.state.with_status(*UNDECIDED):
             job = self.client.get_job(record.job_id)
+            if job.state != Chain.POSTED and self._mine(job):
+                # An accept of an earlier run landed after all (e.g. an attempt replaced by one
+                # the node never took): the job is held, not gone.
+                self.state.update(job.job_id, status=JobStatus.ACCEPTED)
+                self.echo(f"job {job.job_id}: found accepted by this provider on chain")
+                continue
             if job.state != Chain.POSTED:
                 self.state.update(job.job_id, status=JobStatus.GONE, reason=f"{job.state.name}")
                 continue

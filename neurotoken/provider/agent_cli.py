@@ -37,6 +37,7 @@ from neurotoken.provider.earnings import collect_earnings
 from neurotoken.provider.errors import NTK, AgentError, ConfigError, NotRegisteredError
 from neurotoken.provider.keys import DEFAULT_PASSWORD_ENV, load_account
 from neurotoken.provider.policy import Policy, load_policy
+from neurotoken.provider.sending import TxSettings
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus
 
@@ -79,6 +80,7 @@ class Connection:
     keystore: str | None
     password_env: str
     abi: Path | None
+    tx_settings: TxSettings
 
     def client(self, signing: bool = True) -> MarketClient:
         market = self.market
@@ -95,7 +97,9 @@ class Connection:
                     "or set NEUROTOKEN_PROVIDER_KEYSTORE"
                 )
             account = load_account(self.keystore, self.password_env)
-        return MarketClient.connect(self.rpc_url, market, account, manifest=self.abi)
+        return MarketClient.connect(
+            self.rpc_url, market, account, manifest=self.abi, tx_settings=self.tx_settings
+        )
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
@@ -157,6 +161,42 @@ pass_connection = click.make_pass_decorator(Connection)
     show_envvar=True,
     help="Ape build manifest with the ABIs (default: .build/__local__.json).",
 )
+@click.option(
+    "--receipt-timeout",
+    type=float,
+    envvar="NEUROTOKEN_RECEIPT_TIMEOUT_S",
+    show_envvar=True,
+    default=TxSettings.receipt_timeout_s,
+    show_default=True,
+    help="Seconds to wait for a transaction's receipt (replacements included).",
+)
+@click.option(
+    "--stuck-after-blocks",
+    type=int,
+    envvar="NEUROTOKEN_STUCK_AFTER_BLOCKS",
+    show_envvar=True,
+    default=TxSettings.stuck_after_blocks,
+    show_default=True,
+    help="Blocks without a receipt before a transaction is re-signed with higher fees.",
+)
+@click.option(
+    "--fee-bump-pct",
+    type=int,
+    envvar="NEUROTOKEN_FEE_BUMP_PCT",
+    show_envvar=True,
+    default=TxSettings.fee_bump_pct,
+    show_default=True,
+    help="How much each replacement raises the fees, in percent (10 at least).",
+)
+@click.option(
+    "--max-fee-gwei",
+    type=float,
+    envvar="NEUROTOKEN_MAX_FEE_GWEI",
+    show_envvar=True,
+    default=TxSettings.max_fee_gwei,
+    show_default=True,
+    help="No transaction pays more than this per gas, replacements included (0: no cap).",
+)
 @click.pass_context
 def agent(
     ctx: click.Context,
@@ -166,9 +206,19 @@ def agent(
     keystore: str | None,
     password_env: str,
     abi: Path | None,
+    receipt_timeout: float,
+    stuck_after_blocks: int,
+    fee_bump_pct: int,
+    max_fee_gwei: float,
 ) -> None:
     """The chain-facing provider agent: stake, take jobs, compute, submit, get paid."""
-    ctx.obj = Connection(rpc_url, market, network, keystore, password_env, abi)  # fmt: skip
+    try:
+        tx_settings = TxSettings(
+            receipt_timeout, stuck_after_blocks, fee_bump_pct, max_fee_gwei or None
+        )
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    ctx.obj = Connection(rpc_url, market, network, keystore, password_env, abi, tx_settings)
 
 
 @agent.command()

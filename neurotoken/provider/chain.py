@@ -9,7 +9,10 @@ as a plain long-lived process next to any node.
 transactions: gas is estimated first (a revert is decoded into the market's or the token's
 custom error and raised as `ChainRevertError` before anything is signed), the fee paid is
 checked against the account's ETH, and `on_sent(tx_hash)` runs before the transaction is
-broadcast, so a caller can record it and a restart can find it.
+broadcast, so a caller can record it and a restart can find it. A transaction that gets no
+receipt for a few blocks is re-signed at its nonce with higher fees (`sending.PendingTx`,
+settings in `TxSettings`); `on_sent` hears of every replacement before it is broadcast, and
+`resume` takes over a transaction left pending by an earlier run.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
-from web3.types import EventData, TxParams, TxReceipt
+from web3.types import EventData, TxData, TxParams, TxReceipt
 
 from neurotoken.market_states import JobState
 from neurotoken.provider.errors import ChainRevertError, ConfigError, InsufficientGasError
+from neurotoken.provider.sending import PendingTx, TxSettings, unsigned
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / ".build" / "__local__.json"
 """Ape's build manifest in this checkout (NEUROTOKEN_ABI_MANIFEST or --abi overrides it)."""
@@ -136,14 +140,14 @@ class MarketClient:
         account: LocalAccount | None = None,
         *,
         manifest: Path | None = None,
-        receipt_timeout_s: float = 180.0,
+        tx_settings: TxSettings | None = None,
         log_chunk_blocks: int = 5_000,
     ) -> None:
         if not is_address(market_address):
             raise ConfigError(f"not an address: {market_address!r}")
         self.w3 = w3
         self.account = account
-        self.receipt_timeout_s = receipt_timeout_s
+        self.tx_settings = tx_settings or TxSettings()
         self.log_chunk_blocks = log_chunk_blocks
         address = to_checksum_address(market_address)
         try:
@@ -172,17 +176,16 @@ class MarketClient:
         *,
         manifest: Path | None = None,
         timeout_s: float = 30.0,
+        tx_settings: TxSettings | None = None,
     ) -> MarketClient:
         w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
-        return cls(w3, market_address, account, manifest=manifest)
+        return cls(w3, market_address, account, manifest=manifest, tx_settings=tx_settings)
 
     # ------------------------------------------------------------------ identity
 
     @property
     def address(self) -> str:
-        if self.account is None:
-            raise ConfigError("this command signs transactions: give a keystore (--keystore)")
-        return str(self.account.address)
+        return str(self._signer().address)
 
     @property
     def market_address(self) -> str:
@@ -296,10 +299,9 @@ class MarketClient:
         action: str,
         on_sent: Callable[[str], None] | None = None,
     ) -> TxReceipt:
-        """Estimates, signs, records (`on_sent`), broadcasts `fn`, and waits for its receipt."""
-        account = self.account
-        if account is None:
-            raise ConfigError("this command signs transactions: give a keystore (--keystore)")
+        """Estimates, signs, records (`on_sent`), broadcasts `fn`, and waits for the receipt of
+        any attempt at its nonce, replacing it with higher fees while it is stuck."""
+        account = self._signer()
         sender = account.address
         params: TxParams = {"from": sender, "chainId": self.chain_id}
         try:
@@ -314,18 +316,34 @@ class MarketClient:
         balance = self.eth_balance(sender)
         if balance < needed:
             raise InsufficientGasError(sender, balance, needed)
-        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
-        tx_hash = "0x" + bytes(signed.hash).hex()
-        if on_sent is not None:
-            on_sent(tx_hash)
-        self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        return self.wait(tx_hash, action)
+        pending = PendingTx(self.w3, account, dict(tx), self.tx_settings, action, on_sent)
+        pending.send()
+        return self._checked(*pending.wait(), action)
 
-    def wait(self, tx_hash: str, action: str) -> TxReceipt:
-        """The receipt of `tx_hash`; ChainRevertError (decoded by replay) if it failed."""
-        receipt = self.w3.eth.wait_for_transaction_receipt(
-            HexBytes(tx_hash), timeout=self.receipt_timeout_s, poll_latency=0.2
-        )
+    def resume(
+        self, tx_hash: str, action: str, on_sent: Callable[[str], None] | None = None
+    ) -> TxReceipt:
+        """Follows `tx_hash`, sent by this account before (a restart), like `transact` follows
+        what it sends: its receipt or that of a replacement at its nonce; `on_sent` hears of
+        each replacement before it is broadcast."""
+        account = self._signer()
+        tx: TxData = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        if to_checksum_address(tx["from"]) != to_checksum_address(account.address):
+            raise ConfigError(f"{tx_hash} was sent by {tx['from']}, not by {account.address}")
+        if tx.get("blockNumber") is not None:  # mined since the caller looked
+            return self._checked(tx_hash, self.w3.eth.get_transaction_receipt(tx["hash"]), action)
+        template = unsigned(tx, self.chain_id)
+        pending = PendingTx(self.w3, account, template, self.tx_settings, action, on_sent)
+        pending.adopt(tx_hash)
+        return self._checked(*pending.wait(), action)
+
+    def _signer(self) -> LocalAccount:
+        if self.account is None:
+            raise ConfigError("this command signs transactions: give a keystore (--keystore)")
+        return self.account
+
+    def _checked(self, tx_hash: str, receipt: TxReceipt, action: str) -> TxReceipt:
+        """`receipt`; ChainRevertError (decoded by replay) if the transaction failed."""
         if int(receipt["status"]) != 1:
             self._replay_failure(tx_hash, int(receipt["blockNumber"]), action)
         return receipt

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web3.exceptions import TimeExhausted
+
 from neurotoken.market_states import state_label
 
 NTK = 10**18
@@ -104,3 +106,31 @@ class ChainRevertError(AgentError):
         shown = ", ".join(f"{k}={_show(name, k, v)}" for k, v in args.items())
         hint = _HINTS.get(name)
         super().__init__(f"{action} reverted with {name}({shown})" + (f": {hint}" if hint else ""))
+
+
+class NonceUsedError(ChainRevertError):
+    """The nonce of a transaction was taken by none of its attempts: nothing the agent signed
+    for this action can land any more (another program sending with the same key?)."""
+
+    def __init__(self, action: str, sender: str, nonce: int) -> None:
+        AgentError.__init__(
+            self,
+            f"{action}: nonce {nonce} of {sender} was used by a transaction that is not one of "
+            "this action's attempts (is another program sending with the same key?); the "
+            "action did not happen through it",
+        )
+        self.action = action
+        self.name = "NonceUsed"
+        self.args_ = {"sender": sender, "nonce": nonce}
+
+
+class TxTimeoutError(AgentError, TimeExhausted):
+    """No attempt of a transaction got a receipt within the receipt timeout (the message says
+    what was sent and why the fees were not raised further, if they were not)."""
+
+
+class TxRefusedError(AgentError):
+    """The node refused a transaction and no attempt of it is pending."""
+
+    def __init__(self, action: str, why: str) -> None:
+        super().__init__(f"{action} was not sent: {why}")

@@ -18,9 +18,11 @@ from click.testing import CliRunner, Result
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.cli import main
 from neurotoken.provider.errors import KeystoreError
 from neurotoken.provider.keys import load_account, write_keystore
+from neurotoken.provider.sending import TxSettings
 from tests.agent.conftest import FEE_BPS, PAYMENT, Jobs
 
 PASSWORD_ENV = "TEST_FARM_PASSWORD"
@@ -174,6 +176,31 @@ def test_cli__mistakes__end_with_one_clear_line(
     assert result.exit_code == 1 and "No ComputeMarket recorded for network 'ethereum-local'" in (
         result.output
     )
+
+
+def test_cli__transaction_settings__reach_the_client_and_are_checked(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[MarketClient] = []
+    connect = MarketClient.connect
+
+    def spy(*args: Any, **kwargs: Any) -> MarketClient:
+        made.append(connect(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(MarketClient, "connect", spy)
+    result = cli("status")
+    assert result.exit_code == 0, result.output
+    assert made[-1].tx_settings == TxSettings(180.0, 3, 25, 500.0)
+
+    monkeypatch.setenv("NEUROTOKEN_MAX_FEE_GWEI", "0")
+    args = ["--receipt-timeout", "90", "--stuck-after-blocks", "5", "--fee-bump-pct", "30"]
+    result = cli(*args, "status")
+    assert result.exit_code == 0, result.output
+    assert made[-1].tx_settings == TxSettings(90.0, 5, 30, None)
+
+    result = cli("--fee-bump-pct", "5", "status")
+    assert result.exit_code == 2 and "10 at least" in result.output
 
 
 def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(

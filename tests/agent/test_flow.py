@@ -179,6 +179,25 @@ def test_restart__accept_sent_but_not_recorded__is_found_on_chain_not_resent(
     assert len(events(market, "JobAccepted", job_id)) == 1
 
 
+def test_restart__an_unrecorded_accept_lands_while_the_job_is_undecided__is_held_not_gone(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    """An attempt whose hash the state file lost (a replacement recorded over it that the node
+    never took) lands after the job went back to be decided: the job is ours, not gone."""
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    agent = make_agent()
+    agent.scan()
+    farm.transact(farm.market.functions.acceptJob(job_id), "acceptJob")
+    report = StepReport()
+    agent.decide(report)
+    record = agent.state.get(job_id)
+    assert record is not None and record.status is JobStatus.ACCEPTED
+    assert report.accepted == [] and report.decisions == []
+    assert agent.step().submitted == [job_id]
+    assert len(events(market, "JobAccepted", job_id)) == 1
+
+
 def test_restart__accept_signed_but_never_broadcast__is_decided_again_and_accepted_once(
     farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory
 ) -> None:
