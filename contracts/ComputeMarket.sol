@@ -357,10 +357,9 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @inheritdoc IComputeMarket
     function removeOracle(address oracle) external onlyOwner {
-        if (!_oracles.contains(oracle)) revert MarketOracleNotFound(oracle);
-        uint256 remaining = _oracles.length() - 1;
+        if (!_oracles.remove(oracle)) revert MarketOracleNotFound(oracle);
+        uint256 remaining = _oracles.length();
         if (_threshold > remaining) revert MarketInvalidThreshold(_threshold, remaining);
-        _oracles.remove(oracle);
         emit OracleRemoved(oracle, remaining);
     }
 
