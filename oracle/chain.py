@@ -14,12 +14,14 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import event_abi_to_log_topic, function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address as checksum
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
+from web3.exceptions import Web3RPCError
 from web3.types import BlockIdentifier, LogReceipt
 
 from oracle.errors import ConfigError
@@ -250,6 +252,16 @@ class MarketChain:
         """The current oracle set, sorted by address (the order every oracle ranks by)."""
         members = self.contract.functions.oracles().call()
         return sorted((checksum(a) for a in members), key=lambda a: int(a, 16))
+
+    def has_pending(self, account: str) -> bool:
+        """Whether `account` has a transaction in the node's pool (as far as the node
+        shows: a node without a public pool answers False). RPC trouble answers False."""
+        try:
+            pending = self.w3.eth.get_transaction_count(checksum(account), "pending")
+            latest = self.w3.eth.get_transaction_count(checksum(account), "latest")
+        except (Web3RPCError, requests.RequestException, OSError, ValueError):
+            return False
+        return int(pending) > int(latest)
 
     def is_oracle(self, account: str) -> bool:
         return bool(self.contract.functions.isOracle(checksum(account)).call())

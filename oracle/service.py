@@ -69,14 +69,21 @@ TRANSIENT_PROVIDER = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 in time; past the give-up point they become a reject."""
 
 
-def transmit_rank(members: list[str], me: str, job_id: int) -> int:
-    """This oracle's place in the order of transmitters of `job_id`: the oracle set, sorted
-    by address, rotated by the job id. Every member gets a distinct rank in 0..n-1 (so
-    exactly one sends at once); a non-member ranks n, after all of them."""
+def transmit_order(members: list[str], job_id: int) -> list[str]:
+    """The order in which oracles transmit for `job_id`: the oracle set sorted by address,
+    rotated by the job id (so the first sender changes from job to job)."""
     ordered = sorted(members, key=lambda a: int(a, 16))
-    if me not in ordered:
-        return len(ordered)
-    return (ordered.index(me) - job_id % len(ordered)) % len(ordered)
+    if not ordered:
+        return []
+    start = job_id % len(ordered)
+    return ordered[start:] + ordered[:start]
+
+
+def transmit_rank(members: list[str], me: str, job_id: int) -> int:
+    """This oracle's place in `transmit_order`: every member gets a distinct rank in
+    0..n-1 (so exactly one sends at once); a non-member ranks n, after all of them."""
+    order = transmit_order(members, job_id)
+    return order.index(me) if me in order else len(order)
 
 
 UPKEEP_KINDS = ("fix_seed", "expire")
@@ -597,10 +604,19 @@ class Oracle:
         Every oracle ranks the whole on-chain oracle set, sorted by address and rotated by
         the job id, so all of them agree on the order whatever signatures each has seen:
         rank 0 sends at once, rank r waits `r` backup delays (a transaction goes out once
-        when all are up, and still goes out when some are down or disagree)."""
+        when all are up, and still goes out when some are down or disagree). A backup whose
+        turn has come gives the oracles before it one more delay while one of them has a
+        transaction waiting in the node's pool: it is probably this very one."""
         assert self.key is not None
-        rank = transmit_rank(self.oracle_set(), self.key.address, job_id)
-        return time.monotonic() - since >= rank * self.settings.transmit_backup_delay_s
+        order = transmit_order(self.oracle_set(), job_id)
+        rank = order.index(self.key.address) if self.key.address in order else len(order)
+        delay = self.settings.transmit_backup_delay_s
+        elapsed = time.monotonic() - since
+        if elapsed < rank * delay:
+            return False
+        if rank and elapsed < (rank + 1) * delay:
+            return not any(self.chain.has_pending(a) for a in order[:rank])
+        return True
 
     def _estimate(
         self, data: bytes, job_ids: Iterable[int], what: str = "settlement"

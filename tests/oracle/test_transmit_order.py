@@ -1,5 +1,6 @@
 """Who transmits a settlement first: every oracle computes the same order from the on-chain
-oracle set, whatever signatures each one has seen."""
+oracle set, whatever signatures each one has seen; a backup looks at the node's pool before
+it sends too."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oracle.service import transmit_rank
+from oracle.chain import MarketChain
+from oracle.localnet import free_port
+from oracle.service import transmit_order, transmit_rank
+from oracle.settings import DEFAULT_ABI_PATH
 
 ADDRESSES = [Account.from_key(i.to_bytes(32, "big")).address for i in range(1, 9)]
 
@@ -33,3 +37,26 @@ def test_rank__rotates_with_job_id() -> None:
 
 def test_rank__non_member__after_everyone() -> None:
     assert transmit_rank(ADDRESSES[:3], ADDRESSES[5], 7) == 3
+
+
+def test_order__rotation_of_the_sorted_set() -> None:
+    members = sorted(ADDRESSES[:4], key=lambda a: int(a, 16))
+    assert transmit_order(list(reversed(members)), 6) == members[2:] + members[:2]
+    assert transmit_order([], 6) == []
+
+
+def test_has_pending__sees_a_transaction_in_the_pool_until_it_is_mined(make_net) -> None:
+    """What a backup transmitter looks at before it sends too."""
+    net = make_net(block_time=None)
+    m = net.market
+    chain = MarketChain(net.anvil.url, m.market.address, DEFAULT_ABI_PATH)
+    net.anvil.rpc("evm_setAutomine", False)
+    w3 = net.anvil.web3()
+    w3.eth.send_transaction({"from": m.client, "to": m.client, "value": 1})
+    assert chain.has_pending(m.client)
+    assert not any(chain.has_pending(a) for a in m.oracle_addresses)
+    net.anvil.rpc("evm_mine")
+    assert not chain.has_pending(m.client)
+    # a node that cannot be reached shows nothing pending (and does not stop the oracle)
+    assert not MarketChain(f"http://127.0.0.1:{free_port()}", m.market.address,
+                           DEFAULT_ABI_PATH, timeout_s=1).has_pending(m.client)  # fmt: skip

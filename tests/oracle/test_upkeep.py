@@ -41,7 +41,7 @@ def test_seed_aged_out_before_verification__reanchored_once__then_settled(make_n
     with pytest.raises(ContractCustomError) as revert:
         m.market.functions.challengeSeed(job).call()
     assert revert.value.data is not None
-    oracles = net.oracle_set(env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "2"})
+    oracles = net.oracle_set(env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "4"})
     with running(oracles):
         for o in oracles:
             o.wait_ready()
@@ -63,7 +63,7 @@ def test_verdict_deadline_passed_without_quorum__lapsed_once(make_net) -> None:
     net = make_net(oracles=3, threshold=3)
     m = net.market
     # two of three oracles run: they verify and sign, but three signatures are needed
-    oracles = net.oracle_set(keys=m.oracle_keys[:2], env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "2"})
+    oracles = net.oracle_set(keys=m.oracle_keys[:2], env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "4"})
     with running(oracles):
         for o in oracles:
             o.wait_ready()
