@@ -98,6 +98,9 @@ class BundleServer:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
             self._runner = None
+        # handlers still running past the shutdown timeout (a deliberately slow server, a
+        # client that went away) are cancelled here rather than destroyed at exit
+        asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()
@@ -112,6 +115,14 @@ class BundleServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+async def _cancel_others() -> None:
+    """Cancels every other task of the running loop and waits for them to end."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def serve_store(store: LocalStore, host: str, port: int) -> None:
