@@ -22,8 +22,7 @@ from tests.oracle.helpers import (
 
 
 class Miner:
-    """Mines a block every `interval` seconds on an automine-off node, until paused;
-    `pause_at` pauses it by itself once the head reaches that height."""
+    """Mines a block every `interval` seconds on an automine-off node while not paused."""
 
     def __init__(self, anvil, interval: float = 0.5) -> None:
         self.anvil = anvil
@@ -31,18 +30,23 @@ class Miner:
         self.active = threading.Event()
         self.active.set()
         self.stopped = threading.Event()
-        self.pause_at: int | None = None
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        w3 = self.anvil.web3()
         while not self.stopped.is_set():
-            if self.active.is_set():
-                if self.pause_at is not None and w3.eth.block_number >= self.pause_at:
-                    self.active.clear()
-                else:
+            with self._lock:
+                if self.active.is_set():
                     self.anvil.rpc("evm_mine")
             time.sleep(self.interval)
+
+    def pause(self) -> None:
+        """Stops mining; once it returns, no block is being mined and none will be."""
+        with self._lock:
+            self.active.clear()
+
+    def resume(self) -> None:
+        self.active.set()
 
     def start(self) -> Miner:
         self.thread.start()
@@ -99,13 +103,12 @@ def test_reorg_shallower_than_confirmations__oracle_never_acts_on_the_lost_commi
             job = net.client.post(spec)
             net.honest.accept(job)
             honest_root = net.honest.build(job, spec)
-            miner.active.clear()
-            time.sleep(miner.interval * 2)
+            miner.pause()
             block = net.honest.submit(job, honest_root, spec.shard_count)
             assert m.state(job) == 3
             net.anvil.rpc("anvil_reorg", 1, [])  # replace the submission's block: gone
             assert m.state(job) == 2 and net.anvil.web3().eth.block_number == block
-            miner.active.set()
+            miner.resume()
             wait_until(lambda: net.anvil.web3().eth.block_number >= block + 8, 30)
             time.sleep(2)
             for o in oracles:
@@ -151,13 +154,12 @@ def test_reorg_deeper_than_confirmations__forgotten_commitment_is_never_settled(
                 60,
                 what="both oracles to sign",
             )
-            miner.active.clear()
-            time.sleep(miner.interval * 2)
+            miner.pause()
             head = net.anvil.web3().eth.block_number
             depth = head - block + 1
             net.anvil.rpc("anvil_reorg", depth, [])  # deeper than the 1-block confirmation
             assert m.state(job) == 2
-            miner.active.set()
+            miner.resume()
             wait_until(
                 lambda: all(store_of(o).job(job) is None for o in signers),
                 30,
@@ -218,12 +220,11 @@ def test_reorg_deeper_than_confirmations__vanished_settlement__is_settled_again_
                 30,
                 what="the settlement to be final in every store",
             )
-            miner.active.clear()
-            time.sleep(miner.interval * 2)
+            miner.pause()
             depth = net.anvil.web3().eth.block_number - settled_block + 1
             net.anvil.rpc("anvil_reorg", depth, [])  # the settlement vanishes
             assert m.state(job) == 3 and not m.settlement_logs(job)
-            miner.active.set()
+            miner.resume()
             wait_settled(m, {job: PAID}, timeout=60)
             assert_settled_once(m, [job])
             assert events_of(oracles, "reorg_rolled_back")
@@ -257,16 +258,16 @@ def test_stuck_settlement__base_fee_raised_while_pending__is_replaced_and_lands_
             tx = m.market.functions.submitResult(job, root, spec.shard_count, net.honest.url)
             tx_hash = tx.transact({"from": net.honest.address})
             block = int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["blockNumber"])
-            miner.pause_at = block + 2  # seed block confirmed: the oracles act, nothing mines
+            miner.pause()
+            while w3.eth.block_number < block + 2:  # the seed block is confirmed: the oracles
+                net.anvil.rpc("evm_mine")  # act, and nothing mines the settlement
             wait_until(lambda: bool(transmitter.events("tx_recorded")), 60, what="a settlement")
-            assert not miner.active.is_set()
             assert m.state(job) == 3
             base = int(w3.eth.get_block("latest")["baseFeePerGas"])
             net.anvil.rpc("anvil_setNextBlockBaseFeePerGas", hex(base * 200))
             net.anvil.rpc("evm_mine")  # the pending settlement cannot pay this base fee
             assert m.state(job) == 3
-            miner.pause_at = None
-            miner.active.set()
+            miner.resume()
             wait_settled(m, {job: PAID}, timeout=60)
             assert_settled_once(m, [job])
             # Which check fires first depends on when the oracle polls: the node refusing the
@@ -302,6 +303,10 @@ def test_stuck_settlement__pending_for_blocks__is_replaced_and_lands_once(make_n
         ],
     )
     transmitter = oracles[0]
+
+    def broadcast(tx_hash: str) -> bool:
+        return any(e["hash"] == tx_hash for e in transmitter.events("tx_broadcast"))
+
     try:
         with running(oracles):
             spec = small_spec(seed=46)
@@ -311,23 +316,33 @@ def test_stuck_settlement__pending_for_blocks__is_replaced_and_lands_once(make_n
             tx = m.market.functions.submitResult(job, root, spec.shard_count, net.honest.url)
             tx_hash = tx.transact({"from": net.honest.address})
             block = int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["blockNumber"])
-            miner.pause_at = block + 2
+            miner.pause()
+            while w3.eth.block_number < block + 2:  # the seed block is confirmed: the oracles
+                net.anvil.rpc("evm_mine")  # act, and the settlement waits in the pool
             wait_until(lambda: bool(transmitter.events("tx_recorded")), 60, what="a settlement")
+            (recorded,) = transmitter.events("tx_recorded")
+            wait_until(lambda: broadcast(recorded["hash"]), 30, what="the broadcast")
             net.anvil.rpc("evm_setBlockGasLimit", hex(50_000))  # the settlement no longer fits
-            miner.pause_at = None
-            miner.active.set()
+            miner.resume()
             wait_until(lambda: bool(transmitter.events("tx_replaced")), 60, what="a replacement")
+            miner.pause()
             (replaced, *_) = transmitter.events("tx_replaced")
-            assert replaced["reason"] == "stuck" and replaced["max_fee"] > 0
+            assert replaced["reason"] == "stuck" and replaced["max_fee"] > recorded["max_fee"]
+            assert replaced["old"] == recorded["hash"]
             assert m.state(job) == 3
+            # While the block gas limit is below the transaction's gas the node refuses the
+            # replacement outright; the oracle broadcasts it again on a later poll.
             net.anvil.rpc("evm_setBlockGasLimit", hex(30_000_000))
+            wait_until(lambda: broadcast(replaced["new"]), 30, what="the replacement broadcast")
+            miner.resume()
             wait_settled(m, {job: PAID}, timeout=60)
             assert_settled_once(m, [job])
             wait_until(
                 lambda: store_of(transmitter).txs()[0].status == TX_MINED, 30, what="the receipt"
             )
             (row,) = store_of(transmitter).txs()
-            assert len(row.attempts) >= 2 and row.mined_hash != row.attempts[0].hash
+            assert [a.hash for a in row.attempts][:2] == [recorded["hash"], replaced["new"]]
+            assert row.mined_hash == replaced["new"]
             ((_, _, landed),) = m.settlement_logs(job)
             assert landed == row.mined_hash
     finally:
