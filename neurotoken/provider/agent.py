@@ -169,8 +169,9 @@ class ProviderAgent:
         return job.provider.lower() == self.client.address.lower()
 
     def _reconcile_accept(self, record: JobRecord, job: OnChainJob, report: StepReport) -> None:
-        if record.accept_tx and self.client.tx_status(record.accept_tx) == "pending":
-            self._resume(job.job_id, record.accept_tx, "accept_tx", f"acceptJob({job.job_id})")
+        pending = self._pending_attempt(job.job_id, "accept_tx")
+        if pending is not None:
+            self._resume(job.job_id, pending, "accept_tx", f"acceptJob({job.job_id})")
             job = self.client.get_job(job.job_id)
         if job.state >= Chain.ACCEPTED and self._mine(job):
             self.state.update(job.job_id, status=JobStatus.ACCEPTED)
@@ -183,8 +184,9 @@ class ProviderAgent:
         self.state.update(job.job_id, status=JobStatus.GONE, reason=f"chain state {job.state.name}")
 
     def _reconcile_submit(self, record: JobRecord, job: OnChainJob, report: StepReport) -> None:
-        if record.submit_tx and self.client.tx_status(record.submit_tx) == "pending":
-            self._resume(job.job_id, record.submit_tx, "submit_tx", f"submitResult({job.job_id})")
+        pending = self._pending_attempt(job.job_id, "submit_tx")
+        if pending is not None:
+            self._resume(job.job_id, pending, "submit_tx", f"submitResult({job.job_id})")
             job = self.client.get_job(job.job_id)
         if job.state >= Chain.SUBMITTED and job.state != Chain.DEFAULTED and self._mine(job):
             self.state.update(job.job_id, status=JobStatus.SUBMITTED)
@@ -194,6 +196,20 @@ class ProviderAgent:
             self.state.update(job.job_id, status=JobStatus.COMPUTED, submit_tx=None)
             return
         self._record_chain_outcome(record, job, report)
+
+    def _pending_attempt(self, job_id: int, field: str) -> str | None:
+        """The attempt at the job's recorded transaction that the node still holds, unless one
+        has landed (then the chain says what happened). Every attempt is looked at, not only
+        the latest: a crash between recording a replacement and broadcasting it leaves the
+        node holding the one before."""
+        pending = None
+        for tx_hash in self.state.tx_attempts(job_id, field):
+            status = self.client.tx_status(tx_hash)
+            if status in ("mined", "failed"):
+                return None
+            if status == "pending":
+                pending = tx_hash
+        return pending
 
     def _resume(self, job_id: int, tx_hash: str, field: str, action: str) -> None:
         """Follows a transaction an earlier run left pending until it (or a replacement at its

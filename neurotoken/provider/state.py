@@ -3,8 +3,10 @@
 The chain stays the source of truth; this file says what the agent already did, so that a
 restart neither accepts a job twice nor submits twice. A transaction's hash is written here
 *before* it is broadcast (status `accepting` / `submitting`), so a crash between sending and
-recording leaves a trace that the next run reconciles against the chain. Shard outputs are
-not here: the compute journal (`neurotoken.provider.compute`) keeps those.
+recording leaves a trace that the next run reconciles against the chain. Every attempt at a
+transaction (each fee replacement has its own hash) is kept, not only the latest: the node
+may hold an earlier one when a crash came between recording a replacement and sending it.
+Shard outputs are not here: the compute journal (`neurotoken.provider.compute`) keeps those.
 
 The file is bound to one chain, one market and one provider address; opening it with any
 other raises ConfigError instead of mixing two histories.
@@ -76,7 +78,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS tx_attempts (
+    job_id      INTEGER NOT NULL,
+    field       TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    PRIMARY KEY (job_id, field, hash)
+);
 """
+TX_FIELDS = ("accept_tx", "submit_tx")
+"""Fields holding the hash of a transaction; every hash ever written to one is kept in
+`tx_attempts` until the field is cleared, so that a restart can look at each attempt."""
 
 _FIELDS = (
     "status",
@@ -117,6 +128,11 @@ class AgentState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        for field in TX_FIELDS:  # files written before the history table: their current hashes
+            self._db.execute(
+                f"INSERT OR IGNORE INTO tx_attempts (job_id, field, hash) "
+                f"SELECT job_id, '{field}', lower({field}) FROM jobs WHERE {field} IS NOT NULL"
+            )
         self._bind({"chain_id": str(chain_id), "market": market.lower(), "provider": provider})
 
     def _bind(self, identity: dict[str, str]) -> None:
@@ -186,15 +202,44 @@ class AgentState:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
         values = {k: (v.value if isinstance(v, JobStatus) else v) for k, v in fields.items()}
         sets = ", ".join(f"{k} = ?" for k in values)
-        cur = self._db.execute(
-            f"UPDATE jobs SET {sets}, updated_at = ? WHERE job_id = ?",
-            [*values.values(), time.time(), job_id],
-        )
-        if cur.rowcount != 1:
-            raise KeyError(f"job {job_id} is not in the state file")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.execute(
+                f"UPDATE jobs SET {sets}, updated_at = ? WHERE job_id = ?",
+                [*values.values(), time.time(), job_id],
+            )
+            if cur.rowcount != 1:
+                raise KeyError(f"job {job_id} is not in the state file")
+            for field in TX_FIELDS:
+                if field not in values:
+                    continue
+                if values[field] is None:
+                    self._db.execute(
+                        "DELETE FROM tx_attempts WHERE job_id = ? AND field = ?", (job_id, field)
+                    )
+                else:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO tx_attempts (job_id, field, hash) VALUES (?, ?, ?)",
+                        (job_id, field, str(values[field]).lower()),
+                    )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
         record = self.get(job_id)
         assert record is not None
         return record
+
+    def tx_attempts(self, job_id: int, field: str) -> list[str]:
+        """Every hash written to `field` (accept_tx or submit_tx) of the job since it was last
+        cleared, oldest first; the current value is among them."""
+        if field not in TX_FIELDS:
+            raise ValueError(f"{field} is not a transaction field")
+        rows = self._db.execute(
+            "SELECT hash FROM tx_attempts WHERE job_id = ? AND field = ? ORDER BY rowid",
+            (job_id, field),
+        ).fetchall()
+        return [str(r["hash"]) for r in rows]
 
 
 def _record(row: sqlite3.Row) -> JobRecord:

@@ -22,6 +22,7 @@ from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent, StepReport
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.errors import ConfigError, TxTimeoutError
+from neurotoken.provider.policy import Policy
 from neurotoken.provider.sending import GWEI, Fees, PendingTx, TxSettings, bump_fees
 from neurotoken.provider.state import JobStatus
 from neurotoken.tx_answers import SendResult, classify
@@ -275,6 +276,62 @@ def test_restart__accept_left_pending__is_taken_over_at_its_nonce_and_replaced(
     assert written and record.accept_tx == written[-1] == landed_hash != first_hash
     assert landed["nonce"] == int(miner.first["nonce"], 16)
     assert landed["maxFeePerGas"] > int(miner.first["maxFeePerGas"], 16)
+
+
+def test_restart__replacement_recorded_but_never_broadcast__the_pending_earlier_attempt_is_followed(
+    farm: MarketClient,
+    market: Any,
+    jobs: Jobs,
+    make_agent: AgentFactory,
+    rpc_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A crash between recording a replacement and broadcasting it: the state file's latest
+    hash is unknown to the node, which still holds the attempt before it. The restarted agent
+    follows that attempt (and replaces it) instead of deciding the job again; a policy that
+    now refuses the job must not leave an accepted job unworked."""
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    with mining(rpc_url) as miner:
+        farm.tx_settings = TxSettings(receipt_timeout_s=2, stuck_after_blocks=2)
+        agent = make_agent()
+        agent.scan()
+        miner.paused = True
+        miner.trap = farm.address
+        with pytest.raises(TxTimeoutError):
+            agent.decide(StepReport())
+        assert miner.first is not None
+        first_hash = str(miner.first["hash"])
+        never_sent = "0x" + "cd" * 32  # the replacement's hash, recorded, then the crash
+        agent.state.update(job_id, accept_tx=never_sent)
+        assert agent.state.tx_attempts(job_id, "accept_tx") == [first_hash, never_sent]
+        assert farm.tx_status(never_sent) == "unknown" and farm.tx_status(first_hash) == "pending"
+        agent.close()
+
+        farm.tx_settings = TxSettings(receipt_timeout_s=60, stuck_after_blocks=2)
+        adopted: list[str] = []
+        adopt = PendingTx.adopt
+
+        def adopt_then_mine(self: PendingTx, tx_hash: str) -> None:
+            adopted.append(tx_hash)
+            adopt(self, tx_hash)
+            miner.paused = False
+
+        monkeypatch.setattr(PendingTx, "adopt", adopt_then_mine)
+        refusing = Policy(deadline_margin_s=60, min_price_per_shard_ntk=10**40)
+        again = make_agent(policy=refusing)
+        report = StepReport()
+        again.reconcile(report)
+        again.decide(report)
+
+    assert adopted == [first_hash]
+    landed = landed_once(market, farm, job_id)
+    record = again.state.get(job_id)
+    assert record is not None and record.status is JobStatus.ACCEPTED
+    assert report.decisions == []  # never decided again, so never refused
+    assert landed["nonce"] == int(miner.first["nonce"], 16)
+    assert record.accept_tx == HexBytes(landed["hash"]).to_0x_hex()
+    assert record.accept_tx in again.state.tx_attempts(job_id, "accept_tx")
 
 
 def rpc_error(message: str) -> Web3RPCError:
