@@ -34,6 +34,9 @@ EVENTS = (
     "JobPaid",
     "JobRejected",
     "JobLapsed",
+    "JobCancelled",
+    "JobExpired",
+    "JobDefaulted",
 )
 """The market events the oracle ingests."""
 
@@ -63,6 +66,8 @@ class OnChainJob:
     spec_hash: bytes
     result_root: bytes
     state: JobState
+    accept_by: int
+    deliver_by: int
     verdict_by: int
     seed_block: int
     shard_count: int
@@ -219,8 +224,8 @@ class MarketChain:
             spec_hash,
             result_root,
             state,
-            _accept_by,
-            _deliver_by,
+            accept_by,
+            deliver_by,
             verdict_by,
             seed_block,
             shard_count,
@@ -236,6 +241,8 @@ class MarketChain:
             spec_hash=bytes(spec_hash),
             result_root=bytes(result_root),
             state=JobState(int(state)),
+            accept_by=int(accept_by),
+            deliver_by=int(deliver_by),
             verdict_by=int(verdict_by),
             seed_block=int(seed_block),
             shard_count=int(shard_count),
@@ -289,6 +296,8 @@ class MarketChain:
                         shard_count=int(d["shardCount"]),
                         challenge_count=int(d["challengeCount"]),
                         verdict_by=int(d["verdictBy"]),
+                        accept_by=int(d["acceptBy"]),
+                        deliver_by=int(d["deliverBy"]),
                     ),
                     ev.block_number,
                 )

@@ -16,7 +16,10 @@ One tick (every ``poll_interval_s``):
 6. mark jobs whose verdict deadline passed as ``expired``;
 7. upkeep, in turn with the other oracles: re-anchor a challenge seed that aged out before
    the job was verified (``fixChallengeSeed``), lapse a job whose verdict deadline passed
-   unsettled (``expireJob``: refund the client, unlock the provider's collateral).
+   unsettled (``expireJob``: refund the client, unlock the provider's collateral), and end
+   a job nobody accepted by its deadline (``expireJob``: refund) or accepted but never
+   delivered (``expireJob``: default - the client gets the payment and compensation from
+   the provider's collateral).
 
 Each step persists its result before the next one starts, so a crash (a SIGKILL, say)
 between any two lines loses nothing: the next start resumes from the store.
@@ -136,6 +139,8 @@ class Oracle:
         self._upkeep_since: dict[tuple[str, int], float] = {}
         self._seed_lost: dict[int, int] = {}  # job -> seed block found out of reach
         self._seed_fix_sent: dict[int, tuple[int, int]] = {}  # job -> (seed block, head)
+        self._deliver_by: dict[int, int] = {}  # accepted job -> its delivery deadline
+        self._ended: set[int] = set()  # ended unsubmitted; its log is yet to be ingested
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -766,7 +771,8 @@ class Oracle:
     def upkeep(self, head: int, chain_now: int) -> None:
         """Sends, in turn with the other oracles, the calls anyone may make that keep jobs
         moving: `fixChallengeSeed` for a job whose seed block aged out of reach before it
-        was verified, `expireJob` for one whose verdict deadline passed unsettled."""
+        was verified, `expireJob` for one whose verdict deadline passed unsettled and for
+        one that nobody accepted, or nobody delivered, in time."""
         assert self.txm is not None
         now = time.monotonic()
         busy = {(t.kind, j) for t in self.txm.pending() for j in t.job_ids}
@@ -797,6 +803,47 @@ class Oracle:
             if self.chain.get_job(job.job_id).state != JobState.SUBMITTED:
                 continue  # lapsed or settled already: ingestion will make it final
             self._upkeep_send("expire", job.job_id, self.chain.expire_data(job.job_id), head)
+        self._expire_unsubmitted(head, chain_now, busy, now)
+
+    def _expire_unsubmitted(
+        self, head: int, chain_now: int, busy: set[tuple[str, int]], now: float
+    ) -> None:
+        """`expireJob` for jobs posted (as ingested) whose acceptance deadline passed with no
+        result: still posted (refund), or accepted and past the delivery deadline (default).
+        The chain is asked only for jobs past a deadline, once per poll until it is due."""
+        overdue = self.store.unsubmitted_past(chain_now)
+        listed = {u.job_id for u in overdue}
+        self._deliver_by = {j: t for j, t in self._deliver_by.items() if j in listed}
+        self._ended &= listed
+        for item in overdue:
+            job_id = item.job_id
+            key = ("expire", job_id)
+            if key in busy or job_id in self._ended:
+                continue
+            if chain_now <= self._deliver_by.get(job_id, 0):
+                continue  # accepted; its delivery deadline is still ahead
+            if key not in self._upkeep_since:
+                if not self._expirable(job_id, chain_now):
+                    continue
+                self._upkeep_since[key] = now
+            if not self._turn(job_id, self._upkeep_since[key]):
+                continue
+            if self._expirable(job_id, chain_now):  # the turn may have come late
+                self._upkeep_send("expire", job_id, self.chain.expire_data(job_id), head)
+
+    def _expirable(self, job_id: int, chain_now: int) -> bool:
+        """Whether `expireJob(job_id)` is due by the chain's state (as at `chain_now`)."""
+        onchain = self.chain.get_job(job_id)
+        if onchain.state == JobState.POSTED:
+            return chain_now > onchain.accept_by
+        if onchain.state == JobState.ACCEPTED:
+            if chain_now > onchain.deliver_by:
+                return True
+            self._deliver_by[job_id] = onchain.deliver_by
+            return False
+        if onchain.state != JobState.SUBMITTED:  # ended; ingestion will close its spec
+            self._ended.add(job_id)
+        return False
 
     def _upkeep_send(self, kind: str, job_id: int, data: bytes, head: int) -> None:
         assert self.txm is not None

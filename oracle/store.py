@@ -20,6 +20,9 @@ What it records, and why a restart at any instant resumes without loss or double
   and raw bytes) *before* it is broadcast, and every fee replacement too, so after a crash
   the oracle knows each hash it may have sent and rebroadcasts or finds the receipt.
 
+* ``specs``: each job's JobPosted record (spec, deadlines), and whether it ended without a
+  result (cancelled, expired, defaulted): upkeep expires a job nobody took or delivered.
+
 Migrations: ``schema_version`` holds one row per applied migration; `Store.migrate` applies
 the missing ones in order, each in one transaction.
 """
@@ -48,10 +51,12 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -120,7 +125,12 @@ specs = Table(
     Column("challenge_count", Integer, nullable=False),
     Column("verdict_by", BigInteger, nullable=False),
     Column("block_number", BigInteger, nullable=False),
+    Column("accept_by", BigInteger, nullable=True),
+    Column("deliver_by", BigInteger, nullable=True),
+    Column("closed", Boolean, nullable=False, default=False, server_default=false()),
 )
+CLOSING_EVENTS = ("JobCancelled", "JobExpired", "JobDefaulted")
+"""Logs that end a job before any result: its spec row is closed."""
 
 jobs = Table(
     "jobs",
@@ -210,7 +220,33 @@ def _migration_1(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migration_1)]
+def _migration_2(conn: Connection) -> None:
+    """Specs keep the accept and deliver deadlines and whether the job ended unsubmitted;
+    rows from before are filled in from their stored JobPosted and closing logs."""
+    have = {c["name"] for c in inspect(conn).get_columns("specs")}
+    for name, ddl in (
+        ("accept_by", "BIGINT"),
+        ("deliver_by", "BIGINT"),
+        ("closed", "BOOLEAN NOT NULL DEFAULT false"),
+    ):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE specs ADD COLUMN {name} {ddl}"))
+    posted = conn.execute(
+        select(events.c.job_id, events.c.data).where(events.c.name == "JobPosted")
+    ).all()
+    for job_id, data in posted:
+        d = json.loads(data)
+        conn.execute(
+            update(specs)
+            .where(specs.c.job_id == job_id)
+            .values(accept_by=int(d["acceptBy"]), deliver_by=int(d["deliverBy"]))
+        )
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _migration_1),
+    (2, _migration_2),
+]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -243,6 +279,18 @@ class SpecRow:
     shard_count: int
     challenge_count: int
     verdict_by: int
+    accept_by: int | None = None
+    deliver_by: int | None = None
+
+
+@dataclass(frozen=True)
+class Unsubmitted:
+    """A job whose acceptance deadline has passed with no result seen and no end recorded:
+    expired if nobody accepted it, defaulted once its delivery deadline passes."""
+
+    job_id: int
+    accept_by: int
+    deliver_by: int
 
 
 @dataclass(frozen=True)
@@ -504,6 +552,8 @@ class Store:
                 "challenge_count": int(d["challengeCount"]),
                 "verdict_by": int(d["verdictBy"]),
                 "block_number": ev.block_number,
+                "accept_by": int(d["acceptBy"]),
+                "deliver_by": int(d["deliverBy"]),
             }
             if conn.execute(select(specs.c.job_id).where(specs.c.job_id == job_id)).first():
                 conn.execute(update(specs).where(specs.c.job_id == job_id).values(**row))
@@ -541,6 +591,8 @@ class Store:
                     updated_at=now,
                 )
             )
+        elif ev.name in CLOSING_EVENTS:
+            conn.execute(update(specs).where(specs.c.job_id == job_id).values(closed=True))
         elif ev.name == "JobLapsed":
             self._ensure_row(conn, job_id, now)
             conn.execute(
@@ -672,6 +724,9 @@ class Store:
         posted = [r for r in remaining if r[0] == "JobPosted"]
         if not posted:
             conn.execute(delete(specs).where(specs.c.job_id == job_id))
+        else:
+            closed = any(r[0] in CLOSING_EVENTS for r in remaining)
+            conn.execute(update(specs).where(specs.c.job_id == job_id).values(closed=closed))
         row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
         if row is None:
             return
@@ -719,7 +774,25 @@ class Store:
             shard_count=int(m["shard_count"]),
             challenge_count=int(m["challenge_count"]),
             verdict_by=int(m["verdict_by"]),
+            accept_by=None if m["accept_by"] is None else int(m["accept_by"]),
+            deliver_by=None if m["deliver_by"] is None else int(m["deliver_by"]),
         )
+
+    def unsubmitted_past(self, chain_now: int) -> list[Unsubmitted]:
+        """Jobs posted (as ingested) whose acceptance deadline is before `chain_now`, with no
+        result seen and no end recorded, oldest first."""
+        query = (
+            select(specs.c.job_id, specs.c.accept_by, specs.c.deliver_by)
+            .where(
+                specs.c.closed.is_(False),
+                specs.c.accept_by.is_not(None),
+                specs.c.accept_by < chain_now,
+                ~select(jobs.c.job_id).where(jobs.c.job_id == specs.c.job_id).exists(),
+            )
+            .order_by(specs.c.job_id)
+        )
+        with self.engine.connect() as conn:
+            return [Unsubmitted(int(j), int(a), int(d)) for j, a, d in conn.execute(query).all()]
 
     def put_spec(self, spec: SpecRow, block_number: int) -> None:
         """Records a spec found outside ingestion (a JobPosted from before `start_block`)."""
@@ -735,6 +808,8 @@ class Store:
                     challenge_count=spec.challenge_count,
                     verdict_by=spec.verdict_by,
                     block_number=block_number,
+                    accept_by=spec.accept_by,
+                    deliver_by=spec.deliver_by,
                 )
             )
 

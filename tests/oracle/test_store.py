@@ -5,11 +5,13 @@ and signature invariants, transaction records, and rollback after a reorg."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import delete, inspect, text
 
+from oracle import store as store_module
 from oracle.errors import ConflictingVerdictError, StoreError
 from oracle.store import (
     EXPIRED,
+    SCHEMA_VERSION,
     SEEN,
     SETTLED,
     SIGNED,
@@ -21,6 +23,7 @@ from oracle.store import (
     Attempt,
     ChainEvent,
     Store,
+    Unsubmitted,
 )
 
 ROOT = b"\x11" * 32
@@ -34,12 +37,23 @@ def h(n: int) -> str:
     return "0x" + f"{n:064x}"
 
 
-def posted(job_id: int, block: int, index: int = 0) -> ChainEvent:
+def posted(
+    job_id: int, block: int, index: int = 0, accept_by: int = 1, deliver_by: int = 2
+) -> ChainEvent:
     return ChainEvent(
         block, index, h(block), h(1000 + block), "JobPosted", job_id,
         {"jobId": job_id, "specHash": SPEC_HASH, "specURI": f"file:///specs/{job_id}.json",
          "shardCount": 16, "challengeCount": 4, "verdictBy": 10_000, "client": ORACLE,
-         "provider": ORACLE, "paymentNtk": 1, "collateralNtk": 1, "acceptBy": 1, "deliverBy": 2},
+         "provider": ORACLE, "paymentNtk": 1, "collateralNtk": 1, "acceptBy": accept_by,
+         "deliverBy": deliver_by},
+    )  # fmt: skip
+
+
+def ended(name: str, job_id: int, block: int, index: int = 0) -> ChainEvent:
+    """A log that ends a job before any result (JobCancelled, JobExpired, JobDefaulted)."""
+    return ChainEvent(
+        block, index, h(block), h(4000 + block), name, job_id,
+        {"jobId": job_id, "client": ORACLE, "refundNtk": 1},
     )  # fmt: skip
 
 
@@ -64,8 +78,8 @@ def ingest(store: Store, start: int, end: int, *events: ChainEvent) -> list[int]
 
 
 def test_migrate__twice__is_idempotent_and_creates_every_table(store: Store) -> None:
-    assert store.migrate() == 1
-    assert store.version() == 1
+    assert store.migrate() == SCHEMA_VERSION == 2
+    assert store.version() == SCHEMA_VERSION
     with store.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
     assert {"schema_version", "meta", "blocks", "events", "specs", "jobs", "verdicts",
@@ -255,3 +269,52 @@ def test_ingest__new_root_after_reorg__restarts_the_job(store: Store) -> None:
     job = store.job(1)
     assert job is not None and job.state == SEEN and job.result_root == OTHER_ROOT
     assert store.verdict(1, OTHER_ROOT) is None
+
+
+def test_unsubmitted_past__posted_jobs_past_acceptance_with_no_result_or_end(store: Store) -> None:
+    ingest(
+        store, 1, 20,
+        posted(1, 2, accept_by=100, deliver_by=200),
+        posted(2, 3, accept_by=150, deliver_by=250),
+        posted(3, 4, accept_by=100, deliver_by=200),
+        posted(4, 5, accept_by=100, deliver_by=200),
+        posted(5, 6, accept_by=100, deliver_by=200),
+        submitted(3, 7),
+        ended("JobCancelled", 4, 8),
+        ended("JobExpired", 5, 9),
+    )  # fmt: skip
+    assert store.unsubmitted_past(100) == []  # the deadline is not passed at it
+    assert store.unsubmitted_past(101) == [Unsubmitted(1, 100, 200)]
+    assert [u.job_id for u in store.unsubmitted_past(151)] == [1, 2]
+    ingest(store, 21, 30, ended("JobDefaulted", 1, 25))
+    assert [u.job_id for u in store.unsubmitted_past(10**9)] == [2]
+    spec = store.spec(2)
+    assert spec is not None and (spec.accept_by, spec.deliver_by) == (150, 250)
+
+
+def test_rollback__of_a_closing_log__opens_the_job_again(store: Store) -> None:
+    ingest(store, 1, 10, posted(1, 2, accept_by=100, deliver_by=200))
+    ingest(store, 11, 20, ended("JobExpired", 1, 15))
+    assert store.unsubmitted_past(101) == []
+    store.rollback(12)
+    assert store.unsubmitted_past(101) == [Unsubmitted(1, 100, 200)]
+    store.rollback(1)  # the posting itself is gone
+    assert store.unsubmitted_past(101) == []
+
+
+def test_migration_2__on_a_version_1_store__adds_and_fills_the_deadlines(db_url: str) -> None:
+    first = Store(db_url)
+    first.migrate()
+    ingest(first, 1, 10, posted(1, 2, accept_by=100, deliver_by=200))
+    with first.engine.begin() as conn:  # back to the version 1 layout, data kept
+        for column in ("accept_by", "deliver_by", "closed"):
+            conn.execute(text(f"ALTER TABLE specs DROP COLUMN {column}"))
+        conn.execute(delete(store_module.schema_version).where(
+            store_module.schema_version.c.version == 2))  # fmt: skip
+    first.close()
+    store = Store(db_url)
+    assert store.version() == 1
+    assert store.migrate() == 2
+    assert store.unsubmitted_past(101) == [Unsubmitted(1, 100, 200)]
+    assert store.migrate() == 2  # idempotent
+    store.close()

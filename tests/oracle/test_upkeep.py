@@ -1,6 +1,7 @@
 """Upkeep on a real anvil node: the oracles re-anchor a challenge seed that aged out before
-anyone verified the job, and lapse a job whose verdict deadline passed without a quorum,
-taking turns so that each call goes out once."""
+anyone verified the job, lapse a job whose verdict deadline passed without a quorum, and
+expire jobs nobody accepted or delivered in time, taking turns so that each call goes out
+once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.oracle.helpers import (
     wait_settled,
 )
 
+ACCEPTED_ONCHAIN, EXPIRED_ONCHAIN, DEFAULTED_ONCHAIN = 2, 7, 8
 HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"
 
 
@@ -91,3 +93,40 @@ def test_verdict_deadline_passed_without_quorum__lapsed_once(make_net) -> None:
     assert m.token.functions.balanceOf(m.client).call() - client_before == 100 * 10**18
     stake_after = m.market.functions.getProvider(net.honest.address).call()[0]
     assert stake_after - stake_before == 400 * 10**18  # the collateral is free again
+
+
+def test_job_not_accepted_in_time__expired__and_not_delivered_in_time__defaulted__once_each(
+    make_net,
+) -> None:
+    net = make_net()
+    m = net.market
+    oracles = net.oracle_set(env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "4"})
+    with running(oracles):
+        for o in oracles:
+            o.wait_ready()
+        untaken = net.client.post(small_spec(seed=63))  # acceptBy now + 1 h, deliverBy + 2 h
+        undelivered = net.client.post(small_spec(seed=64))
+        net.honest.accept(undelivered)
+        client_before = m.token.functions.balanceOf(m.client).call()
+        net.anvil.rpc("evm_increaseTime", 3600 + 60)  # past acceptBy, before deliverBy
+        net.anvil.mine(1)
+        wait_until(lambda: m.state(untaken) == EXPIRED_ONCHAIN, 60, what="the expiry")
+        assert m.state(undelivered) == ACCEPTED_ONCHAIN  # its delivery deadline is ahead
+        net.anvil.rpc("evm_increaseTime", 3600)  # past deliverBy
+        net.anvil.mine(1)
+        wait_until(lambda: m.state(undelivered) == DEFAULTED_ONCHAIN, 60, what="the default")
+        wait_until(
+            lambda: all(store_of(o).unsubmitted_past(2**40) == [] for o in oracles),
+            60, what="the stores to see both ends",
+        )  # fmt: skip
+        sent = upkeep_sent(oracles, "expire")
+        assert sorted(e["job"] for e in sent) == [untaken, undelivered]  # one call each
+    (expired,) = m.market.events.JobExpired().get_logs(from_block=m.deploy_block)
+    (defaulted,) = m.market.events.JobDefaulted().get_logs(from_block=m.deploy_block)
+    assert expired["args"]["jobId"] == untaken and expired["args"]["refundNtk"] == 100 * 10**18
+    assert defaulted["args"]["jobId"] == undelivered
+    # the client got both payments back and, for the default, compensation from the collateral
+    refund = defaulted["args"]["refundNtk"]
+    assert refund > 100 * 10**18
+    got = m.token.functions.balanceOf(m.client).call() - client_before
+    assert got == 100 * 10**18 + refund
