@@ -33,7 +33,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -87,6 +87,35 @@ def transmit_rank(members: list[str], me: str, job_id: int) -> int:
     0..n-1 (so exactly one sends at once); a non-member ranks n, after all of them."""
     order = transmit_order(members, job_id)
     return order.index(me) if me in order else len(order)
+
+
+def turn_watch(
+    order: list[str],
+    me: str,
+    elapsed: float,
+    delay: float,
+    age: Callable[[], float | None],
+    margin: float,
+) -> bool | list[str]:
+    """Whether `me` may transmit for a job now: False (not yet), True (go), or the oracles
+    to look at first (go unless one has a transaction waiting in the node's pool).
+
+    `order` is `transmit_order`; `elapsed` the seconds since `me` could first send; `age()`
+    the seconds since any oracle could first have sent (None: not known); `margin` slack
+    for clocks and polls. Rank r waits r delays. In the delay after that, a backup looks at
+    the oracles before it: one of them probably sent this very transaction. An oracle so
+    late that a later rank's turn may have come (`age` past (r + 1) delays) looks at all
+    the others, so that a slow designated transmitter does not send next to the backup
+    that stood in for it."""
+    rank = order.index(me) if me in order else len(order)
+    if elapsed < rank * delay:
+        return False
+    if elapsed >= (rank + 1) * delay:
+        return True
+    since_any = age()
+    if since_any is not None and since_any + margin >= (rank + 1) * delay:
+        return [a for a in order if a != me]
+    return order[:rank]
 
 
 UPKEEP_KINDS = ("fix_seed", "expire")
@@ -600,28 +629,44 @@ class Oracle:
     def _my_turn(self, item: Ready) -> bool:
         """Whether this oracle should transmit `item` now (see `_turn`)."""
         since = self._ready_since.setdefault(item.job.job_id, time.monotonic())
-        return self._turn(item.job.job_id, since)
+        return self._turn(item.job.job_id, since, lambda: self._verifiable_for(item.job))
 
-    def _turn(self, job_id: int, since: float) -> bool:
+    def _verifiable_for(self, job: JobRow) -> float | None:
+        """Seconds since the job could first be verified by anyone: since the block that
+        confirms its seed block (by that block's timestamp). None when not known."""
+        if job.seed_block is None:
+            return None
+        info = self.chain.block(job.seed_block + self.settings.confirmations)
+        return None if info is None else max(0.0, time.time() - info.timestamp)
+
+    def _turn(
+        self, job_id: int, since: float, age: Callable[[], float | None] = lambda: None
+    ) -> bool:
         """Whether this oracle's turn to send a transaction for `job_id` has come, `since`
-        being when it first could.
+        (monotonic) being when it first could and `age()` how long ago any oracle first
+        could have (when known).
 
         Every oracle ranks the whole on-chain oracle set, sorted by address and rotated by
         the job id, so all of them agree on the order whatever signatures each has seen:
         rank 0 sends at once, rank r waits `r` backup delays (a transaction goes out once
-        when all are up, and still goes out when some are down or disagree). A backup whose
-        turn has come gives the oracles before it one more delay while one of them has a
-        transaction waiting in the node's pool: it is probably this very one."""
+        when all are up, and still goes out when some are down or disagree); see
+        `turn_watch` for when it first looks at the node's pool."""
         assert self.key is not None
         order = transmit_order(self.oracle_set(), job_id)
-        rank = order.index(self.key.address) if self.key.address in order else len(order)
-        delay = self.settings.transmit_backup_delay_s
-        elapsed = time.monotonic() - since
-        if elapsed < rank * delay:
-            return False
-        if rank and elapsed < (rank + 1) * delay:
-            return not any(self.chain.has_pending(a) for a in order[:rank])
-        return True
+        verdict = turn_watch(
+            order,
+            self.key.address,
+            elapsed=time.monotonic() - since,
+            delay=self.settings.transmit_backup_delay_s,
+            age=age,
+            margin=self.settings.poll_interval_s,
+        )
+        if isinstance(verdict, bool):
+            return verdict
+        pending = [a for a in verdict if self.chain.has_pending(a)]
+        if pending:
+            event(log, "transmit_deferred", job=job_id, pending=pending)
+        return not pending
 
     def _estimate(
         self, data: bytes, job_ids: Iterable[int], what: str = "settlement"

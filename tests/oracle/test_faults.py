@@ -1,6 +1,7 @@
 """Faults around the oracle: a lossy RPC link, reorgs shallower and deeper than the
-confirmation depth, a settlement stuck behind a raised base fee, and an unreachable bundle.
-Each on a real anvil node; nothing is lost and nothing is paid twice."""
+confirmation depth, a settlement stuck behind a raised base fee, an unreachable bundle, and a
+designated transmitter back so late that a backup already sent. Each on a real anvil node;
+nothing is lost and nothing is paid twice."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 import time
 
 from oracle.localnet import FaultyRpcProxy, running, small_spec, wait_until
+from oracle.service import transmit_order
 from oracle.store import SETTLED, SIGNED, TX_MINED
 from tests.oracle.helpers import (
     PAID,
@@ -364,3 +366,57 @@ def test_unreachable_bundle__rejected_once_the_deadline_is_close(make_net) -> No
         if verdict is not None:
             assert any(r.startswith("GAVE_UP") for r in verdict.reasons)
         assert events_of(oracles, "verified")
+
+
+def test_designated_transmitter_back_late__defers_to_the_backups_pending_settlement(
+    make_net,
+) -> None:
+    """The job's designated transmitter was down; the backup's turn came and its settlement
+    waits in the pool when the designated one comes back, verifies, signs and has a quorum.
+    It must not send next to it: it looks at the pool first, and records the backup's
+    settlement once mined."""
+    net = make_net(block_time=None)
+    m = net.market
+    net.anvil.rpc("evm_setAutomine", False)
+    miner = Miner(net.anvil).start()
+    oracles = net.oracle_set(
+        env={"ORACLE_CONFIRMATIONS": "1", "ORACLE_TRANSMIT_BACKUP_DELAY_S": "5"}
+    )
+    try:
+        spec = small_spec(seed=47)
+        job = net.client.post(spec)
+        by_address = {o.address: o for o in oracles}
+        order = transmit_order(list(m.oracle_addresses), job)
+        designated, backup = by_address[order[0]], by_address[order[1]]
+        with running([by_address[a] for a in order[1:]]) as first:
+            for o in first:
+                o.wait_ready()
+            net.honest.fulfil(job, spec)
+            wait_until(
+                lambda: (row := store_of(backup).job(job)) is not None and row.state == SIGNED,
+                90, what="the backup to sign",
+            )  # fmt: skip
+            miner.pause()  # its settlement goes out a backup delay after its quorum, not sooner
+            wait_until(lambda: bool(backup.events("tx_broadcast")), 60, what="the backup's send")
+            assert m.state(job) == 3
+            with running([designated]):
+                designated.wait_ready()
+                wait_until(
+                    lambda: bool(designated.events("transmit_deferred")), 60,
+                    what="the designated transmitter to look at the pool",
+                )  # fmt: skip
+                (deferred, *_) = designated.events("transmit_deferred")
+                assert deferred["job"] == job and backup.address in deferred["pending"]
+                miner.resume()
+                wait_settled(m, {job: PAID}, timeout=60)
+                wait_until(
+                    lambda: (row := store_of(designated).job(job)) is not None
+                    and row.state == SETTLED,
+                    60, what="the designated transmitter to record the settlement",
+                )  # fmt: skip
+        assert_settled_once(m, [job])
+        assert not designated.events("tx_recorded")  # it never sent one
+        assert len(backup.events("tx_recorded")) == 1
+        assert not events_of(oracles, "tx_reverted")
+    finally:
+        miner.stop()

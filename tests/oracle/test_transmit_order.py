@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from oracle.chain import MarketChain
 from oracle.localnet import free_port
-from oracle.service import transmit_order, transmit_rank
+from oracle.service import transmit_order, transmit_rank, turn_watch
 from oracle.settings import DEFAULT_ABI_PATH
 
 ADDRESSES = [Account.from_key(i.to_bytes(32, "big")).address for i in range(1, 9)]
@@ -43,6 +43,40 @@ def test_order__rotation_of_the_sorted_set() -> None:
     members = sorted(ADDRESSES[:4], key=lambda a: int(a, 16))
     assert transmit_order(list(reversed(members)), 6) == members[2:] + members[:2]
     assert transmit_order([], 6) == []
+
+
+def never_asked() -> float | None:
+    raise AssertionError("the age is only needed in the delay after this oracle's turn")
+
+
+def test_turn_watch__rank_r_waits_r_delays__then_a_delay_looking_at_those_before_it() -> None:
+    a, b, c = ADDRESSES[:3]
+    order = [a, b, c]
+    young = lambda: 0.0  # noqa: E731 - nobody could have sent long ago
+    assert turn_watch(order, a, elapsed=0.0, delay=4, age=young, margin=1) == []  # go now
+    assert turn_watch(order, b, elapsed=3.9, delay=4, age=never_asked, margin=1) is False
+    assert turn_watch(order, b, elapsed=4.0, delay=4, age=young, margin=1) == [a]
+    assert turn_watch(order, c, elapsed=8.5, delay=4, age=young, margin=1) == [a, b]
+    assert turn_watch(order, c, elapsed=12.0, delay=4, age=never_asked, margin=1) is True
+    assert turn_watch(order, b, elapsed=9.0, delay=0, age=never_asked, margin=1) is True
+    outsider = ADDRESSES[5]  # after everyone
+    assert turn_watch(order, outsider, elapsed=11.9, delay=4, age=never_asked, margin=1) is False
+    assert turn_watch(order, outsider, elapsed=12.0, delay=4, age=young, margin=1) == order
+
+
+def test_turn_watch__a_late_designated_transmitter_looks_at_every_other_oracle_first() -> None:
+    """The designated oracle reached its quorum a backup delay after the job became
+    verifiable: the backup may have stood in for it, so it looks at the pool first."""
+    a, b, c = ADDRESSES[:3]
+    order = [a, b, c]
+    assert turn_watch(order, a, elapsed=0.0, delay=4, age=lambda: 2.9, margin=1) == []
+    assert turn_watch(order, a, elapsed=0.0, delay=4, age=lambda: 3.0, margin=1) == [b, c]
+    assert turn_watch(order, a, elapsed=0.0, delay=4, age=lambda: None, margin=1) == []
+    # a backup later than the next rank's turn looks at it too
+    assert turn_watch(order, b, elapsed=4.0, delay=4, age=lambda: 9.0, margin=1) == [a, c]
+    assert turn_watch(order, b, elapsed=4.0, delay=4, age=lambda: 6.0, margin=1) == [a]
+    # the look lasts one delay at most: then it goes whatever the pool holds
+    assert turn_watch(order, a, elapsed=4.0, delay=4, age=lambda: 60.0, margin=1) is True
 
 
 def test_has_pending__sees_a_transaction_in_the_pool_until_it_is_mined(make_net) -> None:
