@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from web3.contract import Contract
 from web3.exceptions import Web3RPCError
 from web3.types import BlockIdentifier, LogReceipt
 
+from neurotoken.market_states import JobState
 from oracle.errors import ConfigError
 from oracle.store import ChainEvent, SpecRow
 
@@ -39,21 +39,6 @@ EVENTS = (
     "JobDefaulted",
 )
 """The market events the oracle ingests."""
-
-
-class JobState(IntEnum):
-    """IComputeMarket.JobState."""
-
-    NONE = 0
-    POSTED = 1
-    ACCEPTED = 2
-    SUBMITTED = 3
-    PAID = 4
-    REJECTED = 5
-    CANCELLED = 6
-    EXPIRED = 7
-    DEFAULTED = 8
-    LAPSED = 9
 
 
 @dataclass(frozen=True)

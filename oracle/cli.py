@@ -24,9 +24,10 @@ import requests
 from eth_typing import HexStr
 from web3.exceptions import ContractCustomError, ContractLogicError
 
+from neurotoken.market_states import JobState
 from neurotoken.verdicts import MarketDomain
 from oracle import peers
-from oracle.chain import JobState, MarketChain, revert_data
+from oracle.chain import MarketChain, revert_data
 from oracle.errors import ConfigError, OracleError
 from oracle.keys import OracleKey, load_key, write_keystore
 from oracle.logs import configure

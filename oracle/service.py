@@ -40,10 +40,11 @@ from dataclasses import dataclass
 import requests
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from neurotoken.market_states import JobState
 from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict
 from oracle import peers
 from oracle.api import ApiServer, ApiState
-from oracle.chain import JobState, MarketChain, revert_data
+from oracle.chain import MarketChain, revert_data
 from oracle.errors import ConflictingVerdictError, OracleError
 from oracle.ingest import Ingestor
 from oracle.keys import OracleKey
