@@ -229,6 +229,37 @@ def test_accept__fee_cap__no_attempt_above_it__and_after_a_restart_accepted_once
     assert landed["nonce"] == sent[0]["nonce"] and landed["maxFeePerGas"] > cap
 
 
+def leave_accept_pending(
+    farm: MarketClient, make_agent: AgentFactory, miner: Miner
+) -> tuple[ProviderAgent, str]:
+    """An agent whose accept of the posted job stays pending (nothing mines) until it gives
+    up; returns the agent and the hash of that pending attempt."""
+    farm.tx_settings = TxSettings(receipt_timeout_s=2, stuck_after_blocks=2)
+    agent = make_agent()
+    agent.scan()
+    miner.paused = True  # nothing mines: the accept stays pending, the agent gives up
+    miner.trap = farm.address
+    with pytest.raises(TxTimeoutError):
+        agent.decide(StepReport())
+    assert miner.first is not None
+    return agent, str(miner.first["hash"])
+
+
+def mine_once_adopted(miner: Miner, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Blocks resume once a (restarted) agent takes over a pending transaction, at a base
+    fee the old attempt cannot pay; returns the hashes it took over."""
+    adopted: list[str] = []
+    adopt = PendingTx.adopt
+
+    def adopt_then_mine(self: PendingTx, tx_hash: str) -> None:
+        adopted.append(tx_hash)
+        adopt(self, tx_hash)
+        miner.paused = False
+
+    monkeypatch.setattr(PendingTx, "adopt", adopt_then_mine)
+    return adopted
+
+
 def test_restart__accept_left_pending__is_taken_over_at_its_nonce_and_replaced(
     farm: MarketClient,
     market: Any,
@@ -240,15 +271,8 @@ def test_restart__accept_left_pending__is_taken_over_at_its_nonce_and_replaced(
     acct.register(farm, STAKE)
     job_id = jobs.post()
     with mining(rpc_url) as miner:
-        farm.tx_settings = TxSettings(receipt_timeout_s=2, stuck_after_blocks=2)
-        agent = make_agent()
-        agent.scan()
-        miner.paused = True  # nothing mines: the accept stays pending, the agent gives up
-        miner.trap = farm.address
-        with pytest.raises(TxTimeoutError):
-            agent.decide(StepReport())
+        agent, first_hash = leave_accept_pending(farm, make_agent, miner)
         assert miner.first is not None
-        first_hash = str(miner.first["hash"])
         record = agent.state.get(job_id)
         assert record is not None and record.status is JobStatus.ACCEPTING
         assert record.accept_tx == first_hash and farm.tx_status(first_hash) == "pending"
@@ -257,13 +281,7 @@ def test_restart__accept_left_pending__is_taken_over_at_its_nonce_and_replaced(
         # Restarted; blocks resume once it follows the recorded hash, at a base fee the old
         # attempt cannot pay: only a replacement at the same nonce can land.
         farm.tx_settings = TxSettings(receipt_timeout_s=60, stuck_after_blocks=2)
-        adopt = PendingTx.adopt
-
-        def adopt_then_mine(self: PendingTx, tx_hash: str) -> None:
-            adopt(self, tx_hash)
-            miner.paused = False
-
-        monkeypatch.setattr(PendingTx, "adopt", adopt_then_mine)
+        mine_once_adopted(miner, monkeypatch)
         again = make_agent()
         written = spy_accept_hashes(again, monkeypatch)
         report = StepReport()
@@ -293,15 +311,8 @@ def test_restart__replacement_recorded_but_never_broadcast__the_pending_earlier_
     acct.register(farm, STAKE)
     job_id = jobs.post()
     with mining(rpc_url) as miner:
-        farm.tx_settings = TxSettings(receipt_timeout_s=2, stuck_after_blocks=2)
-        agent = make_agent()
-        agent.scan()
-        miner.paused = True
-        miner.trap = farm.address
-        with pytest.raises(TxTimeoutError):
-            agent.decide(StepReport())
+        agent, first_hash = leave_accept_pending(farm, make_agent, miner)
         assert miner.first is not None
-        first_hash = str(miner.first["hash"])
         never_sent = "0x" + "cd" * 32  # the replacement's hash, recorded, then the crash
         agent.state.update(job_id, accept_tx=never_sent)
         assert agent.state.tx_attempts(job_id, "accept_tx") == [first_hash, never_sent]
@@ -309,15 +320,7 @@ def test_restart__replacement_recorded_but_never_broadcast__the_pending_earlier_
         agent.close()
 
         farm.tx_settings = TxSettings(receipt_timeout_s=60, stuck_after_blocks=2)
-        adopted: list[str] = []
-        adopt = PendingTx.adopt
-
-        def adopt_then_mine(self: PendingTx, tx_hash: str) -> None:
-            adopted.append(tx_hash)
-            adopt(self, tx_hash)
-            miner.paused = False
-
-        monkeypatch.setattr(PendingTx, "adopt", adopt_then_mine)
+        adopted = mine_once_adopted(miner, monkeypatch)
         refusing = Policy(deadline_margin_s=60, min_price_per_shard_ntk=10**40)
         again = make_agent(policy=refusing)
         report = StepReport()
