@@ -7,7 +7,10 @@ Measures, on this machine (the chain is not used):
   store, check hashes and proofs, re-execute the k challenged shards), also at k = 8 over
   HTTP, and its ratio to computing the whole job in one process (target: <= 5% at k = 8);
 * eth-account signature recovery with the coincurve backend against eth-keys' pure-Python
-  NativeECCBackend.
+  NativeECCBackend;
+* the cost model (`neurotoken.jobs.spec`): the CPU time of re-executing (`check_shard`) one
+  shard of each of the largest specs the limits allow, against the model's estimate, which
+  must stay above it (`python -m neurotoken.bench.compute_speed cost` runs this table alone).
 
 Shard sizes are chosen so the whole suite takes a minute or two on a small machine.
 Run alone with `python -m neurotoken.bench.compute_speed`, or with the others by `make bench`.
@@ -29,11 +32,20 @@ from typing import Any
 import requests
 
 from neurotoken.bench.common import Table
-from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec, spec_hash
+from neurotoken.jobs import (
+    ShelfImagesSpec,
+    TrainingSpec,
+    keccak256,
+    parse_spec,
+    shard_work,
+    spec_hash,
+    verification_cost,
+)
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
 from neurotoken.proofs.bundle import from_hex
 from neurotoken.provider import compute_job, publish_bundle
 from neurotoken.provider.compute import default_workers
+from neurotoken.workloads import check_shard, compute_shard
 
 SHARDS = 256
 SCENE = {
@@ -84,6 +96,71 @@ JOBS: dict[str, dict[str, Any]] = {
     },
 }
 KS = (4, 8, 16)
+
+
+def _scene(width: int, height: int, shelves: int, products: int, occlusion: int) -> dict[str, int]:
+    return {
+        "width": width,
+        "height": height,
+        "shelves": shelves,
+        "max_products_per_shelf": products,
+        "occlusion_pct": occlusion,
+        "lighting_pct": 50,
+        "noise_level": 32,
+    }
+
+
+def _training(
+    scene: dict[str, int], images: int, crop: int, hidden: int, batch: int, steps: int
+) -> dict[str, Any]:
+    return {
+        "kind": "classifier-training",
+        "version": 1,
+        "seed": 7,
+        "scene": scene,
+        "images_per_segment": images,
+        "crop_size": crop,
+        "hidden_units": hidden,
+        "batch_size": batch,
+        "steps_per_segment": steps,
+        "learning_rate_ppm": 50_000,
+        "arithmetic": "fixed-point",
+        "shard_count": 64,
+    }
+
+
+def _shelf(scene: dict[str, int], images: int) -> dict[str, Any]:
+    return {
+        "kind": "shelf-images",
+        "version": 1,
+        "seed": 7,
+        "scene": scene,
+        "images_per_shard": images,
+        "shard_count": 64,
+    }
+
+
+LARGEST_SHARDS: dict[str, dict[str, Any]] = {
+    "shelf, most pixels (2 x 1024x1024, 1 product)": _shelf(_scene(1024, 1024, 1, 1, 0), 2),
+    "shelf, largest image full (1 x 1024x1024, 255 products)": _shelf(
+        _scene(1024, 1024, 6, 24, 100), 1
+    ),
+    "shelf, most products (10 x 128x128, 255 each)": _shelf(_scene(128, 128, 6, 24, 100), 10),
+    "training, most MACs (crop 32, 64 hidden, batch 64, 5 steps)": _training(
+        _scene(64, 48, 2, 5, 40), 1, 32, 64, 64, 5
+    ),
+    "training, largest model (crop 32, 256 hidden, batch 64, 1 step)": _training(
+        _scene(64, 48, 2, 5, 40), 1, 32, 256, 64, 1
+    ),
+    "training, most steps (crop 4, 4 hidden, batch 1, 2434 steps)": _training(
+        _scene(64, 48, 2, 5, 40), 1, 4, 4, 1, 2434
+    ),
+    "training, most crops (1024x1024, 255 crops of 16, 64 hidden, 16 steps of 32)": _training(
+        _scene(1024, 1024, 6, 24, 100), 1, 16, 64, 32, 16
+    ),
+}
+"""Specs at the per-shard limits (each parses; one more image or step would not): the
+largest shards an oracle can be asked to re-execute, for the cost-model table and its tests."""
 
 
 def _timed_compute(
@@ -239,11 +316,139 @@ def measure_signatures(rounds: int = 40) -> Table:
     return table
 
 
+def _cpu(fn: Any, rounds: int = 3) -> float:
+    """The least CPU time of `rounds` calls of `fn` (seconds)."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        fn()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def measure_unit_rates() -> Table:
+    """The cost model's rates: each measured where its unit dominates, all the time charged
+    to that unit (so each figure is an upper bound), against the constant in the model."""
+    import numpy as np
+
+    from neurotoken.jobs import spec as model
+    from neurotoken.workloads import training
+    from neurotoken.workloads.rng import derive_seed
+    from neurotoken.workloads.shelf import render_image
+
+    table = Table(
+        "Cost model rates (ns of CPU per unit, one process)",
+        ["unit", "measured on", "measured (ns)", "model (ns)", "margin"],
+    )
+
+    def row(unit: str, case: str, measured: float, constant: int) -> None:
+        table.add(unit, case, f"{measured:,.1f}", f"{constant:,}", f"{constant / measured:.2f}x")
+
+    sparse = parse_spec(_shelf(_scene(1024, 1024, 1, 1, 0), 2))
+    seconds = _cpu(lambda: compute_shard(sparse, 0, {}))
+    row("pixel", "2 x 1024x1024, 1 product", 1e9 * seconds / (2 << 20), model.NS_PER_PIXEL)
+    crowded = parse_spec(_shelf(_scene(128, 128, 6, 24, 100), 10))
+    seconds = _cpu(lambda: compute_shard(crowded, 0, {}))
+    row("product", "10 x 128x128, 255 products", 1e9 * seconds / 2550, model.NS_PER_PRODUCT)
+    crops = parse_spec(_training(_scene(256, 256, 6, 24, 100), 4, 16, 4, 1, 1))
+    assert isinstance(crops, TrainingSpec)
+    seeds = [derive_seed(spec_hash(crops), "train-image", 0, n) for n in range(4)]
+    render = _cpu(lambda: [render_image(crops.scene, seed) for seed in seeds])
+    data = _cpu(lambda: training.segment_data(crops, 0))
+    pool = len(training.segment_data(crops, 0).classes)
+    extra = max(data - render, 1e-6)  # cutting crops out (the renders alone may vary more)
+    row("crop", f"{pool} crops of 16x16", 1e9 * extra / pool, model.NS_PER_CROP)
+    rng = np.random.default_rng(0)
+
+    def step_rate(crop: int, hidden: int, batch: int, steps: int) -> tuple[float, int, int]:
+        inputs = crop * crop * 3
+        params = {
+            "W1": rng.integers(-(1 << 15), 1 << 15, (inputs, hidden)),
+            "b1": np.zeros(hidden, np.int64),
+            "W2": rng.integers(-(1 << 15), 1 << 15, (hidden, 16)),
+            "b2": np.zeros(16, np.int64),
+        }
+        x = rng.integers(-(1 << 16), 1 << 16, (batch, inputs))
+        y = rng.integers(0, 16, batch)
+
+        def run() -> None:
+            p = params
+            for _ in range(steps):
+                p, _ = training._fixed_step(p, x, y, 3000)
+
+        macs = batch * hidden * (2 * inputs + 48)
+        return _cpu(run) / steps, macs, sum(v.size for v in params.values())
+
+    per_step, macs, _ = step_rate(32, 256, 256, 2)
+    row("MAC", "a step of 256 x 3072 -> 256", 1e9 * per_step / macs, model.NS_PER_MAC)
+    w1 = rng.integers(-(1 << 20), 1 << 20, (3072, 256))
+    g1 = rng.integers(-(1 << 32), 1 << 32, (3072, 256))
+
+    def updates() -> None:
+        for _ in range(10):
+            np.clip(w1 - (g1 * 3000) // (64 << 16), -(1 << 20), 1 << 20)
+
+    row(
+        "parameter update",
+        "10 SGD updates of 3072 x 256",
+        1e9 * _cpu(updates) / (10 * w1.size),
+        model.NS_PER_PARAM_UPDATE,
+    )
+    per_step, _, _ = step_rate(4, 4, 1, 2000)
+    row("step", "a step of 1 x 48 -> 4", 1e9 * per_step, model.NS_PER_STEP)
+    blob = bytes(64 << 20)
+    row(
+        "byte hashed",
+        "keccak256 of 64 MiB",
+        1e9 * _cpu(lambda: keccak256(blob)) / len(blob),
+        model.NS_PER_BYTE_HASHED,
+    )
+    table.notes.append(
+        "Best of 3 (`time.process_time`). Each rate charges all the time of a case its unit "
+        "dominates to that unit. Some costs are not any one unit's (the area of large "
+        "products, matrix-vector products at batch 1, the copies around an update): the "
+        "next table checks the model against whole shards that have them."
+    )
+    return table
+
+
+def measure_cost_model(rounds: int = 3) -> Table:
+    """CPU seconds of re-executing one shard of each of `LARGEST_SHARDS`, against the model."""
+    table = Table(
+        "Cost model: re-executing the largest shards (CPU time, one process)",
+        ["spec", "model (s)", "measured (s)", "measured / model", "oracle at k = 64 (model, s)"],
+    )
+    worst = 0.0
+    for name, raw in LARGEST_SHARDS.items():
+        spec = parse_spec(raw)
+        deps = {0: compute_shard(spec, 0, {})} if isinstance(spec, TrainingSpec) else {}
+        index = 1 if deps else 0
+        claimed = compute_shard(spec, index, deps)
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.process_time()
+            if not check_shard(spec, index, claimed, deps).ok:
+                raise RuntimeError(f"{name}: an honest shard failed its check")
+            best = min(best, time.process_time() - started)
+        model = shard_work(spec).cost_ns() / 1e9
+        worst = max(worst, best / model)
+        oracle = verification_cost(spec, 64).cpu_s
+        table.add(name, f"{model:.3f}", f"{best:.3f}", f"{best / model:.2f}", f"{oracle:.0f}")
+    table.notes.append(
+        f"Best of {rounds} (`time.process_time`, so other load on a shared machine counts "
+        f"little). Worst measured / model: {worst:.2f}; the model must stay above the "
+        "measurement (ratio < 1) on the reference machine, and a shard's model cost is at most "
+        "MAX_SHARD_COST_NS (1 s). The oracle column adds hashing all 64 shards of the job."
+    )
+    return table
+
+
 def run(ctx: Any = None) -> list[Table]:
     """The suite's tables (the chain context is not needed)."""
-    return [*measure_workloads(), measure_signatures()]
+    return [*measure_workloads(), measure_unit_rates(), measure_cost_model(), measure_signatures()]
 
 
 if __name__ == "__main__":
-    for t in run():
+    tables = [measure_unit_rates(), measure_cost_model()] if sys.argv[1:] == ["cost"] else run()
+    for t in tables:
         print(t.markdown())

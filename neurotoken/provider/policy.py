@@ -6,6 +6,10 @@ stored reason):
 - the job is open to this provider (posted to anyone, or to it) and still inside acceptBy;
 - the spec behind the spec URI hashes to the posted spec hash, parses, has the posted shard
   count (see `spec_fetch`), and its kind is one the policy offers;
+- oracles can verify and pay the job (`neurotoken.jobs.market_problems`, the same check the
+  oracles make: within their CPU, download and memory budgets at the job's challenge count,
+  and not float32 training, whose tolerance a cheat can walk under): an oracle rejects a job
+  with problems, so the provider would be slashed, however honest its work;
 - shard count <= `max_shards`;
 - the net price per shard, payment x (1 - fee) / shards, is at least `min_price_per_shard_ntk`
   (the fee is the job's own, fixed when it was posted: this is what the provider is paid);
@@ -27,7 +31,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from neurotoken.jobs.spec import KINDS, NUM_CLASSES, ShelfImagesSpec, TrainingSpec
+from neurotoken.jobs.spec import (
+    KINDS,
+    ShelfImagesSpec,
+    TrainingSpec,
+    market_problems,
+    segment_macs,
+)
 from neurotoken.provider.chain import ZERO_ADDRESS, OnChainJob
 from neurotoken.provider.errors import ConfigError, format_ntk
 from neurotoken.provider.spec_fetch import Refusal
@@ -87,15 +97,8 @@ def estimate_seconds(spec: AnySpec, policy: Policy, workers: int) -> float:
     if isinstance(spec, ShelfImagesSpec):
         total = pixels * spec.images_per_shard * spec.shard_count
         return total / (render_rate * max(1, workers))
-    macs = (
-        3
-        * spec.steps_per_segment
-        * spec.batch_size
-        * (spec.crop_size * spec.crop_size * 3 + NUM_CLASSES)
-        * spec.hidden_units
-    )
     render = pixels * spec.images_per_segment / (render_rate * max(1, workers))
-    return spec.shard_count * (render + macs / (policy.training_mmacs_per_s * 1e6))
+    return spec.shard_count * (render + segment_macs(spec) / (policy.training_mmacs_per_s * 1e6))
 
 
 def net_price_per_shard(job: OnChainJob) -> int:
@@ -146,6 +149,7 @@ def evaluate(
     if spec.kind not in policy.kinds:
         offered = ", ".join(sorted(policy.kinds))
         reasons.append((Refusal.KIND_NOT_OFFERED, f"kind {spec.kind!r} (offered: {offered})"))
+    reasons += [(Refusal.SPEC_UNPAYABLE, p) for p in market_problems(spec, job.challenge_count)]
     if job.shard_count > policy.max_shards:
         reasons.append(
             (Refusal.TOO_MANY_SHARDS, f"{job.shard_count} shards > max {policy.max_shards}")

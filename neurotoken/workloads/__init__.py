@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec
+from neurotoken.jobs.spec import max_shard_bytes as spec_max_shard_bytes
 from neurotoken.workloads import shelf_job, training
 from neurotoken.workloads.container import ContainerError
 
@@ -46,10 +47,7 @@ def dependencies(spec: AnySpec, index: int) -> tuple[int, ...]:
 
 def max_shard_bytes(spec: AnySpec) -> int:
     """An upper bound on one shard's size: the most a verifier should fetch for it."""
-    if isinstance(spec, ShelfImagesSpec):
-        return shelf_job.max_shard_bytes(spec)
-    params = training.input_size(spec) * spec.hidden_units + spec.hidden_units * 17 + 16
-    return 8 * params + 4096
+    return spec_max_shard_bytes(spec)
 
 
 def compute_shard(spec: AnySpec, index: int, deps: Mapping[int, bytes]) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from neurotoken.jobs.spec import SceneSpec
+from neurotoken.jobs.spec import MAX_PRODUCTS_PER_IMAGE, SceneSpec
 from neurotoken.workloads.catalogue import CATALOGUE, GLYPHS, RGB, Product
 from neurotoken.workloads.rng import Rng
 
@@ -28,7 +28,7 @@ I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 Bool = npt.NDArray[np.bool_]
 
-MAX_INSTANCES = 255
+MAX_INSTANCES = MAX_PRODUCTS_PER_IMAGE
 """Instance ids are uint8 (0 is background)."""
 
 WALLS: tuple[RGB, ...] = ((214, 208, 196), (200, 210, 215), (226, 220, 204), (188, 194, 200))

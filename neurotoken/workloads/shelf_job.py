@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from neurotoken.jobs.spec import ShelfImagesSpec, spec_hash
+from neurotoken.jobs.spec import max_shard_bytes as spec_max_shard_bytes
 from neurotoken.workloads import container
 from neurotoken.workloads.rng import derive_seed
 from neurotoken.workloads.shelf import ShelfImage, render_image
@@ -58,9 +59,7 @@ def compute_shelf_shard(spec: ShelfImagesSpec, shard_index: int) -> bytes:
 
 def max_shard_bytes(spec: ShelfImagesSpec) -> int:
     """An upper bound on the size of one shard's bytes (what a verifier should fetch)."""
-    pixels = spec.images_per_shard * spec.scene.width * spec.scene.height
-    labels = spec.images_per_shard * 255 * 400  # <= 255 instances, < 400 bytes of JSON each
-    return 4 * pixels + labels + 4096
+    return spec_max_shard_bytes(spec)
 
 
 def decode_shelf_shard(data: bytes) -> ShelfShard:

@@ -15,10 +15,13 @@ Two kinds of arithmetic:
   built with `decimal` at import. Parameters are clipped to +-2**20 (+-16.0), activations to
   [0, 2**24], and the spec bounds dimensions, so no intermediate exceeds 2**52 (well below
   int64 overflow; the bounds are derived in `_fixed_step`). Same spec, same bytes, anywhere.
-* ``float32`` (fast, GPU-capable). Plain float32 training; a provider may run it with torch
-  on a CUDA GPU (`neurotoken.workloads.training_torch`). Summation order differs between
-  BLAS builds, thread counts and GPUs, so a verifier re-executes on its CPU and accepts the
-  claimed parameters when every entry is within `FLOAT32_TOLERANCE` of its own.
+* ``float32`` (fast, GPU-capable; local and preview use). Plain float32 training, which may
+  run with torch on a CUDA GPU (`neurotoken.workloads.training_torch`). Summation order
+  differs between BLAS builds, thread counts and GPUs, so a segment can only be checked
+  within `FLOAT32_TOLERANCE` of a re-execution. That check cannot secure a payment: a
+  provider can move every parameter to just under the tolerance in every segment and steer
+  the model anywhere over many segments, each segment passing. The market therefore pays for
+  fixed-point training only (`neurotoken.jobs.market_problems`).
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ class Tolerance:
 
 
 FLOAT32_TOLERANCE = Tolerance(rtol=1e-4, atol=2e-5)
-"""The stated tolerance for float32 segments (see docs/proofs.md for how it was chosen)."""
+"""The stated tolerance for float32 segments (see docs/proofs.md for how it was chosen, and why
+it is not enough to pay for float32 training)."""
 
 
 def _exp2_table(step: int) -> I64:

@@ -1,10 +1,11 @@
 """The float32 training segment on a CUDA GPU with torch (optional; import-guarded).
 
 torch is not a dependency of this project. Where it is installed and a CUDA device is
-present, a provider may run float32 training segments here; the arithmetic mirrors
-`training._float_step` operation for operation, with TF32 disabled so matrix products stay
-true float32. Verifiers re-execute on the CPU with numpy and accept results within
-`training.FLOAT32_TOLERANCE`. Fixed-point jobs always run on the CPU (exactness).
+present, float32 training segments run here; the arithmetic mirrors `training._float_step`
+operation for operation, with TF32 disabled so matrix products stay true float32, and
+results agree with the numpy CPU path within `training.FLOAT32_TOLERANCE`. Float32 training
+is for local and preview use: the market pays for fixed-point training only, which always
+runs on the CPU (exactness; see `neurotoken.jobs.market_problems`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from neurotoken.jobs import canonical_json, keccak256, parse_spec
+from neurotoken.jobs import (
+    MAX_CHALLENGES,
+    MAX_RESULT_BYTES,
+    canonical_json,
+    keccak256,
+    max_shard_bytes,
+    parse_spec,
+    spec_json,
+)
+from neurotoken.jobs.spec import FLOAT32_UNPAYABLE
 from neurotoken.market_states import JobState
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent
@@ -151,6 +160,26 @@ def test_spec_shard_count_differs_from_the_job__is_refused(
     )
 
 
+def test_float32_training_job__is_refused_as_unpayable(
+    registered: MarketClient, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    """Oracles reject float32 training (its tolerance can be walked under), so a provider that
+    took the job would be slashed however honest its work: the agent does not take it."""
+    raw = spec_json(parse_spec(training_spec_dict("float32")))
+    job_id = jobs.post(raw)
+    status, reason = refusal(make_agent(), job_id)
+    assert status is JobStatus.REFUSED
+    assert reason == f"SPEC_UNPAYABLE: {FLOAT32_UNPAYABLE}"
+    assert registered.get_job(job_id).state is JobState.POSTED
+
+
+def test_fixed_point_training_job__is_accepted(
+    registered: MarketClient, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    job_id = jobs.post(spec_json(parse_spec(training_spec_dict("fixed-point"))))
+    assert make_agent().step().accepted == [job_id]
+
+
 def test_job_reserved_for_another_provider__is_refused(
     registered: MarketClient, jobs: Jobs, make_agent: AgentFactory, other_provider: Any
 ) -> None:
@@ -240,6 +269,15 @@ SPEC = parse_spec(shelf_spec_dict())
 ME = "0x" + "22" * 20
 
 
+def training_spec_dict(arithmetic: str) -> dict[str, Any]:
+    return {
+        "kind": "classifier-training", "version": 1, "seed": 3, "scene": shelf_spec_dict()["scene"],
+        "images_per_segment": 1, "crop_size": 6, "hidden_units": 8, "batch_size": 4,
+        "steps_per_segment": 2, "learning_rate_ppm": 100_000, "arithmetic": arithmetic,
+        "shard_count": SHARDS,
+    }  # fmt: skip
+
+
 def test_evaluate__deadline_too_soon_counts_queued_work() -> None:
     policy = Policy(deadline_margin_s=100, safety_factor=1.0)
     alone = evaluate(offer(deliver_by=1_000), SPEC, policy, Capacity(ME, STAKE), now=800)
@@ -259,6 +297,35 @@ def test_evaluate__stake_below_collateral_and_busy__are_transient_reasons() -> N
     capacity = Capacity(ME, COLLATERAL - 1, active_jobs=1)
     decision = evaluate(offer(), SPEC, Policy(max_active_jobs=1), capacity, now=0)
     assert [code for code, _ in decision.reasons] == [Refusal.STAKE_TOO_LOW, Refusal.BUSY]
+
+
+def test_evaluate__float32_training__is_refused_by_the_oracles_own_check() -> None:
+    policy, capacity = Policy(), Capacity(ME, STAKE)
+    fixed = evaluate(offer(), parse_spec(training_spec_dict("fixed-point")), policy, capacity, 0)
+    assert fixed.accept, fixed.summary()
+    decision = evaluate(offer(), parse_spec(training_spec_dict("float32")), policy, capacity, 0)
+    assert decision.reasons == ((Refusal.SPEC_UNPAYABLE, FLOAT32_UNPAYABLE),)
+
+
+def test_evaluate__result_too_large_for_oracles_to_download__is_refused() -> None:
+    big = {**shelf_spec_dict()["scene"], "width": 1024, "height": 1024}
+    fits = MAX_RESULT_BYTES // max_shard_bytes(parse_spec(shelf_spec_dict(scene=big)))
+    policy, capacity = Policy(max_shards=1 << 16), Capacity(ME, STAKE)
+    for shards, accept in ((fits, True), (fits + 1, False)):
+        spec = parse_spec(shelf_spec_dict(scene=big, shard_count=shards))
+        decision = evaluate(offer(shard_count=shards, deliver_by=10**9), spec, policy, capacity, 0)
+        assert decision.accept is accept, decision.summary()
+    assert decision.code is Refusal.SPEC_UNPAYABLE
+    assert f"over the {MAX_RESULT_BYTES} an oracle downloads" in decision.summary()
+
+
+@pytest.mark.parametrize("k", [0, SHARDS + 1])
+def test_evaluate__challenge_count_outside_1_to_shards__is_refused(k: int) -> None:
+    decision = evaluate(offer(challenge_count=k), SPEC, Policy(), Capacity(ME, STAKE), now=0)
+    assert decision.reasons == (
+        (Refusal.SPEC_UNPAYABLE, f"{k} challenged shards: a job of {SHARDS} shards needs 1 to 8"),
+    )
+    assert SHARDS < MAX_CHALLENGES
 
 
 def test_net_price_per_shard__is_after_the_jobs_own_fee() -> None:

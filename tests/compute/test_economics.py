@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from neurotoken.proofs import (
@@ -72,3 +73,60 @@ def test_minimum_stake__shrinks_as_k_grows() -> None:
         minimum_stake(k, 100, 120, outside_value=10_000, min_fraction=0.05) for k in (4, 8, 16)
     ]
     assert stakes[0] > stakes[1] > stakes[2] > 0
+
+
+# --- the on-chain minimum collateral: f = 1/N is the case to check ---------------------------
+
+
+def _worse_than_one_faked_shard(n: int, k: int) -> list[int]:
+    """The faked counts j in 2..n whose stake bound exceeds that of j = 1, exactly.
+
+    With f = j/n, the exact detection chance d_j = 1 - C(n-j, k)/C(n, k), outside value
+    V = P and compute cost C = P, cheating is deterred when S > g(j) * P with
+    g(j) = (j/n + 1 - 2 d_j) / d_j. At j = 1, d_1 = k/n and g(1) = (n + 1 - 2k)/k. Stakes
+    are never negative, so j = 1 suffices iff g(j) <= max(g(1), 0) for every j. Integers only:
+    with A = C(n, k) and B_j = C(n-j, k), g(j) = (jA - nA + 2n B_j) / (n (A - B_j)).
+    """
+    a = math.comb(n, k)
+    m = max(n + 1 - 2 * k, 0)
+    worse: list[int] = []
+    b = math.comb(n - 1, k)
+    for j in range(1, n + 1):
+        if j > 1:
+            b = b * (n - j + 1 - k) // (n - j + 1) if n - j + 1 - k > 0 else 0
+        if b == 0:
+            break  # d_j = 1 from here on: g(j) = j/n - 1 <= 0
+        if (j * a - n * a + 2 * n * b) * k > m * n * (a - b):
+            worse.append(j)
+    return worse
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 65536), data=st.data())
+@example(n=65536, data=None)
+@example(n=1, data=None)
+@example(n=128, data=None)
+@example(n=129, data=None)
+def test_stake_bound__with_exact_hypergeometric_detection__is_largest_at_one_faked_shard(
+    n: int, data: st.DataObject | None
+) -> None:
+    """Chained training: faking one segment replaces the final model, so f_min = 1/N. The
+    market's minimum collateral S_min = floor(P (N + 1 - 2k) / k) + 1 (0 when N + 1 <= 2k)
+    deters that cheat (G(1/N) < 0 with d = k/N exactly, V = P, C = P), and it deters every
+    larger fraction too: over j = 1..N faked shards, the exact bound is largest at j = 1.
+    (C = P is the worst case: for C < P the j-term grows less, see `_worse_than...`.)"""
+    ks = [1, min(n, 64)] if data is None else [data.draw(st.integers(1, min(n, 64)), label="k")]
+    for k in ks:
+        assert _worse_than_one_faked_shard(n, k) == [], (n, k)
+        payment = 10**18
+        s_min = payment * (n + 1 - 2 * k) // k + 1 if n + 1 > 2 * k else 0
+        d = Fraction(k, n)
+        gains = [
+            Fraction(payment, n) + (1 - d) * payment - d * (payment + stake)
+            for stake in (s_min, s_min - 1)
+        ]
+        if n + 1 > 2 * k:
+            assert gains[0] < 0 <= gains[1]  # the least stake that deters
+        else:  # no stake needed; at n + 1 == 2k cheating merely breaks even (G = 0)
+            assert gains[0] <= 0
+            assert (gains[0] == 0) is (n + 1 == 2 * k)

@@ -95,7 +95,8 @@ _DELETE = object()
         ("images_per_shard", True, "images_per_shard", "valid integer"),
         ("version", 2, "version", "Input should be 1"),
         ("scene.shelves", 6, "scene.shelves", "at least 96 high"),
-        ("images_per_shard", 200, "images_per_shard", "at most 16777216 pixels"),
+        ("images_per_shard", 200, "images_per_shard", "at most 2097152 pixels"),
+        ("images_per_shard", 100, "images_per_shard", "may cost at most 1 s to re-execute"),
     ],
 )
 def test_parse_spec__with_bad_shelf_field__names_the_field(
@@ -104,6 +105,8 @@ def test_parse_spec__with_bad_shelf_field__names_the_field(
     base = shelf_spec_dict()
     if path == "images_per_shard" and value == 200:
         base["scene"].update(width=1024, height=1024)
+    if path == "images_per_shard" and value == 100:  # 100 x 255 products: about 9 s
+        base["scene"].update(shelves=6, height=96, max_products_per_shelf=24)
     with pytest.raises(SpecError, match=message) as info:
         parse_spec(_mutated(base, path, value))
     assert info.value.field == field
@@ -117,6 +120,7 @@ def test_parse_spec__with_bad_shelf_field__names_the_field(
         ("crop_size", 64, "crop_size"),
         ("learning_rate_ppm", 0, "learning_rate_ppm"),
         ("steps_per_segment", 4096, "steps_per_segment"),  # too much work per segment
+        ("images_per_segment", 64, "images_per_segment"),  # too many pixels
         ("batch_size", _DELETE, "batch_size"),
     ],
 )
@@ -124,11 +128,32 @@ def test_parse_spec__with_bad_training_field__names_the_field(
     path: str, value: Any, field: str
 ) -> None:
     base = training_spec_dict(crop_size=32, hidden_units=256, batch_size=256)
-    if path != "steps_per_segment":
+    if path == "images_per_segment":
+        base = training_spec_dict(scene={**training_spec_dict()["scene"], "width": 1024})
+    elif path != "steps_per_segment":
         base = training_spec_dict()
     with pytest.raises(SpecError) as info:
         parse_spec(_mutated(base, path, value))
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"steps_per_segment": 2000}, "may cost at most 1 s to re-execute"),  # steps' overhead
+        ({"crop_size": 32, "hidden_units": 64, "batch_size": 64, "steps_per_segment": 6}, "MACs"),
+    ],
+)
+def test_parse_spec__training_segment_over_its_work_bound__names_steps(
+    overrides: dict[str, int], message: str
+) -> None:
+    raw = training_spec_dict(**overrides)
+    if "crop_size" not in overrides:
+        raw["scene"] = {**raw["scene"], "width": 1024, "height": 1024, "shelves": 6}
+        raw["scene"]["max_products_per_shelf"] = 24
+    with pytest.raises(SpecError, match=message) as info:
+        parse_spec(raw)
+    assert info.value.field == "steps_per_segment"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec
+from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, market_problems, parse_spec
+from neurotoken.jobs.spec import FLOAT32_UNPAYABLE
 from neurotoken.workloads import CheckFailure, check_shard, compute_shard, container, training
 from neurotoken.workloads.shelf import render_image
 from neurotoken.workloads.shelf_job import decode_shelf_shard
@@ -299,6 +300,65 @@ def test_check_shard__float32_shard_from_another_device__is_accepted(
     claimed = training.encode_training_shard(float_spec, 0, other, metrics)
     assert claimed != compute_shard(float_spec, 0, {})  # not bit-identical ...
     assert check_shard(float_spec, 0, claimed, {}).ok  # ... yet within tolerance
+
+
+def _walked(spec: TrainingSpec, params: training.Params, push: float) -> training.Params:
+    """Every parameter moved up by `push` of what the tolerance allows around it."""
+    tol = training.FLOAT32_TOLERANCE
+    out: training.Params = {}
+    for name, value in params.items():
+        ref = value.astype(np.float64)
+        out[name] = (ref + push * (tol.atol + tol.rtol * np.abs(ref))).astype(value.dtype)
+    return out
+
+
+def test_float32_walk_under_tolerance__every_segment_passes_check_shard_but_job_is_not_payable(
+    float_spec: TrainingSpec,
+) -> None:
+    """The attack on a tolerance. A provider re-executes each segment from its own committed
+    checkpoint (exactly what a verifier will do) and moves every parameter to just under the
+    tolerance, always the same way. Every segment passes `check_shard`, so any challenge
+    passes; but the drift from the honest model adds up segment after segment, without bound
+    (the steered model is the attacker's, not the one trained). Fixed-point leaves no slack:
+    a change of one unit in the last place fails. So paid training is fixed-point only."""
+    shards = float_spec.shard_count
+    honest = _chain(float_spec, shards - 1)
+    walked: list[bytes] = []
+    drift: list[float] = []
+    for i in range(shards):
+        deps = {i - 1: walked[-1]} if i else {}
+        start = (
+            training.decode_training_shard(float_spec, walked[-1]).params
+            if i
+            else training.initial_params(float_spec)
+        )
+        reference, metrics = training.run_segment(
+            float_spec, start, training.segment_data(float_spec, i)
+        )
+        claimed = training.encode_training_shard(
+            float_spec, i, _walked(float_spec, reference, 0.9), metrics
+        )
+        assert check_shard(float_spec, i, claimed, deps).ok, f"segment {i}"
+        walked.append(claimed)
+        ours = training.decode_training_shard(float_spec, claimed).params
+        theirs = training.decode_training_shard(float_spec, honest[i]).params
+        drift.append(max(float(np.abs(ours[k] - theirs[k]).max()) for k in theirs))
+    # The walk leaves the honest chain further behind with every segment ...
+    assert drift[-1] > 5 * drift[0]
+    final = training.decode_training_shard(float_spec, walked[-1]).params
+    honest_final = training.decode_training_shard(float_spec, honest[-1]).params
+    ok, _ = training.within_tolerance(final, honest_final, training.FLOAT32_TOLERANCE)
+    assert not ok  # ... far beyond the tolerance by the end, yet no segment was caught.
+    # So the market does not pay for float32 training; the same job in fixed point is payable,
+    # and there a walk of one unit in the last place is caught.
+    assert market_problems(float_spec, 4) == [FLOAT32_UNPAYABLE]
+    fixed = parse_spec(training_spec_dict(arithmetic="fixed-point"))
+    assert isinstance(fixed, TrainingSpec) and market_problems(fixed, 4) == []
+    chain = _chain(fixed, 1)
+    shard = training.decode_training_shard(fixed, chain[1])
+    nudged = {k: v + (1 if k == "b2" else 0) for k, v in shard.params.items()}
+    cheat = training.encode_training_shard(fixed, 1, nudged, shard.metrics)
+    assert check_shard(fixed, 1, cheat, {0: chain[0]}).failure == CheckFailure.MISMATCH
 
 
 def test_torch_segment__matches_numpy_within_tolerance(float_spec: TrainingSpec) -> None:
