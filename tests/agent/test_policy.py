@@ -363,7 +363,8 @@ def test_cached_spec__is_still_checked_against_each_jobs_shard_count(
     agent = make_agent()
     first = jobs.post()
     assert agent.step().accepted == [first]  # its spec is now in the agent's cache
-    second = jobs.post(shardCount=SHARDS // 2, challengeCount=2)
+    # k = 3 of 4: no minimum collateral on chain (N + 1 <= 2k), so only the spec can refuse it
+    second = jobs.post(shardCount=SHARDS // 2, challengeCount=3)
     status, reason = refusal(agent, second)
     assert status is JobStatus.REFUSED
     assert reason == f"SHARD_COUNT_MISMATCH: the spec has {SHARDS} shards, the job on chain 4"
