@@ -15,19 +15,35 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IComputeMarket} from "./interfaces/IComputeMarket.sol";
+import {ChallengeDerivation} from "./libraries/ChallengeDerivation.sol";
 
 /// @title ComputeMarket
 /// @notice Provider stake, job escrow, m-of-n EIP-712 oracle verdicts, timeouts and slashing
 /// for NTK-paid compute jobs. See IComputeMarket for the lifecycle, the challenge derivation,
 /// the verdict types and the accounting identity.
 /// @dev Storage is packed: a job is five slots, a provider two (plus its metadata string), and
-/// the job counter, fee pot, fee rate and threshold share one slot; the oracle set is an
-/// OpenZeppelin EnumerableSet, so off-chain oracles can read all of it (`oracles()`). Every entry
+/// the job counter, fee pot, fee rate, threshold and oracle epoch share one slot; the current
+/// oracle set is an OpenZeppelin EnumerableSet, so off-chain oracles can read all of it
+/// (`oracles()`), and each oracle's term (the epochs it served) decides which jobs it may settle. Every entry
 /// point that moves NTK is `nonReentrant` and follows checks, effects, interactions; the one
 /// token is fixed at deployment and must be an ERC20Burnable with EIP-2612 permit (NTK).
 contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using EnumerableSet for EnumerableSet.AddressSet;
+
+    /// @dev The oracle epochs an oracle serves: jobs posted in epochs [addedEpoch, removedEpoch)
+    /// (removedEpoch zero: still serving).
+    struct OracleTerm {
+        uint24 addedEpoch;
+        uint24 removedEpoch;
+    }
+
+    /// @dev Who must sign a settlement: oracles of `epoch`, at least `required` of them (the
+    /// highest threshold among the settled jobs, which all share one oracle epoch).
+    struct Quorum {
+        uint256 epoch;
+        uint256 required;
+    }
 
     /// @dev Settlement credit of one provider, summed over consecutive jobs of a batch.
     struct Credit {
@@ -39,11 +55,13 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     // EIP-712 type strings are what they are; both hash at compile time.
     // solhint-disable gas-small-strings
     /// @notice EIP-712 type of a single-job verdict.
-    bytes32 public constant VERDICT_TYPEHASH = keccak256("Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)");
+    bytes32 public constant VERDICT_TYPEHASH =
+        keccak256("Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)");
 
     /// @notice EIP-712 type of a batch of verdicts (an array of Verdict structs).
-    bytes32 public constant VERDICT_BATCH_TYPEHASH =
-        keccak256("VerdictBatch(Verdict[] verdicts)Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)");
+    bytes32 public constant VERDICT_BATCH_TYPEHASH = keccak256(
+        "VerdictBatch(Verdict[] verdicts)Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)"
+    );
     // solhint-enable gas-small-strings
 
     /// @notice Hard cap on the protocol fee: 10%.
@@ -56,8 +74,17 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @notice Longest time from posting to the verdict deadline: one year.
     uint256 public constant MAX_JOB_DURATION = 365 days;
 
-    /// @notice Most shards one job may challenge.
-    uint256 public constant MAX_CHALLENGE_COUNT = 256;
+    /// @notice Most shards one job may challenge (bounds every oracle's re-execution work).
+    uint256 public constant MAX_CHALLENGE_COUNT = 64;
+
+    /// @notice Most shards one job may have (the job spec's own limit).
+    uint256 public constant MAX_SHARD_COUNT = 65_536;
+
+    /// @notice Most oracles the set may hold.
+    uint256 public constant MAX_ORACLES = 255;
+
+    /// @notice Shortest minimum verdict window a deployer may choose.
+    uint256 public constant MIN_VERDICT_WINDOW_FLOOR = 1 minutes;
 
     /// @notice Longest unbonding delay the deployer may choose.
     uint256 public constant MAX_UNBONDING_DELAY = 90 days;
@@ -66,43 +93,52 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     IERC20 private immutable _token;
     uint256 private immutable _unbondingDelay;
+    uint256 private immutable _minVerdictWindow;
 
     mapping(uint256 jobId => Job) private _jobs;
     mapping(address provider => Provider) private _providers;
     mapping(address provider => string) private _metadataURIs;
     mapping(uint256 jobId => bytes32) private _fixedSeeds;
     EnumerableSet.AddressSet private _oracles;
-
+    mapping(address oracle => OracleTerm) private _oracleTerms;
     // One slot: written by every post and every settlement, read by every settlement.
     uint64 private _nextJobId;
     uint96 private _feesNtk;
     uint16 private _feeBps;
     uint16 private _threshold;
-
+    uint24 private _oracleEpoch;
     /// @param token_ The NTK token (ERC-20 with permit and burn).
     /// @param owner_ Governs the oracle set, threshold and fee (two-step ownership transfer).
     /// @param unbondingDelay_ Seconds between an unbond request and the withdrawal.
     /// @param feeBps_ Initial protocol fee, at most MAX_FEE_BPS.
-    /// @param oracles_ Initial oracle set (distinct, non-zero).
-    /// @param threshold_ Initial threshold, 1 <= threshold_ <= oracles_.length.
+    /// @param oracles_ Initial oracle set (distinct, non-zero, at most MAX_ORACLES): epoch 1.
+    /// @param threshold_ Initial threshold: oracles_.length < 2 * threshold_ <= 2 * oracles_.length.
+    /// @param minVerdictWindow_ Shortest verdict window (verdictBy - deliverBy) of any job, in
+    /// seconds: room for the seed block, confirmations and verification.
     constructor(
         IERC20 token_,
         address owner_,
         uint256 unbondingDelay_,
         uint256 feeBps_,
         address[] memory oracles_,
-        uint256 threshold_
+        uint256 threshold_,
+        uint256 minVerdictWindow_
     ) EIP712("Neurotoken Compute Market", "1") Ownable(owner_) {
         if (address(token_) == address(0)) revert MarketZeroAddress();
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) {
             revert MarketUnbondingDelayTooLong(unbondingDelay_, MAX_UNBONDING_DELAY);
         }
+        if (minVerdictWindow_ < MIN_VERDICT_WINDOW_FLOOR || minVerdictWindow_ > MAX_JOB_DURATION) {
+            revert MarketInvalidVerdictWindow(minVerdictWindow_);
+        }
         _token = token_;
         _unbondingDelay = unbondingDelay_;
+        _minVerdictWindow = minVerdictWindow_;
         _nextJobId = 1;
+        _oracleEpoch = 1;
         _setFeeBps(feeBps_);
         for (uint256 i; i < oracles_.length; ++i) {
-            _addOracle(oracles_[i]);
+            _addOracle(oracles_[i], 1);
         }
         _setThreshold(threshold_);
     }
@@ -243,9 +279,10 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @inheritdoc IComputeMarket
     function settle(uint256 jobId, bool accepted, bytes[] calldata signatures) external nonReentrant {
         Credit memory credit = Credit(address(0), 0, 0);
-        (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) = _settleEffects(jobId, accepted, credit);
+        Quorum memory quorum = Quorum(0, 0);
+        (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) = _settleEffects(jobId, accepted, credit, quorum);
         _flushCredit(credit);
-        _requireQuorum(_hashTypedDataV4(structHash), signatures);
+        _requireQuorum(_hashTypedDataV4(structHash), signatures, quorum);
         if (feeNtk != 0) _feesNtk += SafeCast.toUint96(feeNtk);
         // Interactions: only a rejection moves tokens now (earnings are withdrawn by the provider).
         if (!accepted) _refundRejected(jobId, burnNtk);
@@ -257,13 +294,14 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (count == 0) revert MarketEmptyBatch();
         bytes32[] memory structHashes = new bytes32[](count);
         Credit memory credit = Credit(address(0), 0, 0);
+        Quorum memory quorum = Quorum(0, 0);
         uint256 feeNtk = 0;
         uint256 burnNtk = 0;
         bool anyRejected = false;
         for (uint256 i; i < count; ++i) {
             BatchEntry calldata entry = entries[i];
             (bytes32 structHash, uint256 jobFeeNtk, uint256 jobBurnNtk) =
-                _settleEffects(entry.jobId, entry.accepted, credit);
+                _settleEffects(entry.jobId, entry.accepted, credit, quorum);
             structHashes[i] = structHash;
             // Cannot overflow: each term is part of an NTK amount held by this contract.
             unchecked {
@@ -273,7 +311,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             anyRejected = anyRejected || !entry.accepted;
         }
         _flushCredit(credit);
-        _requireQuorum(_hashTypedDataV4(_batchStructHash(structHashes)), signatures);
+        _requireQuorum(_hashTypedDataV4(_batchStructHash(structHashes)), signatures, quorum);
         if (feeNtk != 0) _feesNtk += SafeCast.toUint96(feeNtk);
         if (anyRejected) {
             for (uint256 i; i < count; ++i) {
@@ -336,35 +374,44 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint256 seedBlock = job.seedBlock;
         if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
         bytes32 seed = Blockhash.blockHash(seedBlock);
-        if (seed != bytes32(0)) {
-            _fixedSeeds[jobId] = seed;
-            emit ChallengeSeedFixed(jobId, seedBlock, seed);
-        } else {
-            // Out of reach (older than the EIP-2935 window): nobody can know the next block's
-            // hash now, so it serves as well as the first one did.
-            uint256 newSeedBlock = block.number + 1;
-            job.seedBlock = SafeCast.toUint40(newSeedBlock);
-            emit ChallengeSeedReanchored(jobId, seedBlock, newSeedBlock);
-        }
+        // Never a second draw: a seed out of reach (older than the EIP-2935 window) is lost for
+        // good, and the job can only lapse. Oracles fix seeds long before that.
+        if (seed == bytes32(0)) revert MarketChallengeSeedUnavailable(jobId, seedBlock);
+        _fixedSeeds[jobId] = seed;
+        emit ChallengeSeedFixed(jobId, seedBlock, seed);
     }
 
     // ================================================================ governance
 
     /// @inheritdoc IComputeMarket
     function addOracle(address oracle) external onlyOwner {
-        _addOracle(oracle);
+        _addOracle(oracle, _nextOracleEpoch());
+        _checkThreshold(_threshold);
     }
 
     /// @inheritdoc IComputeMarket
     function removeOracle(address oracle) external onlyOwner {
-        if (!_oracles.remove(oracle)) revert MarketOracleNotFound(oracle);
-        uint256 remaining = _oracles.length();
-        if (_threshold > remaining) revert MarketInvalidThreshold(_threshold, remaining);
-        emit OracleRemoved(oracle, remaining);
+        _removeOracle(oracle, _nextOracleEpoch());
+        _checkThreshold(_threshold);
     }
 
     /// @inheritdoc IComputeMarket
     function setThreshold(uint256 newThreshold) external onlyOwner {
+        _setThreshold(newThreshold);
+    }
+
+    /// @inheritdoc IComputeMarket
+    function updateOracles(address[] calldata added, address[] calldata removed, uint256 newThreshold)
+        external
+        onlyOwner
+    {
+        uint256 epoch = _nextOracleEpoch();
+        for (uint256 i; i < removed.length; ++i) {
+            _removeOracle(removed[i], epoch);
+        }
+        for (uint256 i; i < added.length; ++i) {
+            _addOracle(added[i], epoch);
+        }
         _setThreshold(newThreshold);
     }
 
@@ -421,8 +468,35 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function oracleCount() external view returns (uint256) {
-        return _oracles.length();
+    function isJobOracle(uint256 jobId, address account) external view returns (bool) {
+        return _servesEpoch(account, _existingJob(jobId).oracleEpoch);
+    }
+
+    /// @inheritdoc IComputeMarket
+    function oracleEpoch() external view returns (uint256) {
+        return _oracleEpoch;
+    }
+
+    /// @inheritdoc IComputeMarket
+    function minVerdictWindow() external view returns (uint256) {
+        return _minVerdictWindow;
+    }
+
+    /// @inheritdoc IComputeMarket
+    function minimumCollateral(uint256 paymentNtk, uint256 shardCount, uint256 challengeCount)
+        public
+        pure
+        returns (uint256)
+    {
+        if (challengeCount == 0 || challengeCount > shardCount) {
+            revert MarketInvalidShardCounts(shardCount, challengeCount);
+        }
+        // Faking one shard of N is caught with probability d = k/N. With outside value V = P and
+        // compute cost C <= P the fake gains (1/N)C + (1 - d)V - d(P + S) <= 0 only if
+        // S >= P(N + 1 - 2k)/k; strictly negative needs one more wei (docs/proofs.md), also
+        // at N + 1 = 2k, where a zero stake would leave the fake breaking even.
+        if (shardCount + 1 < 2 * challengeCount) return 0;
+        return Math.mulDiv(paymentNtk, shardCount + 1 - 2 * challengeCount, challengeCount) + 1;
     }
 
     /// @inheritdoc IComputeMarket
@@ -449,48 +523,15 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     function challengeSeed(uint256 jobId) public view returns (bytes32) {
         Job storage job = _existingJob(jobId);
         if (job.resultRoot == bytes32(0)) revert MarketJobWrongState(jobId, job.state);
-        bytes32 fixedSeed = _fixedSeeds[jobId];
-        if (fixedSeed != bytes32(0)) return fixedSeed;
         uint256 seedBlock = job.seedBlock;
         if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
-        bytes32 seed = Blockhash.blockHash(seedBlock);
-        if (seed == bytes32(0)) revert MarketChallengeSeedUnavailable(jobId, seedBlock);
-        return seed;
+        return _seedOf(jobId, seedBlock);
     }
 
     /// @inheritdoc IComputeMarket
     function challengedShards(uint256 jobId) external view returns (uint256[] memory) {
         Job storage job = _jobs[jobId];
-        return _deriveChallenge(challengeSeed(jobId), jobId, job.shardCount, job.challengeCount);
-    }
-
-    /// @inheritdoc IComputeMarket
-    function deriveChallengedShards(bytes32 seed, uint256 jobId, uint256 shardCount, uint256 challengeCount)
-        external
-        pure
-        returns (uint256[] memory)
-    {
-        if (shardCount == 0 || challengeCount == 0 || challengeCount > shardCount) {
-            revert MarketInvalidShardCounts(shardCount, challengeCount);
-        }
-        return _deriveChallenge(seed, jobId, shardCount, challengeCount);
-    }
-
-    /// @inheritdoc IComputeMarket
-    function verdictDigest(uint256 jobId, bytes32 resultRoot, bool accepted) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(VERDICT_TYPEHASH, jobId, resultRoot, accepted)));
-    }
-
-    /// @inheritdoc IComputeMarket
-    function batchDigest(BatchEntry[] calldata entries) external view returns (bytes32) {
-        bytes32[] memory structHashes = new bytes32[](entries.length);
-        for (uint256 i; i < entries.length; ++i) {
-            uint256 jobId = entries[i].jobId;
-            structHashes[i] = keccak256(
-                abi.encode(VERDICT_TYPEHASH, jobId, _existingJob(jobId).resultRoot, entries[i].accepted)
-            );
-        }
-        return _hashTypedDataV4(_batchStructHash(structHashes));
+        return ChallengeDerivation.derive(challengeSeed(jobId), jobId, job.shardCount, job.challengeCount);
     }
 
     // ================================================================ internal
@@ -516,9 +557,13 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         job.acceptBy = uint40(request.acceptBy);
         job.deliverBy = uint40(request.deliverBy);
         job.verdictBy = uint40(request.verdictBy);
-        job.shardCount = request.shardCount;
-        job.challengeCount = request.challengeCount;
+        // The casts are safe: `_validateRequest` bounds both counts.
+        job.shardCount = uint24(request.shardCount);
+        job.challengeCount = uint16(request.challengeCount);
         job.feeBps = _feeBps;
+        job.oracleEpoch = _oracleEpoch;
+        // Cannot truncate: the threshold is at most the oracle count, at most MAX_ORACLES.
+        job.threshold = uint8(_threshold);
         emit JobPosted(
             jobId,
             msg.sender,
@@ -542,9 +587,12 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         {
             uint256 shardCount = request.shardCount;
             uint256 challengeCount = request.challengeCount;
-            if (challengeCount == 0 || challengeCount > shardCount || challengeCount > MAX_CHALLENGE_COUNT) {
-                revert MarketInvalidShardCounts(shardCount, challengeCount);
-            }
+            if (
+                challengeCount == 0 || challengeCount > shardCount || challengeCount > MAX_CHALLENGE_COUNT
+                    || shardCount > MAX_SHARD_COUNT
+            ) revert MarketInvalidShardCounts(shardCount, challengeCount);
+            uint256 requiredNtk = minimumCollateral(request.paymentNtk, shardCount, challengeCount);
+            if (request.collateralNtk < requiredNtk) revert MarketCollateralTooLow(requiredNtk, request.collateralNtk);
         }
         {
             uint256 acceptBy = request.acceptBy;
@@ -554,6 +602,12 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
                 acceptBy < block.timestamp || deliverBy <= acceptBy || verdictBy <= deliverBy
                     || verdictBy > block.timestamp + MAX_JOB_DURATION
             ) revert MarketInvalidDeadlines(block.timestamp, acceptBy, deliverBy, verdictBy);
+            // Cannot underflow: verdictBy > deliverBy was checked just above.
+            unchecked {
+                if (verdictBy - deliverBy < _minVerdictWindow) {
+                    revert MarketVerdictWindowTooShort(verdictBy - deliverBy, _minVerdictWindow);
+                }
+            }
         }
     }
 
@@ -564,24 +618,37 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @return structHash The EIP-712 struct hash of Verdict(jobId, stored root, accepted).
     /// @return feeNtk The protocol fee to add to the pot.
     /// @return burnNtk Collateral to burn (rejections only).
-    function _settleEffects(uint256 jobId, bool accepted, Credit memory credit)
+    function _settleEffects(uint256 jobId, bool accepted, Credit memory credit, Quorum memory quorum)
         private
         returns (bytes32 structHash, uint256 feeNtk, uint256 burnNtk)
     {
         Job storage job = _jobs[jobId];
-        // All reads first, in one straight line, so that each slot is loaded once.
-        JobState state = job.state;
-        uint256 verdictBy = job.verdictBy;
-        uint256 seedBlock = job.seedBlock;
-        uint256 jobFeeBps = job.feeBps;
-        if (state != JobState.Submitted) {
-            if (state == JobState.None) revert MarketJobNotFound(jobId);
-            revert MarketJobWrongState(jobId, state);
+        {
+            // All reads of the packed slot first, in one straight line, so it is loaded once.
+            JobState state = job.state;
+            uint256 verdictBy = job.verdictBy;
+            uint256 seedBlock = job.seedBlock;
+            if (state != JobState.Submitted) {
+                if (state == JobState.None) revert MarketJobNotFound(jobId);
+                revert MarketJobWrongState(jobId, state);
+            }
+            _joinQuorum(jobId, job, quorum);
+            if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
+            if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
+            // The verdict is bound to the one challenge draw it judged.
+            structHash = _verdictStructHash(jobId, job.resultRoot, _seedOf(jobId, seedBlock), accepted);
         }
-        if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
-        if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
-        structHash = keccak256(abi.encode(VERDICT_TYPEHASH, jobId, job.resultRoot, accepted));
+        (feeNtk, burnNtk) = _applyVerdict(jobId, job, accepted, credit);
+    }
 
+    /// @dev Moves a submitted job to Paid (crediting `credit`) or Rejected and emits the event.
+    /// @return feeNtk The protocol fee to add to the pot.
+    /// @return burnNtk Collateral to burn (rejections only).
+    function _applyVerdict(uint256 jobId, Job storage job, bool accepted, Credit memory credit)
+        private
+        returns (uint256 feeNtk, uint256 burnNtk)
+    {
+        uint256 jobFeeBps = job.feeBps;
         address provider = job.provider;
         uint256 collateralNtk = job.collateralNtk;
         uint256 paymentNtk = job.paymentNtk;
@@ -609,6 +676,28 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         }
     }
 
+    /// @dev Adds a job's signers to a settlement's quorum: its oracle epoch must be the batch's,
+    /// and the quorum needs the highest threshold of its jobs.
+    function _joinQuorum(uint256 jobId, Job storage job, Quorum memory quorum) private view {
+        uint256 epoch = job.oracleEpoch;
+        uint256 required = job.threshold;
+        if (quorum.epoch == 0) {
+            quorum.epoch = epoch;
+        } else if (epoch != quorum.epoch) {
+            revert MarketBatchEpochMismatch(jobId, epoch, quorum.epoch);
+        }
+        if (required > quorum.required) quorum.required = required;
+    }
+
+    /// @dev hashStruct(Verdict).
+    function _verdictStructHash(uint256 jobId, bytes32 resultRoot, bytes32 seed, bool accepted)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(VERDICT_TYPEHASH, jobId, resultRoot, seed, accepted));
+    }
+
     /// @dev Writes a provider's accumulated settlement credit and clears it.
     function _flushCredit(Credit memory credit) private {
         if (credit.provider == address(0)) return;
@@ -632,20 +721,40 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         return job.paymentNtk + compensationNtk;
     }
 
-    /// @dev Reverts unless `signatures` are at least `_threshold` signatures of `digest` by
-    /// distinct current oracles in ascending address order. ECDSA.recoverCalldata rejects
-    /// malformed and malleable (high-s) signatures with OpenZeppelin's ECDSA errors.
-    function _requireQuorum(bytes32 digest, bytes[] calldata signatures) private view {
+    /// @dev Reverts unless `signatures` are at least `quorum.required` signatures of `digest`
+    /// by distinct oracles of oracle epoch `quorum.epoch`, in ascending address order.
+    /// ECDSA.recoverCalldata rejects malformed and malleable (high-s) signatures with
+    /// OpenZeppelin's ECDSA errors.
+    function _requireQuorum(bytes32 digest, bytes[] calldata signatures, Quorum memory quorum) private view {
+        uint256 epoch = quorum.epoch;
+        uint256 required = quorum.required;
         uint256 count = signatures.length;
-        uint256 required = _threshold;
         if (count < required) revert MarketQuorumNotReached(count, required);
         address previous = address(0);
         for (uint256 i; i < count; ++i) {
             address signer = ECDSA.recoverCalldata(digest, signatures[i]);
             if (signer == previous) revert MarketDuplicateSigner(signer);
             if (signer < previous) revert MarketSignersNotAscending(previous, signer);
-            if (!_oracles.contains(signer)) revert MarketSignerNotOracle(signer);
+            if (!_servesEpoch(signer, epoch)) revert MarketSignerNotOracle(signer);
             previous = signer;
+        }
+    }
+
+    /// @dev Whether `account` served as an oracle in oracle epoch `epoch`.
+    function _servesEpoch(address account, uint256 epoch) private view returns (bool) {
+        OracleTerm memory term = _oracleTerms[account];
+        uint256 added = term.addedEpoch;
+        uint256 removed = term.removedEpoch;
+        return added != 0 && added <= epoch && (removed == 0 || epoch < removed);
+    }
+
+    /// @dev The challenge seed of a submitted job whose seed block is mined: the block hash
+    /// while it is in reach, else the stored one; reverts if neither exists.
+    function _seedOf(uint256 jobId, uint256 seedBlock) private view returns (bytes32 seed) {
+        seed = Blockhash.blockHash(seedBlock);
+        if (seed == bytes32(0)) {
+            seed = _fixedSeeds[jobId];
+            if (seed == bytes32(0)) revert MarketChallengeSeedUnavailable(jobId, seedBlock);
         }
     }
 
@@ -657,30 +766,6 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             verdictsHash := keccak256(add(structHashes, 0x20), mul(mload(structHashes), 0x20))
         }
         return keccak256(abi.encode(VERDICT_BATCH_TYPEHASH, verdictsHash));
-    }
-
-    /// @dev The k challenged indices; see IComputeMarket for the derivation.
-    function _deriveChallenge(bytes32 seed, uint256 jobId, uint256 shardCount, uint256 challengeCount)
-        private
-        pure
-        returns (uint256[] memory indices)
-    {
-        indices = new uint256[](challengeCount);
-        uint256 found = 0;
-        for (uint256 counter; found < challengeCount; ++counter) {
-            uint256 index = uint256(keccak256(abi.encode(seed, jobId, counter))) % shardCount;
-            bool seen = false;
-            for (uint256 j; j < found; ++j) {
-                if (indices[j] == index) {
-                    seen = true;
-                    break;
-                }
-            }
-            if (!seen) {
-                indices[found] = index;
-                ++found;
-            }
-        }
     }
 
     /// @dev Collateral split on a fault: compensation to the client (rounded down), the rest burned.
@@ -703,17 +788,44 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (!provider.registered) revert MarketProviderNotRegistered(account);
     }
 
-    function _addOracle(address oracle) private {
+    /// @dev Starts a new oracle epoch and returns it: membership changes apply to jobs posted
+    /// from it on.
+    function _nextOracleEpoch() private returns (uint256 epoch) {
+        epoch = uint256(_oracleEpoch) + 1;
+        _oracleEpoch = SafeCast.toUint24(epoch);
+    }
+
+    function _addOracle(address oracle, uint256 epoch) private {
         if (oracle == address(0)) revert MarketZeroAddress();
+        OracleTerm storage term = _oracleTerms[oracle];
+        if (term.removedEpoch != 0) revert MarketOracleRetired(oracle);
         if (!_oracles.add(oracle)) revert MarketOracleAlreadyAdded(oracle);
-        emit OracleAdded(oracle, _oracles.length());
+        uint256 count = _oracles.length();
+        if (count > MAX_ORACLES) revert MarketTooManyOracles(count);
+        // The cast is safe: `_nextOracleEpoch` produced the epoch through SafeCast.
+        term.addedEpoch = uint24(epoch);
+        emit OracleAdded(oracle, count, epoch);
+    }
+
+    function _removeOracle(address oracle, uint256 epoch) private {
+        if (!_oracles.remove(oracle)) revert MarketOracleNotFound(oracle);
+        // The cast is safe: `_nextOracleEpoch` produced the epoch through SafeCast.
+        _oracleTerms[oracle].removedEpoch = uint24(epoch);
+        emit OracleRemoved(oracle, _oracles.length(), epoch);
     }
 
     function _setThreshold(uint256 threshold_) private {
-        uint256 count = _oracles.length();
-        if (threshold_ == 0 || threshold_ > count) revert MarketInvalidThreshold(threshold_, count);
+        _checkThreshold(threshold_);
         emit ThresholdSet(_threshold, threshold_);
-        _threshold = SafeCast.toUint16(threshold_);
+        // The cast is safe: the threshold is at most the oracle count, at most MAX_ORACLES.
+        _threshold = uint16(threshold_);
+    }
+
+    /// @dev More than half of the oracles and at most all of them: two quorums always share an
+    /// oracle, so two conflicting verdicts can never both reach one.
+    function _checkThreshold(uint256 threshold_) private view {
+        uint256 count = _oracles.length();
+        if (threshold_ > count || 2 * threshold_ <= count) revert MarketInvalidThreshold(threshold_, count);
     }
 
     function _setFeeBps(uint256 feeBps_) private {

@@ -34,6 +34,9 @@ from neurotoken.verdicts import (
 
 NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
+DEFAULT_MIN_VERDICT_WINDOW = 3600
+"""The shortest verdict window a market deployed here allows (seconds): room for the seed
+block, confirmations, verification and settlement."""
 
 POSTED, ACCEPTED, SUBMITTED = 1, 2, 3
 
@@ -98,24 +101,46 @@ def deploy_market(
     threshold: int,
     fee_bps: int = 250,
     unbonding_delay: int = 7 * 86_400,
+    min_verdict_window: int = DEFAULT_MIN_VERDICT_WINDOW,
 ) -> Any:
     """Deploys a ComputeMarket after checking the arguments the constructor would refuse."""
     if not oracles:
         raise MarketOperationError("give at least one oracle (--oracle ADDRESS, repeatable)")
     if len({to_checksum_address(o) for o in oracles}) != len(oracles):
         raise MarketOperationError("the oracle list has a duplicate address")
-    if not 1 <= threshold <= len(oracles):
+    if not (len(oracles) < 2 * threshold and threshold <= len(oracles)):
         raise MarketOperationError(
-            f"the threshold must be between 1 and the number of oracles ({len(oracles)}), "
-            f"got {threshold}"
+            f"the threshold must be more than half of the oracles and at most all of them "
+            f"({len(oracles) // 2 + 1} to {len(oracles)} for {len(oracles)}), got {threshold}"
         )
+    if not 60 <= min_verdict_window <= 365 * 86_400:
+        raise MarketOperationError("the minimum verdict window is between 1 minute and 1 year")
     if not 0 <= fee_bps <= 1_000:
         raise MarketOperationError(f"the fee is at most 1,000 bps (10%), got {fee_bps}")
     if not 0 <= unbonding_delay <= 90 * 86_400:
         raise MarketOperationError("the unbonding delay is at most 90 days")
     return project.ComputeMarket.deploy(
-        token, owner, unbonding_delay, fee_bps, list(oracles), threshold, sender=sender
+        token,
+        owner,
+        unbonding_delay,
+        fee_bps,
+        list(oracles),
+        threshold,
+        min_verdict_window,
+        sender=sender,
     )
+
+
+def minimum_collateral(payment: int, shard_count: int, challenge_count: int) -> int:
+    """The contract's `minimumCollateral`: the least collateral a job may ask for, so that
+    faking even one shard (f = 1/N, caught with probability k/N) loses money when the outside
+    value of a corrupted result equals the payment and compute costs at most the payment."""
+    if not 1 <= challenge_count <= shard_count:
+        raise MarketOperationError(
+            f"need 1 <= challenges <= shards, got {challenge_count} of {shard_count}"
+        )
+    excess = shard_count + 1 - 2 * challenge_count
+    return 0 if excess < 0 else payment * excess // challenge_count + 1
 
 
 # ---------------------------------------------------------------- jobs
@@ -140,6 +165,8 @@ class JobView:
     shard_count: int
     challenge_count: int
     fee_bps: int
+    oracle_epoch: int
+    threshold: int
 
     def next_steps(self, now: int) -> list[str]:
         """What can happen to the job now, and who can do it."""
@@ -208,6 +235,8 @@ def job_view(market: Any, job_id: int) -> JobView:
         shard_count=int(job.shardCount),
         challenge_count=int(job.challengeCount),
         fee_bps=int(job.feeBps),
+        oracle_epoch=int(job.oracleEpoch),
+        threshold=int(job.threshold),
     )
 
 
@@ -221,7 +250,7 @@ def challenge_of(market: Any, job_id: int, head_block: int) -> tuple[bytes, list
         return bytes(market.challengeSeed(job_id)), [
             int(i) for i in market.challengedShards(job_id)
         ]
-    except Exception:  # out of reach: `fix-seed` re-anchors it
+    except Exception:  # out of reach and never fixed: the job can only lapse
         return None
 
 
@@ -285,8 +314,9 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
     """Checks signed verdicts against the chain as the contract will, and assembles them.
 
     Refuses signatures for another chain or market, verdicts over a root other than the
-    job's committed one, jobs not awaiting a verdict, and fewer than `threshold` distinct
-    current oracles. Signatures by non-oracles are dropped, not sent.
+    job's committed one or a seed other than its challenge seed, jobs not awaiting a verdict,
+    and fewer than the jobs' threshold of distinct oracles of their oracle epoch. Signatures
+    by others are dropped, not sent.
     """
     domain = MarketDomain(chain_id, str(market.address))
     first = signed[0]
@@ -296,8 +326,10 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
                 f"a verdict by {item.signer} is for chain {item.domain.chain_id} and market "
                 f"{item.domain.market}, not chain {chain_id} and market {market.address}"
             )
+    threshold = 0
     for verdict in first.verdicts:
         view = job_view(market, verdict.job_id)
+        threshold = max(threshold, view.threshold)
         if view.state != "Submitted":
             raise MarketOperationError(
                 f"job {verdict.job_id} is {view.state}, not awaiting a verdict"
@@ -307,10 +339,17 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
                 f"the verdict on job {verdict.job_id} is over root 0x{verdict.result_root.hex()}, "
                 f"but the job committed 0x{view.result_root.hex()}"
             )
+        seed = bytes(market.challengeSeed(verdict.job_id))
+        if verdict.seed != seed:
+            raise MarketOperationError(
+                f"the verdict on job {verdict.job_id} judged seed 0x{verdict.seed.hex()}, "
+                f"but the job's challenge seed is 0x{seed.hex()}"
+            )
     signers = {to_checksum_address(item.signer) for item in signed}
-    oracles = [s for s in signers if market.isOracle(s)]
+    job_id = first.verdicts[0].job_id
+    oracles = [s for s in signers if market.isJobOracle(job_id, s)]
     try:
-        signatures = assemble_quorum(signed, oracles=oracles, threshold=int(market.threshold()))
+        signatures = assemble_quorum(signed, oracles=oracles, threshold=threshold)
     except QuorumNotReachedError as exc:
         strangers = sorted(signers - set(oracles))
         hint = f" (not oracles: {', '.join(strangers)})" if strangers else ""
@@ -328,7 +367,7 @@ def verdict_to_sign(market: Any, job_id: int, accepted: bool) -> Verdict:
         raise MarketOperationError(
             f"job {job_id} is {view.state}; only a submitted job gets a verdict"
         )
-    return Verdict(job_id, view.result_root, accepted)
+    return Verdict(job_id, view.result_root, bytes(market.challengeSeed(job_id)), accepted)
 
 
 def sign_typed(account: Any, full_message: dict[str, Any]) -> bytes:
@@ -384,7 +423,25 @@ _EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
     "MarketZeroResultRoot": lambda i: "the result root must not be zero",
     "MarketInvalidShardCounts": lambda i: (
         f"{i['challengeCount']} challenged of "
-        f"{i['shardCount']} shards is not allowed (1 <= k <= shards, k <= 256)"
+        f"{i['shardCount']} shards is not allowed (1 <= k <= shards, k <= 64, "
+        "shards <= 65,536)"
+    ),
+    "MarketVerdictWindowTooShort": lambda i: (
+        f"the verdict window of {i['window']}s is shorter than this market's minimum of "
+        f"{i['minimum']}s"
+    ),
+    "MarketCollateralTooLow": lambda i: (
+        f"the collateral {_amount(i, 'offered')} is below the minimum {_amount(i, 'required')} "
+        "for this payment, shard count and challenge count"
+    ),
+    "MarketInvalidThreshold": lambda i: (
+        f"a threshold of {i['threshold']} with {i['oracleCount']} oracles is not allowed: more "
+        "than half of the oracles and at most all of them"
+    ),
+    "MarketOracleRetired": lambda i: f"{i['oracle']} was an oracle and is retired; use a new key",
+    "MarketBatchEpochMismatch": lambda i: (
+        f"job {i['jobId']} is of oracle epoch {i['epoch']}, the batch of {i['expected']}: "
+        "settle them separately"
     ),
     "MarketInvalidDeadlines": lambda i: (
         "deadlines must satisfy now <= accept-by < deliver-by < verdict-by <= now + 365 days"
@@ -397,11 +454,12 @@ _EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{i['seedBlock']}) is not readable yet; wait for the next block"
     ),
     "MarketChallengeSeedUnavailable": lambda i: (
-        f"job {i['jobId']}'s seed block is out of reach; run `ape run market fix-seed` to move it"
+        f"job {i['jobId']}'s seed block is out of reach and its seed was never fixed: the job "
+        "can only lapse at its verdict deadline"
     ),
     "MarketQuorumNotReached": lambda i: f"{i['signatures']} signature(s), {i['threshold']} needed",
     "MarketSignerNotOracle": lambda i: (
-        f"{i['signer']} is not an oracle (or signed another message)"
+        f"{i['signer']} is not an oracle of the job's oracle epoch (or signed another message)"
     ),
     "MarketDuplicateSigner": lambda i: f"{i['signer']} signed twice",
     "MarketSignersNotAscending": lambda i: "signatures must be sorted by signer address",

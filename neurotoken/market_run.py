@@ -42,7 +42,7 @@ from neurotoken.proofs import MerkleTree, challenge_indices, shard_leaf, verify
 from neurotoken.verdicts import MarketDomain, Verdict, assemble_quorum, sign_batch
 
 SHARDS = 8
-CHALLENGES = 3
+CHALLENGES = 4
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def run_market_demo(
             f"oracles check job {job_id}'s challenged shards against its root: "
             + ("all hold" if ok else "a shard does not match")
         )
-        verdicts.append(Verdict(job_id, root, ok))
+        verdicts.append(Verdict(job_id, root, bytes(market.challengeSeed(job_id)), ok))
     domain = MarketDomain(chain.chain_id, market.address)
     signed = [sign_batch(o.private_key, domain, verdicts) for o in oracles[:2]]
     signatures = assemble_quorum(signed, oracles=[o.address for o in oracles], threshold=2)

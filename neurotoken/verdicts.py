@@ -5,10 +5,12 @@ The contract (`contracts/ComputeMarket.sol`, see IComputeMarket's NatSpec) is th
 everything here mirrors it exactly and is tested against its views:
 
 - domain: name "Neurotoken Compute Market", version "1", the chain id, the market address;
-- ``Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)`` settles one job;
+- ``Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)`` settles one job:
+  the verdict names the challenge seed it judged, so it settles only that one draw;
 - ``VerdictBatch(Verdict[] verdicts)`` settles many jobs with one signature per oracle;
-- a settlement carries >= threshold signatures of distinct oracles, ascending by signer
-  address; a signature with s in the upper half of the curve order (malleable) is refused;
+- a settlement carries >= the job's threshold of signatures by distinct oracles of the job's
+  oracle epoch, ascending by signer address; a signature with s in the upper half of the
+  curve order (malleable) is refused;
 - challenged shards: for c = 0, 1, ... index = keccak256(abi.encode(seed, jobId, c)) mod
   shardCount, skipping repeats, until k distinct indices are drawn (in the order drawn);
   `challenged_indices` delegates to `neurotoken.proofs.challenge`, which defines it.
@@ -46,6 +48,7 @@ EIP712_DOMAIN_FIELDS: list[dict[str, str]] = [
 VERDICT_FIELDS: list[dict[str, str]] = [
     {"name": "jobId", "type": "uint256"},
     {"name": "resultRoot", "type": "bytes32"},
+    {"name": "seed", "type": "bytes32"},
     {"name": "accepted", "type": "bool"},
 ]
 VERDICT_TYPES: dict[str, list[dict[str, str]]] = {
@@ -58,7 +61,7 @@ BATCH_TYPES: dict[str, list[dict[str, str]]] = {
     "Verdict": VERDICT_FIELDS,
 }
 
-VERDICT_TYPE = "Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)"
+VERDICT_TYPE = "Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)"
 BATCH_TYPE = "VerdictBatch(Verdict[] verdicts)" + VERDICT_TYPE
 VERDICT_TYPEHASH = keccak(text=VERDICT_TYPE)
 BATCH_TYPEHASH = keccak(text=BATCH_TYPE)
@@ -90,10 +93,10 @@ def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
-def _root(value: bytes | str) -> bytes:
+def _root(value: bytes | str, what: str = "result root") -> bytes:
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
     if len(raw) != 32:
-        raise VerdictError(f"a result root is 32 bytes, got {len(raw)}")
+        raise VerdictError(f"a {what} is 32 bytes, got {len(raw)}")
     return raw
 
 
@@ -130,18 +133,30 @@ class Verdict:
 
     job_id: int
     result_root: bytes
+    seed: bytes
+    """The challenge seed the verdict judged (the contract's `challengeSeed(jobId)`)."""
     accepted: bool
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "result_root", _root(self.result_root))
+        object.__setattr__(self, "seed", _root(self.seed, "challenge seed"))
 
     def message(self) -> dict[str, Any]:
-        return {"jobId": self.job_id, "resultRoot": self.result_root, "accepted": self.accepted}
+        return {
+            "jobId": self.job_id,
+            "resultRoot": self.result_root,
+            "seed": self.seed,
+            "accepted": self.accepted,
+        }
 
     def struct_hash(self) -> bytes:
         """hashStruct(Verdict), as `keccak256(abi.encode(VERDICT_TYPEHASH, ...))` on chain."""
         return keccak(
-            VERDICT_TYPEHASH + _word(self.job_id) + self.result_root + _word(int(self.accepted))
+            VERDICT_TYPEHASH
+            + _word(self.job_id)
+            + self.result_root
+            + self.seed
+            + _word(int(self.accepted))
         )
 
 
@@ -219,6 +234,7 @@ class SignedVerdict:
                     {
                         "jobId": v.job_id,
                         "resultRoot": "0x" + v.result_root.hex(),
+                        "seed": "0x" + v.seed.hex(),
                         "accepted": v.accepted,
                     }
                     for v in self.verdicts
@@ -238,7 +254,12 @@ class SignedVerdict:
             if kind not in ("verdict", "batch"):
                 raise VerdictError(f"unknown signature kind {kind!r}")
             verdicts = tuple(
-                Verdict(int(v["jobId"]), _root(v["resultRoot"]), bool(v["accepted"]))
+                Verdict(
+                    int(v["jobId"]),
+                    _root(v["resultRoot"]),
+                    _root(v["seed"], "challenge seed"),
+                    bool(v["accepted"]),
+                )
                 for v in data["verdicts"]
             )
             return cls(

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict
+from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, VerdictError
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger
 from oracle.metrics import Metrics
@@ -50,11 +50,14 @@ def own_signed(state: ApiState, job_id: int) -> list[SignedVerdict]:
     for row in state.store.signatures(job_id, own=True):
         if row.signer != state.key.address:
             continue
+        verdict = state.store.verdict(row.job_id, row.result_root)
+        if verdict is None or verdict.seed is None:
+            continue
         out.append(
             SignedVerdict(
                 domain=state.domain,
                 kind="verdict",
-                verdicts=(Verdict(row.job_id, row.result_root, row.accepted),),
+                verdicts=(Verdict(row.job_id, row.result_root, verdict.seed, row.accepted),),
                 signer=row.signer,
                 signature=row.signature,
             )
@@ -106,11 +109,14 @@ def make_app(state: ApiState) -> web.Application:
                 raise ValueError("verdicts must be a non-empty list")
             wanted = [
                 Verdict(
-                    int(v["jobId"]), bytes.fromhex(str(v["resultRoot"])[2:]), bool(v["accepted"])
+                    int(v["jobId"]),
+                    bytes.fromhex(str(v["resultRoot"])[2:]),
+                    bytes.fromhex(str(v["seed"])[2:]),
+                    bool(v["accepted"]),
                 )
                 for v in items
             ]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, VerdictError) as exc:
             return web.json_response({"error": f"bad request: {str(exc)[:100]}"}, status=400)
         if len({v.job_id for v in wanted}) != len(wanted):
             return web.json_response({"error": "a job appears twice"}, status=400)
@@ -118,7 +124,14 @@ def make_app(state: ApiState) -> web.Application:
             mine = await asyncio.to_thread(
                 state.store.signatures, verdict.job_id, verdict.result_root, True
             )
-            if not any(r.accepted == verdict.accepted for r in mine):
+            decided = await asyncio.to_thread(
+                state.store.verdict, verdict.job_id, verdict.result_root
+            )
+            if (
+                not any(r.accepted == verdict.accepted for r in mine)
+                or decided is None
+                or decided.seed != verdict.seed
+            ):
                 return web.json_response(
                     {"error": f"job {verdict.job_id}: not a verdict this oracle signed"},
                     status=409,

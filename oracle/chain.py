@@ -30,7 +30,6 @@ from oracle.store import ChainEvent, SpecRow
 EVENTS = (
     "JobPosted",
     "ResultSubmitted",
-    "ChallengeSeedReanchored",
     "JobPaid",
     "JobRejected",
     "JobLapsed",

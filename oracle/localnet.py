@@ -232,6 +232,7 @@ def deploy_market(
     threshold: int = 2,
     fee_bps: int = 250,
     providers: int = 2,
+    min_verdict_window: int = 600,
 ) -> Market:
     """Deploys NTK and the market with anvil accounts: 0 owner, 1 client, 2.. providers,
     then the oracles; mints and approves NTK for client and providers, registers providers."""
@@ -243,7 +244,16 @@ def deploy_market(
     oracles = [Account.from_key(k).address for k in oracle_keys]
     token = deploy(w3, "NeuroToken", owner, owner)
     market = deploy(
-        w3, "ComputeMarket", owner, token.address, owner, 7 * 86400, fee_bps, oracles, threshold
+        w3,
+        "ComputeMarket",
+        owner,
+        token.address,
+        owner,
+        7 * 86400,
+        fee_bps,
+        oracles,
+        threshold,
+        min_verdict_window,
     )
     transact(w3, token.functions.grantRole(token.functions.MINTER_ROLE().call(), owner), owner)
     for account in [client, *provider_addrs]:

@@ -4,7 +4,8 @@ Wire protocol (served by `oracle.api`):
 
 * ``GET /signatures/<jobId>`` -> ``{"jobId": n, "signatures": [<SignedVerdict>, ...]}``,
   each entry in `neurotoken.verdicts.SignedVerdict`'s JSON form (kind ``verdict``);
-* ``POST /batch-signatures`` with ``{"verdicts": [{"jobId", "resultRoot", "accepted"}, ...]}``
+* ``POST /batch-signatures`` with
+  ``{"verdicts": [{"jobId", "resultRoot", "seed", "accepted"}, ...]}``
   -> one ``SignedVerdict`` of kind ``batch`` over exactly those verdicts, which the peer
   gives only if it already signed each of them on its own (so batching never makes an
   oracle sign anything it did not verify).
@@ -128,7 +129,12 @@ def request_batch(
     """The peer's signature over the batch of `verdicts`, checked, or None."""
     body = {
         "verdicts": [
-            {"jobId": v.job_id, "resultRoot": "0x" + v.result_root.hex(), "accepted": v.accepted}
+            {
+                "jobId": v.job_id,
+                "resultRoot": "0x" + v.result_root.hex(),
+                "seed": "0x" + v.seed.hex(),
+                "accepted": v.accepted,
+            }
             for v in verdicts
         ]
     }

@@ -14,8 +14,9 @@ One tick (every ``poll_interval_s``):
    settle: a batch when several jobs are ready and the peers co-sign it, else one by one;
    a settlement that would revert because the job is already settled records it settled;
 6. mark jobs whose verdict deadline passed as ``expired``;
-7. upkeep, in turn with the other oracles: re-anchor a challenge seed that aged out before
-   the job was verified (``fixChallengeSeed``), lapse a job whose verdict deadline passed
+7. upkeep, in turn with the other oracles: store the challenge seed of a job still unsettled
+   when its seed block grows old (``fixChallengeSeed``, long before EIP-2935 history loses
+   it: a commitment gets one draw, never a second), lapse a job whose verdict deadline passed
    unsettled (``expireJob``: refund the client, unlock the provider's collateral), and end
    a job nobody accepted by its deadline (``expireJob``: refund) or accepted but never
    delivered (``expireJob``: default - the client gets the payment and compensation from
@@ -167,8 +168,9 @@ class Oracle:
         self._threshold: int | None = None
         self._oracle_set: list[str] | None = None
         self._upkeep_since: dict[tuple[str, int], float] = {}
-        self._seed_lost: dict[int, int] = {}  # job -> seed block found out of reach
-        self._seed_fix_sent: dict[int, tuple[int, int]] = {}  # job -> (seed block, head)
+        self._seed_fix_sent: dict[int, int] = {}  # job -> head when its fixChallengeSeed went
+        self._seed_settled: set[int] = set()  # jobs whose seed is fixed or beyond fixing
+        self._task_seeds: dict[int, bytes] = {}  # job -> seed of its running verification
         self._deliver_by: dict[int, int] = {}  # accepted job -> its delivery deadline
         self._ended: set[int] = set()  # ended unsubmitted; its log is yet to be ingested
 
@@ -334,16 +336,7 @@ class Oracle:
                 continue
             if chain_now > spec.verdict_by:
                 continue  # `expire` deals with it
-            stored = self.store.verdict(job.job_id, root)
-            if stored is not None:
-                self.store.record_verdict(
-                    job.job_id, root, stored.accepted, stored.reasons, stored.challenged
-                )
-                event(log, "verdict_reused", job=job.job_id, root=root, accepted=stored.accepted)
-                continue
             if job.seed_block is None or job.seed_block > safe:
-                continue
-            if self._awaiting_reanchor(job):
                 continue
             if not self.pool.has_room():
                 break
@@ -351,12 +344,24 @@ class Oracle:
                 seed = self.chain.challenge_seed(job.job_id)
             except (ContractCustomError, ContractLogicError) as exc:
                 decoded = self.chain.decode_error(revert_data(exc))
+                # Out of reach and never fixed: no party may draw again; the job can only lapse.
                 event(log, "seed_unavailable", level=30, job=job.job_id, error=str(decoded or exc))
-                if decoded is not None and decoded.name == "MarketChallengeSeedUnavailable":
-                    self._seed_lost[job.job_id] = job.seed_block
+                continue
+            stored = self.store.verdict(job.job_id, root)
+            if stored is not None:
+                if stored.seed != seed:
+                    # Only a reorg deeper than the confirmations moves a committed root to
+                    # another seed block; the old verdict judged another draw. Never reuse it.
+                    event(log, "verdict_seed_changed", level=40, job=job.job_id, root=root)
+                    continue
+                self.store.record_verdict(
+                    job.job_id, root, stored.accepted, stored.reasons, stored.challenged, seed=seed
+                )
+                event(log, "verdict_reused", job=job.job_id, root=root, accepted=stored.accepted)
                 continue
             if not self.store.start_verifying(job.job_id, root):
                 continue
+            self._task_seeds[job.job_id] = seed
             task = VerifyTask(
                 job_id=job.job_id,
                 result_root=root,
@@ -421,6 +426,9 @@ class Oracle:
     def _decide(
         self, job: JobRow, root: bytes, accepted: bool, reasons: list[str], outcome: VerifyOutcome
     ) -> None:
+        seed = self._task_seeds.pop(job.job_id, None)
+        if seed is None:  # verification started before a restart: read the seed again
+            seed = self.chain.challenge_seed(job.job_id)
         stored = self.store.record_verdict(
             job.job_id,
             root,
@@ -428,6 +436,7 @@ class Oracle:
             reasons,
             list(outcome.challenged),
             latency_s=time.time() - job.seen_at,
+            seed=seed,
         )
         event(
             log,
@@ -449,8 +458,8 @@ class Oracle:
             if root is None:
                 continue
             verdict = self.store.verdict(job.job_id, root)
-            if verdict is None:
-                continue
+            if verdict is None or verdict.seed is None:
+                continue  # (a verdict stored before seeds were bound is never signed)
             if self.key is None or self.domain is None:
                 if (job.job_id, root) not in self._dry_logged:
                     self._dry_logged.add((job.job_id, root))
@@ -470,7 +479,7 @@ class Oracle:
             ]
             if not mine:
                 signed = self.key.sign_verdict(
-                    self.domain, Verdict(job.job_id, root, verdict.accepted)
+                    self.domain, Verdict(job.job_id, root, verdict.seed, verdict.accepted)
                 )
                 self.store.record_signature(
                     job.job_id, root, self.key.address, verdict.accepted, signed.signature, True
@@ -504,11 +513,14 @@ class Oracle:
 
     def signed_verdicts(self, job_id: int, root: bytes) -> list[SignedVerdict]:
         assert self.domain is not None
+        own = self.store.verdict(job_id, root)
+        if own is None or own.seed is None:
+            return []
         return [
             SignedVerdict(
                 domain=self.domain,
                 kind="verdict",
-                verdicts=(Verdict(job_id, root, row.accepted),),
+                verdicts=(Verdict(job_id, root, own.seed, row.accepted),),
                 signer=row.signer,
                 signature=row.signature,
             )
@@ -526,6 +538,7 @@ class Oracle:
             self.settings.peer_timeout_s,
             self.peer_pool,
         )
+        own = self.store.verdict(job.job_id, job.result_root)
         for report in reports:
             for reason in report.garbage:
                 self.metrics.inc("oracle_peer_garbage_total")
@@ -534,6 +547,8 @@ class Oracle:
                 verdict = signed.verdicts[0]
                 if verdict.result_root != job.result_root:
                     continue  # a signature over another root is of no use to this job
+                if own is None or verdict.seed != own.seed:
+                    continue  # a signature over another challenge draw cannot settle it
                 if not self.is_oracle(signed.signer):
                     self.metrics.inc("oracle_peer_garbage_total")
                     event(
@@ -802,41 +817,15 @@ class Oracle:
 
     # ------------------------------------------------------------------ upkeep
 
-    def _awaiting_reanchor(self, job: JobRow) -> bool:
-        """A `fixChallengeSeed` went out for the job's current seed block: wait until the
-        confirmed `ChallengeSeedReanchored` moves it (never verify against an unconfirmed
-        new seed block)."""
-        sent = self._seed_fix_sent.get(job.job_id)
-        if sent is None:
-            return False
-        if sent[0] != job.seed_block:
-            del self._seed_fix_sent[job.job_id]
-            return False
-        return True
-
     def upkeep(self, head: int, chain_now: int) -> None:
         """Sends, in turn with the other oracles, the calls anyone may make that keep jobs
-        moving: `fixChallengeSeed` for a job whose seed block aged out of reach before it
-        was verified, `expireJob` for one whose verdict deadline passed unsettled and for
-        one that nobody accepted, or nobody delivered, in time."""
+        moving: `fixChallengeSeed` for an unsettled job whose seed block grew old,
+        `expireJob` for one whose verdict deadline passed unsettled and for one that nobody
+        accepted, or nobody delivered, in time."""
         assert self.txm is not None
         now = time.monotonic()
         busy = {(t.kind, j) for t in self.txm.pending() for j in t.job_ids}
-        patience = self.settings.confirmations + 4 * self.settings.stuck_after_blocks
-        for job_id, seed_block in sorted(self._seed_lost.items()):
-            sent = self._seed_fix_sent.get(job_id)
-            if ("fix_seed", job_id) in busy or (
-                sent is not None and sent[0] == seed_block and head - sent[1] <= patience
-            ):
-                continue  # sent; its reanchor is on its way to confirmation
-            if not self._turn(job_id, self._upkeep_since.setdefault(("fix_seed", job_id), now)):
-                continue
-            del self._seed_lost[job_id]
-            onchain = self.chain.get_job(job_id)
-            if onchain.state != JobState.SUBMITTED or onchain.seed_block != seed_block:
-                continue  # another oracle re-anchored it, or the job moved on
-            self._upkeep_send("fix_seed", job_id, self.chain.fix_seed_data(job_id), head)
-            self._seed_fix_sent[job_id] = (seed_block, head)
+        self._fix_old_seeds(head, busy, now)
         for job in self.store.jobs([EXPIRED], final=False):
             if ("expire", job.job_id) in busy:
                 continue
@@ -850,6 +839,30 @@ class Oracle:
                 continue  # lapsed or settled already: ingestion will make it final
             self._upkeep_send("expire", job.job_id, self.chain.expire_data(job.job_id), head)
         self._expire_unsubmitted(head, chain_now, busy, now)
+
+    def _fix_old_seeds(self, head: int, busy: set[tuple[str, int]], now: float) -> None:
+        """`fixChallengeSeed` for each unsettled job whose seed block is
+        `seed_fix_after_blocks` old, so that its one challenge draw outlives EIP-2935 history.
+        A call that would revert (fixed already, or the seed lost) is not sent."""
+        patience = self.settings.confirmations + 4 * self.settings.stuck_after_blocks
+        for job in self.store.jobs([SEEN, VERIFYING, VERIFIED, SIGNED]):
+            job_id = job.job_id
+            if job.seed_block is None or job_id in self._seed_settled:
+                continue
+            if head - job.seed_block < self.settings.seed_fix_after_blocks:
+                continue
+            sent = self._seed_fix_sent.get(job_id)
+            if ("fix_seed", job_id) in busy or (sent is not None and head - sent <= patience):
+                continue  # sent; on its way to confirmation
+            if not self._turn(job_id, self._upkeep_since.setdefault(("fix_seed", job_id), now)):
+                continue
+            if self.chain.get_job(job_id).state != JobState.SUBMITTED:
+                self._seed_settled.add(job_id)
+                continue
+            if self._upkeep_send("fix_seed", job_id, self.chain.fix_seed_data(job_id), head):
+                self._seed_fix_sent[job_id] = head
+            else:
+                self._seed_settled.add(job_id)  # fixed already (or lost): nothing to send
 
     def _expire_unsubmitted(
         self, head: int, chain_now: int, busy: set[tuple[str, int]], now: float
@@ -891,11 +904,13 @@ class Oracle:
             self._ended.add(job_id)
         return False
 
-    def _upkeep_send(self, kind: str, job_id: int, data: bytes, head: int) -> None:
+    def _upkeep_send(self, kind: str, job_id: int, data: bytes, head: int) -> bool:
+        """Sends an upkeep call; False (logged) when it would revert, so nothing went out."""
         assert self.txm is not None
         gas = self._estimate(data, [job_id], what=kind)
         if gas is None:
-            return
+            return False
         tx_id = self.txm.send(kind, [job_id], data, gas, head)
         self.metrics.inc("oracle_transactions_sent_total")
         event(log, "upkeep_sent", kind=kind, tx_id=tx_id, job=job_id)
+        return True

@@ -84,10 +84,13 @@ class OracleSettings(BaseSettings):
     before sending the settlement itself (0: everyone sends at once)."""
     upkeep: bool = True
     """Whether this oracle (when it transmits) also makes the calls anyone may make to keep
-    jobs moving: `fixChallengeSeed` when a job's seed block aged out of reach before it was
-    verified, and `expireJob` when a job's verdict deadline passed unsettled (the client
-    gets its payment back, the provider its collateral). Oracles take turns as they do for
-    settlements."""
+    jobs moving: `fixChallengeSeed` when an unsettled job's seed block is `seed_fix_after_blocks`
+    old (before the EIP-2935 window of 8,191 blocks loses it: a lost seed can only lapse),
+    and `expireJob` when a job's verdict deadline passed unsettled (the client gets its
+    payment back, the provider its collateral) or nobody accepted or delivered it in time.
+    Oracles take turns as they do for settlements."""
+    seed_fix_after_blocks: int = Field(default=4096, ge=1, le=8000)
+    """Age (in blocks) of an unsettled job's seed block at which upkeep stores its seed."""
     batch_max: int = Field(default=16, ge=1)
     """Most jobs per settleBatch transaction (1 disables batching)."""
     batch_wait_s: float = Field(default=0.0, ge=0)

@@ -167,6 +167,7 @@ verdicts = Table(
     Column("challenged", Text, nullable=False),
     Column("latency_s", Float, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("seed", String(66), nullable=True),
 )
 
 signatures = Table(
@@ -243,9 +244,18 @@ def _migration_2(conn: Connection) -> None:
         )
 
 
+def _migration_3(conn: Connection) -> None:
+    """A verdict records the challenge seed it judged (signatures bind it). Verdicts from
+    before have none: they are never signed again (their old signatures cannot settle)."""
+    have = {c["name"] for c in inspect(conn).get_columns("verdicts")}
+    if "seed" not in have:
+        conn.execute(text("ALTER TABLE verdicts ADD COLUMN seed VARCHAR(66)"))
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
     (2, _migration_2),
+    (3, _migration_3),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -324,6 +334,9 @@ class VerdictRow:
     reasons: list[str]
     challenged: list[int]
     latency_s: float | None
+    seed: bytes | None
+    """The challenge seed the verdict judged (None only for verdicts stored before
+    migration 3, which are never signed)."""
 
 
 @dataclass(frozen=True)
@@ -569,12 +582,6 @@ class Store:
                 block=ev.block_number,
                 provider=d["provider"],
                 now=now,
-            )
-        elif ev.name == "ChallengeSeedReanchored":
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.job_id == job_id)
-                .values(seed_block=int(d["newSeedBlock"]), updated_at=now)
             )
         elif ev.name in ("JobPaid", "JobRejected"):
             outcome = "paid" if ev.name == "JobPaid" else "rejected"
@@ -899,6 +906,7 @@ class Store:
             reasons=list(json.loads(m["reasons"])),
             challenged=list(json.loads(m["challenged"])),
             latency_s=m["latency_s"],
+            seed=unhex(m["seed"]) if m["seed"] else None,
         )
 
     def record_verdict(
@@ -910,6 +918,8 @@ class Store:
         challenged: Sequence[int],
         latency_s: float | None = None,
         now: float | None = None,
+        *,
+        seed: bytes | None = None,
     ) -> VerdictRow:
         """Records the decision on (job, root) and moves the job to `verified`. If a
         decision was already recorded, it stands: the stored one is returned and used."""
@@ -932,6 +942,7 @@ class Store:
                                 challenged=json.dumps(list(challenged)),
                                 latency_s=latency_s,
                                 created_at=now,
+                                seed=hex32(seed) if seed is not None else None,
                             )
                         )
                 except IntegrityError:

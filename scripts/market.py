@@ -4,8 +4,8 @@
     ape run market provider register 1000 --metadata https://... --approve
     ape run market provider add-stake 500 | unbond 200 | withdraw-stake | withdraw-earnings
     ape run market provider info [ADDRESS]
-    ape run market post --spec-hash 0x.. --spec-uri ipfs://.. --payment 100 --collateral 40 \\
-        --shards 16 --challenges 4 [--permit | --approve]
+    ape run market post --spec-hash 0x.. --spec-uri ipfs://.. --payment 100 [--collateral min] \\
+        --shards 16 --challenges 8 [--permit | --approve]
     ape run market accept JOB | submit JOB --root 0x.. --shards 16 --bundle-uri URL
     ape run market sign JOB --accept|--reject --out verdict.json      (an oracle's account)
     ape run market settle verdicts/*.json                              (anyone)
@@ -41,6 +41,7 @@ from neurotoken.market_ops import (
     format_ntk,
     job_view,
     load_signed,
+    minimum_collateral,
     parse_bytes32,
     parse_duration,
     parse_ntk,
@@ -135,9 +136,20 @@ def cli() -> None:
 @click.option(
     "--oracle", "oracles", multiple=True, required=True, help="An oracle address (repeat)."
 )
-@click.option("--threshold", type=int, required=True, help="Signatures a settlement needs.")
+@click.option(
+    "--threshold",
+    type=int,
+    required=True,
+    help="Signatures a settlement needs: more than half of the oracles.",
+)
 @click.option("--fee-bps", type=int, default=250, show_default=True, help="Protocol fee.")
 @click.option("--unbonding-delay", default="7d", show_default=True, help="e.g. 7d, 36h.")
+@click.option(
+    "--min-verdict-window",
+    default="1h",
+    show_default=True,
+    help="Shortest verdict window a job may have (room for confirmations and verification).",
+)
 @yes_option()
 @friendly
 def deploy(
@@ -149,6 +161,7 @@ def deploy(
     threshold: int,
     fee_bps: int,
     unbonding_delay: str,
+    min_verdict_window: str,
     yes: bool,
 ) -> None:
     """Deploy the ComputeMarket and record it in deployments/<network>.json."""
@@ -170,6 +183,7 @@ def deploy(
         threshold=threshold,
         fee_bps=fee_bps,
         unbonding_delay=parse_duration(unbonding_delay),
+        min_verdict_window=parse_duration(min_verdict_window),
     )
     path = deployments.record(
         network,
@@ -333,7 +347,13 @@ def provider_info(market_address: str | None, address: str) -> None:
 @click.option("--spec-hash", required=True, help="keccak256 of the canonical spec (0x + 64 hex).")
 @click.option("--spec-uri", required=True, help="Where providers fetch the spec.")
 @click.option("--payment", required=True, help="NTK escrowed for the job.")
-@click.option("--collateral", default="0", show_default=True, help="NTK the provider locks.")
+@click.option(
+    "--collateral",
+    default="min",
+    show_default=True,
+    help="NTK the provider locks; 'min' is the market's deterrent minimum for the payment, "
+    "shards and challenges.",
+)
 @click.option("--provider", "chosen", default=None, help="Reserve the job for this provider.")
 @click.option("--shards", type=int, required=True)
 @click.option("--challenges", type=int, required=True, help="Shards the oracles re-execute.")
@@ -368,16 +388,29 @@ def post(
         raise MarketOperationError("choose --permit or --approve, not both")
     if not 1 <= challenges <= shards:
         raise MarketOperationError(f"--challenges must be between 1 and --shards ({shards})")
+    least = minimum_collateral(amount, shards, challenges)
+    collateral_ntk = least if collateral == "min" else parse_ntk(collateral)
+    if collateral_ntk < least:
+        raise MarketOperationError(
+            f"--collateral must be at least {format_ntk(least)} for {format_ntk(amount)} over "
+            f"{shards} shards with {challenges} challenged (so that faking a shard loses money); "
+            "pass --collateral min"
+        )
+    window = parse_duration(verdict_within)
+    if window < int(market.minVerdictWindow()):
+        raise MarketOperationError(
+            f"--verdict-within must be at least {int(market.minVerdictWindow())}s on this market"
+        )
     start = int(chain.pending_timestamp)
     accept_by = start + parse_duration(accept_within)
     deliver_by = accept_by + parse_duration(deliver_within)
-    verdict_by = deliver_by + parse_duration(verdict_within)
+    verdict_by = deliver_by + window
     request = {
         "specHash": parse_bytes32(spec_hash, "--spec-hash"),
         "specURI": spec_uri,
         "paymentNtk": amount,
         "provider": chosen or ZERO_ADDRESS,
-        "collateralNtk": parse_ntk(collateral),
+        "collateralNtk": collateral_ntk,
         "shardCount": shards,
         "challengeCount": challenges,
         "acceptBy": accept_by,
@@ -476,8 +509,8 @@ def sign(account: Any, market_address: str | None, job_id: int, accepted: bool, 
     """Sign an EIP-712 verdict on a submitted job (as an oracle) and write it to OUT."""
     signer = require_account(account)
     market = the_market(market_address)
-    if not market.isOracle(signer):
-        click.echo(f"warning: {signer.address} is not an oracle of this market", err=True)
+    if not market.isJobOracle(job_id, signer):
+        click.echo(f"warning: {signer.address} is not an oracle of job {job_id}", err=True)
     verdict = verdict_to_sign(market, job_id, accepted)
     domain = MarketDomain(chain.chain_id, market.address)
     signed = SignedVerdict(
@@ -562,7 +595,7 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
 @click.argument("job_id", type=int)
 @friendly
 def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
-    """Store a submitted job's challenge seed (or move it if out of reach)."""
+    """Store a submitted job's challenge seed for good (before it ages out of reach)."""
     sender = require_account(account)
     market = the_market(market_address)
     tx = transact(market, "fixChallengeSeed", job_id, sender=sender)

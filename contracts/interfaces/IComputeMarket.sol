@@ -16,23 +16,38 @@ pragma solidity ^0.8.28;
 ///   Accepted --expireJob (after deliverBy)--> Defaulted: refund, collateral slashed
 ///   Submitted --expireJob (after verdictBy)--> Lapsed: refund, collateral unlocked, no fault
 ///
-/// Challenge derivation (mirrored by `neurotoken.verdicts.challenged_indices`):
+/// Challenge derivation (`libraries/ChallengeDerivation.sol`, mirrored by
+/// `neurotoken.verdicts.challenged_indices`):
 ///   seed = blockhash(seedBlock), where seedBlock = the block after the one that recorded the
 ///   result root (so the provider could not know it when committing). Read through EIP-2935
-///   history, the hash stays readable for 8,191 blocks; `fixChallengeSeed` stores it for good,
-///   or, once it is out of reach, moves seedBlock to the next block.
+///   history, the hash stays readable for 8,191 blocks; `fixChallengeSeed` stores it for good.
+///   A commitment gets exactly one draw: the seed block never moves. A seed that nobody fixed
+///   before it aged out cannot be judged, and the job lapses at `verdictBy` (oracles fix every
+///   seed long before that; see docs/proofs.md for the residual trust in block producers).
 ///   For counter c = 0, 1, 2, ...: index = uint256(keccak256(abi.encode(seed, jobId, c))) %
 ///   shardCount; an index already drawn is skipped; the first k distinct indices, in the order
 ///   drawn, are the challenged shards (k = challengeCount <= shardCount).
 ///
 /// Verdicts (EIP-712, domain name "Neurotoken Compute Market", version "1", this chain id and
 /// this contract):
-///   Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)            - one job
-///   VerdictBatch(Verdict[] verdicts)Verdict(uint256 jobId,bytes32 resultRoot,bool accepted)
-///                                                                      - many jobs, one signature
-/// A settlement carries the signatures of at least `threshold` distinct current oracles, in
-/// strictly ascending signer address order; the result root is read from storage, so a
-/// signature over any other root, job, contract or chain recovers to a stranger.
+///   Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)       - one job
+///   VerdictBatch(Verdict[] verdicts)Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,
+///   bool accepted)                                                     - many jobs, one signature
+/// A settlement carries the signatures of at least the job's threshold of distinct oracles of
+/// the job's oracle epoch, in strictly ascending signer address order; the result root and the
+/// challenge seed are read from the chain, so a signature over any other root, seed, job,
+/// contract or chain recovers to a stranger.
+///
+/// Governance never reaches into a live job: a job records the oracle epoch and the threshold
+/// in force when it was posted, and only those oracles, at that threshold, can settle it. The
+/// threshold is always more than half of the oracle set, so two conflicting quorums cannot
+/// both exist. A removed oracle is retired for good (it cannot be added back).
+///
+/// Deterrence: a job's collateral must be at least `minimumCollateral(payment, shards, k)`, the
+/// least stake for which faking even one shard (f = 1/N, caught with probability k/N) has a
+/// negative expected value for the provider when the outside value of a corrupted result is
+/// taken equal to the payment and the provider's compute cost is at most the payment (see
+/// docs/proofs.md). Every verdict window is at least `minVerdictWindow` seconds long.
 ///
 /// Accounting: the market's NTK balance always equals the escrowed payments of open jobs plus
 /// provider stake (free, locked as collateral, and unbonding) plus provider earnings not yet
@@ -68,6 +83,9 @@ interface IComputeMarket {
     /// @param shardCount Number of shards the work is split into.
     /// @param challengeCount Number of shards the oracles re-execute (k).
     /// @param feeBps Protocol fee in basis points, fixed when the job was posted.
+    /// @param oracleEpoch The oracle epoch in force when the job was posted: only oracles of
+    /// that epoch can settle it.
+    /// @param threshold Signatures a settlement of this job needs, fixed when it was posted.
     struct Job {
         address client;
         uint96 paymentNtk;
@@ -80,9 +98,11 @@ interface IComputeMarket {
         uint40 deliverBy;
         uint40 verdictBy;
         uint40 seedBlock;
-        uint32 shardCount;
-        uint32 challengeCount;
+        uint24 shardCount;
+        uint16 challengeCount;
         uint16 feeBps;
+        uint24 oracleEpoch;
+        uint8 threshold;
     }
 
     /// @notice What a client asks for when posting a job.
@@ -90,12 +110,14 @@ interface IComputeMarket {
     /// @param specURI Where the spec can be fetched; published in `JobPosted`, not stored.
     /// @param paymentNtk Payment pulled from the client into escrow (non-zero).
     /// @param provider The only provider allowed to accept, or zero for any registered provider.
-    /// @param collateralNtk Stake the accepting provider must lock (may be zero).
-    /// @param shardCount Number of shards (at least 1).
+    /// @param collateralNtk Stake the accepting provider must lock, at least
+    /// `minimumCollateral(paymentNtk, shardCount, challengeCount)`.
+    /// @param shardCount Number of shards, 1 <= shardCount <= MAX_SHARD_COUNT.
     /// @param challengeCount Challenged shards k, 1 <= k <= min(shardCount, MAX_CHALLENGE_COUNT).
     /// @param acceptBy Acceptance deadline, at or after now.
     /// @param deliverBy Delivery deadline, after acceptBy.
-    /// @param verdictBy Verdict deadline, after deliverBy and at most MAX_JOB_DURATION from now.
+    /// @param verdictBy Verdict deadline, at least `minVerdictWindow` after deliverBy and at most
+    /// MAX_JOB_DURATION from now.
     struct JobRequest {
         bytes32 specHash;
         string specURI;
@@ -175,9 +197,6 @@ interface IComputeMarket {
     );
     /// @notice The challenge seed of a job was stored for good.
     event ChallengeSeedFixed(uint256 indexed jobId, uint256 seedBlock, bytes32 seed);
-    /// @notice The seed block's hash was out of reach before anyone fixed it; a later block
-    /// seeds the challenge instead.
-    event ChallengeSeedReanchored(uint256 indexed jobId, uint256 oldSeedBlock, uint256 newSeedBlock);
     /// @notice Oracles accepted the result: the provider earned `providerNtk`, the protocol
     /// `feeNtk`, and `collateralNtk` returned to the provider's free stake.
     event JobPaid(
@@ -211,11 +230,15 @@ interface IComputeMarket {
 
     // ---------------------------------------------------------------- events: governance
 
-    /// @notice An oracle joined the set, which now has `oracleCount` members.
-    event OracleAdded(address indexed oracle, uint256 oracleCount);
-    /// @notice An oracle left the set; its signatures no longer count.
-    event OracleRemoved(address indexed oracle, uint256 oracleCount);
-    /// @notice The number of oracle signatures a settlement needs changed.
+    /// @notice An oracle joined the set, which now has `oracleCount` members; it can settle
+    /// jobs posted from oracle epoch `epoch` on.
+    event OracleAdded(address indexed oracle, uint256 oracleCount, uint256 epoch);
+
+    /// @notice An oracle left the set for good; its signatures count only for jobs posted
+    /// before oracle epoch `epoch`.
+    event OracleRemoved(address indexed oracle, uint256 oracleCount, uint256 epoch);
+    /// @notice The number of oracle signatures a settlement of a job posted from now on needs
+    /// changed.
     event ThresholdSet(uint256 oldThreshold, uint256 newThreshold);
     /// @notice The protocol fee for jobs posted from now on changed.
     event FeeSet(uint256 oldFeeBps, uint256 newFeeBps);
@@ -256,10 +279,29 @@ interface IComputeMarket {
     error MarketZeroSpecHash();
     /// @notice The submitted result root was zero.
     error MarketZeroResultRoot(uint256 jobId);
-    /// @notice Shard counts must satisfy 1 <= challengeCount <= min(shardCount, MAX_CHALLENGE_COUNT).
+    /// @notice Shard counts must satisfy 1 <= challengeCount <= min(shardCount, MAX_CHALLENGE_COUNT)
+    /// and shardCount <= MAX_SHARD_COUNT.
+    /// @param shardCount The shard count asked for.
+    /// @param challengeCount The challenge count asked for.
     error MarketInvalidShardCounts(uint256 shardCount, uint256 challengeCount);
+
     /// @notice Deadlines must satisfy now <= acceptBy < deliverBy < verdictBy <= now + MAX_JOB_DURATION.
     error MarketInvalidDeadlines(uint256 timestamp, uint256 acceptBy, uint256 deliverBy, uint256 verdictBy);
+
+    /// @notice The verdict window (verdictBy - deliverBy) is shorter than the market's minimum,
+    /// which leaves room for the seed block, confirmations and verification.
+    /// @param window The window asked for, in seconds.
+    /// @param minimum The market's `minVerdictWindow`.
+    error MarketVerdictWindowTooShort(uint256 window, uint256 minimum);
+
+    /// @notice The collateral is below the deterrent minimum for the job's payment and counts.
+    /// @param required `minimumCollateral(paymentNtk, shardCount, challengeCount)`.
+    /// @param offered The collateral asked for.
+    error MarketCollateralTooLow(uint256 required, uint256 offered);
+
+    /// @notice The deployer's minimum verdict window is outside [MIN_VERDICT_WINDOW_FLOOR, MAX_JOB_DURATION].
+    /// @param window The window given, in seconds.
+    error MarketInvalidVerdictWindow(uint256 window);
     /// @notice The submitted shard count differs from the job's.
     error MarketShardCountMismatch(uint256 jobId, uint256 expected, uint256 submitted);
     /// @notice The seed block has not been mined yet; no challenge (and no verdict) before it is.
@@ -278,8 +320,26 @@ interface IComputeMarket {
     error MarketSignersNotAscending(address previous, address signer);
     /// @notice A batch settlement had no entries.
     error MarketEmptyBatch();
-    /// @notice The threshold must satisfy 1 <= threshold <= oracleCount.
+
+    /// @notice A batch mixes jobs of different oracle epochs; settle them in separate batches.
+    /// @param jobId The first job whose epoch differs.
+    /// @param epoch That job's oracle epoch.
+    /// @param expected The oracle epoch of the batch's first job.
+    error MarketBatchEpochMismatch(uint256 jobId, uint256 epoch, uint256 expected);
+    /// @notice The threshold must be more than half of the oracles and at most all of them:
+    /// oracleCount < 2 * threshold and threshold <= oracleCount.
+    /// @param threshold The threshold the change would leave.
+    /// @param oracleCount The number of oracles the change would leave.
     error MarketInvalidThreshold(uint256 threshold, uint256 oracleCount);
+
+    /// @notice The address was an oracle once and was removed; it cannot come back (its old
+    /// term still counts for the jobs posted during it). Use a new key.
+    /// @param oracle The retired oracle.
+    error MarketOracleRetired(address oracle);
+
+    /// @notice The oracle set would exceed MAX_ORACLES members.
+    /// @param oracleCount The size the change would leave.
+    error MarketTooManyOracles(uint256 oracleCount);
     /// @notice The address is already an oracle.
     error MarketOracleAlreadyAdded(address oracle);
     /// @notice The address is not an oracle.
@@ -340,10 +400,10 @@ interface IComputeMarket {
         external;
 
     /// @notice Settles one submitted job with oracle signatures over
-    /// `Verdict(jobId, stored resultRoot, accepted)`. Anyone may call, by `verdictBy`, once the
-    /// seed block exists.
-    /// @param signatures 65-byte (r, s, v) signatures of distinct current oracles, ascending by
-    /// signer address, at least `threshold` of them.
+    /// `Verdict(jobId, stored resultRoot, challenge seed, accepted)`. Anyone may call, by
+    /// `verdictBy`, once the seed block exists.
+    /// @param signatures 65-byte (r, s, v) signatures of distinct oracles of the job's oracle
+    /// epoch, ascending by signer address, at least the job's threshold of them.
     function settle(uint256 jobId, bool accepted, bytes[] calldata signatures) external;
 
     /// @notice Settles many jobs with signatures over one `VerdictBatch` of all `entries` (in
@@ -358,21 +418,33 @@ interface IComputeMarket {
     /// verdictBy: refund and unlock the collateral (Lapsed).
     function expireJob(uint256 jobId) external;
 
-    /// @notice Stores the challenge seed of a submitted job for good, or, if the seed block's
-    /// hash is already out of reach, moves the seed to the next block. Anyone may call.
+    /// @notice Stores the challenge seed of a submitted job for good, so that it outlives the
+    /// 8,191 blocks of EIP-2935 history. Anyone may call; the seed never changes (reverts with
+    /// MarketChallengeSeedUnavailable once the seed block's hash is out of reach).
     function fixChallengeSeed(uint256 jobId) external;
 
     // ---------------------------------------------------------------- governance (owner)
 
-    /// @notice Adds an oracle.
+    /// @notice Adds an oracle for jobs posted from now on (a new oracle epoch). The threshold
+    /// must stay above half of the set; to grow the set and the threshold together use
+    /// `updateOracles`.
     function addOracle(address oracle) external;
 
-    /// @notice Removes an oracle; its signatures stop counting at once. The threshold must
-    /// stay at or below the remaining number of oracles.
+    /// @notice Retires an oracle for jobs posted from now on (a new oracle epoch); its
+    /// signatures still count for jobs posted before. The threshold must stay at or below the
+    /// remaining number of oracles.
     function removeOracle(address oracle) external;
 
-    /// @notice Sets how many oracle signatures a settlement needs.
+    /// @notice Sets how many oracle signatures a settlement of a job posted from now on needs:
+    /// more than half of the oracles, at most all of them.
     function setThreshold(uint256 newThreshold) external;
+
+    /// @notice Adds and retires oracles and sets the threshold in one step (one new oracle
+    /// epoch); only the final set and threshold are checked.
+    /// @param added Oracles to add (never oracles before).
+    /// @param removed Current oracles to retire.
+    /// @param newThreshold The threshold for jobs posted from now on.
+    function updateOracles(address[] calldata added, address[] calldata removed, uint256 newThreshold) external;
 
     /// @notice Sets the protocol fee (basis points, at most MAX_FEE_BPS) for jobs posted from now.
     function setFeeBps(uint256 newFeeBps) external;
@@ -403,8 +475,23 @@ interface IComputeMarket {
     /// @notice Whether `account` is a current oracle.
     function isOracle(address account) external view returns (bool);
 
-    /// @notice The number of current oracles.
-    function oracleCount() external view returns (uint256);
+    /// @notice Whether `account`'s signature counts for job `jobId` (an oracle of the oracle
+    /// epoch the job was posted in).
+    function isJobOracle(uint256 jobId, address account) external view returns (bool);
+
+    /// @notice The current oracle epoch: it grows by one with every change of the oracle set.
+    function oracleEpoch() external view returns (uint256);
+
+    /// @notice Shortest verdict window (verdictBy - deliverBy) a job may be posted with.
+    function minVerdictWindow() external view returns (uint256);
+
+    /// @notice The least collateral a job with this payment and these counts may ask for:
+    /// floor(paymentNtk * (shardCount + 1 - 2 * challengeCount) / challengeCount) + 1 when
+    /// shardCount + 1 >= 2 * challengeCount, else 0.
+    function minimumCollateral(uint256 paymentNtk, uint256 shardCount, uint256 challengeCount)
+        external
+        pure
+        returns (uint256);
 
     /// @notice Every current oracle, in no particular order (oracles sort it to agree on
     /// which of them transmits a settlement first).
@@ -424,16 +511,4 @@ interface IComputeMarket {
 
     /// @notice The k challenged shard indices of a job that has a result, in the order drawn.
     function challengedShards(uint256 jobId) external view returns (uint256[] memory);
-
-    /// @notice The challenge derivation on any input (the same code `challengedShards` runs).
-    function deriveChallengedShards(bytes32 seed, uint256 jobId, uint256 shardCount, uint256 challengeCount)
-        external
-        pure
-        returns (uint256[] memory);
-
-    /// @notice The EIP-712 digest oracles sign for one job's verdict.
-    function verdictDigest(uint256 jobId, bytes32 resultRoot, bool accepted) external view returns (bytes32);
-
-    /// @notice The EIP-712 digest oracles sign for a batch, using the stored result roots.
-    function batchDigest(BatchEntry[] calldata entries) external view returns (bytes32);
 }

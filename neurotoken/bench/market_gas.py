@@ -38,7 +38,7 @@ BUNDLE_URI = "ipfs://bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
 PAYMENT = 100 * NTK
 COLLATERAL = 20 * NTK
 SHARDS = 64
-CHALLENGES = 8
+CHALLENGES = 32
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -99,7 +99,8 @@ def string_slots(text: str) -> int:
 
 
 class MarketBench:
-    """A market with three oracles, a funded client and providers, and builders."""
+    """A market (one oracle at first; `_settle_paths` grows the set to three), a funded
+    client and providers, and builders."""
 
     def __init__(self, ctx: BenchContext) -> None:
         self.ctx = ctx
@@ -110,7 +111,7 @@ class MarketBench:
         self.token.grantRole(self.token.MINTER_ROLE(), owner, sender=owner)
         self.oracles = sorted(ctx.fresh_accounts(3), key=lambda a: int(a.address, 16))
         self.market = ctx.project.ComputeMarket.deploy(
-            self.token, owner, 7 * 24 * 3600, 250, self.oracles, 1, sender=owner
+            self.token, owner, 7 * 24 * 3600, 250, self.oracles[:1], 1, 3_600, sender=owner
         )
         self.domain = MarketDomain(self.chain.chain_id, self.market.address)
         (self.client,) = ctx.fresh_accounts(1)
@@ -244,11 +245,13 @@ def _settle_paths(bench: MarketBench, provider: Any, first_job: int) -> list[Row
     """settle one job with m = 1, 2, 3 oracle signatures (threshold m)."""
     rows: list[Row] = []
     for m in (1, 2, 3):
-        bench.market.setThreshold(m, sender=bench.owner)
+        if m > 1:  # m of m oracles: a threshold is always more than half of the set
+            bench.market.updateOracles([bench.oracles[m - 1]], [], m, sender=bench.owner)
         (job,) = bench.submitted(provider, 1) if m > 1 else (first_job,)
         root = bytes(bench.market.getJob(job).resultRoot)
+        seed = bytes(bench.market.challengeSeed(job))
         signatures = [
-            sign_verdict(o.private_key, bench.domain, Verdict(job, root, True)).signature
+            sign_verdict(o.private_key, bench.domain, Verdict(job, root, seed, True)).signature
             for o in bench.oracles[:m]
         ]
         tx = bench.market.settle(job, True, signatures, sender=bench.oracles[0])
@@ -268,7 +271,15 @@ def _batches(bench: MarketBench, provider: Any) -> list[tuple[str, int, int, Flo
                 providers = [bench.new_provider() for _ in range(n)]
                 jobs = [job for p in providers for job in bench.submitted(p, 1)]
             entries = [(job, True) for job in jobs]
-            verdicts = [Verdict(j, bytes(bench.market.getJob(j).resultRoot), True) for j in jobs]
+            verdicts = [
+                Verdict(
+                    j,
+                    bytes(bench.market.getJob(j).resultRoot),
+                    bytes(bench.market.challengeSeed(j)),
+                    True,
+                )
+                for j in jobs
+            ]
             signatures = [
                 sign_batch(o.private_key, bench.domain, verdicts).signature
                 for o in bench.oracles[:2]

@@ -68,7 +68,7 @@ def agent_stage(
     token = project.NeuroToken.deploy(deployer, sender=deployer)
     token.grantRole(token.MINTER_ROLE(), minter, sender=deployer)
     market = project.ComputeMarket.deploy(
-        token, deployer, 7 * 24 * 3600, 250, oracles, 2, sender=deployer
+        token, deployer, 7 * 24 * 3600, 250, oracles, 2, 3600, sender=deployer
     )
     token.mint(client, 10_000 * NTK, sender=minter)
     token.mint(farm, 2_000 * NTK, sender=minter)
@@ -150,7 +150,7 @@ def agent_stage(
                     sign_verdict(
                         oracle.private_key,
                         domain,
-                        Verdict(job_id, job.result_root, verdict.accepted),
+                        Verdict(job_id, job.result_root, seed, verdict.accepted),
                     )
                 )
             signatures = assemble_quorum(

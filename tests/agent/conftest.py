@@ -26,6 +26,7 @@ from neurotoken.verdicts import MarketDomain, Verdict, sign_verdict
 NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 UNBONDING_DELAY = 7 * 24 * 3600
+MIN_VERDICT_WINDOW = 3600
 FEE_BPS = 250
 STAKE = 1_000 * NTK
 PAYMENT = 80 * NTK
@@ -110,7 +111,7 @@ def market(
 ) -> Any:
     """A market with 3 oracles (threshold 2) and a 2.5% fee; client and farm hold NTK."""
     deployed = project.ComputeMarket.deploy(
-        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, sender=owner
+        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
     )
     token.mint(client, 100_000 * NTK, sender=minter)
     token.approve(deployed, 2**256 - 1, sender=client)

@@ -17,10 +17,11 @@ ZERO_ADDRESS = "0x" + "00" * 20
 UNBONDING_DELAY = 7 * 24 * 3600
 FEE_BPS = 250
 PAYMENT = 100 * NTK
-COLLATERAL = 40 * NTK
+COLLATERAL = 40 * NTK  # above the minimum for PAYMENT, SHARDS and CHALLENGES (12.5 NTK)
 STAKE = 1_000 * NTK
 SHARDS = 16
-CHALLENGES = 4
+CHALLENGES = 8
+MIN_VERDICT_WINDOW = 3600
 SPEC_HASH = b"\x5e" * 32
 RESULT_ROOT = b"\x7a" * 32
 
@@ -80,7 +81,7 @@ def market(
 ) -> Any:
     """A market with 3 oracles, threshold 2, fee 2.5%; client and providers funded and approved."""
     deployed = project.ComputeMarket.deploy(
-        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, sender=owner
+        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
     )
     for account in (client, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)
@@ -147,21 +148,33 @@ class Market:
         return job_id
 
     def sign(
-        self, job_id: int, accepted: bool, signers: Sequence[Any], root: bytes | None = None
+        self,
+        job_id: int,
+        accepted: bool,
+        signers: Sequence[Any],
+        root: bytes | None = None,
+        seed: bytes | None = None,
     ) -> list[bytes]:
         """Signatures of `signers` over the job's verdict, sorted by signer address."""
         root = root if root is not None else bytes(self.contract.getJob(job_id).resultRoot)
+        seed = seed if seed is not None else self.seed(job_id)
         signed = [
-            sign_verdict(s.private_key, self.domain, Verdict(job_id, root, accepted))
+            sign_verdict(s.private_key, self.domain, Verdict(job_id, root, seed, accepted))
             for s in signers
         ]
         return sorted_signatures(signed)
+
+    def seed(self, job_id: int) -> bytes:
+        """The job's challenge seed, as the contract reads it."""
+        return bytes(self.contract.challengeSeed(job_id))
 
     def sign_batch(
         self, entries: Sequence[tuple[int, bool]], signers: Sequence[Any]
     ) -> list[bytes]:
         verdicts = [
-            Verdict(job_id, bytes(self.contract.getJob(job_id).resultRoot), accepted)
+            Verdict(
+                job_id, bytes(self.contract.getJob(job_id).resultRoot), self.seed(job_id), accepted
+            )
             for job_id, accepted in entries
         ]
         return sorted_signatures(

@@ -1,5 +1,5 @@
-"""The challenge: a seed from a block that did not exist at commit time, its fixing and
-re-anchoring, and the index derivation mirrored in Python."""
+"""The challenge: a seed from a block that did not exist at commit time, fixed for good and
+never drawn twice, and the index derivation mirrored in Python."""
 
 from __future__ import annotations
 
@@ -9,11 +9,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurotoken.verdicts import VerdictError, challenged_indices
-from tests.market.conftest import CHALLENGES, POSTED, RESULT_ROOT, SHARDS, event_args
+from tests.market.conftest import (
+    CHALLENGES,
+    LAPSED,
+    PAYMENT,
+    POSTED,
+    RESULT_ROOT,
+    SHARDS,
+    event_args,
+)
 
 HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"  # EIP-2935
 
 
+@pytest.fixture
+def harness(project, owner):
+    """The market's challenge derivation on any input."""
+    return project.ChallengeHarness.deploy(sender=owner)
 def drop_block_history(chain) -> None:
     """Empties the EIP-2935 history contract, as on a chain without it: a block hash is then
     out of reach after 256 blocks instead of 8,191 (which would take anvil minutes to mine)."""
@@ -78,6 +90,15 @@ def test_fix_challenge_seed__stores_it_for_good(m, market, chain, stranger):
     assert bytes(market.challengeSeed(job_id)) == expected
 
 
+def test_fixed_seed__after_history_is_gone__verdict_over_it_settles(m, market, chain, oracles):
+    job_id = m.submitted()
+    market.fixChallengeSeed(job_id, sender=oracles[0])
+    drop_block_history(chain)
+    chain.mine(260)
+    tx = market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+    assert len(tx.events.filter(market.JobPaid)) == 1
+
+
 def test_fix_challenge_seed__twice__reverts(m, market, stranger):
     job_id = m.submitted()
     market.fixChallengeSeed(job_id, sender=stranger)
@@ -106,37 +127,42 @@ def test_fix_challenge_seed__unknown_job__reverts(market, stranger):
         market.fixChallengeSeed(3, sender=stranger)
 
 
-def test_seed_out_of_reach__reanchors_to_next_block(m, market, chain, stranger, oracles):
-    """Nobody fixed the seed while its hash was readable: the view says so, anyone moves the
-    seed to the next block, and settlement waits for that block."""
+def test_provider_withholds_until_seed_ages_out__gets_no_second_draw(
+    m, market, chain, provider, oracles, balance_of, client
+):
+    """The re-roll attack: a provider that sees its challenge hit a faked shard waits for the
+    seed to age out of history and asks for a fresh draw. The seed block never moves: fixing
+    an aged-out seed reverts, so does settling, and the job can only lapse (no draw at all)."""
     job_id = m.submitted()
-    old_seed_block = market.getJob(job_id).seedBlock
+    seed_block = market.getJob(job_id).seedBlock
     drop_block_history(chain)
     chain.mine(260)
-    with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=old_seed_block):
+    with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
         market.challengeSeed(job_id)
-
-    tx = market.fixChallengeSeed(job_id, sender=stranger)
-    assert event_args(tx, market.ChallengeSeedReanchored) == {
-        "jobId": job_id,
-        "oldSeedBlock": old_seed_block,
-        "newSeedBlock": tx.block_number + 1,
-    }
-    assert market.getJob(job_id).seedBlock == tx.block_number + 1
-    with ape.reverts(
-        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
-    ):
-        market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
-
-    chain.mine(2)
-    assert bytes(market.challengeSeed(job_id)) == bytes(chain.blocks[tx.block_number + 1].hash)
-    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+    for caller in (provider, oracles[0]):
+        with ape.reverts(
+            market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block
+        ):
+            market.fixChallengeSeed(job_id, sender=caller)
+    assert market.getJob(job_id).seedBlock == seed_block
+    with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
+        market.challengedShards(job_id)
+    old_seed = bytes(chain.blocks[seed_block].hash)
+    with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
+        market.settle(
+            job_id, True, m.sign(job_id, True, oracles[:2], seed=old_seed), sender=oracles[0]
+        )
+    chain.mine(deltatime=4 * 3600)
+    before = balance_of(client)
+    market.expireJob(job_id, sender=provider)
+    assert market.getJob(job_id).state == LAPSED
+    assert balance_of(client) - before == PAYMENT
 
 
 @pytest.mark.parametrize(("shards", "k"), [(0, 0), (5, 0), (5, 6)])
-def test_derive__invalid_counts__reverts(market, shards, k):
-    with ape.reverts(market.MarketInvalidShardCounts, shardCount=shards, challengeCount=k):
-        market.deriveChallengedShards(b"\x00" * 32, 1, shards, k)
+def test_derive__invalid_counts__reverts(harness, shards, k):
+    with ape.reverts(harness.ChallengeHarnessInvalidCounts, shardCount=shards, challengeCount=k):
+        harness.derive(b"\x00" * 32, 1, shards, k)
 
 
 @pytest.mark.parametrize(("shards", "k"), [(0, 0), (5, 0), (5, 6)])
@@ -157,8 +183,8 @@ def test_python_derive__invalid_counts__raises(shards, k):
         lambda n: st.tuples(st.just(n), st.integers(min_value=1, max_value=min(n, 64)))
     ),
 )
-def test_python_derivation__equals_contract(market, seed, job_id, shards_and_k):
+def test_python_derivation__equals_contract(harness, seed, job_id, shards_and_k):
     shards, k = shards_and_k
-    assert list(market.deriveChallengedShards(seed, job_id, shards, k)) == challenged_indices(
+    assert list(harness.derive(seed, job_id, shards, k)) == challenged_indices(
         seed, job_id, shards, k
     )

@@ -21,7 +21,7 @@ from neurotoken.market_ops import (
     parse_ntk,
     preflight,
 )
-from tests.market.conftest import PAID, POSTED, RESULT_ROOT, SHARDS, SPEC_HASH
+from tests.market.conftest import NTK, PAID, POSTED, RESULT_ROOT, SHARDS, SPEC_HASH
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("market_cli", ROOT / "scripts" / "market.py")
@@ -48,7 +48,7 @@ POST = {
     "collateral": "40",
     "chosen": None,
     "shards": SHARDS,
-    "challenges": 4,
+    "challenges": 8,
     "accept_within": "1h",
     "deliver_within": "1d",
     "verdict_within": "1d",
@@ -126,12 +126,14 @@ def test_deploy__records_the_market(project, token, owner, oracles, chain, deplo
         threshold=2,
         fee_bps=250,
         unbonding_delay="7d",
+        min_verdict_window="2h",
         yes=True,
     )
     recorded = json.loads((deployments_dir / "ethereum-local.json").read_text())["ComputeMarket"]
     deployed = project.ComputeMarket.at(recorded["address"])
     assert deployed.token() == token.address and deployed.threshold() == 2
     assert deployed.unbondingDelay() == 7 * 86_400
+    assert deployed.minVerdictWindow() == 2 * 3600
     assert recorded["oracles"] == [o.address for o in oracles]
     # the block that created it, where an oracle starts reading events
     assert recorded["block"] == chain.blocks.head.number
@@ -140,7 +142,7 @@ def test_deploy__records_the_market(project, token, owner, oracles, chain, deplo
 
 
 def test_deploy__threshold_above_oracles__explained(token, owner, oracles, chain):
-    with pytest.raises(click.ClickException, match="between 1 and the number of oracles"):
+    with pytest.raises(click.ClickException, match="more than half of the oracles"):
         run(
             market_cli.deploy,
             provider=chain.provider,
@@ -151,6 +153,7 @@ def test_deploy__threshold_above_oracles__explained(token, owner, oracles, chain
             threshold=2,
             fee_bps=250,
             unbonding_delay="7d",
+            min_verdict_window="1h",
             yes=True,
         )
 
@@ -253,7 +256,26 @@ def test_post__more_challenges_than_shards__explained(market, client):
 
 def test_post__more_than_the_balance__explained(market, client):
     with pytest.raises(click.ClickException, match="less than the 1000000 NTK needed"):
-        post(market, client, payment="1000000")
+        post(market, client, payment="1000000", collateral="min")
+
+
+def test_post__collateral_below_the_deterrent_minimum__explained(market, client):
+    with pytest.raises(
+        click.ClickException,
+        match=r"--collateral must be at least 12\.500000000000000001 NTK for 100 NTK over 16 "
+        r"shards with 8 challenged",
+    ):
+        post(market, client, collateral="12.5")
+
+
+def test_post__collateral_min__asks_for_the_contract_minimum(market, client):
+    post(market, client, collateral="min")
+    assert market.getJob(1).collateralNtk == market.minimumCollateral(100 * NTK, SHARDS, 8)
+
+
+def test_post__verdict_window_below_the_market_minimum__explained(market, client):
+    with pytest.raises(click.ClickException, match="--verdict-within must be at least 3600s"):
+        post(market, client, verdict_within="59m")
 
 
 def test_job_flow__accept_submit_sign_settle_status(

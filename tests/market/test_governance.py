@@ -1,24 +1,46 @@
 """Owner-only settings: the oracle set, the threshold, the fee, fee withdrawal, ownership,
-and the constructor's checks."""
+and the constructor's checks; governance never reaches into a live job."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import ape
 import pytest
+from eth_account import Account
 
-from tests.market.conftest import FEE_BPS, PAYMENT, UNBONDING_DELAY, ZERO_ADDRESS, event_args
+from tests.market.conftest import (
+    FEE_BPS,
+    MIN_VERDICT_WINDOW,
+    PAYMENT,
+    UNBONDING_DELAY,
+    ZERO_ADDRESS,
+    event_args,
+)
 
 MAX_FEE_BPS = 1_000
 MAX_UNBONDING_DELAY = 90 * 24 * 3600
 
 
+@dataclass(frozen=True)
+class Key:
+    """A key that signs verdicts (it never sends a transaction)."""
+
+    address: str
+    private_key: str
+
+
+def fresh_oracles(count: int) -> list[Key]:
+    """The owner's own oracle keys."""
+    keys = [Account.create() for _ in range(count)]
+    return [Key(k.address, k.key.hex()) for k in keys]
 def test_deploy__records_settings(market, token, owner, oracles):
     assert market.token() == token.address
     assert market.owner() == owner.address
     assert market.unbondingDelay() == UNBONDING_DELAY
     assert market.feeBps() == FEE_BPS
     assert market.threshold() == 2
-    assert market.oracleCount() == 3
+    assert len(market.oracles()) == 3
     assert all(market.isOracle(o) for o in oracles)
     assert sorted(market.oracles()) == sorted(o.address for o in oracles)
     assert market.nextJobId() == 1
@@ -27,7 +49,9 @@ def test_deploy__records_settings(market, token, owner, oracles):
 
 
 def test_deploy__emits_oracle_threshold_and_fee_events(project, token, owner, oracles):
-    contract = project.ComputeMarket.deploy(token, owner, 0, 100, oracles[:2], 2, sender=owner)
+    contract = project.ComputeMarket.deploy(
+        token, owner, 0, 100, oracles[:2], 2, MIN_VERDICT_WINDOW, sender=owner
+    )
     receipt = contract.creation_metadata.receipt
     added = [log.event_arguments["oracle"] for log in receipt.events.filter(contract.OracleAdded)]
     assert added == [o.address for o in oracles[:2]]
@@ -45,6 +69,9 @@ def test_deploy__emits_oracle_threshold_and_fee_events(project, token, owner, or
         ("duplicate_oracle", "MarketOracleAlreadyAdded", {}),
         ("zero_threshold", "MarketInvalidThreshold", {"threshold": 0, "oracleCount": 2}),
         ("threshold_above_set", "MarketInvalidThreshold", {"threshold": 3, "oracleCount": 2}),
+        ("threshold_at_half", "MarketInvalidThreshold", {"threshold": 1, "oracleCount": 2}),
+        ("short_window", "MarketInvalidVerdictWindow", {"window": 59}),
+        ("window_over_a_year", "MarketInvalidVerdictWindow", {"window": 365 * 86400 + 1}),
     ],
 )
 def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case, error, kwargs):
@@ -54,6 +81,7 @@ def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case,
         "fee": FEE_BPS,
         "oracles": [o.address for o in oracles[:2]],
         "threshold": 2,
+        "window": MIN_VERDICT_WINDOW,
     }
     if case == "zero_token":
         args["token"] = ZERO_ADDRESS
@@ -70,6 +98,12 @@ def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case,
         args["threshold"] = 0
     elif case == "threshold_above_set":
         args["threshold"] = 3
+    elif case == "threshold_at_half":
+        args["threshold"] = 1
+    elif case == "short_window":
+        args["window"] = 59
+    elif case == "window_over_a_year":
+        args["window"] = 365 * 86400 + 1
     contract_type = project.ComputeMarket
     with ape.reverts(getattr(contract_type, error), **kwargs):
         contract_type.deploy(
@@ -79,15 +113,96 @@ def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case,
             args["fee"],
             args["oracles"],
             args["threshold"],
+            args["window"],
             sender=owner,
         )
 
 
-def test_add_oracle__joins_the_set(market, owner, outsider_key):
+def test_add_oracle__joins_the_set_in_a_new_epoch(market, owner, outsider_key):
+    market.setThreshold(3, sender=owner)
+    assert market.oracleEpoch() == 1
     tx = market.addOracle(outsider_key, sender=owner)
-    assert event_args(tx, market.OracleAdded) == {"oracle": outsider_key.address, "oracleCount": 4}
-    assert market.isOracle(outsider_key) and market.oracleCount() == 4
+    assert event_args(tx, market.OracleAdded) == {
+        "oracle": outsider_key.address,
+        "oracleCount": 4,
+        "epoch": 2,
+    }
+    assert market.oracleEpoch() == 2
+    assert market.isOracle(outsider_key) and len(market.oracles()) == 4
     assert outsider_key.address in market.oracles() and len(market.oracles()) == 4
+
+
+def test_add_oracle__leaving_the_threshold_at_half__reverts(market, owner, outsider_key):
+    with ape.reverts(market.MarketInvalidThreshold, threshold=2, oracleCount=4):
+        market.addOracle(outsider_key, sender=owner)
+
+
+def test_update_oracles__adds_retires_and_sets_threshold_in_one_epoch(
+    market, owner, oracles, outsider_key
+):
+    tx = market.updateOracles([outsider_key], [oracles[0]], 3, sender=owner)
+    assert market.oracleEpoch() == 2
+    assert event_args(tx, market.OracleRemoved)["epoch"] == 2
+    assert event_args(tx, market.OracleAdded)["epoch"] == 2
+    assert sorted(market.oracles()) == sorted(
+        [oracles[1].address, oracles[2].address, outsider_key.address]
+    )
+    assert market.threshold() == 3
+
+
+def test_update_oracles__by_non_owner__reverts(market, stranger):
+    with ape.reverts(market.OwnableUnauthorizedAccount, account=stranger.address):
+        market.updateOracles([stranger], [], 2, sender=stranger)
+
+
+def test_removed_oracle__cannot_be_added_back(market, owner, oracles):
+    market.removeOracle(oracles[2], sender=owner)
+    with ape.reverts(market.MarketOracleRetired, oracle=oracles[2].address):
+        market.updateOracles([oracles[2]], [], 2, sender=owner)
+
+
+def test_owner_adds_own_oracles__cannot_settle_a_job_submitted_before(m, market, owner, oracles):
+    """The governance attack: the owner packs the set with its own keys (a majority of the new
+    set). A job posted before keeps its oracles and threshold: the new keys cannot settle it,
+    the old ones still can."""
+    job_id = m.submitted()
+    packed = fresh_oracles(4)
+    market.updateOracles([o.address for o in packed], [], 4, sender=owner)
+    assert not market.isJobOracle(job_id, packed[0].address)
+    assert market.isJobOracle(job_id, oracles[0])
+    with ape.reverts(market.MarketSignerNotOracle):
+        market.settle(job_id, False, m.sign(job_id, False, packed), sender=owner)
+    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=owner)
+    assert market.getJob(job_id).state == 4  # Paid
+
+
+def test_owner_raises_threshold__a_live_job_keeps_its_own(m, market, owner, oracles):
+    job_id = m.submitted()
+    market.setThreshold(3, sender=owner)
+    assert market.getJob(job_id).threshold == 2
+    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=owner)
+
+
+def test_removed_oracle__still_settles_jobs_posted_during_its_term(m, market, owner, oracles):
+    job_id = m.submitted()
+    market.removeOracle(oracles[2], sender=owner)
+    later = m.submitted()
+    assert market.isJobOracle(job_id, oracles[2]) and not market.isJobOracle(later, oracles[2])
+    market.settle(job_id, True, m.sign(job_id, True, oracles[1:]), sender=owner)
+    with ape.reverts(market.MarketSignerNotOracle, signer=oracles[2].address):
+        market.settle(later, True, m.sign(later, True, oracles[1:]), sender=owner)
+
+
+def test_batch__jobs_of_two_oracle_epochs__reverts(m, market, owner, oracles, outsider_key):
+    first = m.submitted()
+    market.updateOracles([outsider_key], [], 3, sender=owner)
+    second = m.submitted()
+    with ape.reverts(market.MarketBatchEpochMismatch, jobId=second, epoch=2, expected=1):
+        market.settleBatch(
+            [(first, True), (second, True)],
+            m.sign_batch([(first, True), (second, True)], oracles),
+            sender=owner,
+        )
 
 
 def test_add_oracle__already_member__reverts(market, owner, oracles):
@@ -107,8 +222,12 @@ def test_add_oracle__by_non_owner__reverts(market, stranger):
 
 def test_remove_oracle__leaves_the_set(market, owner, oracles):
     tx = market.removeOracle(oracles[2], sender=owner)
-    assert event_args(tx, market.OracleRemoved) == {"oracle": oracles[2].address, "oracleCount": 2}
-    assert not market.isOracle(oracles[2]) and market.oracleCount() == 2
+    assert event_args(tx, market.OracleRemoved) == {
+        "oracle": oracles[2].address,
+        "oracleCount": 2,
+        "epoch": 2,
+    }
+    assert not market.isOracle(oracles[2]) and len(market.oracles()) == 2
     assert sorted(market.oracles()) == sorted(o.address for o in oracles[:2])
 
 
@@ -134,8 +253,8 @@ def test_set_threshold__changes_it(market, owner):
     assert market.threshold() == 3
 
 
-@pytest.mark.parametrize("value", [0, 4])
-def test_set_threshold__out_of_range__reverts(market, owner, value):
+@pytest.mark.parametrize("value", [0, 1, 4])
+def test_set_threshold__not_a_majority_or_above_the_set__reverts(market, owner, value):
     with ape.reverts(market.MarketInvalidThreshold, threshold=value, oracleCount=3):
         market.setThreshold(value, sender=owner)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ape
 import pytest
 
+from neurotoken.market_ops import minimum_collateral
 from tests.market.conftest import (
     ACCEPTED,
     CANCELLED,
@@ -15,6 +16,7 @@ from tests.market.conftest import (
     EXPIRED,
     FEE_BPS,
     LAPSED,
+    MIN_VERDICT_WINDOW,
     PAYMENT,
     POSTED,
     RESULT_ROOT,
@@ -89,7 +91,9 @@ def test_post__zero_spec_hash__reverts(m, market, client):
         market.postJob(m.request(specHash=b"\x00" * 32), sender=client)
 
 
-@pytest.mark.parametrize(("shards", "challenges"), [(0, 0), (4, 0), (4, 5), (1000, 257)])
+@pytest.mark.parametrize(
+    ("shards", "challenges"), [(0, 0), (4, 0), (4, 5), (1000, 257), (1000, 65), (65_537, 1)]
+)
 def test_post__invalid_shard_counts__reverts(m, market, client, shards, challenges):
     with ape.reverts(market.MarketInvalidShardCounts, shardCount=shards, challengeCount=challenges):
         market.postJob(m.request(shardCount=shards, challengeCount=challenges), sender=client)
@@ -100,6 +104,59 @@ def test_post__challenge_all_shards__accepted(m, market):
     assert market.getJob(job_id).challengeCount == 3
 
 
+def test_post__largest_counts__accepted(m, market):
+    job_id = m.post(shardCount=65_536, challengeCount=64, collateralNtk=PAYMENT * 1024)
+    assert (market.getJob(job_id).shardCount, market.getJob(job_id).challengeCount) == (65_536, 64)
+
+
+def test_post__collateral_below_the_deterrent_minimum__reverts(m, market, client):
+    """The underpriced-stake attack: with k = 4 of 16 shards a provider faking one shard is
+    caught only 1 time in 4; a 40 NTK collateral on a 100 NTK job would make that pay."""
+    required = PAYMENT * (SHARDS + 1 - 8) // 4 + 1
+    assert market.minimumCollateral(PAYMENT, SHARDS, 4) == required
+    with ape.reverts(market.MarketCollateralTooLow, required=required, offered=COLLATERAL):
+        market.postJob(m.request(challengeCount=4), sender=client)
+    market.postJob(m.request(challengeCount=4, collateralNtk=required), sender=client)
+
+
+def test_post__zero_collateral_with_few_challenges__reverts(m, market, client):
+    required = market.minimumCollateral(PAYMENT, SHARDS, CHALLENGES)
+    with ape.reverts(market.MarketCollateralTooLow, required=required, offered=0):
+        market.postJob(m.request(collateralNtk=0), sender=client)
+
+
+def test_post__verdict_window_below_the_minimum__reverts(m, market, chain, client):
+    """The short-window attack: a verdict deadline one second after delivery leaves no block
+    for a verdict, so a provider that commits junk at the last moment would only lapse."""
+    now = chain.pending_timestamp
+    chain.pending_timestamp = now
+    with ape.reverts(market.MarketVerdictWindowTooShort, window=1, minimum=MIN_VERDICT_WINDOW):
+        market.postJob(
+            m.request(acceptBy=now + 10, deliverBy=now + 20, verdictBy=now + 21), sender=client
+        )
+    assert market.minVerdictWindow() == MIN_VERDICT_WINDOW
+
+
+@pytest.mark.parametrize(
+    ("payment", "shards", "k", "expected"),
+    [
+        (100, 16, 8, 13),  # 100 * 1 / 8 = 12.5 -> 13 (strictly above)
+        (100, 16, 4, 226),  # 100 * 9 / 4 = 225 -> 226
+        (100, 15, 8, 1),  # N + 1 = 2k: a zero stake would break even; one wei makes it lose
+        (100, 14, 8, 0),  # N + 1 < 2k: every cheat loses more than it could gain
+        (100, 1, 1, 1),
+        (7, 256, 8, 211),  # 7 * 241 / 8 = 210.875 -> 211
+        (2**96 - 1, 65_536, 1, (2**96 - 1) * 65_535 + 1),
+    ],
+)
+def test_minimum_collateral__formula(market, payment, shards, k, expected):
+    assert market.minimumCollateral(payment, shards, k) == expected
+    assert minimum_collateral(payment, shards, k) == expected
+
+
+def test_minimum_collateral__invalid_counts__reverts(market):
+    with ape.reverts(market.MarketInvalidShardCounts, shardCount=4, challengeCount=5):
+        market.minimumCollateral(1, 4, 5)
 @pytest.mark.parametrize(
     "case", ["accept_in_past", "deliver_not_after_accept", "verdict_not_after_deliver", "too_long"]
 )
@@ -271,7 +328,7 @@ def test_accept__unbonding_stake_does_not_back_jobs(m, market, provider):
 
 def test_accept__zero_collateral_job__needs_no_stake(m, market, provider):
     m.register(stake=0)
-    job_id = m.post(collateralNtk=0)
+    job_id = m.post(collateralNtk=0, challengeCount=SHARDS)
     market.acceptJob(job_id, sender=provider)
     assert market.getJob(job_id).provider == provider.address
 
@@ -442,7 +499,7 @@ def test_expire__undelivered_job__refunds_and_slashes(
 def test_expire__undelivered_job_with_odd_collateral__rounds_compensation_down(
     m, market, chain, stranger
 ):
-    job_id = m.accepted(collateralNtk=3)
+    job_id = m.accepted(collateralNtk=3, challengeCount=SHARDS)
     chain.pending_timestamp = market.getJob(job_id).deliverBy + 1
     log = event_args(market.expireJob(job_id, sender=stranger), market.JobDefaulted)
     assert (log["compensationNtk"], log["burnedNtk"]) == (1, 2)
@@ -450,7 +507,7 @@ def test_expire__undelivered_job_with_odd_collateral__rounds_compensation_down(
 
 def test_expire__undelivered_zero_collateral__burns_nothing(m, market, token, chain, stranger):
     m.register(stake=0)
-    job_id = m.accepted(collateralNtk=0)
+    job_id = m.accepted(collateralNtk=0, challengeCount=SHARDS)
     chain.pending_timestamp = market.getJob(job_id).deliverBy + 1
     tx = market.expireJob(job_id, sender=stranger)
     assert event_args(tx, market.JobDefaulted)["burnedNtk"] == 0

@@ -11,6 +11,7 @@ import pytest
 from neurotoken.verdicts import MarketDomain, Verdict, sign_verdict
 from tests.market.conftest import (
     COLLATERAL,
+    MIN_VERDICT_WINDOW,
     PAYMENT,
     SHARDS,
     SPEC_HASH,
@@ -26,7 +27,7 @@ def hostile(
 ) -> tuple[Any, Any]:
     token = project.ReentrantToken.deploy(sender=owner)
     market = project.ComputeMarket.deploy(
-        token, owner, UNBONDING_DELAY, 250, oracles, 2, sender=owner
+        token, owner, UNBONDING_DELAY, 250, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
     )
     for account in (client, provider):
         token.mint(account, 10_000 * 10**18, sender=owner)
@@ -43,7 +44,7 @@ def request(chain: Any) -> dict[str, Any]:
         "provider": ZERO_ADDRESS,
         "collateralNtk": COLLATERAL,
         "shardCount": SHARDS,
-        "challengeCount": 2,
+        "challengeCount": 8,
         "acceptBy": now + 3600,
         "deliverBy": now + 7200,
         "verdictBy": now + 10800,
@@ -77,8 +78,10 @@ def test_withdraw_earnings__token_reenters_withdraw__refused_by_guard(
     market.submitResult(1, b"\x01" * 32, SHARDS, "", sender=provider)
     chain.mine(2)
     domain = MarketDomain(chain.chain_id, market.address)
+    seed = bytes(market.challengeSeed(1))
     signed = [
-        sign_verdict(o.private_key, domain, Verdict(1, b"\x01" * 32, True)) for o in oracles[:2]
+        sign_verdict(o.private_key, domain, Verdict(1, b"\x01" * 32, seed, True))
+        for o in oracles[:2]
     ]
     market.settle(1, True, sorted_signatures(signed), sender=provider)
     earned = market.getProvider(provider).earnedNtk

@@ -174,13 +174,16 @@ def _forged(m: Any, oracles: list[Any], job_id: int, case: str) -> list[bytes]:
     """Signatures by real oracles, but over a message other than the one being settled."""
     root = bytes(m.contract.getJob(job_id).resultRoot)
     domain = m.domain
-    verdict = Verdict(job_id, root, True)
+    seed = m.seed(job_id)
+    verdict = Verdict(job_id, root, seed, True)
     if case == "other_root":
-        verdict = Verdict(job_id, b"\x01" * 32, True)
+        verdict = Verdict(job_id, b"\x01" * 32, seed, True)
     elif case == "other_job":
-        verdict = Verdict(job_id + 1, root, True)
+        verdict = Verdict(job_id + 1, root, seed, True)
+    elif case == "other_seed":
+        verdict = Verdict(job_id, root, b"\x02" * 32, True)
     elif case == "other_verdict":
-        verdict = Verdict(job_id, root, False)
+        verdict = Verdict(job_id, root, seed, False)
     elif case == "other_contract":
         domain = MarketDomain(domain.chain_id, "0x" + "11" * 20)
     elif case == "other_chain":
@@ -189,7 +192,8 @@ def _forged(m: Any, oracles: list[Any], job_id: int, case: str) -> list[bytes]:
 
 
 @pytest.mark.parametrize(
-    "case", ["other_root", "other_job", "other_verdict", "other_contract", "other_chain"]
+    "case",
+    ["other_root", "other_job", "other_seed", "other_verdict", "other_contract", "other_chain"],
 )
 def test_settle__signed_for_another_message__reverts(m, market, oracles, case):
     """A signature over another root, job, verdict, contract or chain recovers to a stranger."""
@@ -259,30 +263,42 @@ def test_settle__after_verdict_deadline__reverts(m, market, chain, oracles):
 # ---------------------------------------------------------------- oracle-set changes
 
 
-def test_settle__with_removed_oracles_signature__reverts(m, market, owner, oracles):
+def test_settle__removed_oracles_signature__counts_for_jobs_posted_before(
+    m, market, owner, oracles
+):
     job_id = m.submitted()
     signatures = m.sign(job_id, True, oracles[:2])  # signed while both were oracles
     market.removeOracle(oracles[0], sender=owner)
+    later = m.submitted()
     with ape.reverts(market.MarketSignerNotOracle, signer=oracles[0].address):
-        market.settle(job_id, True, signatures, sender=oracles[1])
-    market.settle(job_id, True, m.sign(job_id, True, oracles[1:]), sender=oracles[1])
+        market.settle(later, True, m.sign(later, True, oracles[:2]), sender=oracles[1])
+    market.settle(job_id, True, signatures, sender=oracles[1])
     assert market.getJob(job_id).state == PAID
 
 
-def test_settle__with_newly_added_oracle__counts(m, market, owner, oracles, outsider_key):
+def test_settle__newly_added_oracle__counts_only_for_jobs_posted_after(
+    m, market, owner, oracles, outsider_key
+):
     job_id = m.submitted()
-    market.addOracle(outsider_key, sender=owner)
-    market.settle(job_id, True, m.sign(job_id, True, [oracles[0], outsider_key]), sender=oracles[0])
-    assert market.getJob(job_id).state == PAID
+    market.updateOracles([outsider_key], [], 3, sender=owner)
+    with ape.reverts(market.MarketSignerNotOracle, signer=outsider_key.address):
+        market.settle(
+            job_id, True, m.sign(job_id, True, [oracles[0], outsider_key]), sender=oracles[0]
+        )
+    later = m.submitted()
+    market.settle(later, True, m.sign(later, True, [*oracles[:2], outsider_key]), sender=oracles[0])
+    assert market.getJob(later).state == PAID
 
 
-def test_settle__after_threshold_raised__needs_more(m, market, owner, oracles):
+def test_settle__after_threshold_raised__jobs_posted_after_need_more(m, market, owner, oracles):
     job_id = m.submitted()
     market.setThreshold(3, sender=owner)
+    later = m.submitted()
     with ape.reverts(market.MarketQuorumNotReached, signatures=2, threshold=3):
-        market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
-    market.settle(job_id, True, m.sign(job_id, True, oracles), sender=oracles[0])
-    assert market.getJob(job_id).state == PAID
+        market.settle(later, True, m.sign(later, True, oracles[:2]), sender=oracles[0])
+    market.settle(later, True, m.sign(later, True, oracles), sender=oracles[0])
+    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+    assert market.getJob(job_id).state == market.getJob(later).state == PAID
 
 
 def test_oracle_changes__leave_settled_jobs_untouched(
@@ -291,9 +307,7 @@ def test_oracle_changes__leave_settled_jobs_untouched(
     job_id = m.submitted()
     market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
     before = (market.getJob(job_id), market.getProvider(provider), market.feesNtk())
-    market.addOracle(outsider_key, sender=owner)
-    market.setThreshold(3, sender=owner)
-    market.setThreshold(2, sender=owner)
+    market.updateOracles([outsider_key], [], 3, sender=owner)
     market.removeOracle(oracles[0], sender=owner)
     assert (market.getJob(job_id), market.getProvider(provider), market.feesNtk()) == before
 
@@ -324,13 +338,23 @@ def test_settle_batch__mixed_verdicts__settles_each(
     assert market.getProvider(provider2).stakeNtk == STAKE - COLLATERAL
 
 
-def test_settle_batch__digest_matches_python(m, market, oracles):
+def test_settle_batch__signed_over_the_python_digest__settles(m, market, oracles):
+    """A batch signature made over `batch_digest` directly (not through eth-account's EIP-712
+    encoder) is what the contract recovers: the Python digest equals the contract's."""
+    from eth_account import Account
+
+    from neurotoken.verdicts import batch_digest, recover_signer
+
     jobs = [m.submitted(), m.submitted()]
     entries = [(jobs[0], True), (jobs[1], False)]
-    verdicts = [Verdict(j, RESULT_ROOT, a) for j, a in entries]
-    from neurotoken.verdicts import batch_digest
-
-    assert bytes(market.batchDigest(entries)) == batch_digest(m.domain, verdicts)
+    verdicts = [Verdict(j, RESULT_ROOT, m.seed(j), a) for j, a in entries]
+    digest = batch_digest(m.domain, verdicts)
+    signatures = sorted(
+        (bytes(Account.unsafe_sign_hash(digest, o.private_key).signature) for o in oracles[:2]),
+        key=lambda sig: int(recover_signer(digest, sig), 16),
+    )
+    market.settleBatch(entries, signatures, sender=oracles[0])
+    assert market.getJob(jobs[0]).state == PAID
 
 
 def test_settle_batch__empty__reverts(market, oracles):
@@ -386,17 +410,19 @@ def test_settle_batch__below_threshold__reverts(m, market, oracles):
         )
 
 
-def test_settle_batch__with_removed_oracle__reverts(m, market, owner, oracles):
+def test_settle_batch__with_oracle_removed_after_posting__still_settles(
+    m, market, owner, oracles
+):
     job_id = m.submitted()
     signatures = m.sign_batch([(job_id, True)], oracles[:2])
     market.removeOracle(oracles[1], sender=owner)
-    with ape.reverts(market.MarketSignerNotOracle, signer=oracles[1].address):
-        market.settleBatch([(job_id, True)], signatures, sender=oracles[0])
+    market.settleBatch([(job_id, True)], signatures, sender=oracles[0])
+    assert market.getJob(job_id).state == PAID
 
 
 def test_settle_batch__signed_on_another_chain__reverts(m, market, oracles):
     job_id = m.submitted()
-    verdicts = [Verdict(job_id, RESULT_ROOT, True)]
+    verdicts = [Verdict(job_id, RESULT_ROOT, m.seed(job_id), True)]
     other = MarketDomain(5, m.contract.address)
     signatures = sorted_signatures(
         [sign_batch(o.private_key, other, verdicts) for o in oracles[:2]]

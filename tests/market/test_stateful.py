@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from web3.exceptions import ContractLogicError
 
+from neurotoken.market_ops import minimum_collateral
 from neurotoken.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 from tests.market.conftest import (
     ACCEPTED,
@@ -38,6 +39,8 @@ from tests.market.conftest import (
 )
 from tests.stateful import ChainStateMachine, run_machine
 
+SHARDS = 8
+CHALLENGES = 4  # the deterrent minimum is then a quarter of the payment (plus one wei)
 #: How often each move succeeded or was refused, over all examples (printed with -s).
 STATS: Counter[str] = Counter()
 
@@ -70,6 +73,8 @@ class JobModel:
     deliver_by: int
     verdict_by: int
     fee_bps: int
+    epoch: int  # the oracle epoch it was posted in: only its oracles settle it
+    threshold: int  # the threshold in force when it was posted
     provider: Any = None  # the accepting provider, once accepted
     state: int = POSTED
     root: bytes = b""
@@ -96,6 +101,7 @@ class MarketMachine(ChainStateMachine):
     treasury: Any = None
     unbonding_delay: int = 0
     fee_bps: int = 0
+    min_verdict_window: int = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,6 +120,9 @@ class MarketMachine(ChainStateMachine):
         self.fees = 0
         self.oracles = {s.address for s in self.signers[: self.initial_oracles]}
         self.threshold = 2
+        self.epoch = 1
+        # oracle -> [first epoch served, first epoch not served (0: still serving)]
+        self.terms: dict[str, list[int]] = {address: [1, 0] for address in self.oracles}
         self.payouts: Counter[int] = Counter()
         self.seen_state: dict[int, int] = {}
         self.touched: set[int] = set()
@@ -161,6 +170,27 @@ class MarketMachine(ChainStateMachine):
 
     def _settle_valid(self, job: JobModel, ts: int, head: int) -> bool:
         return job.state == SUBMITTED and ts <= job.verdict_by and head >= job.seed_block
+
+    def _serves(self, address: str, epoch: int) -> bool:
+        term = self.terms.get(address)
+        return term is not None and term[0] <= epoch and (term[1] == 0 or epoch < term[1])
+
+    def _quorum(self, jobs: list[JobModel], signers: list[Any]) -> bool:
+        """Whether `signers` may settle `jobs` together: one oracle epoch, enough of its
+        oracles for the highest of the jobs' thresholds."""
+        epochs = {j.epoch for j in jobs}
+        if len(epochs) != 1:
+            return False
+        (epoch,) = epochs
+        required = max(j.threshold for j in jobs)
+        return len(signers) >= required and all(self._serves(s.address, epoch) for s in signers)
+
+    def _seed(self, job: JobModel) -> bytes:
+        """The job's challenge seed once its seed block exists (else any bytes: the settlement
+        must revert for another reason)."""
+        if job.state == SUBMITTED and int(self.chain.blocks.head.number) >= job.seed_block:
+            return bytes(self.chain.blocks[job.seed_block].hash)
+        return b"\x01" * 32
 
     def _apply_verdict(self, job: JobModel, accepted: bool) -> None:
         account = self.accounts[job.provider.address]
@@ -267,12 +297,18 @@ class MarketMachine(ChainStateMachine):
             "paymentNtk": payment * NTK,
             "provider": provider.address if provider else ZERO_ADDRESS,
             "collateralNtk": collateral * NTK,
-            "shardCount": 8,
-            "challengeCount": 2,
+            "shardCount": SHARDS,
+            "challengeCount": CHALLENGES,
             "acceptBy": accept_by,
             "deliverBy": deliver_by,
             "verdictBy": verdict_by,
         }
+        if (
+            collateral * NTK < minimum_collateral(payment * NTK, SHARDS, CHALLENGES)
+            or windows[2] < self.min_verdict_window
+        ):
+            self._reverts(client, "postJob", request)
+            return
         tx = self.market.postJob(request, sender=client)
         STATS["postJob ok"] += 1
         job_id = int(tx.events.filter(self.market.JobPosted)[0].event_arguments["jobId"])
@@ -286,6 +322,8 @@ class MarketMachine(ChainStateMachine):
             deliver_by,
             verdict_by,
             self.fee_bps,
+            self.epoch,
+            self.threshold,
         )
         self.touched.add(job_id)
 
@@ -317,18 +355,18 @@ class MarketMachine(ChainStateMachine):
             and root != bytes(32)
         )
         if not valid:
-            self._reverts(sender, "submitResult", job_id, root, 8, "ipfs://bundle")
+            self._reverts(sender, "submitResult", job_id, root, SHARDS, "ipfs://bundle")
             return
-        tx = self.market.submitResult(job_id, root, 8, "ipfs://bundle", sender=sender)
+        tx = self.market.submitResult(job_id, root, SHARDS, "ipfs://bundle", sender=sender)
         STATS["submitResult ok"] += 1
         job.state, job.root, job.seed_block = SUBMITTED, root, tx.block_number + 1
 
     def _settle(self, job_id: int, job: JobModel, accepted: bool, signers: list[Any]) -> None:
-        quorum = len(signers) >= self.threshold and all(s.address in self.oracles for s in signers)
-        root = job.root or b"\x01" * 32
+        quorum = self._quorum([job], signers)
+        verdict = Verdict(job_id, job.root or b"\x01" * 32, self._seed(job), accepted)
         domain = self._domain()
         signatures = sorted_signatures(
-            [sign_verdict(s.private_key, domain, Verdict(job_id, root, accepted)) for s in signers]
+            [sign_verdict(s.private_key, domain, verdict) for s in signers]
         )
         head = int(self.chain.blocks.head.number)
         ts = self._next_ts()
@@ -353,10 +391,11 @@ class MarketMachine(ChainStateMachine):
         sender = self.clients[0] if impostor or job.provider is None else job.provider
         self._submit(job_id, job, sender, root)
 
-    def _signers(self, signer_mask: int | None) -> list[Any]:
-        """A bare quorum of current oracles (None), or any subset of the keys (a mask)."""
+    def _signers(self, signer_mask: int | None, job: JobModel) -> list[Any]:
+        """A bare quorum of `job`'s oracles (None), or any subset of the keys (a mask)."""
         if signer_mask is None:
-            current = sorted(self.oracles, key=lambda a: int(a, 16))[: self.threshold]
+            serving = [s.address for s in self.signers if self._serves(s.address, job.epoch)]
+            current = sorted(serving, key=lambda a: int(a, 16))[: job.threshold]
             return [s for s in self.signers if s.address in current]
         return [s for i, s in enumerate(self.signers) if signer_mask >> i & 1]
 
@@ -364,7 +403,7 @@ class MarketMachine(ChainStateMachine):
     @rule(j=st.integers(0, 99), accepted=st.booleans(), signer_mask=st.none() | st.integers(0, 15))
     def settle(self, j: int, accepted: bool, signer_mask: int | None) -> None:
         job_id, job = self._job(j, SUBMITTED)
-        self._settle(job_id, job, accepted, self._signers(signer_mask))
+        self._settle(job_id, job, accepted, self._signers(signer_mask, job))
 
     @precondition(
         lambda self: any(j.state in (POSTED, ACCEPTED, SUBMITTED) for j in self.jobs.values())
@@ -385,7 +424,7 @@ class MarketMachine(ChainStateMachine):
         elif job.state == SUBMITTED:
             if int(self.chain.blocks.head.number) < job.seed_block:
                 self.advance_clock(1)
-            self._settle(job_id, job, accepted, self._signers(None))
+            self._settle(job_id, job, accepted, self._signers(None, job))
 
     @precondition(lambda self: len(self.jobs) >= 2)
     @rule(
@@ -403,9 +442,12 @@ class MarketMachine(ChainStateMachine):
             job_id, _ = self._job(j if mess else 2 * j, SUBMITTED)
             if mess or all(job_id != e[0] for e in entries):
                 entries.append((job_id, accepted))
-        signers = self._signers(signer_mask)
-        quorum = len(signers) >= self.threshold and all(s.address in self.oracles for s in signers)
-        verdicts = [Verdict(i, self.jobs[i].root or b"\x01" * 32, a) for i, a in entries]
+        signers = self._signers(signer_mask, self.jobs[entries[0][0]])
+        quorum = self._quorum([self.jobs[i] for i, _ in entries], signers)
+        verdicts = [
+            Verdict(i, self.jobs[i].root or b"\x01" * 32, self._seed(self.jobs[i]), a)
+            for i, a in entries
+        ]
         domain = self._domain()
         signatures = sorted_signatures(
             [sign_batch(s.private_key, domain, verdicts) for s in signers]
@@ -475,9 +517,17 @@ class MarketMachine(ChainStateMachine):
             if oracle.address in self.oracles:
                 self._reverts(self.owner, "addOracle", oracle, error="MarketOracleAlreadyAdded")
                 return
+            if oracle.address in self.terms:
+                self._reverts(self.owner, "addOracle", oracle, error="MarketOracleRetired")
+                return
+            if 2 * self.threshold <= len(self.oracles) + 1:
+                self._reverts(self.owner, "addOracle", oracle, error="MarketInvalidThreshold")
+                return
             self.market.addOracle(oracle, sender=self.owner)
             STATS["addOracle ok"] += 1
             self.oracles.add(oracle.address)
+            self.epoch += 1
+            self.terms[oracle.address] = [self.epoch, 0]
             return
         if oracle.address not in self.oracles or len(self.oracles) - 1 < self.threshold:
             self._reverts(self.owner, "removeOracle", oracle)
@@ -485,10 +535,12 @@ class MarketMachine(ChainStateMachine):
         self.market.removeOracle(oracle, sender=self.owner)
         STATS["removeOracle ok"] += 1
         self.oracles.discard(oracle.address)
+        self.epoch += 1
+        self.terms[oracle.address][1] = self.epoch
 
     def set_threshold(self, value: int) -> None:
         self._next_ts()
-        if not 1 <= value <= len(self.oracles):
+        if not (value <= len(self.oracles) < 2 * value):
             self._reverts(self.owner, "setThreshold", value, error="MarketInvalidThreshold")
             return
         self.market.setThreshold(value, sender=self.owner)
@@ -536,9 +588,9 @@ class MarketMachine(ChainStateMachine):
         if kind == "threshold":
             self.set_threshold(i)
         else:
-            self.change_oracles(i % 3, kind == "add")
+            self.change_oracles(i % len(self.signers), kind == "add")
 
-    @initialize(collaterals=st.lists(st.integers(0, 200), min_size=3, max_size=3))
+    @initialize(collaterals=st.lists(st.integers(14, 200), min_size=3, max_size=3))
     def open_jobs(self, collaterals: list[int]) -> None:
         """Every example starts with three open jobs: one posted, one accepted, one submitted."""
         for c, collateral in enumerate(collaterals):
@@ -577,9 +629,10 @@ class MarketMachine(ChainStateMachine):
     @invariant()
     def oracle_set_matches_model(self) -> None:
         on_chain = self.market.oracles()
-        assert len(on_chain) == len(set(on_chain)) == self.market.oracleCount()
+        assert len(on_chain) == len(set(on_chain)) == len(self.market.oracles())
         assert set(on_chain) == self.oracles
-        assert self.market.threshold() == self.threshold <= len(on_chain)
+        assert self.market.threshold() == self.threshold <= len(on_chain) < 2 * self.threshold
+        assert self.market.oracleEpoch() == self.epoch
 
     @invariant()
     def each_job_pays_out_at_most_once(self) -> None:
@@ -619,7 +672,8 @@ def test_market_state_machine(
     accounts,
 ):
     # A short unbonding delay, so that withdrawals fall within an example's clock moves.
-    market = project.ComputeMarket.deploy(token, owner, 3_000, 250, oracles, 2, sender=owner)
+    # A short minimum verdict window too: a fifth of the windows drawn fall below it.
+    market = project.ComputeMarket.deploy(token, owner, 3_000, 250, oracles, 2, 800, sender=owner)
     second_client = accounts[11]
     for account in (client, second_client, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)
@@ -639,5 +693,6 @@ def test_market_state_machine(
         treasury=treasury,
         unbonding_delay=int(market.unbondingDelay()),
         fee_bps=int(market.feeBps()),
+        min_verdict_window=int(market.minVerdictWindow()),
     )
     print("\nmoves over all examples:", dict(sorted(STATS.items())))

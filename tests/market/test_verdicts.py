@@ -28,9 +28,10 @@ from neurotoken.verdicts import (
     verdict_digest,
     verdict_typed_data,
 )
-from tests.market.conftest import PAID, RESULT_ROOT
+from tests.market.conftest import PAID
 
 DOMAIN = MarketDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+SEED = b"\x5d" * 32
 KEYS = [Account.from_key(bytes([i]) * 32) for i in range(1, 5)]
 
 
@@ -49,15 +50,31 @@ def test_domain__equals_the_contracts(market, chain):
     )
 
 
-@pytest.mark.parametrize("accepted", [True, False])
-def test_verdict_digest__equals_the_contracts(market, chain, accepted):
-    domain = MarketDomain(chain.chain_id, market.address)
-    verdict = Verdict(12, RESULT_ROOT, accepted)
-    assert bytes(market.verdictDigest(12, RESULT_ROOT, accepted)) == verdict_digest(domain, verdict)
+def test_verdict_digest__is_what_the_contract_recovers(m, market, oracles):
+    """A signature over the Python digest, made without eth-account's encoder, settles."""
+    job_id = m.submitted()
+    verdict = Verdict(job_id, bytes(market.getJob(job_id).resultRoot), m.seed(job_id), True)
+    digest = verdict_digest(m.domain, verdict)
+    signed = sorted(
+        (Account.unsafe_sign_hash(digest, o.private_key) for o in oracles[:2]),
+        key=lambda sig: int(recover_signer(digest, sig.signature), 16),
+    )
+    market.settle(job_id, True, [bytes(s.signature) for s in signed], sender=oracles[0])
+    assert market.getJob(job_id).state == PAID
+
+
+def test_verdict__over_another_seed__recovers_to_a_stranger(m, market, oracles):
+    """A verdict names the challenge draw it judged: signed over any other seed (say, one made
+    before a re-draw that can no longer happen), it settles nothing."""
+    job_id = m.submitted()
+    with ape.reverts(market.MarketSignerNotOracle):
+        market.settle(
+            job_id, False, m.sign(job_id, False, oracles[:2], seed=b"\x01" * 32), sender=oracles[0]
+        )
 
 
 def test_sign_verdict__recovers_through_eth_account_encoder_too():
-    verdict = Verdict(1, b"\x22" * 32, True)
+    verdict = Verdict(1, b"\x22" * 32, SEED, True)
     signed = sign_verdict(KEYS[0].key, DOMAIN, verdict)
     assert signed.verify() == KEYS[0].address
     assert (
@@ -67,7 +84,7 @@ def test_sign_verdict__recovers_through_eth_account_encoder_too():
 
 
 def test_sign_batch__recovers_through_eth_account_encoder_too():
-    verdicts = [Verdict(1, b"\x22" * 32, True), Verdict(2, b"\x33" * 32, False)]
+    verdicts = [Verdict(1, b"\x22" * 32, SEED, True), Verdict(2, b"\x33" * 32, SEED, False)]
     signed = sign_batch(KEYS[1].key, DOMAIN, verdicts)
     assert signed.verify() == KEYS[1].address
     assert (
@@ -83,15 +100,15 @@ def test_batch__empty__raises():
 
 def test_verdict__root_of_wrong_length__raises():
     with pytest.raises(VerdictError):
-        Verdict(1, b"\x01" * 31, True)
+        Verdict(1, b"\x01" * 31, SEED, True)
 
 
 def test_verdict__root_as_hex_string__accepted():
-    assert Verdict(1, "0x" + "ab" * 32, True).result_root == b"\xab" * 32  # type: ignore[arg-type]
+    assert Verdict(1, "0x" + "ab" * 32, SEED, True).result_root == b"\xab" * 32  # type: ignore[arg-type]
 
 
 def test_recover__malleable_twin__raises():
-    signed = sign_verdict(KEYS[0].key, DOMAIN, Verdict(1, b"\x01" * 32, True))
+    signed = sign_verdict(KEYS[0].key, DOMAIN, Verdict(1, b"\x01" * 32, SEED, True))
     with pytest.raises(InvalidSignatureError, match="malleable"):
         recover_signer(signed.digest(), malleate(signed.signature))
 
@@ -103,20 +120,20 @@ def test_recover__wrong_length__raises(bad):
 
 
 def test_recover__bad_v__raises():
-    signed = sign_verdict(KEYS[0].key, DOMAIN, Verdict(1, b"\x01" * 32, True))
+    signed = sign_verdict(KEYS[0].key, DOMAIN, Verdict(1, b"\x01" * 32, SEED, True))
     with pytest.raises(InvalidSignatureError, match="v must be"):
         recover_signer(signed.digest(), signed.signature[:64] + b"\x01")
 
 
 def test_verify__claimed_signer_mismatch__raises():
-    signed = sign_verdict(KEYS[0].key, DOMAIN, Verdict(1, b"\x01" * 32, True))
+    signed = sign_verdict(KEYS[0].key, DOMAIN, Verdict(1, b"\x01" * 32, SEED, True))
     forged = dataclasses.replace(signed, signer=KEYS[1].address)
     with pytest.raises(InvalidSignatureError, match="not the claimed signer"):
         forged.verify()
 
 
 def test_json__round_trips():
-    signed = sign_batch(KEYS[2].key, DOMAIN, [Verdict(5, b"\x09" * 32, False)])
+    signed = sign_batch(KEYS[2].key, DOMAIN, [Verdict(5, b"\x09" * 32, SEED, False)])
     assert SignedVerdict.from_json(signed.to_json()) == signed
 
 
@@ -127,7 +144,7 @@ def test_json__malformed__raises(text):
 
 
 def test_assemble_quorum__drops_non_oracles_dedupes_and_sorts():
-    verdict = Verdict(3, b"\x05" * 32, True)
+    verdict = Verdict(3, b"\x05" * 32, SEED, True)
     signed = [sign_verdict(k.key, DOMAIN, verdict) for k in KEYS]
     oracles = [k.address for k in KEYS[:3]]
     out = assemble_quorum(signed + signed[:1], oracles=oracles, threshold=3)
@@ -136,7 +153,7 @@ def test_assemble_quorum__drops_non_oracles_dedupes_and_sorts():
 
 
 def test_assemble_quorum__too_few__raises():
-    verdict = Verdict(3, b"\x05" * 32, True)
+    verdict = Verdict(3, b"\x05" * 32, SEED, True)
     signed = [sign_verdict(k.key, DOMAIN, verdict) for k in KEYS[:2]]
     with pytest.raises(QuorumNotReachedError) as info:
         assemble_quorum(signed, oracles=[k.address for k in KEYS], threshold=3)
@@ -144,8 +161,8 @@ def test_assemble_quorum__too_few__raises():
 
 
 def test_assemble_quorum__mixed_messages__raises():
-    a = sign_verdict(KEYS[0].key, DOMAIN, Verdict(3, b"\x05" * 32, True))
-    b = sign_verdict(KEYS[1].key, DOMAIN, Verdict(3, b"\x05" * 32, False))
+    a = sign_verdict(KEYS[0].key, DOMAIN, Verdict(3, b"\x05" * 32, SEED, True))
+    b = sign_verdict(KEYS[1].key, DOMAIN, Verdict(3, b"\x05" * 32, SEED, False))
     with pytest.raises(VerdictError, match="different message"):
         assemble_quorum([a, b], oracles=[KEYS[0].address, KEYS[1].address], threshold=2)
 
@@ -153,7 +170,7 @@ def test_assemble_quorum__mixed_messages__raises():
 def test_assembled_quorum__settles_on_chain(m, market, oracles, outsider_key):
     """The path the settle command and the oracle service take, end to end."""
     job_id = m.submitted()
-    verdict = Verdict(job_id, bytes(market.getJob(job_id).resultRoot), True)
+    verdict = Verdict(job_id, bytes(market.getJob(job_id).resultRoot), m.seed(job_id), True)
     signed = [sign_verdict(k.private_key, m.domain, verdict) for k in [*oracles, outsider_key]]
     current = [o.address for o in oracles if market.isOracle(o)]
     signatures = assemble_quorum(signed, oracles=current, threshold=market.threshold())
