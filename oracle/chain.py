@@ -56,6 +56,10 @@ class OnChainJob:
     seed_block: int
     shard_count: int
     challenge_count: int
+    oracle_epoch: int
+    """The oracle epoch the job was posted in: only that epoch's oracles settle it."""
+    threshold: int
+    """Signatures its settlement needs (fixed when it was posted)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,8 @@ class MarketChain:
             shard_count,
             challenge_count,
             _fee_bps,
+            oracle_epoch,
+            threshold,
         ) = raw
         return OnChainJob(
             job_id=job_id,
@@ -231,6 +237,8 @@ class MarketChain:
             seed_block=int(seed_block),
             shard_count=int(shard_count),
             challenge_count=int(challenge_count),
+            oracle_epoch=int(oracle_epoch),
+            threshold=int(threshold),
         )
 
     def challenge_seed(self, job_id: int, block: BlockIdentifier = "latest") -> bytes:
@@ -256,6 +264,10 @@ class MarketChain:
 
     def is_oracle(self, account: str) -> bool:
         return bool(self.contract.functions.isOracle(checksum(account)).call())
+
+    def is_job_oracle(self, job_id: int, account: str) -> bool:
+        """Whether `account`'s signature counts for `job_id` (an oracle of its epoch)."""
+        return bool(self.contract.functions.isJobOracle(job_id, checksum(account)).call())
 
     def find_spec(self, job_id: int) -> tuple[SpecRow, int] | None:
         """The JobPosted record of a job (for one posted before the oracle's start block)."""

@@ -161,11 +161,11 @@ class Oracle:
         self.api: ApiServer | None = None
         self.domain: MarketDomain | None = None
         self.stopping = threading.Event()
-        self._oracle_cache: dict[str, tuple[bool, float]] = {}
+        self._job_rules: dict[int, tuple[int, int]] = {}  # job -> (oracle epoch, threshold)
+        self._serves: dict[tuple[int, str], bool] = {}  # (epoch, address) -> may sign
         self._peer_polled: dict[int, float] = {}
         self._ready_since: dict[int, float] = {}
         self._dry_logged: set[tuple[int, bytes]] = set()
-        self._threshold: int | None = None
         self._oracle_set: list[str] | None = None
         self._upkeep_since: dict[tuple[str, int], float] = {}
         self._seed_fix_sent: dict[int, int] = {}  # job -> head when its fixChallengeSeed went
@@ -285,7 +285,6 @@ class Oracle:
         if head_block is None:
             return
         head, chain_now = head_block.number, head_block.timestamp
-        self._threshold = None
         self._oracle_set = None
         report = self.ingestor.tick(head)
         if report.rollback is not None:
@@ -491,25 +490,31 @@ class Oracle:
 
     # ------------------------------------------------------------------ settlement
 
-    def threshold(self) -> int:
-        if self._threshold is None:
-            self._threshold = self.chain.threshold()
-        return self._threshold
+    def job_rule(self, job_id: int) -> tuple[int, int]:
+        """(oracle epoch, threshold) of a job: fixed when it was posted, so read once."""
+        rule = self._job_rules.get(job_id)
+        if rule is None:
+            onchain = self.chain.get_job(job_id)
+            rule = (onchain.oracle_epoch, onchain.threshold)
+            self._job_rules[job_id] = rule
+        return rule
+
+    def serves(self, job_id: int, address: str) -> bool:
+        """Whether `address` may sign for `job_id` (an oracle of the job's epoch; that never
+        changes, so each answer is kept)."""
+        epoch, _ = self.job_rule(job_id)
+        key = (epoch, address)
+        value = self._serves.get(key)
+        if value is None:
+            value = self.chain.is_job_oracle(job_id, address)
+            self._serves[key] = value
+        return value
 
     def oracle_set(self) -> list[str]:
         """The on-chain oracle set, sorted; read at most once per tick."""
         if self._oracle_set is None:
             self._oracle_set = self.chain.oracles()
         return self._oracle_set
-
-    def is_oracle(self, address: str) -> bool:
-        now = time.monotonic()
-        cached = self._oracle_cache.get(address)
-        if cached is not None and now - cached[1] < 30:
-            return cached[0]
-        value = self.chain.is_oracle(address)
-        self._oracle_cache[address] = (value, now)
-        return value
 
     def signed_verdicts(self, job_id: int, root: bytes) -> list[SignedVerdict]:
         assert self.domain is not None
@@ -549,7 +554,7 @@ class Oracle:
                     continue  # a signature over another root is of no use to this job
                 if own is None or verdict.seed != own.seed:
                     continue  # a signature over another challenge draw cannot settle it
-                if not self.is_oracle(signed.signer):
+                if not self.serves(job.job_id, signed.signer):
                     self.metrics.inc("oracle_peer_garbage_total")
                     event(
                         log,
@@ -584,7 +589,6 @@ class Oracle:
     def ready_jobs(self, chain_now: int) -> list[Ready]:
         assert self.key is not None
         out: list[Ready] = []
-        threshold = self.threshold()
         now = time.monotonic()
         for job in self.store.jobs([SIGNED]):
             root = job.result_root
@@ -599,15 +603,20 @@ class Oracle:
             if not mine:
                 continue
             own_accepted = mine[0].accepted
+            _, threshold = self.job_rule(job.job_id)
+
+            def serves(address: str, job_id: int = job.job_id) -> bool:
+                return self.serves(job_id, address)
+
             quorum = peers.assemble(
-                self.signed_verdicts(job.job_id, root), threshold, self.is_oracle, own_accepted
+                self.signed_verdicts(job.job_id, root), threshold, serves, own_accepted
             )
             due = now - self._peer_polled.get(job.job_id, 0.0) >= self.settings.poll_interval_s
             if quorum is None and self.settings.peers and due:
                 self._peer_polled[job.job_id] = now
                 self.gather(job)
                 quorum = peers.assemble(
-                    self.signed_verdicts(job.job_id, root), threshold, self.is_oracle, own_accepted
+                    self.signed_verdicts(job.job_id, root), threshold, serves, own_accepted
                 )
             if quorum is not None:
                 out.append(Ready(job, quorum, own_accepted))
@@ -619,7 +628,13 @@ class Oracle:
         if not ready or self._hold_for_batch(ready):
             return
         remaining = list(ready)
-        batchable = [r for r in ready if r.quorum.accepted == r.own_accepted]
+        # one batch settles jobs of one oracle epoch (the contract checks the signers once)
+        epoch = self.job_rule(ready[0].job.job_id)[0]
+        batchable = [
+            r
+            for r in ready
+            if r.quorum.accepted == r.own_accepted and self.job_rule(r.job.job_id)[0] == epoch
+        ]
         if self.settings.batch_max > 1 and len(batchable) >= 2:
             chunk = batchable[: self.settings.batch_max]
             if self._settle_batch(chunk, head):
@@ -739,7 +754,9 @@ class Oracle:
             )
             if got is not None:
                 signed.append(got)
-        quorum = peers.assemble(signed, self.threshold(), self.is_oracle)
+        first = chunk[0].job.job_id
+        threshold = max(self.job_rule(r.job.job_id)[1] for r in chunk)
+        quorum = peers.assemble(signed, threshold, lambda address: self.serves(first, address))
         if quorum is None:
             event(
                 log, "batch_quorum_missing", jobs=[v.job_id for v in verdicts], signers=len(signed)

@@ -208,9 +208,10 @@ class Jobs:
         """Two of the three oracles sign the verdict over the stored root; `sender` submits."""
         self.chain.mine(2)  # the seed block, then one more so views can read its hash
         root = bytes(self.market.getJob(job_id).resultRoot)
+        seed = bytes(self.market.challengeSeed(job_id))
         domain = MarketDomain(self.chain.chain_id, self.market.address)
         signed = [
-            sign_verdict(o.private_key, domain, Verdict(job_id, root, accepted))
+            sign_verdict(o.private_key, domain, Verdict(job_id, root, seed, accepted))
             for o in self.oracles[:2]
         ]
         signatures = [s.signature for s in sorted(signed, key=lambda s: int(s.signer, 16))]

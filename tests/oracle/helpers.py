@@ -70,7 +70,8 @@ class RogueOracle:
             job_id = int(request.match_info["job_id"])
             self.hits += 1
             root = bytes(m.market.functions.getJob(job_id).call()[5])
-            signed = sign_verdict(private_key, domain, Verdict(job_id, root, True))
+            seed = bytes(m.market.functions.challengeSeed(job_id).call())
+            signed = sign_verdict(private_key, domain, Verdict(job_id, root, seed, True))
             return web.json_response(
                 {"jobId": job_id, "signatures": [json.loads(signed.to_json())]}
             )
@@ -101,7 +102,8 @@ class GarbagePeer:
 
         def answers(job_id: int) -> list[web.Response]:
             root = bytes(m.market.functions.getJob(job_id).call()[5])
-            verdict = Verdict(job_id, root, True)
+            seed = bytes(m.market.functions.challengeSeed(job_id).call())
+            verdict = Verdict(job_id, root, seed, True)
             stranger = json.loads(sign_verdict(stranger_key, good_domain, verdict).to_json())
             other_market = json.loads(sign_verdict(oracle_key, other_domain, verdict).to_json())
             forged = json.loads(sign_verdict(stranger_key, good_domain, verdict).to_json())

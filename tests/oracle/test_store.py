@@ -78,7 +78,7 @@ def ingest(store: Store, start: int, end: int, *events: ChainEvent) -> list[int]
 
 
 def test_migrate__twice__is_idempotent_and_creates_every_table(store: Store) -> None:
-    assert store.migrate() == SCHEMA_VERSION == 2
+    assert store.migrate() == SCHEMA_VERSION == 3
     assert store.version() == SCHEMA_VERSION
     with store.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
@@ -309,12 +309,35 @@ def test_migration_2__on_a_version_1_store__adds_and_fills_the_deadlines(db_url:
     with first.engine.begin() as conn:  # back to the version 1 layout, data kept
         for column in ("accept_by", "deliver_by", "closed"):
             conn.execute(text(f"ALTER TABLE specs DROP COLUMN {column}"))
+        conn.execute(text("ALTER TABLE verdicts DROP COLUMN seed"))
         conn.execute(delete(store_module.schema_version).where(
-            store_module.schema_version.c.version == 2))  # fmt: skip
+            store_module.schema_version.c.version >= 2))  # fmt: skip
     first.close()
     store = Store(db_url)
     assert store.version() == 1
-    assert store.migrate() == 2
+    assert store.migrate() == 3
     assert store.unsubmitted_past(101) == [Unsubmitted(1, 100, 200)]
-    assert store.migrate() == 2  # idempotent
+    assert store.migrate() == 3  # idempotent
+    store.close()
+
+
+def test_migration_3__verdicts_before_seeds__keep_no_seed_and_new_ones_record_it(
+    db_url: str,
+) -> None:
+    first = Store(db_url)
+    first.migrate()
+    ingest(first, 1, 10, posted(1, 2), submitted(1, 7), posted(2, 3), submitted(2, 8))
+    first.record_verdict(1, ROOT, True, [], [1])
+    with first.engine.begin() as conn:  # back to the version 2 layout, data kept
+        conn.execute(text("ALTER TABLE verdicts DROP COLUMN seed"))
+        conn.execute(delete(store_module.schema_version).where(
+            store_module.schema_version.c.version == 3))  # fmt: skip
+    first.close()
+    store = Store(db_url)
+    assert store.version() == 2
+    assert store.migrate() == 3
+    old = store.verdict(1, ROOT)
+    assert old is not None and old.accepted and old.seed is None  # never signed again
+    new = store.record_verdict(2, ROOT, False, ["RECOMPUTE_MISMATCH"], [3], seed=b"\x5d" * 32)
+    assert new.seed == b"\x5d" * 32
     store.close()

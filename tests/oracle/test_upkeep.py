@@ -1,7 +1,8 @@
-"""Upkeep on a real anvil node: the oracles re-anchor a challenge seed that aged out before
-anyone verified the job, lapse a job whose verdict deadline passed without a quorum, and
-expire jobs nobody accepted or delivered in time, taking turns so that each call goes out
-once."""
+"""Upkeep on a real anvil node: the oracles store the challenge seed of a job still unsettled
+when its seed block grows old (one draw, kept for good), never draw again for a seed that
+aged out unseen (the job lapses), lapse a job whose verdict deadline passed without a quorum,
+and expire jobs nobody accepted or delivered in time, taking turns so that each call goes
+out once."""
 
 from __future__ import annotations
 
@@ -29,15 +30,56 @@ def upkeep_sent(oracles: list[OracleProcess], kind: str) -> list[dict[str, Any]]
     return [e for e in events_of(oracles, "upkeep_sent") if e["kind"] == kind]
 
 
-def test_seed_aged_out_before_verification__reanchored_once__then_settled(make_net) -> None:
+def test_unsettled_job_with_an_old_seed_block__seed_fixed_once__settles_after_history_is_gone(
+    make_net,
+) -> None:
+    net = make_net(oracles=3, threshold=3)
+    m = net.market
+    env = {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "4", "ORACLE_SEED_FIX_AFTER_BLOCKS": "20"}
+    # two of three oracles run: they verify and sign, but three signatures are needed
+    two = net.oracle_set(keys=m.oracle_keys[:2], env=env)
+    with running(two):
+        for o in two:
+            o.wait_ready()
+        spec = small_spec(seed=61)
+        job = net.client.post(spec)
+        net.honest.fulfil(job, spec)
+        seed_block = m.job(job)[10]
+        wait_until(
+            lambda: all((r := store_of(o).job(job)) is not None and r.state == SIGNED
+                        for o in two),
+            60, what="both oracles to sign",
+        )  # fmt: skip
+        net.anvil.mine(25)
+        wait_until(
+            lambda: bool(m.market.events.ChallengeSeedFixed().get_logs(from_block=m.deploy_block)),
+            60,
+            what="the seed to be fixed",
+        )
+    (fixed,) = m.market.events.ChallengeSeedFixed().get_logs(from_block=m.deploy_block)
+    assert fixed["args"]["jobId"] == job and fixed["args"]["seedBlock"] == seed_block
+    assert len(upkeep_sent(two, "fix_seed")) == 1
+    # the seed block's hash goes out of reach (EIP-2935 history emptied, as on a chain
+    # without it, so that 260 blocks do instead of 8,191); the fixed seed still judges
+    net.anvil.rpc("anvil_setCode", HISTORY_STORAGE, "0x")
+    net.anvil.mine(260)
+    oracles = net.oracle_set(env=env)
+    with running(oracles):
+        for o in oracles:
+            o.wait_ready()
+        wait_settled(m, {job: PAID}, timeout=120)
+        assert_settled_once(m, [job])
+    assert m.job(job)[10] == seed_block  # one draw, never moved
+
+
+def test_seed_aged_out_before_any_oracle_saw_it__no_second_draw__lapsed_once(make_net) -> None:
     net = make_net()
     m = net.market
-    spec = small_spec(seed=61)
-    job = net.client.post(spec)
+    spec = small_spec(seed=65)
+    job = net.client.post(spec, verdict_window_s=600)
     net.honest.fulfil(job, spec)
-    old_seed_block = m.job(job)[10]
-    # the oracles were down while the seed block's hash went out of reach (EIP-2935 history
-    # emptied, as on a chain without it, so that 260 blocks do instead of 8,191)
+    seed_block = m.job(job)[10]
+    # every oracle was down while the seed block's hash went out of reach
     net.anvil.rpc("anvil_setCode", HISTORY_STORAGE, "0x")
     net.anvil.mine(260)
     with pytest.raises(ContractCustomError) as revert:
@@ -47,18 +89,18 @@ def test_seed_aged_out_before_verification__reanchored_once__then_settled(make_n
     with running(oracles):
         for o in oracles:
             o.wait_ready()
-        wait_settled(m, {job: PAID}, timeout=120)
-        assert_settled_once(m, [job])
-    reanchored = m.market.events.ChallengeSeedReanchored().get_logs(from_block=m.deploy_block)
-    assert len(reanchored) == 1 and reanchored[0]["args"]["jobId"] == job
-    assert not m.market.events.ChallengeSeedFixed().get_logs(from_block=m.deploy_block)
-    assert len(upkeep_sent(oracles, "fix_seed")) == 1
-    args = reanchored[0]["args"]
-    assert args["oldSeedBlock"] == old_seed_block and args["newSeedBlock"] > old_seed_block
-    assert m.job(job)[10] == args["newSeedBlock"]
-    seed_lost = [e for e in events_of(oracles, "seed_unavailable")
-                 if "MarketChallengeSeedUnavailable" in e["error"]]  # fmt: skip
-    assert seed_lost and events_of(oracles, "verified")
+        wait_until(
+            lambda: any("MarketChallengeSeedUnavailable" in e["error"]
+                        for e in events_of(oracles, "seed_unavailable")),
+            60, what="the oracles to find the seed lost",
+        )  # fmt: skip
+        net.anvil.rpc("evm_increaseTime", 7200 + 600 + 60)  # past the verdict deadline
+        net.anvil.mine(1)
+        wait_until(lambda: m.state(job) == LAPSED, 60, what="the job to lapse")
+    assert not events_of(oracles, "verified")  # nobody judged another draw
+    assert not upkeep_sent(oracles, "fix_seed")  # fixing a lost seed would revert: not sent
+    assert m.job(job)[10] == seed_block
+    assert len(m.market.events.JobLapsed().get_logs(from_block=m.deploy_block)) == 1
 
 
 def test_verdict_deadline_passed_without_quorum__lapsed_once(make_net) -> None:
