@@ -2,19 +2,37 @@
 
 Every verification runs in its own child process, forked from a forkserver that has the
 workloads preloaded (cheap to start, no threads inherited). The child sets RLIMIT_AS (its
-address space) and RLIMIT_CPU before touching any input, fetches the spec and the
-challenged parts of the bundle (bounded in size, time and retries, through
-`neurotoken.proofs`), re-executes and sends back a `VerifyOutcome`. The parent kills a
-child that outlives its wall-clock bound; a child that dies (out of memory, CPU limit, a
-crash) yields a `RETRY` outcome, never a verdict.
+address space) and RLIMIT_CPU before touching any input, obtains the spec, fetches the
+bundle (bounded in size, time, rate and retries, through `neurotoken.proofs`), checks the
+whole result is served, re-executes the challenged shards and sends back a
+`VerifyOutcome`. The parent kills a child that outlives its wall-clock bound; a child that
+dies (out of memory, CPU limit, a crash) yields a `RETRY` outcome, never a verdict.
 
-Outcomes:
+The spec is content-addressed: its bytes are accepted from whichever source serves bytes
+hashing to the on-chain spec hash. A local client URI (`data:`, `file:`) is read first (it
+costs nothing), then the provider's bundle (`bundles/0x<root>/spec`, which a provider must
+publish: it accepted the job, so it had the spec), then the client's remote URI. The spec
+fetches and the bundle fetches share one budget (`fetch_budget_s`).
 
-* ``VERDICT``: a final accept or reject (the provider's bundle was judged);
-* ``RETRY``: only transient trouble (an unreachable or slow bundle server, a dead worker):
-  try again later, and reject once the verdict deadline is too close to wait longer;
-* ``NO_VERDICT``: the job cannot be judged through no fault of the provider (the client's
-  spec is unreachable or does not match its hash): sign nothing, let the job lapse.
+Outcomes, by cause:
+
+* ``VERDICT``, accepted: every challenged shard re-executed and matched, every other shard
+  output is served and hashes to its leaf.
+* ``VERDICT``, rejected: anything the provider controls went wrong: the bundle (manifest,
+  proofs, shard bytes, a server that drips or serves too much: see
+  `neurotoken.proofs.verifier.Reason`); an unusable bundle URI (``BUNDLE_URI_UNUSABLE``);
+  no source serving the spec's bytes while the bundle server answered
+  (``SPEC_NOT_SERVED``); a spec that hashes right but is invalid (``SPEC_INVALID``: the
+  provider accepted an invalid job); a valid spec the market cannot pay for
+  (``SPEC_UNPAYABLE``: `neurotoken.jobs.market_problems`, e.g. over an oracle's
+  verification budget); and anything unexpected while judging the provider's data
+  (``MALFORMED``).
+* ``RETRY``: only transient trouble: an unreachable, failing or timed-out bundle server
+  (reasons start with ``UNAVAILABLE`` or ``DEADLINE_EXCEEDED``, which the service turns
+  into a reject once the verdict deadline is near), or the oracle's own failure (reasons
+  start with ``WORKER_``: a crash, its memory or CPU limit, its machine).
+* ``NO_VERDICT``: no longer produced: every cause above is either the provider's (a
+  reject) or transient/the oracle's own (a retry). Kept so stored outcomes still load.
 """
 
 from __future__ import annotations
@@ -22,7 +40,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import multiprocessing
+import os
 import resource
+import stat
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -34,7 +54,13 @@ from pathlib import Path
 from typing import Any
 
 from neurotoken.jobs.canonical import MAX_JSON_BYTES, keccak256
-from neurotoken.jobs.spec import SpecError, parse_spec
+from neurotoken.jobs.spec import (
+    ShelfImagesSpec,
+    SpecError,
+    TrainingSpec,
+    market_problems,
+    parse_spec,
+)
 from neurotoken.proofs.store import (
     BundleSource,
     FetchError,
@@ -43,13 +69,22 @@ from neurotoken.proofs.store import (
     HttpSource,
     LocalStore,
 )
-from neurotoken.proofs.verifier import Commitment, VerifierLimits, verify_job
+from neurotoken.proofs.verifier import (
+    ORACLE_SIDE,
+    Commitment,
+    Finding,
+    Reason,
+    VerifierLimits,
+    safe_text,
+    verify_job,
+)
 
 
 class Kind(StrEnum):
     VERDICT = "verdict"
     RETRY = "retry"
     NO_VERDICT = "no_verdict"
+    """Not produced any more (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +120,10 @@ class UnusableUriError(Exception):
 
 
 def _local_path(uri: str) -> Path | None:
-    parsed = urllib.parse.urlparse(uri)
+    try:
+        parsed = urllib.parse.urlparse(uri)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise UnusableUriError(f"unparsable URI {uri[:80]!r}: {exc}") from None
     if parsed.scheme == "file":
         return Path(urllib.parse.unquote(parsed.path))
     if parsed.scheme == "" and uri.startswith("/"):
@@ -93,39 +131,55 @@ def _local_path(uri: str) -> Path | None:
     return None
 
 
-def fetch_spec_bytes(uri: str, limits: HttpLimits) -> bytes:
-    """The spec document behind `uri` (http(s), file or data URI), at most MAX_JSON_BYTES."""
+def _scheme(uri: str) -> str:
+    try:
+        return urllib.parse.urlparse(uri).scheme
+    except ValueError as exc:
+        raise UnusableUriError(f"unparsable URI {uri[:80]!r}: {exc}") from None
+
+
+def _read_local(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most `max_bytes` (a FIFO or device must not hang us)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FetchError(FetchFailure.MISSING, "spec", f"{path} is not a regular file")
+            raw = fh.read(max_bytes + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FetchError(FetchFailure.MISSING, "spec", str(path)) from None
+    except OSError as exc:
+        raise FetchError(FetchFailure.UNAVAILABLE, "spec", str(exc)) from None
+    if len(raw) > max_bytes:
+        raise FetchError(FetchFailure.TOO_LARGE, "spec", f"over {max_bytes} bytes")
+    return raw
+
+
+def fetch_spec_bytes(uri: str, limits: HttpLimits, deadline: float | None = None) -> bytes:
+    """The spec document behind `uri` (http(s), file or data URI), at most MAX_JSON_BYTES;
+    FetchError, or UnusableUriError for a URI nobody can read."""
     if uri.startswith("data:"):
-        header, _, payload = uri[5:].partition(",")
-        raw = (
-            base64.b64decode(payload)
-            if header.endswith(";base64")
-            else urllib.parse.unquote(payload).encode()
-        )
+        header, sep, payload = uri[5:].partition(",")
+        if not sep:
+            raise UnusableUriError("malformed data: URI")
+        try:
+            raw = (
+                base64.b64decode(payload, validate=True)
+                if header.endswith(";base64")
+                else urllib.parse.unquote_to_bytes(payload)
+            )
+        except ValueError:
+            raise UnusableUriError("bad base64 in data: URI") from None
         if len(raw) > MAX_JSON_BYTES:
             raise FetchError(FetchFailure.TOO_LARGE, "spec", f"over {MAX_JSON_BYTES} bytes")
         return raw
     local = _local_path(uri)
     if local is not None:
-        try:
-            with local.open("rb") as fh:
-                raw = fh.read(MAX_JSON_BYTES + 1)
-        except FileNotFoundError:
-            raise FetchError(FetchFailure.MISSING, "spec", str(local)) from None
-        except OSError as exc:
-            raise FetchError(FetchFailure.UNAVAILABLE, "spec", str(exc)) from None
-        if len(raw) > MAX_JSON_BYTES:
-            raise FetchError(FetchFailure.TOO_LARGE, "spec", f"over {MAX_JSON_BYTES} bytes")
-        return raw
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("http", "https"):
-        return _http_get(uri, limits)
+        return _read_local(local, MAX_JSON_BYTES)
+    if _scheme(uri) in ("http", "https"):
+        base, _, last = uri.rpartition("/")
+        return asyncio.run(HttpSource(base, limits, deadline).aget(last, MAX_JSON_BYTES))
     raise UnusableUriError(f"unsupported spec URI scheme in {uri[:80]!r}")
-
-
-def _http_get(url: str, limits: HttpLimits) -> bytes:
-    base, _, last = url.rpartition("/")
-    return asyncio.run(HttpSource(base, limits).aget(last, MAX_JSON_BYTES))
 
 
 def bundle_source(uri: str, limits: HttpLimits) -> BundleSource:
@@ -133,14 +187,88 @@ def bundle_source(uri: str, limits: HttpLimits) -> BundleSource:
     local = _local_path(uri)
     if local is not None:
         return LocalStore(local)
-    if urllib.parse.urlparse(uri).scheme in ("http", "https"):
+    if _scheme(uri) in ("http", "https"):
         return HttpSource(uri, limits)
     raise UnusableUriError(f"unsupported bundle URI scheme in {uri[:80]!r}")
 
 
+@dataclass(frozen=True)
+class SpecSearch:
+    """Where the spec's bytes came from, or why no source served them."""
+
+    raw: bytes | None
+    tried: tuple[str, ...]
+    """What each source that failed said, in the order tried."""
+    provider_transient: bool
+    """The provider's bundle failed only transiently (a retry may find the spec there)."""
+
+
+def _is_local(uri: str) -> bool:
+    try:
+        return uri.startswith("data:") or _local_path(uri) is not None
+    except UnusableUriError:
+        return False
+
+
+def find_spec(
+    task: VerifyTask, source: BundleSource, limits: HttpLimits, deadline: float
+) -> SpecSearch:
+    """The spec's bytes from the client's URI or the provider's bundle, whichever serves
+    bytes hashing to the on-chain spec hash (a local client URI first, then the bundle, then
+    a remote client URI: a remote client cannot make an honest provider wait)."""
+    bounded = source.until(deadline) if isinstance(source, HttpSource) else source
+    tried: list[str] = []
+    provider_transient = False
+
+    def from_client() -> bytes:
+        return fetch_spec_bytes(task.spec_uri, limits, deadline)
+
+    def from_bundle() -> bytes:
+        return bounded.spec(task.result_root, MAX_JSON_BYTES)
+
+    client = ("client URI", from_client)
+    bundle = ("provider bundle", from_bundle)
+    for name, fetch in (client, bundle) if _is_local(task.spec_uri) else (bundle, client):
+        try:
+            raw = fetch()
+        except FetchError as exc:
+            tried.append(f"{name}: {exc}")
+            provider_transient |= fetch is from_bundle and exc.transient
+            continue
+        except ORACLE_SIDE:
+            raise
+        except Exception as exc:  # UnusableUriError, or anything a URI provokes
+            tried.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        if keccak256(raw) == task.spec_hash:
+            return SpecSearch(raw, tuple(tried), False)
+        # (no digest quoted: a file: URI names a file on this machine, not the client's)
+        tried.append(f"{name}: {len(raw)} bytes that do not hash to the spec hash")
+    return SpecSearch(None, tuple(tried), provider_transient)
+
+
+def _parse_spec(raw: bytes) -> ShelfImagesSpec | TrainingSpec | Finding:
+    try:
+        return parse_spec(raw)
+    except SpecError as exc:
+        return Finding(Reason.SPEC_INVALID, None, str(exc))
+    except ORACLE_SIDE:
+        raise
+    except Exception as exc:  # a spec shape the validators did not foresee
+        return Finding(Reason.SPEC_INVALID, None, f"{type(exc).__name__}: {exc}")
+
+
+def _printable(text: str) -> bool:
+    return len(text) <= 1000 and text.isascii() and text.isprintable()
+
+
 def run_task(task: VerifyTask) -> VerifyOutcome:
-    """The whole verification of one job (in the current process, no limits applied)."""
+    """The whole verification of one job (in the current process, no limits applied).
+
+    Returns an outcome for anything the client or the provider serves; only the oracle's
+    own trouble (`neurotoken.proofs.verifier.ORACLE_SIDE`) raises."""
     started = time.monotonic()
+    deadline = started + task.fetch_budget_s
 
     def done(
         kind: Kind,
@@ -153,32 +281,29 @@ def run_task(task: VerifyTask) -> VerifyOutcome:
             task.result_root,
             kind,
             accepted,
-            reasons,
+            tuple(r if _printable(r) else safe_text(r, 1000) for r in reasons),
             challenged,
             time.monotonic() - started,
         )
 
     limits = HttpLimits(timeout_s=task.fetch_timeout_s, retries=task.fetch_retries, backoff_s=0.25)
     try:
-        raw_spec = fetch_spec_bytes(task.spec_uri, limits)
-    except UnusableUriError as exc:
-        return done(Kind.NO_VERDICT, reasons=(f"SPEC_UNREADABLE: {exc}",))
-    except FetchError as exc:
-        kind = Kind.RETRY if exc.transient else Kind.NO_VERDICT
-        return done(kind, reasons=(f"SPEC_UNAVAILABLE: {exc}",))
-    if keccak256(raw_spec) != task.spec_hash:
-        return done(
-            Kind.NO_VERDICT,
-            reasons=("SPEC_HASH_MISMATCH: the spec served does not hash to the posted spec hash",),
-        )
-    try:
-        spec = parse_spec(raw_spec)
-    except SpecError as exc:
-        return done(Kind.NO_VERDICT, reasons=(f"SPEC_INVALID: {exc}",))
-    try:
         source = bundle_source(task.bundle_uri, limits)
     except UnusableUriError as exc:
         return done(Kind.VERDICT, reasons=(f"BUNDLE_URI_UNUSABLE: {exc}",))
+    search = find_spec(task, source, limits, deadline)
+    if search.raw is None:
+        tried = "; ".join(search.tried)
+        if search.provider_transient:  # the bundle server may yet serve it: retry
+            return done(Kind.RETRY, reasons=(str(Finding(Reason.UNAVAILABLE, None, tried)),))
+        return done(Kind.VERDICT, reasons=(str(Finding(Reason.SPEC_NOT_SERVED, None, tried)),))
+    spec = _parse_spec(search.raw)
+    if isinstance(spec, Finding):
+        return done(Kind.VERDICT, reasons=(str(spec),))
+    problems = market_problems(spec, task.challenge_count)
+    if problems:  # the provider took a job no oracle can verify in budget, or not payable
+        detail = "; ".join(problems)
+        return done(Kind.VERDICT, reasons=(str(Finding(Reason.SPEC_UNPAYABLE, None, detail)),))
     commitment = Commitment(task.job_id, task.spec_hash, task.shard_count, task.result_root)
     verdict = verify_job(
         spec,
@@ -186,7 +311,7 @@ def run_task(task: VerifyTask) -> VerifyOutcome:
         task.seed,
         task.challenge_count,
         source,
-        VerifierLimits(deadline_s=task.fetch_budget_s),
+        VerifierLimits(deadline_s=deadline - time.monotonic()),
     )
     reasons = tuple(str(f) for f in verdict.findings)
     if verdict.accepted:
@@ -347,6 +472,7 @@ __all__ = [
     "VerifyTask",
     "bundle_source",
     "fetch_spec_bytes",
+    "find_spec",
     "run_task",
     "task_limits",
 ]

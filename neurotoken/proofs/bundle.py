@@ -8,14 +8,18 @@ A bundle for result root R consists of
 * shard outputs, stored content-addressed under their keccak256;
 * one inclusion proof per shard: `{"index", "leaf", "proof"}` against R.
 
+The bundle also holds the job spec's exact bytes (`spec`, hashing to the spec hash),
+so an oracle can judge the job even when the client stops serving its spec.
+
 Nothing in a bundle is trusted: the verifier recomputes R from the manifest's leaves,
-checks each proof against the committed root, and hashes every byte it fetches.
+checks each proof against the committed root, and hashes every byte it fetches. The
+parsers are total: any bytes give a model or a `BundleError`, never another exception.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -89,38 +93,42 @@ class InclusionProof(_Strict):
         return [from_hex(node) for node in self.proof]
 
 
-def _parse(model: type[_Strict], data: bytes, max_bytes: int, what: str) -> dict[str, object]:
-    try:
-        raw = parse_json(data, max_bytes=max_bytes)
-    except CanonicalJsonError as exc:
-        raise BundleError(what, str(exc)) from None
-    if not isinstance(raw, dict):
-        raise BundleError(what, "not a JSON object")
-    return raw
-
-
 def _first_error(exc: ValidationError, what: str) -> BundleError:
-    first = exc.errors()[0]
+    first = exc.errors(include_url=False, include_input=False)[0]
     field = ".".join(str(p) for p in first["loc"]) or what
     return BundleError(f"{what}.{field}", str(first["msg"]).removeprefix("Value error, "))
 
 
+_M = TypeVar("_M", bound=_Strict)
+
+
+def _parse(model: type[_M], data: bytes, max_bytes: int, what: str) -> _M:
+    """`model` from untrusted bytes; every failure, whatever raised it, is a BundleError."""
+    try:
+        raw = parse_json(data, max_bytes=max_bytes)
+        if not isinstance(raw, dict):
+            raise BundleError(what, "not a JSON object")
+        return model.model_validate(raw)
+    except BundleError:
+        raise
+    except CanonicalJsonError as exc:
+        raise BundleError(what, str(exc)) from None
+    except ValidationError as exc:
+        raise _first_error(exc, what) from None
+    except MemoryError:
+        raise  # the reader's own limit
+    except Exception as exc:  # a validator tripped by a shape nobody foresaw
+        raise BundleError(what, f"unreadable ({type(exc).__name__})") from None
+
+
 def parse_manifest(data: bytes) -> Manifest:
     """A manifest from untrusted bytes (bounded size; `BundleError` names a bad field)."""
-    raw = _parse(Manifest, data, MAX_MANIFEST_BYTES, "manifest")
-    try:
-        return Manifest.model_validate(raw)
-    except ValidationError as exc:
-        raise _first_error(exc, "manifest") from None
+    return _parse(Manifest, data, MAX_MANIFEST_BYTES, "manifest")
 
 
 def parse_proof(data: bytes) -> InclusionProof:
     """An inclusion proof from untrusted bytes."""
-    raw = _parse(InclusionProof, data, MAX_PROOF_BYTES, "proof")
-    try:
-        return InclusionProof.model_validate(raw)
-    except ValidationError as exc:
-        raise _first_error(exc, "proof") from None
+    return _parse(InclusionProof, data, MAX_PROOF_BYTES, "proof")
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:

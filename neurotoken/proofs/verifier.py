@@ -5,27 +5,38 @@
 1. derive the k challenged indices from the challenge seed and the job id;
 2. fetch the manifest, and for each challenged shard (and the checkpoint it starts from)
    its inclusion proof and its output, every object checked against its keccak256, each
-   fetch bounded in size and time, with bounded retries for transient failures;
+   fetch bounded in size, time and rate, with bounded retries for transient failures;
 3. check the manifest against the commitment (job id, spec hash, shard count, and the root
    recomputed from its leaves), every proof against the committed root, every output
    against its leaf;
-4. re-execute each challenged shard from its dependencies and compare: bit for bit, or for
+4. check that the whole result is available: every other shard output the manifest lists
+   is fetched (once; challenged shards are not fetched twice) and hashed against its leaf,
+   not re-executed, and not kept;
+5. re-execute each challenged shard from its dependencies and compare: bit for bit, or for
    float32 training within `FLOAT32_TOLERANCE`.
 
 It accepts only when nothing at all is wrong. Every problem becomes a `Finding` with a
-`Reason`; hostile input never raises out of `verify_job`. A verdict whose only findings are
-transient (timeouts, an unreachable server) is marked `retryable`: reject now, or try again
-before the verdict deadline.
+`Reason`. A verdict whose only findings are transient (timeouts, an unreachable server) is
+marked `retryable`: reject now, or try again before the verdict deadline.
+
+Totality: no bytes a provider serves make `verify_job` or `fetch_bundle` raise. The parsers
+turn every failure into `BundleError`; re-execution that raises on a shard's bytes is
+`SHARD_MALFORMED`; and a last-resort guard turns any other exception met while judging the
+provider's data into a `MALFORMED` finding. Only the oracle's own trouble passes through
+(`ORACLE_SIDE`: running out of memory under its own limit, OS errors of its own machine,
+`OracleSideError` such as failing to start a thread), so the caller can retry instead of
+signing a verdict on it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, spec_hash
@@ -41,10 +52,45 @@ from neurotoken.proofs.bundle import (
 )
 from neurotoken.proofs.challenge import challenge_indices
 from neurotoken.proofs.merkle import shard_leaf, verify
-from neurotoken.proofs.store import BundleSource, FetchError, FetchFailure, fetch_object
+from neurotoken.proofs.store import (
+    BundleSource,
+    FetchError,
+    FetchFailure,
+    HttpSource,
+    check_objects,
+    fetch_object,
+)
 from neurotoken.workloads import CheckFailure, check_shard, dependencies, max_shard_bytes
 
 AnySpec = ShelfImagesSpec | TrainingSpec
+_T = TypeVar("_T")
+
+MAX_AVAILABILITY_FINDINGS = 8
+"""The availability check stops after this many unavailable shards (the verdict is a reject
+either way; listing thousands of missing shards helps nobody)."""
+MAX_DETAIL_CHARS = 300
+AVAILABILITY_BATCH = 64
+"""Unchallenged shards checked per task (one connection each, reused across the batch)."""
+
+
+class OracleSideError(Exception):
+    """Trouble on the oracle's own side (threads, file descriptors), not the provider's."""
+
+
+ORACLE_SIDE: tuple[type[BaseException], ...] = (MemoryError, OSError, OracleSideError)
+"""Exceptions that are the oracle's own failure: they pass through `verify_job` (a worker
+turns them into a retry), everything else met while judging a provider's data is a finding."""
+
+
+def safe_text(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """Printable ASCII of bounded length (details quote provider data: lone surrogates,
+    control characters and megabytes of text must not reach logs, stores or signatures)."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Reason(StrEnum):
@@ -65,6 +111,11 @@ class Reason(StrEnum):
     RECOMPUTE_MISMATCH = "a re-executed shard differs from the committed output"
     OUT_OF_TOLERANCE = "a re-executed shard differs beyond the stated tolerance"
     BAD_CHECKPOINT = "the committed checkpoint a shard starts from is unusable"
+    TOO_SLOW = "the bundle server sent bytes slower than the minimum rate"
+    MALFORMED = "the provider's data broke the verifier (an unexpected error judging it)"
+    SPEC_NOT_SERVED = "neither the client nor the provider's bundle serves the committed spec"
+    SPEC_INVALID = "the spec hashes to the committed spec hash but is not a valid spec"
+    SPEC_UNPAYABLE = "the spec is valid but the market cannot verify or pay for the job"
     UNAVAILABLE = "the bundle server failed or timed out (after retries)"
     DEADLINE_EXCEEDED = "fetching took longer than the verification deadline"
 
@@ -97,6 +148,9 @@ class Finding:
     reason: Reason
     shard: int | None = None
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", safe_text(self.detail))
 
     def __str__(self) -> str:
         where = f"shard {self.shard}: " if self.shard is not None else ""
@@ -146,21 +200,27 @@ _FETCH_REASON = {
     "manifest": {
         FetchFailure.MISSING: Reason.MANIFEST_MISSING,
         FetchFailure.TOO_LARGE: Reason.MANIFEST_TOO_LARGE,
+        FetchFailure.TOO_SLOW: Reason.TOO_SLOW,
     },
     "proof": {
         FetchFailure.MISSING: Reason.PROOF_MISSING,
         FetchFailure.TOO_LARGE: Reason.PROOF_MALFORMED,
+        FetchFailure.TOO_SLOW: Reason.TOO_SLOW,
     },
     "shard": {
         FetchFailure.MISSING: Reason.SHARD_MISSING,
         FetchFailure.TOO_LARGE: Reason.SHARD_TOO_LARGE,
         FetchFailure.HASH_MISMATCH: Reason.SHARD_HASH_MISMATCH,
+        FetchFailure.TOO_SLOW: Reason.TOO_SLOW,
     },
 }
 
 
 def _from_fetch(kind: str, exc: FetchError, shard: int | None) -> Finding:
-    reason = _FETCH_REASON[kind].get(exc.failure, Reason.UNAVAILABLE)
+    reason = _FETCH_REASON[kind].get(exc.failure)
+    if reason is None:
+        # a non-transient failure this kind of fetch does not name is still final
+        reason = Reason.UNAVAILABLE if exc.transient else Reason.MALFORMED
     return Finding(reason, shard, str(exc))
 
 
@@ -172,6 +232,18 @@ def needed_shards(spec: AnySpec, challenged: Sequence[int]) -> list[int]:
     return sorted(out)
 
 
+def _bounded(source: BundleSource, deadline: float) -> BundleSource:
+    """`source` with every fetch ending by `deadline` (remote sources; local reads are quick)."""
+    return source.until(deadline) if isinstance(source, HttpSource) else source
+
+
+def _submit(pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: object) -> Future[_T]:
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError as exc:  # "can't start new thread": the oracle's machine, not the data
+        raise OracleSideError(f"cannot start a fetch thread: {exc}") from exc
+
+
 def fetch_bundle(
     spec: AnySpec,
     commitment: Commitment,
@@ -179,10 +251,17 @@ def fetch_bundle(
     source: BundleSource,
     limits: VerifierLimits | None = None,
 ) -> FetchedBundle:
-    """Fetches the manifest and what the challenged shards need; never raises on bad data."""
+    """Fetches the manifest, what the challenged shards need (proofs and outputs) and, to
+    check the whole result is available, every other shard output (hashed, not kept).
+
+    Never raises on bad data; only `ORACLE_SIDE` exceptions pass through."""
     limits = limits or VerifierLimits()
     deadline = time.monotonic() + limits.deadline_s
     got = FetchedBundle()
+    if limits.deadline_s <= 0:
+        got.findings.append(Finding(Reason.DEADLINE_EXCEEDED, None, f"{limits.deadline_s}s"))
+        return got
+    source = _bounded(source, deadline)
     try:
         got.manifest = parse_manifest(source.manifest(commitment.root, limits.max_manifest_bytes))
     except FetchError as exc:
@@ -193,11 +272,25 @@ def fetch_bundle(
         return got
     leaves = got.manifest.leaves
     needed = needed_shards(spec, challenged)
-    pool = ThreadPoolExecutor(max_workers=max(1, min(limits.fetch_concurrency, len(needed))))
+    # The rest of the result is only checked against a manifest that matches the commitment
+    # (otherwise the verdict is a reject already, and its leaves name nothing committed).
+    rest: list[int] = []
+    if not _check_manifest(commitment, got.manifest):
+        chosen = set(needed)
+        rest = [i for i in range(len(leaves)) if i not in chosen]
+    size_bound = max_shard_bytes(spec)
+    workers = max(1, min(limits.fetch_concurrency, len(needed) + len(rest)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
     try:
-        futures: list[Future[tuple[FetchedShard, list[Finding]]]] = [
-            pool.submit(_fetch_shard, spec, commitment, leaves, index, source, limits)
+        futures = [
+            _submit(pool, _fetch_shard, spec, commitment, leaves, index, source, limits)
             for index in needed
+        ]
+        batches = [
+            rest[i : i + AVAILABILITY_BATCH] for i in range(0, len(rest), AVAILABILITY_BATCH)
+        ]
+        checks = [
+            _submit(pool, _check_available, leaves, batch, source, size_bound) for batch in batches
         ]
         for index, future in zip(needed, futures, strict=True):
             try:
@@ -209,6 +302,26 @@ def fetch_bundle(
                 return got
             got.shards[index] = shard
             got.findings += findings
+        unavailable: list[Finding] = []
+        for batch, check in zip(batches, checks, strict=True):
+            try:
+                unavailable += check.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                got.findings.append(
+                    Finding(Reason.DEADLINE_EXCEEDED, batch[0], f"{limits.deadline_s}s")
+                )
+                return got
+            if len(unavailable) > MAX_AVAILABILITY_FINDINGS:
+                break  # a reject either way; the rest need not be fetched
+        got.findings += unavailable[:MAX_AVAILABILITY_FINDINGS]
+        if len(unavailable) > MAX_AVAILABILITY_FINDINGS:
+            got.findings.append(
+                Finding(
+                    unavailable[MAX_AVAILABILITY_FINDINGS].reason,
+                    None,
+                    "more shards unavailable; the availability check stopped",
+                )
+            )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return got
@@ -238,6 +351,19 @@ def _fetch_shard(
     except FetchError as exc:
         findings.append(_from_fetch("shard", exc, index))
     return shard, findings
+
+
+def _check_available(
+    leaves: Sequence[str], indices: Sequence[int], source: BundleSource, max_bytes: int
+) -> list[Finding]:
+    """The problems met checking that shards `indices` are served and hash to their leaves
+    (nothing kept but the findings)."""
+    failures = check_objects(source, [from_hex(leaves[i]) for i in indices], max_bytes)
+    return [
+        _from_fetch("shard", exc, index)
+        for index, exc in zip(indices, failures, strict=True)
+        if exc is not None
+    ]
 
 
 def _check_manifest(commitment: Commitment, manifest: Manifest) -> list[Finding]:
@@ -306,7 +432,13 @@ def verify_fetched(
         deps = dependencies(spec, index)
         if index not in usable or any(d not in usable for d in deps):
             continue  # already reported
-        check = check_shard(spec, index, usable[index], {d: usable[d] for d in deps})
+        try:
+            check = check_shard(spec, index, usable[index], {d: usable[d] for d in deps})
+        except ORACLE_SIDE:
+            raise
+        except Exception as exc:  # the bytes broke re-execution: they are not a valid shard
+            findings.append(Finding(Reason.SHARD_MALFORMED, index, _describe(exc)))
+            continue
         if check.ok:
             continue
         reason = {
@@ -327,12 +459,20 @@ def verify_job(
     source: BundleSource,
     limits: VerifierLimits | None = None,
 ) -> Verdict:
-    """Challenges k shards of a committed result and returns the verdict (never raises)."""
+    """Challenges k shards of a committed result and returns the verdict.
+
+    Never raises on anything the provider serves; only `ORACLE_SIDE` exceptions (the
+    oracle's own memory, machine or threads) pass through."""
     try:
         challenged = challenge_indices(seed, commitment.job_id, commitment.shard_count, k)
     except ValueError as exc:
         return Verdict(False, (Finding(Reason.CHALLENGE_INVALID, None, str(exc)),), ())
     if spec_hash(spec) != commitment.spec_hash or spec.shard_count != commitment.shard_count:
         return Verdict(False, (Finding(Reason.SPEC_MISMATCH),), tuple(challenged))
-    fetched = fetch_bundle(spec, commitment, challenged, source, limits)
-    return verify_fetched(spec, commitment, challenged, fetched)
+    try:
+        fetched = fetch_bundle(spec, commitment, challenged, source, limits)
+        return verify_fetched(spec, commitment, challenged, fetched)
+    except ORACLE_SIDE:
+        raise
+    except Exception as exc:  # last resort: whatever the bundle provoked, it is no accept
+        return Verdict(False, (Finding(Reason.MALFORMED, None, _describe(exc)),), tuple(challenged))

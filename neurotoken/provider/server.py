@@ -1,8 +1,9 @@
 """Serving a bundle store over HTTP, read-only, for remote oracles (aiohttp).
 
 Routes mirror the store's layout: `GET /objects/0x<hash>`, `GET /bundles/0x<root>/manifest`,
-`GET /bundles/0x<root>/proofs/<index>`, plus `GET /healthz`. Path parts are matched against
-strict patterns before any file is touched, so nothing outside the store can be named.
+`GET /bundles/0x<root>/proofs/<index>`, `GET /bundles/0x<root>/spec`, plus `GET /healthz`.
+Path parts are matched against strict patterns before any file is touched, so nothing
+outside the store can be named.
 
 `BundleServer` runs the server on a background thread (tests, the demo, the provider agent);
 `python -m neurotoken.provider serve` runs it in the foreground.
@@ -37,6 +38,9 @@ def make_app(store: LocalStore) -> web.Application:
     async def get_manifest(request: web.Request) -> web.StreamResponse:
         return send(f"bundles/{request.match_info['root']}/manifest")
 
+    async def get_spec(request: web.Request) -> web.StreamResponse:
+        return send(f"bundles/{request.match_info['root']}/spec")
+
     async def get_proof(request: web.Request) -> web.StreamResponse:
         info = request.match_info
         return send(f"bundles/{info['root']}/proofs/{int(info['index'])}")
@@ -47,6 +51,7 @@ def make_app(store: LocalStore) -> web.Application:
     app = web.Application()
     app.router.add_get(f"/objects/{{digest:{HEX}}}", get_object)
     app.router.add_get(f"/bundles/{{root:{HEX}}}/manifest", get_manifest)
+    app.router.add_get(f"/bundles/{{root:{HEX}}}/spec", get_spec)
     app.router.add_get(f"/bundles/{{root:{HEX}}}/proofs/{{index:[0-9]{{1,6}}}}", get_proof)
     app.router.add_get("/healthz", health)
     return app

@@ -1,10 +1,14 @@
 """Hostile bundles and hostile servers: every one is rejected with the right reason, in
-bounded time and memory, and none raises out of the verifier."""
+bounded time and memory, and none raises out of the verifier. Also: the whole result must
+be served (not only the challenged shards), and a server that drips is cut by a rate floor."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,10 +28,12 @@ from neurotoken.proofs import (
     LocalStore,
     Reason,
     VerifierLimits,
+    challenge_indices,
     verify_job,
 )
 from neurotoken.proofs.bundle import MAX_MANIFEST_BYTES, from_hex
-from neurotoken.proofs.store import manifest_path, object_path, proof_path
+from neurotoken.proofs.store import manifest_path, object_path, proof_path, spec_path
+from neurotoken.proofs.verifier import MAX_AVAILABILITY_FINDINGS, OracleSideError
 from neurotoken.provider import BundleServer, make_app
 from neurotoken.workloads import max_shard_bytes
 
@@ -421,7 +427,236 @@ def test_any_corrupted_bundle_file__is_rejected_never_raises(
     finally:
         target.write_bytes(original)
     belongs = "objects" in target.parts or job.root.hex() in str(target)
-    if belongs:
+    if target.name == "spec":
+        assert verdict.accepted  # verify_job is handed the spec; the bundle's copy is for oracles
+    elif belongs:
         assert not verdict.accepted and verdict.findings
     else:
         assert verdict.accepted  # another job's bundle in the same store
+
+
+# --- the whole result must be served -----------------------------------------------------------
+
+
+def unchallenged(job: BuiltJob, k: int) -> list[int]:
+    drawn = set(challenge_indices(SEED, job.commitment.job_id, job.spec.shard_count, k))
+    return [i for i in range(job.spec.shard_count) if i not in drawn]
+
+
+def test_unchallenged_shard_missing__rejects(job: BuiltJob, server: HostileServer) -> None:
+    """The provider serves the challenged shards but not the rest of the result: the client
+    could not download what it pays for, so the verdict is a reject, not an accept."""
+    missing = unchallenged(job, 1)[0]
+
+    async def gone(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPNotFound()
+
+    server.rules[object_path(keccak256(job.outputs[missing]))] = gone
+    verdict = verify_job(job.spec, job.commitment, SEED, 1, HttpSource(server.url, FAST))
+    assert not verdict.accepted and not verdict.retryable
+    assert {(f.reason, f.shard) for f in verdict.findings} == {(Reason.SHARD_MISSING, missing)}
+
+
+@pytest.mark.parametrize("damage", ["other-bytes", "oversized", "truncated"])
+def test_unchallenged_shard_wrong__rejects(
+    job: BuiltJob, server: HostileServer, damage: str
+) -> None:
+    index = unchallenged(job, 1)[-1]
+    honest = job.outputs[index]
+    served = {
+        "other-bytes": job.outputs[(index + 1) % 4],
+        "oversized": honest + b"\x00" * max_shard_bytes(job.spec),
+        "truncated": honest[:-1],
+    }[damage]
+    server.rules[object_path(keccak256(honest))] = body(served)
+    verdict = verify_job(job.spec, job.commitment, SEED, 1, HttpSource(server.url, FAST))
+    reason = Reason.SHARD_TOO_LARGE if damage == "oversized" else Reason.SHARD_HASH_MISMATCH
+    assert {(f.reason, f.shard) for f in verdict.findings} == {(reason, index)}
+
+
+def test_availability_check__fetches_each_shard_once_and_proofs_only_when_challenged(
+    job: BuiltJob, server: HostileServer
+) -> None:
+    verdict = verify_job(job.spec, job.commitment, SEED, 2, HttpSource(server.url, FAST))
+    assert verdict.accepted, verdict.summary()
+    objects = {k: v for k, v in server.hits.items() if k.startswith("objects/")}
+    assert objects == {object_path(keccak256(o)): 1 for o in job.outputs}
+    proofs = {k for k in server.hits if "/proofs/" in k}
+    assert proofs == {proof_path(job.root, i) for i in verdict.challenged}
+    assert spec_path(job.root) not in server.hits  # verify_job is handed the spec
+
+
+class HidingSource:
+    """A store that serves only the objects in `keep` (a provider withholding its result)."""
+
+    def __init__(self, store: LocalStore, keep: set[bytes]) -> None:
+        self.store = store
+        self.keep = keep
+
+    def manifest(self, root: bytes, max_bytes: int) -> bytes:
+        return self.store.manifest(root, max_bytes)
+
+    def proof(self, root: bytes, index: int, max_bytes: int) -> bytes:
+        return self.store.proof(root, index, max_bytes)
+
+    def spec(self, root: bytes, max_bytes: int) -> bytes:
+        return self.store.spec(root, max_bytes)
+
+    def object(self, digest: bytes, max_bytes: int) -> bytes:
+        if digest not in self.keep:
+            raise FetchError(FetchFailure.MISSING, object_path(digest))
+        return self.store.object(digest, max_bytes)
+
+
+def test_result_withheld_but_challenged_shards__rejects_with_a_bounded_list(
+    honest_shelf_job: BuiltJob,
+) -> None:
+    job = honest_shelf_job
+    drawn = challenge_indices(SEED, job.commitment.job_id, job.spec.shard_count, 2)
+    source = HidingSource(job.store, {keccak256(job.outputs[i]) for i in drawn})
+    verdict = verify_job(job.spec, job.commitment, SEED, 2, source)
+    assert not verdict.accepted and not verdict.retryable
+    assert verdict.reasons == {Reason.SHARD_MISSING}
+    assert len(verdict.findings) == MAX_AVAILABILITY_FINDINGS + 1  # then "stopped; n left"
+    assert "availability check stopped" in str(verdict.findings[-1])
+
+
+# --- slow servers: the rate floor and the verification deadline -------------------------------
+
+
+FLOOR = HttpLimits(timeout_s=5.0, retries=1, backoff_s=0.05, min_rate_bps=2000, rate_grace_s=0.3)
+
+
+def drip(data: bytes, pause_s: float = 0.02) -> Handler:
+    """Sends `data` one byte at a time (declared length, so a cut is not a truncation)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await resp.prepare(request)
+        for i in range(len(data)):
+            await resp.write(data[i : i + 1])
+            await asyncio.sleep(pause_s)
+        return resp
+
+    return handler
+
+
+@pytest.mark.parametrize("what", ["manifest", "proof", "shard"])
+def test_dripping_server__is_cut_by_the_rate_floor_and_rejected(
+    job: BuiltJob, server: HostileServer, what: str
+) -> None:
+    """Well inside the whole-request deadline, a body that arrives slower than the floor is
+    cut, retried, and then final: the provider's fault, not a transient failure."""
+    path = {
+        "manifest": manifest_path(job.root),
+        "proof": proof_path(job.root, 2),
+        "shard": object_path(keccak256(job.outputs[2])),
+    }[what]
+    server.rules[path] = drip(job.store.root_dir.joinpath(path).read_bytes())
+    started = time.monotonic()
+    verdict = verify_job(job.spec, job.commitment, SEED, 4, HttpSource(server.url, FLOOR))
+    elapsed = time.monotonic() - started
+    assert not verdict.accepted and not verdict.retryable
+    assert {(f.reason, f.shard) for f in verdict.findings} == {
+        (Reason.TOO_SLOW, None if what == "manifest" else 2)
+    }
+    assert server.hits[path] == FLOOR.retries + 1
+    assert elapsed < FLOOR.timeout_s  # cut by the floor, not by the request deadline
+
+
+def test_slow_headers_then_a_fast_body__is_accepted(job: BuiltJob, server: HostileServer) -> None:
+    """The floor counts from the headers: a server slow to answer but quick to send is only
+    bound by the whole-request deadline."""
+    path = object_path(keccak256(job.outputs[1]))
+    data = job.outputs[1]
+
+    async def late(_: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(2 * FLOOR.rate_grace_s)
+        return web.Response(body=data)
+
+    server.rules[path] = late
+    verdict = verify_job(job.spec, job.commitment, SEED, 4, HttpSource(server.url, FLOOR))
+    assert verdict.accepted, verdict.summary()
+
+
+def test_slow_manifest__is_cut_by_the_verification_deadline(
+    job: BuiltJob, server: HostileServer
+) -> None:
+    """The verification deadline bounds every fetch, the manifest's included, whatever the
+    per-request timeout and retries would allow (here 3 x 5 s)."""
+
+    async def slow(_: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.Response(body=b"{}")
+
+    server.rules[manifest_path(job.root)] = slow
+    started = time.monotonic()
+    verdict = verify_job(
+        job.spec,
+        job.commitment,
+        SEED,
+        4,
+        HttpSource(server.url, HttpLimits(timeout_s=5.0, retries=2)),
+        VerifierLimits(deadline_s=0.5),
+    )
+    assert not verdict.accepted and verdict.retryable
+    assert time.monotonic() - started < 2.5
+
+
+def test_local_store__a_fifo_in_place_of_a_file__is_missing_not_a_hang(
+    job: BuiltJob, tmp_path: Path
+) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(job.store.root_dir, copy)
+    victim = copy / object_path(keccak256(job.outputs[3]))
+    victim.unlink()
+    os.mkfifo(victim)
+    result: list[set[tuple[Reason, int | None]]] = []
+    worker = threading.Thread(target=lambda: result.append(run(job, LocalStore(copy))), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "reading a FIFO hung the verifier"
+    assert result == [{(Reason.SHARD_MISSING, 3)}]
+
+
+# --- totality: only the oracle's own failures pass through ------------------------------------
+
+
+class RaisingSource:
+    """A source whose manifest read raises `exc` (as a bug tripped by odd data would)."""
+
+    def __init__(self, store: LocalStore, exc: BaseException) -> None:
+        self.store = store
+        self.exc = exc
+
+    def manifest(self, root: bytes, max_bytes: int) -> bytes:
+        raise self.exc
+
+    def proof(self, root: bytes, index: int, max_bytes: int) -> bytes:
+        return self.store.proof(root, index, max_bytes)
+
+    def object(self, digest: bytes, max_bytes: int) -> bytes:
+        return self.store.object(digest, max_bytes)
+
+    def spec(self, root: bytes, max_bytes: int) -> bytes:
+        return self.store.spec(root, max_bytes)
+
+
+@pytest.mark.parametrize(
+    "exc", [KeyError("x"), TypeError("unhashable"), RecursionError(), ValueError("digits")]
+)
+def test_unexpected_error_while_judging__is_a_malformed_reject(
+    job: BuiltJob, exc: Exception
+) -> None:
+    verdict = verify_job(job.spec, job.commitment, SEED, 4, RaisingSource(job.store, exc))
+    assert not verdict.accepted and not verdict.retryable
+    assert verdict.reasons == {Reason.MALFORMED}
+    assert type(exc).__name__ in verdict.summary()
+
+
+@pytest.mark.parametrize(
+    "exc", [MemoryError(), OSError(24, "Too many open files"), OracleSideError("no threads")]
+)
+def test_oracle_side_failure__passes_through_for_a_retry(job: BuiltJob, exc: Exception) -> None:
+    with pytest.raises(type(exc)):
+        verify_job(job.spec, job.commitment, SEED, 4, RaisingSource(job.store, exc))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, parse_spec, spec_json
+from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec, spec_json
 from neurotoken.proofs import LocalStore, MerkleTree
 from neurotoken.provider import Journal, compute_job, publish_bundle
 
@@ -237,6 +237,11 @@ def test_publish_bundle__then_serve_over_http(tmp_path: Path, shelf_spec: ShelfI
                 time.sleep(0.1)
         with urllib.request.urlopen(f"{url}/bundles/{manifest.root}/manifest", timeout=5) as resp:
             assert json.load(resp)["root"] == manifest.root
+        # the bundle carries the spec's exact bytes, so oracles need not rely on the client
+        with urllib.request.urlopen(f"{url}/bundles/{manifest.root}/spec", timeout=5) as resp:
+            served = resp.read()
+        assert served == spec_json(shelf_spec)
+        assert "0x" + keccak256(served).hex() == manifest.spec_hash
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,10 +1,12 @@
 """Verification in bounded worker processes, on real bundles served over HTTP: honest,
-forged, malformed, oversized, unreachable and slow bundles, and the time and memory
-bounds of a worker."""
+forged, malformed, oversized, unreachable and slow bundles, the time and memory bounds of a
+worker, and where the spec comes from (the client's URI or the provider's bundle)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -13,11 +15,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from neurotoken.jobs.spec import spec_hash, spec_json
-from neurotoken.proofs.store import LocalStore
+from neurotoken.jobs.canonical import keccak256
+from neurotoken.jobs.spec import parse_spec, spec_hash, spec_json
+from neurotoken.proofs.store import LocalStore, manifest_path, spec_path
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
 from oracle.localnet import free_port, small_spec
 from oracle.verify import Kind, VerifierPool, VerifyOutcome, VerifyTask, run_task
+from tests.compute.conftest import training_spec_dict
+from tests.compute.test_hostile import HostileServer, body
 
 SEED = b"\x42" * 32
 
@@ -172,9 +177,9 @@ def test_worker_past_its_wall_clock_bound__is_killed_into_a_retry(bundle, serve)
 
 
 def test_worker_over_its_memory_bound__fails_into_a_retry(tmp_path: Path) -> None:
-    # A big spec (16 megapixels per shard) whose forged bundle costs nothing to publish but
+    # A big spec (2 megapixels per shard) whose forged bundle costs nothing to publish but
     # whose re-execution needs far more than the worker's 64 MiB.
-    spec = small_spec(seed=5, shards=4, images=16, width=1024, height=1024)
+    spec = small_spec(seed=5, shards=4, images=2, width=1024, height=1024)
     store = LocalStore(tmp_path / "store")
     forged = publish_bundle(store, 1, spec, [store.put_object(b"f%d" % i) for i in range(4)])
     spec_file = tmp_path / "spec.json"
@@ -189,20 +194,170 @@ def test_worker_over_its_memory_bound__fails_into_a_retry(tmp_path: Path) -> Non
     assert outcome.reasons[0].startswith(("WORKER_MEMORY", "WORKER_DIED"))
 
 
-def test_spec_not_matching_its_hash__gives_no_verdict(bundle, tmp_path: Path) -> None:
+def test_manifest_with_5000_digit_integer__is_rejected_not_retried(bundle) -> None:
+    """A caught cheater replaces its manifest with JSON holding a 5,000-digit integer (over
+    Python's int-conversion limit). That is malformed provider data: a signed reject, not a
+    worker error that is retried until the job lapses and the provider keeps its stake."""
+    store: LocalStore = bundle["store"]
+    root: bytes = bundle["forged_root"]
+    honest = store.manifest(root, 1 << 20)
+    hostile = honest.replace(b'"job_id":1,', b'"job_id":' + b"9" * 5000 + b",")
+    assert hostile != honest
+    with HostileServer(store) as server:
+        server.rules[manifest_path(root)] = body(hostile)
+        task = task_for(bundle, "forged_root", bundle_uri=server.url)
+        outcome = run_task(task)
+        assert outcome.kind == Kind.VERDICT and not outcome.accepted
+        assert outcome.reasons[0].startswith("MANIFEST_MALFORMED"), outcome.reasons
+        assert "digits" in outcome.reasons[0]
+        in_worker = in_pool(task)  # the same through a worker process
+    assert in_worker.kind == Kind.VERDICT and not in_worker.accepted, in_worker.reasons
+
+
+@pytest.mark.parametrize("client", ["missing-file", "another-spec", "http-404", "unreachable"])
+@pytest.mark.parametrize("root_key", ["honest_root", "forged_root"])
+def test_client_withholds_spec__spec_from_bundle__job_is_judged(
+    bundle, serve, tmp_path: Path, client: str, root_key: str
+) -> None:
+    """The client takes the outputs and withholds (or swaps) its spec: the oracle takes the
+    spec from the provider's bundle and judges the job as usual."""
     other = tmp_path / "other.json"
     other.write_bytes(spec_json(small_spec(seed=99)))
-    outcome = run_task(task_for(bundle, spec_uri=other.as_uri()))
-    assert outcome.kind == Kind.NO_VERDICT
-    assert outcome.reasons[0].startswith("SPEC_HASH_MISMATCH")
+    app = web.Application()
+    uri = {
+        "missing-file": (tmp_path / "gone.json").as_uri(),
+        "another-spec": other.as_uri(),
+        "http-404": serve(app) + "/spec.json",
+        "unreachable": f"http://127.0.0.1:{free_port()}/spec.json",
+    }[client]
+    outcome = run_task(task_for(bundle, root_key, spec_uri=uri))
+    assert outcome.kind == Kind.VERDICT
+    assert outcome.accepted is (root_key == "honest_root"), outcome.reasons
+    if root_key == "forged_root":
+        assert all(r.startswith(("RECOMPUTE_MISMATCH", "SHARD_MALFORMED")) for r in outcome.reasons)
 
 
-def test_missing_spec__gives_no_verdict(bundle, tmp_path: Path) -> None:
-    outcome = run_task(task_for(bundle, spec_uri=(tmp_path / "gone.json").as_uri()))
-    assert outcome.kind == Kind.NO_VERDICT and outcome.reasons[0].startswith("SPEC_UNAVAILABLE")
+@pytest.fixture
+def bundle_without_spec(bundle, tmp_path: Path) -> Path:
+    """A copy of the bundle store whose bundles do not carry the spec."""
+    copy = tmp_path / "no-spec"
+    shutil.copytree(bundle["store"].root_dir, copy)
+    for root_key in ("honest_root", "forged_root"):
+        (copy / spec_path(bundle[root_key])).unlink()
+    return copy
 
 
-def test_spec_over_http_and_bundle_from_a_folder__are_read(bundle, serve, tmp_path: Path) -> None:
+def test_no_spec_anywhere__rejects(bundle, bundle_without_spec: Path, tmp_path: Path) -> None:
+    """Neither the client nor the provider serves the spec: the provider accepted the job,
+    so it had the spec and had to publish it. A reject, not a lapse with a full refund."""
+    outcome = run_task(
+        task_for(
+            bundle,
+            spec_uri=(tmp_path / "gone.json").as_uri(),
+            bundle_uri=bundle_without_spec.as_uri(),
+        )
+    )
+    assert outcome.kind == Kind.VERDICT and not outcome.accepted
+    assert outcome.reasons[0].startswith("SPEC_NOT_SERVED"), outcome.reasons
+    assert "client URI" in outcome.reasons[0] and "provider bundle" in outcome.reasons[0]
+
+
+def test_no_matching_spec_anywhere__rejects(bundle, tmp_path: Path) -> None:
+    """Both sides serve a spec, neither the committed one."""
+    other = spec_json(small_spec(seed=99))
+    store: LocalStore = bundle["store"]
+    root: bytes = bundle["honest_root"]
+    wrong = tmp_path / "other.json"
+    wrong.write_bytes(other)
+    with HostileServer(store) as server:
+        server.rules[spec_path(root)] = body(other)
+        outcome = run_task(task_for(bundle, spec_uri=wrong.as_uri(), bundle_uri=server.url))
+    assert outcome.kind == Kind.VERDICT and not outcome.accepted
+    assert outcome.reasons[0].startswith("SPEC_NOT_SERVED")
+    assert "do not hash to the spec hash" in outcome.reasons[0]
+
+
+def test_no_spec_and_bundle_server_down__is_a_transient_retry(bundle, tmp_path: Path) -> None:
+    """The bundle server cannot be reached (yet): retry; every reason is transient, so the
+    service rejects once the verdict deadline is near (it matches `UNAVAILABLE`)."""
+    outcome = run_task(
+        task_for(
+            bundle,
+            spec_uri=(tmp_path / "gone.json").as_uri(),
+            bundle_uri=f"http://127.0.0.1:{free_port()}",
+            fetch_timeout_s=0.5,
+        )
+    )
+    assert outcome.kind == Kind.RETRY
+    assert outcome.reasons and all(r.startswith("UNAVAILABLE") for r in outcome.reasons)
+
+
+def test_spec_that_hashes_right_but_is_invalid__rejects(bundle) -> None:
+    """The posted spec hash names bytes that are no valid spec; the provider accepted the job
+    anyway (it should have refused it)."""
+    junk = b'{"kind":"shelf-images","version":1,"shard_count":' + b"9" * 5000 + b"}"
+    uri = "data:application/json;base64," + base64.b64encode(junk).decode()
+    outcome = run_task(task_for(bundle, spec_uri=uri, spec_hash=keccak256(junk)))
+    assert outcome.kind == Kind.VERDICT and not outcome.accepted
+    assert outcome.reasons[0].startswith("SPEC_INVALID"), outcome.reasons
+
+
+def test_valid_spec_the_market_cannot_pay_for__rejects(bundle) -> None:
+    """float32 training parses but is not payable (`market_problems`): the provider should
+    have refused the job."""
+    spec = parse_spec(training_spec_dict(arithmetic="float32", shard_count=16))
+    raw = spec_json(spec)
+    uri = "data:application/json;base64," + base64.b64encode(raw).decode()
+    outcome = run_task(task_for(bundle, spec_uri=uri, spec_hash=keccak256(raw)))
+    assert outcome.kind == Kind.VERDICT and not outcome.accepted
+    assert outcome.reasons[0].startswith("SPEC_UNPAYABLE"), outcome.reasons
+
+
+def test_remote_client_spec__is_read_only_if_the_bundle_lacks_it(
+    bundle, bundle_without_spec: Path
+) -> None:
+    """A remote client URI is tried after the provider's bundle, so a slow client cannot
+    spend an honest provider's verification budget."""
+    hits: list[str] = []
+    data = spec_json(bundle["spec"])
+
+    async def spec(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(body=data)
+
+    app = web.Application()
+    app.router.add_get("/spec.json", spec)
+    with BundleServer(app) as client:
+        uri = client.url + "/spec.json"
+        assert run_task(task_for(bundle, spec_uri=uri)).accepted
+        assert hits == []
+        store_dir = bundle_without_spec.as_uri()
+        assert run_task(task_for(bundle, spec_uri=uri, bundle_uri=store_dir)).accepted
+        assert hits == ["/spec.json"]
+
+
+@pytest.mark.parametrize(
+    ("spec_uri", "bundle_uri", "kind"),
+    [
+        ("http://[::1/spec.json", None, Kind.VERDICT),  # unparsable: the spec comes from the bundle
+        ("data:;base64,!!not base64!!", None, Kind.VERDICT),
+        ("data:no-comma", None, Kind.VERDICT),
+        ("ftp://example.invalid/spec", None, Kind.VERDICT),
+        (None, "http://[::1", Kind.VERDICT),  # the provider's URI is unparsable: a reject
+    ],
+)
+def test_hostile_uris__give_an_outcome_never_raise(
+    bundle, spec_uri: str | None, bundle_uri: str | None, kind: Kind
+) -> None:
+    overrides = {"spec_uri": spec_uri, "bundle_uri": bundle_uri}
+    outcome = run_task(task_for(bundle, **{k: v for k, v in overrides.items() if v is not None}))
+    assert outcome.kind == kind
+    assert outcome.accepted is (bundle_uri is None), outcome.reasons
+
+
+def test_spec_over_http_and_bundle_from_a_folder__are_read(
+    bundle, serve, bundle_without_spec: Path
+) -> None:
     data = spec_json(bundle["spec"])
 
     async def spec(_: web.Request) -> web.Response:
@@ -210,9 +365,10 @@ def test_spec_over_http_and_bundle_from_a_folder__are_read(bundle, serve, tmp_pa
 
     app = web.Application()
     app.router.add_get("/spec.json", spec)
-    store_dir = bundle["store"].root_dir
     outcome = run_task(
-        task_for(bundle, spec_uri=serve(app) + "/spec.json", bundle_uri=Path(store_dir).as_uri())
+        task_for(
+            bundle, spec_uri=serve(app) + "/spec.json", bundle_uri=bundle_without_spec.as_uri()
+        )
     )
     assert outcome.kind == Kind.VERDICT and outcome.accepted
 
