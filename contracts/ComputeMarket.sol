@@ -623,32 +623,48 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         returns (bytes32 structHash, uint256 feeNtk, uint256 burnNtk)
     {
         Job storage job = _jobs[jobId];
-        {
-            // All reads of the packed slot first, in one straight line, so it is loaded once.
-            JobState state = job.state;
-            uint256 verdictBy = job.verdictBy;
-            uint256 seedBlock = job.seedBlock;
-            if (state != JobState.Submitted) {
-                if (state == JobState.None) revert MarketJobNotFound(jobId);
-                revert MarketJobWrongState(jobId, state);
-            }
-            _joinQuorum(jobId, job, quorum);
-            if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
-            if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
-            // The verdict is bound to the one challenge draw it judged.
-            structHash = _verdictStructHash(jobId, job.resultRoot, _seedOf(jobId, seedBlock), accepted);
+        (uint256 seedBlock, uint256 jobFeeBps) = _checkSettleable(jobId, job, quorum);
+        // The verdict is bound to the one challenge draw it judged.
+        structHash = _verdictStructHash(jobId, job.resultRoot, _seedOf(jobId, seedBlock), accepted);
+        (feeNtk, burnNtk) = _applyVerdict(jobId, job, jobFeeBps, accepted, credit);
+    }
+
+    /// @dev Reverts unless the job awaits a verdict that may be given now; adds its signers to
+    /// `quorum`. Reads the job's packed slot once.
+    /// @return seedBlock The job's seed block.
+    /// @return jobFeeBps The job's fee rate.
+    function _checkSettleable(uint256 jobId, Job storage job, Quorum memory quorum)
+        private
+        view
+        returns (uint256 seedBlock, uint256 jobFeeBps)
+    {
+        JobState state = job.state;
+        uint256 verdictBy = job.verdictBy;
+        seedBlock = job.seedBlock;
+        jobFeeBps = job.feeBps;
+        uint256 epoch = job.oracleEpoch;
+        uint256 required = job.threshold;
+        if (state != JobState.Submitted) {
+            if (state == JobState.None) revert MarketJobNotFound(jobId);
+            revert MarketJobWrongState(jobId, state);
         }
-        (feeNtk, burnNtk) = _applyVerdict(jobId, job, accepted, credit);
+        if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
+        if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
+        if (quorum.epoch == 0) {
+            quorum.epoch = epoch;
+        } else if (epoch != quorum.epoch) {
+            revert MarketBatchEpochMismatch(jobId, epoch, quorum.epoch);
+        }
+        if (required > quorum.required) quorum.required = required;
     }
 
     /// @dev Moves a submitted job to Paid (crediting `credit`) or Rejected and emits the event.
     /// @return feeNtk The protocol fee to add to the pot.
     /// @return burnNtk Collateral to burn (rejections only).
-    function _applyVerdict(uint256 jobId, Job storage job, bool accepted, Credit memory credit)
+    function _applyVerdict(uint256 jobId, Job storage job, uint256 jobFeeBps, bool accepted, Credit memory credit)
         private
         returns (uint256 feeNtk, uint256 burnNtk)
     {
-        uint256 jobFeeBps = job.feeBps;
         address provider = job.provider;
         uint256 collateralNtk = job.collateralNtk;
         uint256 paymentNtk = job.paymentNtk;
@@ -676,26 +692,24 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         }
     }
 
-    /// @dev Adds a job's signers to a settlement's quorum: its oracle epoch must be the batch's,
-    /// and the quorum needs the highest threshold of its jobs.
-    function _joinQuorum(uint256 jobId, Job storage job, Quorum memory quorum) private view {
-        uint256 epoch = job.oracleEpoch;
-        uint256 required = job.threshold;
-        if (quorum.epoch == 0) {
-            quorum.epoch = epoch;
-        } else if (epoch != quorum.epoch) {
-            revert MarketBatchEpochMismatch(jobId, epoch, quorum.epoch);
-        }
-        if (required > quorum.required) quorum.required = required;
-    }
-
-    /// @dev hashStruct(Verdict).
+    /// @dev hashStruct(Verdict) = keccak256(abi.encode(VERDICT_TYPEHASH, jobId, resultRoot,
+    /// seed, accepted)), hashed in scratch memory past the free pointer (nothing allocated, so
+    /// a batch's memory does not grow with each job).
     function _verdictStructHash(uint256 jobId, bytes32 resultRoot, bytes32 seed, bool accepted)
         private
         pure
-        returns (bytes32)
+        returns (bytes32 structHash)
     {
-        return keccak256(abi.encode(VERDICT_TYPEHASH, jobId, resultRoot, seed, accepted));
+        bytes32 typeHash = VERDICT_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            mstore(add(ptr, 0x20), jobId)
+            mstore(add(ptr, 0x40), resultRoot)
+            mstore(add(ptr, 0x60), seed)
+            mstore(add(ptr, 0x80), accepted)
+            structHash := keccak256(ptr, 0xa0)
+        }
     }
 
     /// @dev Writes a provider's accumulated settlement credit and clears it.

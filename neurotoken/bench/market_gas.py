@@ -158,10 +158,28 @@ class MarketBench:
         return ids
 
 
-def settle_floor(receipt: Any, jobs: int, providers: int, signatures: int) -> Floor:
+def seed_reads(settled_in: int, seed_blocks: list[int]) -> tuple[int, int]:
+    """(recent, old): seeds a settlement in block `settled_in` reads with BLOCKHASH (the last
+    256 blocks) and from EIP-2935 history (a cold slot of the history contract each)."""
+    recent = sum(1 for b in seed_blocks if settled_in - b <= 256)
+    return recent, len(seed_blocks) - recent
+
+
+def settle_floor(
+    receipt: Any, jobs: int, providers: int, signatures: int, seed_blocks: list[int]
+) -> Floor:
     floor = base_floor(receipt)
     floor.add(f"{jobs} x job: 4 cold slots read", jobs * 4 * COLD_SLOAD)
     floor.add(f"{jobs} x job: state written", jobs * SSTORE_RESET)
+    recent, old = seed_reads(int(receipt.block_number), seed_blocks)
+    if recent:
+        floor.add(f"{recent} x challenge seed by BLOCKHASH (bound into the verdict)", recent * 20)
+    if old:
+        floor.add(
+            f"{old} x challenge seed from EIP-2935 history (a cold slot each, the history "
+            "contract's account once)",
+            old * (COLD_SLOAD + WARM_ACCESS) + COLD_ACCOUNT,
+        )
     floor.add(f"{providers} x provider account updated", providers * slot_write(False))
     floor.add("fee pot and threshold slot", slot_write(False))
     floor.add(
@@ -255,7 +273,8 @@ def _settle_paths(bench: MarketBench, provider: Any, first_job: int) -> list[Row
             for o in bench.oracles[:m]
         ]
         tx = bench.market.settle(job, True, signatures, sender=bench.oracles[0])
-        rows.append((f"settle, m = {m}", gas_used(tx), settle_floor(tx, 1, 1, m)))
+        seeds = [int(bench.market.getJob(job).seedBlock)]
+        rows.append((f"settle, m = {m}", gas_used(tx), settle_floor(tx, 1, 1, m, seeds)))
     return rows
 
 
@@ -285,7 +304,9 @@ def _batches(bench: MarketBench, provider: Any) -> list[tuple[str, int, int, Flo
                 for o in bench.oracles[:2]
             ]
             tx = bench.market.settleBatch(entries, signatures, sender=bench.oracles[0])
-            out.append((spread, n, gas_used(tx), settle_floor(tx, n, len(providers), 2)))
+            seeds = [int(bench.market.getJob(j).seedBlock) for j in jobs]
+            floor = settle_floor(tx, n, len(providers), 2, seeds)
+            out.append((spread, n, gas_used(tx), floor))
     return out
 
 
@@ -322,7 +343,10 @@ def run(ctx: BenchContext) -> list[Table]:
         )
     batch.notes = [
         "Batch floor = tx base + calldata + logs + per job (4 cold job slots read - terms, "
-        f"root, payment, provider - {4 * COLD_SLOAD:,}; state written {SSTORE_RESET:,}) + per "
+        f"root, payment, provider - {4 * COLD_SLOAD:,}; state written {SSTORE_RESET:,}; the "
+        "challenge seed the verdict is bound to: 20 by BLOCKHASH within 256 blocks, else a cold "
+        f"slot of the EIP-2935 history contract {COLD_SLOAD + WARM_ACCESS:,}, its account "
+        f"{COLD_ACCOUNT:,} once) + per "
         f"distinct provider {slot_write(False):,} (credit and collateral unlock) + the fee and "
         f"threshold slot {slot_write(False):,} + per signature (ecrecover {ECRECOVER:,} + call "
         f"{WARM_ACCESS} + oracle lookup {COLD_SLOAD:,}). Oracles sign one EIP-712 VerdictBatch "
