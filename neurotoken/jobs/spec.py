@@ -61,6 +61,13 @@ VERIFY_MEMORY_BYTES = 2 << 30
 held at once, the fetches in flight, and one shard's re-execution."""
 ORACLE_FETCH_CONCURRENCY = 8
 """Shard outputs an oracle fetches at once (`neurotoken.proofs.VerifierLimits`)."""
+FETCH_BUDGET_S = 120
+"""Wall-clock seconds an oracle spends fetching one job's result (its default fetch budget is
+0.8 x its 300 s verification bound: this leaves half of that as margin)."""
+OBJECT_ROUND_TRIP_S = 0.025
+"""An assumed round trip per shard output fetched from a provider across the internet."""
+FETCH_BYTES_PER_S = 16 << 20
+"""An assumed download rate from a provider (16 MiB/s)."""
 MAX_SHARD_COST_NS = 1_000_000_000
 """The most one shard may cost to re-execute by the cost model: 1 s on the reference machine."""
 
@@ -399,9 +406,19 @@ class VerificationCost:
     memory_bytes: int
     """Challenged shards and checkpoints held, fetches in flight, one re-execution."""
 
+    objects: int = 0
+    """Shard outputs the oracle fetches: every one, to check the whole result is served."""
+
     @property
     def cpu_s(self) -> float:
         return (self.reexecute_ns + self.hash_ns) / 1e9
+
+    @property
+    def fetch_s(self) -> float:
+        """Wall-clock time to fetch every shard output, at ORACLE_FETCH_CONCURRENCY requests
+        in flight of OBJECT_ROUND_TRIP_S each, and FETCH_BYTES_PER_S."""
+        trips = -(-self.objects // ORACLE_FETCH_CONCURRENCY) * OBJECT_ROUND_TRIP_S
+        return trips + self.result_bytes / FETCH_BYTES_PER_S
 
 
 def verification_cost(
@@ -420,6 +437,7 @@ def verification_cost(
         hash_ns=result * NS_PER_BYTE_HASHED,
         result_bytes=result,
         memory_bytes=(held + ORACLE_FETCH_CONCURRENCY) * size + shard_memory_bytes(spec),
+        objects=spec.shard_count,
     )
 
 
@@ -456,6 +474,11 @@ def market_problems(spec: ShelfImagesSpec | TrainingSpec, challenge_count: int) 
             f"verifying takes about {cost.cpu_s:.0f} s of CPU ({cost.challenged} shards of "
             f"{cost.shard_ns / 1e9:.3g} s, hashing {cost.hash_ns / 1e9:.0f} s), over the "
             f"oracle's {VERIFY_BUDGET_S} s"
+        )
+    if cost.fetch_s > FETCH_BUDGET_S:
+        problems.append(
+            f"fetching every shard output takes about {cost.fetch_s:.0f} s ({spec.shard_count} "
+            f"requests, {cost.result_bytes} bytes), over the oracle's {FETCH_BUDGET_S} s"
         )
     if cost.memory_bytes > VERIFY_MEMORY_BYTES:
         problems.append(

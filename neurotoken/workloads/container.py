@@ -78,7 +78,7 @@ def decode(data: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         name, code, shape = spec["name"], spec["dtype"], spec["shape"]
         if not isinstance(name, str) or name in arrays:
             raise ContainerError(f"array name {name!r} is not a new string")
-        if code not in DTYPES:
+        if not isinstance(code, str) or code not in DTYPES:
             raise ContainerError(f"array {name}: dtype {code!r} is not one of {list(DTYPES)}")
         if (
             not isinstance(shape, list)

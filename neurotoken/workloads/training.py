@@ -335,6 +335,10 @@ def decode_training_shard(spec: TrainingSpec, data: bytes) -> TrainingShard:
         if spec.arithmetic == "float32" and not np.isfinite(arr).all():
             raise container.ContainerError(f"{name}: non-finite values")
         params[name] = arr.astype(want.newbyteorder("="))
+    # One encoding per checkpoint: extra meta keys or a reformatted header are refused, so a
+    # provider cannot vary a checkpoint's bytes without changing what it says.
+    if encode_training_shard(spec, index, params, metrics) != data:
+        raise container.ContainerError("training shard is not in its canonical encoding")
     return TrainingShard(spec_hash(spec), index, spec.arithmetic, params, dict(metrics))
 
 

@@ -31,6 +31,7 @@ from neurotoken.jobs import (
     verification_cost,
 )
 from neurotoken.jobs.spec import (
+    FETCH_BUDGET_S,
     FLOAT32_UNPAYABLE,
     MAX_SHARD_COST_NS,
     products_per_image,
@@ -282,3 +283,30 @@ def test_verification_cost__counts_k_shards_and_hashes_all(
     assert cost.challenged == min(k, shards)
     assert cost.reexecute_ns == cost.challenged * shard_work(spec).cost_ns()
     assert cost.result_bytes == shards * max_shard_bytes(spec)
+
+
+def test_fetching_every_shard__bounds_the_shard_count_a_job_may_pay_for() -> None:
+    """Oracles fetch every shard output before accepting: a job of 65,536 tiny shards would
+    take them ~205 s of round trips alone, past the fetch budget, so it is not payable; half
+    as many shards fit."""
+    tiny = {
+        "kind": "shelf-images",
+        "version": 1,
+        "seed": 1,
+        "scene": {
+            "width": 32,
+            "height": 32,
+            "shelves": 1,
+            "max_products_per_shelf": 1,
+            "occlusion_pct": 0,
+            "lighting_pct": 0,
+            "noise_level": 0,
+        },
+        "images_per_shard": 1,
+    }
+    most = parse_spec({**tiny, "shard_count": 65_536})
+    assert verification_cost(most, 8).fetch_s > FETCH_BUDGET_S
+    assert any("fetching every shard output" in p for p in market_problems(most, 8))
+    half = parse_spec({**tiny, "shard_count": 32_768})
+    assert verification_cost(half, 8).fetch_s <= FETCH_BUDGET_S
+    assert market_problems(half, 8) == []
