@@ -23,6 +23,7 @@ from web3.exceptions import ContractCustomError
 from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
 from neurotoken.market_states import state_label
+from neurotoken.proofs import economics
 from neurotoken.verdicts import (
     MarketDomain,
     QuorumNotReachedError,
@@ -132,15 +133,14 @@ def deploy_market(
 
 
 def minimum_collateral(payment: int, shard_count: int, challenge_count: int) -> int:
-    """The contract's `minimumCollateral`: the least collateral a job may ask for, so that
-    faking even one shard (f = 1/N, caught with probability k/N) loses money when the outside
-    value of a corrupted result equals the payment and compute costs at most the payment."""
-    if not 1 <= challenge_count <= shard_count:
-        raise MarketOperationError(
-            f"need 1 <= challenges <= shards, got {challenge_count} of {shard_count}"
-        )
-    excess = shard_count + 1 - 2 * challenge_count
-    return 0 if excess < 0 else payment * excess // challenge_count + 1
+    """The contract's `minimumCollateral` (`neurotoken.proofs.economics.minimum_collateral`):
+    the least collateral a job may ask for, so that faking even one shard (f = 1/N, caught
+    with probability k/N) loses money when the outside value of a corrupted result equals the
+    payment and compute costs at most the payment."""
+    try:
+        return economics.minimum_collateral(payment, shard_count, challenge_count)
+    except ValueError as exc:
+        raise MarketOperationError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------- jobs

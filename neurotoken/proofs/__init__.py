@@ -16,6 +16,7 @@ from neurotoken.proofs.economics import (
     cheating_gain,
     detection_probability,
     detection_probability_exact,
+    minimum_collateral,
     minimum_stake,
     samples_needed,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "make_manifest",
     "make_proofs",
     "manifest_bytes",
+    "minimum_collateral",
     "minimum_stake",
     "parse_manifest",
     "parse_proof",

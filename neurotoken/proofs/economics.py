@@ -28,6 +28,13 @@ Two consequences shape the defaults:
   re-executes k shards, about k/N of the job), which is why k stays small.
 
 `minimum_stake` evaluates the bound on a fine grid of f in [f_min, 1] (G is smooth in f).
+f_min defaults to 1/N, one shard: for chained training a single faked segment replaces the
+final model, so nothing smaller than one shard is harmless.
+
+`minimum_collateral` is the market contract's own floor (`ComputeMarket.minimumCollateral`),
+which the contract enforces on every job: f = 1/N (caught with probability exactly k/N),
+outside value V = P and compute cost C <= P. Then G(1/N) < 0 iff S > P (N + 1 - 2k) / k, and
+(exactly, over every j = 1..N faked shards) no larger fraction needs more.
 """
 
 from __future__ import annotations
@@ -76,10 +83,17 @@ def minimum_stake(
     compute_cost: int,
     payment: int,
     outside_value: int = 0,
-    min_fraction: float = 0.01,
+    min_fraction: float | None = None,
     grid: int = 10_000,
+    *,
+    shard_count: int | None = None,
 ) -> int:
-    """The least whole stake with G(f) < 0 for every f in [min_fraction, 1] (0 if none needed)."""
+    """The least whole stake with G(f) < 0 for every f in [min_fraction, 1] (0 if none
+    needed); min_fraction defaults to one shard, 1 / shard_count."""
+    if min_fraction is None:
+        if shard_count is None or shard_count < 1:
+            raise ValueError("give min_fraction or shard_count (f_min is then 1/shard_count)")
+        min_fraction = 1.0 / shard_count
     if k < 1 or not 0.0 < min_fraction <= 1.0:
         raise ValueError("need k >= 1 and 0 < min_fraction <= 1")
     worst = 0.0
@@ -88,3 +102,13 @@ def minimum_stake(
         d = detection_probability(f, k)
         worst = max(worst, (f * compute_cost + (1.0 - d) * outside_value) / d)
     return max(0, math.floor(worst - payment) + 1)
+
+
+def minimum_collateral(payment: int, shard_count: int, challenge_count: int) -> int:
+    """The market's least collateral for a job (`ComputeMarket.minimumCollateral`):
+    floor(P (N + 1 - 2k) / k) + 1 when N + 1 >= 2k, else 0. One more wei than the break-even
+    stake, so that faking even one shard has a negative expected value."""
+    if not 1 <= challenge_count <= shard_count:
+        raise ValueError(f"need 1 <= challenges <= shards, got {challenge_count} of {shard_count}")
+    excess = shard_count + 1 - 2 * challenge_count
+    return 0 if excess < 0 else payment * excess // challenge_count + 1

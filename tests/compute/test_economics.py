@@ -13,6 +13,7 @@ from neurotoken.proofs import (
     cheating_gain,
     detection_probability,
     detection_probability_exact,
+    minimum_collateral,
     minimum_stake,
     samples_needed,
 )
@@ -65,7 +66,17 @@ def test_minimum_stake__makes_every_cheat_unprofitable(
 
 
 def test_minimum_stake__without_outside_value__is_zero_when_paid_above_cost() -> None:
-    assert minimum_stake(1, compute_cost=100, payment=120) == 0
+    assert minimum_stake(1, compute_cost=100, payment=120, shard_count=16) == 0
+
+
+def test_minimum_stake__defaults_to_one_faked_shard() -> None:
+    """Chained training: one faked segment of 256 replaces the final model. f_min = 0.01 (the
+    old default) priced that stake 2.6 times too low."""
+    one_shard = minimum_stake(8, 100, 120, outside_value=10_000, shard_count=256)
+    assert one_shard == minimum_stake(8, 100, 120, outside_value=10_000, min_fraction=1 / 256)
+    assert one_shard > 2.5 * minimum_stake(8, 100, 120, outside_value=10_000, min_fraction=0.01)
+    with pytest.raises(ValueError, match="shard_count"):
+        minimum_stake(8, 100, 120)
 
 
 def test_minimum_stake__shrinks_as_k_grows() -> None:
@@ -119,14 +130,13 @@ def test_stake_bound__with_exact_hypergeometric_detection__is_largest_at_one_fak
     for k in ks:
         assert _worse_than_one_faked_shard(n, k) == [], (n, k)
         payment = 10**18
-        s_min = payment * (n + 1 - 2 * k) // k + 1 if n + 1 > 2 * k else 0
+        s_min = minimum_collateral(payment, n, k)
         d = Fraction(k, n)
         gains = [
             Fraction(payment, n) + (1 - d) * payment - d * (payment + stake)
             for stake in (s_min, s_min - 1)
         ]
-        if n + 1 > 2 * k:
+        if n + 1 >= 2 * k:
             assert gains[0] < 0 <= gains[1]  # the least stake that deters
-        else:  # no stake needed; at n + 1 == 2k cheating merely breaks even (G = 0)
-            assert gains[0] <= 0
-            assert (gains[0] == 0) is (n + 1 == 2 * k)
+        else:  # no stake needed: every cheat loses more than it could gain
+            assert s_min == 0 and gains[0] < 0
