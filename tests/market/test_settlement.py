@@ -243,6 +243,28 @@ def test_settle__before_seed_block_exists__reverts(m, market, provider, oracles)
         market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
 
 
+def test_junk_root_committed_at_the_delivery_deadline__is_rejected_before_the_verdict_deadline(
+    m, market, chain, provider, oracles, balance_of, client
+):
+    """The last-second attack: a provider that did no work commits a junk root in the very
+    block of `deliverBy`, hoping no verdict can land before `verdictBy` so that the job lapses
+    and its collateral comes back. Every job's verdict window is at least the market's
+    minimum, so twelve-second blocks leave room for the seed block, confirmations and the
+    reject."""
+    job_id = m.accepted()
+    job = market.getJob(job_id)
+    assert job.verdictBy - job.deliverBy >= market.minVerdictWindow()
+    chain.pending_timestamp = job.deliverBy
+    market.submitResult(job_id, b"\x0b" * 32, SHARDS, "ipfs://junk", sender=provider)
+    for _ in range(12):  # the seed block, two confirmations and then some, 12 s apart
+        chain.mine(1, deltatime=12)
+    before = balance_of(client)
+    tx = market.settle(job_id, False, m.sign(job_id, False, oracles[:2]), sender=oracles[0])
+    assert chain.blocks.head.timestamp < job.verdictBy
+    assert market.getJob(job_id).state == REJECTED
+    assert balance_of(client) - before == event_args(tx, market.JobRejected)["refundNtk"]
+
+
 def test_settle__at_verdict_deadline__succeeds(m, market, chain, oracles):
     job_id = m.submitted()
     chain.pending_timestamp = market.getJob(job_id).verdictBy
@@ -410,9 +432,7 @@ def test_settle_batch__below_threshold__reverts(m, market, oracles):
         )
 
 
-def test_settle_batch__with_oracle_removed_after_posting__still_settles(
-    m, market, owner, oracles
-):
+def test_settle_batch__with_oracle_removed_after_posting__still_settles(m, market, owner, oracles):
     job_id = m.submitted()
     signatures = m.sign_batch([(job_id, True)], oracles[:2])
     market.removeOracle(oracles[1], sender=owner)
