@@ -493,9 +493,9 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         }
         // Faking one shard of N is caught with probability d = k/N. With outside value V = P and
         // compute cost C <= P the fake gains (1/N)C + (1 - d)V - d(P + S) <= 0 only if
-        // S >= P(N + 1 - 2k)/k; strictly negative needs one more wei (docs/proofs.md), also
-        // at N + 1 = 2k, where a zero stake would leave the fake breaking even.
-        if (shardCount + 1 < 2 * challengeCount) return 0;
+        // S >= P(N + 1 - 2k)/k; strictly negative needs one more wei (docs/proofs.md). Never
+        // zero: faking every shard is always caught, but at S = 0 and C = P it breaks even.
+        if (shardCount + 1 < 2 * challengeCount) return 1;
         return Math.mulDiv(paymentNtk, shardCount + 1 - 2 * challengeCount, challengeCount) + 1;
     }
 

@@ -487,7 +487,8 @@ interface IComputeMarket {
 
     /// @notice The least collateral a job with this payment and these counts may ask for:
     /// floor(paymentNtk * (shardCount + 1 - 2 * challengeCount) / challengeCount) + 1 when
-    /// shardCount + 1 >= 2 * challengeCount, else 0.
+    /// shardCount + 1 >= 2 * challengeCount, else 1 (never zero: a provider that fakes every
+    /// shard is always caught, and must lose something when it is).
     function minimumCollateral(uint256 paymentNtk, uint256 shardCount, uint256 challengeCount)
         external
         pure

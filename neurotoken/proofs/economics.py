@@ -34,7 +34,9 @@ final model, so nothing smaller than one shard is harmless.
 `minimum_collateral` is the market contract's own floor (`ComputeMarket.minimumCollateral`),
 which the contract enforces on every job: f = 1/N (caught with probability exactly k/N),
 outside value V = P and compute cost C <= P. Then G(1/N) < 0 iff S > P (N + 1 - 2k) / k, and
-(exactly, over every j = 1..N faked shards) no larger fraction needs more.
+(exactly, over every j = 1..N faked shards) no larger fraction needs more, as long as the
+stake is positive: faking all N shards is always caught (d = 1) and gains C - P - S, zero at
+S = 0 and C = P, so the floor is never below one wei.
 """
 
 from __future__ import annotations
@@ -106,9 +108,10 @@ def minimum_stake(
 
 def minimum_collateral(payment: int, shard_count: int, challenge_count: int) -> int:
     """The market's least collateral for a job (`ComputeMarket.minimumCollateral`):
-    floor(P (N + 1 - 2k) / k) + 1 when N + 1 >= 2k, else 0. One more wei than the break-even
-    stake, so that faking even one shard has a negative expected value."""
+    floor(P (N + 1 - 2k) / k) + 1 when N + 1 >= 2k, else 1. One more wei than the break-even
+    stake, so that faking even one shard has a negative expected value; never zero, since
+    faking every shard (always caught) would otherwise break even at C = P."""
     if not 1 <= challenge_count <= shard_count:
         raise ValueError(f"need 1 <= challenges <= shards, got {challenge_count} of {shard_count}")
     excess = shard_count + 1 - 2 * challenge_count
-    return 0 if excess < 0 else payment * excess // challenge_count + 1
+    return 1 if excess < 0 else payment * excess // challenge_count + 1

@@ -122,7 +122,7 @@ def test_stake_bound__with_exact_hypergeometric_detection__is_largest_at_one_fak
     n: int, data: st.DataObject | None
 ) -> None:
     """Chained training: faking one segment replaces the final model, so f_min = 1/N. The
-    market's minimum collateral S_min = floor(P (N + 1 - 2k) / k) + 1 (0 when N + 1 <= 2k)
+    market's minimum collateral S_min = floor(P (N + 1 - 2k) / k) + 1 (1 when N + 1 < 2k)
     deters that cheat (G(1/N) < 0 with d = k/N exactly, V = P, C = P), and it deters every
     larger fraction too: over j = 1..N faked shards, the exact bound is largest at j = 1.
     (C = P is the worst case: for C < P the j-term grows less, see `_worse_than...`.)"""
@@ -138,5 +138,25 @@ def test_stake_bound__with_exact_hypergeometric_detection__is_largest_at_one_fak
         ]
         if n + 1 >= 2 * k:
             assert gains[0] < 0 <= gains[1]  # the least stake that deters
-        else:  # no stake needed: every cheat loses more than it could gain
-            assert s_min == 0 and gains[0] < 0
+        else:  # one faked shard loses anyway; the wei is for faking them all (below)
+            assert s_min == 1 and gains[0] < 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 96), data=st.data())
+@example(n=8, data=None)
+def test_minimum_collateral__every_faked_count_loses_money(
+    n: int, data: st.DataObject | None
+) -> None:
+    """At the market's minimum collateral, faking any number j = 1..N of the N shards has a
+    negative expected gain (exact fractions; C = V = P). Faking all of them is always caught,
+    so it gains C - P - S: a zero floor (once the rule when k > (N + 1) / 2) left that break-
+    even, and the state machine in tests/oracle/test_hostile_machine.py found it."""
+    ks = range(1, min(n, 64) + 1) if data is None else [data.draw(st.integers(1, min(n, 64)))]
+    payment = 10**18
+    for k in ks:
+        stake = minimum_collateral(payment, n, k)
+        for j in range(1, n + 1):
+            d = 1 - Fraction(math.comb(n - j, k), math.comb(n, k))
+            gain = Fraction(j, n) * payment + (1 - d) * payment - d * (payment + stake)
+            assert gain < 0, (n, k, j, stake)

@@ -143,7 +143,7 @@ def test_post__verdict_window_below_the_minimum__reverts(m, market, chain, clien
         (100, 16, 8, 13),  # 100 * 1 / 8 = 12.5 -> 13 (strictly above)
         (100, 16, 4, 226),  # 100 * 9 / 4 = 225 -> 226
         (100, 15, 8, 1),  # N + 1 = 2k: a zero stake would break even; one wei makes it lose
-        (100, 14, 8, 0),  # N + 1 < 2k: every cheat loses more than it could gain
+        (100, 14, 8, 1),  # N + 1 < 2k: one wei, so that faking every shard still loses
         (100, 1, 1, 1),
         (7, 256, 8, 211),  # 7 * 241 / 8 = 210.875 -> 211
         (2**96 - 1, 65_536, 1, (2**96 - 1) * 65_535 + 1),
@@ -157,6 +157,8 @@ def test_minimum_collateral__formula(market, payment, shards, k, expected):
 def test_minimum_collateral__invalid_counts__reverts(market):
     with ape.reverts(market.MarketInvalidShardCounts, shardCount=4, challengeCount=5):
         market.minimumCollateral(1, 4, 5)
+
+
 @pytest.mark.parametrize(
     "case", ["accept_in_past", "deliver_not_after_accept", "verdict_not_after_deliver", "too_long"]
 )
@@ -326,11 +328,19 @@ def test_accept__unbonding_stake_does_not_back_jobs(m, market, provider):
         market.acceptJob(job_id, sender=provider)
 
 
-def test_accept__zero_collateral_job__needs_no_stake(m, market, provider):
-    m.register(stake=0)
-    job_id = m.post(collateralNtk=0, challengeCount=SHARDS)
+def test_post__zero_collateral_even_with_every_shard_challenged__reverts(m, market, client):
+    """Every shard challenged: a cheat is always caught, yet at zero collateral faking them
+    all would cost the provider nothing (the hostile state machine found it)."""
+    with ape.reverts(market.MarketCollateralTooLow, required=1, offered=0):
+        market.postJob(m.request(collateralNtk=0, challengeCount=SHARDS), sender=client)
+
+
+def test_accept__one_wei_collateral_job__needs_one_wei_of_stake(m, market, provider):
+    m.register(stake=1)
+    job_id = m.post(collateralNtk=1, challengeCount=SHARDS)
     market.acceptJob(job_id, sender=provider)
     assert market.getJob(job_id).provider == provider.address
+    assert market.getProvider(provider).stakeNtk == 0
 
 
 # ---------------------------------------------------------------- submit
@@ -505,13 +515,13 @@ def test_expire__undelivered_job_with_odd_collateral__rounds_compensation_down(
     assert (log["compensationNtk"], log["burnedNtk"]) == (1, 2)
 
 
-def test_expire__undelivered_zero_collateral__burns_nothing(m, market, token, chain, stranger):
-    m.register(stake=0)
-    job_id = m.accepted(collateralNtk=0, challengeCount=SHARDS)
+def test_expire__undelivered_one_wei_collateral__burns_the_wei(m, market, token, chain, stranger):
+    m.register(stake=1)
+    job_id = m.accepted(collateralNtk=1, challengeCount=SHARDS)
     chain.pending_timestamp = market.getJob(job_id).deliverBy + 1
     tx = market.expireJob(job_id, sender=stranger)
-    assert event_args(tx, market.JobDefaulted)["burnedNtk"] == 0
-    assert not tx.events.filter(token.Transfer, to=ZERO_ADDRESS)
+    log = event_args(tx, market.JobDefaulted)
+    assert (log["compensationNtk"], log["burnedNtk"], log["refundNtk"]) == (0, 1, PAYMENT)
 
 
 def test_expire__accepted_job_at_deliver_by__reverts(m, market, chain, stranger):

@@ -48,14 +48,12 @@ Invariants, after every step:
 
 NEUROTOKEN_STATEFUL_EXAMPLES and NEUROTOKEN_STATEFUL_STEPS deepen the run (default 5 x 8).
 
-Found: property 4 fails when k > (N + 1) / 2. `minimumCollateral` is then 0, and a provider
-that takes such a job at zero collateral and fakes every shard (caught for certain), serves
-nothing or never delivers gains G = (N/N)P - (P + 0) = 0: it breaks even instead of losing,
-and the client gets no compensation for its lost deadline. The contract already adds one
-wei at N + 1 = 2k for exactly this reason (docs/proofs.md section 6); the j = N case at
-N + 1 < 2k was left out (`_worse_than_one_faked_shard` compares with max(g(1), 0), which
-is not strict at zero stake). A minimum of at least 1 makes G < 0 for every N < 200, k <= 64
-and j (checked exactly). `test_provider_cheats_at_zero_collateral__...` pins it.
+Found (and fixed): property 4 failed when k > (N + 1) / 2. `minimumCollateral` was then 0,
+and a provider that took such a job at zero collateral and faked every shard (caught for
+certain), served nothing or never delivered gained G = (N/N)P - (P + 0) = 0: it broke even
+instead of losing. The minimum is now never below one wei, which makes G < 0 for every N,
+k and j (`test_minimum_collateral__every_faked_count_loses_money` in
+tests/compute/test_economics.py). `test_provider_cheats_at_the_least_collateral__...` pins it.
 """
 
 from __future__ import annotations
@@ -902,23 +900,22 @@ def test_provider_fakes_a_challenged_shard__rejected_and_slashed_in_full(
     record = harness.run_job(plan)
     check_job(record)
     assert record.state == REJECTED and 3 in record.challenged
-    assert record.stake_delta == -40 * NTK and record.earned_delta == 0
-    assert record.client_delta == 20 * NTK
-    assert int(harness.token.totalSupply()) == supply - 20 * NTK
+    collateral = 40 * NTK + 1  # the minimum (one wei: every shard is challenged) plus 40 NTK
+    assert record.stake_delta == -collateral and record.earned_delta == 0
+    assert record.client_delta == collateral // 2
+    assert int(harness.token.totalSupply()) == supply - (collateral - collateral // 2)
     for outcome in record.outcomes.values():
         assert outcome.reasons and all("shard 3:" in r for r in outcome.reasons), outcome
 
 
 @pytest.mark.parametrize("provider_mode", ["fake", "never_submit"])
-def test_provider_cheats_at_zero_collateral__cheating_must_not_break_even(
+def test_provider_cheats_at_the_least_collateral__cheating_must_not_break_even(
     harness: Harness, provider_mode: str
 ) -> None:
-    """With k > (N + 1) / 2 the market's minimum collateral is 0. A provider that takes such
-    a job at zero collateral and fakes every shard (caught for certain) or never delivers
-    loses nothing: with C = V = P its gain is exactly 0, not negative, and the client's lost
-    deadline earns it no compensation. FAILS until `minimumCollateral` is at least 1 (see
-    the module docstring)."""
-    plan = JobPlan(  # collateral: the market's minimum, today 0 for N = 8, k = 5
+    """With k > (N + 1) / 2 the market's minimum collateral was 0: a provider that took such
+    a job at zero collateral and faked every shard (caught for certain) or never delivered
+    lost nothing (with C = V = P its gain was exactly 0). The minimum is now one wei."""
+    plan = JobPlan(  # collateral: the market's minimum, one wei for N = 8, k = 5
         shards=8,
         k=5,
         provider_mode=provider_mode,
@@ -926,5 +923,5 @@ def test_provider_cheats_at_zero_collateral__cheating_must_not_break_even(
     )
     record = harness.run_job(plan)
     assert record.state in (REJECTED, DEFAULTED) and record.earned_delta == 0
-    check_job(record)  # today: G = (8/8)P + 0*P - 1*(P + 0) = 0, not < 0
-    assert record.stake_delta < 0, "the cheater lost nothing"
+    check_job(record)  # G = (8/8)P + 0*P - 1*(P + 1 wei) < 0
+    assert record.stake_delta == -1, "the cheater lost nothing"
