@@ -19,6 +19,7 @@ from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 
+from neurotoken.proofs.access import TOKEN_LIFETIME_S, BundleAccess
 from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, sign_batch, sign_verdict
 from oracle.errors import KeystoreError
 
@@ -45,6 +46,15 @@ class OracleKey:
 
     def sign_batch(self, domain: MarketDomain, verdicts: list[Verdict]) -> SignedVerdict:
         return sign_batch(self._account.key, domain, verdicts)
+
+    def bundle_access(
+        self, domain: MarketDomain, root: bytes, lifetime_s: float = TOKEN_LIFETIME_S
+    ) -> BundleAccess:
+        """A token for reading the proof bundle `root` from its provider (the provider admits
+        the oracles of the job; `neurotoken.proofs.access`)."""
+        return BundleAccess.sign(
+            self._account.key, domain.chain_id, domain.market, root, lifetime_s=lifetime_s
+        )
 
     def sign_transaction(self, tx: dict[str, Any]) -> SignedTransaction:
         return self._account.sign_transaction(tx)

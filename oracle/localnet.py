@@ -38,6 +38,8 @@ from web3.contract import Contract
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec, spec_hash, spec_json
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
+from neurotoken.provider.readers import JobReaders
+from neurotoken.provider.server import BundleGate
 from oracle.keys import write_keystore
 from oracle.settings import DEFAULT_ABI_PATH, REPO_ROOT
 
@@ -209,6 +211,11 @@ class Market:
     def oracle_addresses(self) -> list[str]:
         return [Account.from_key(k).address for k in self.oracle_keys]
 
+    @property
+    def client_key(self) -> str:
+        """The client's private key (anvil account 1), to sign bundle access tokens."""
+        return anvil_keys(2)[1]
+
     def job(self, job_id: int) -> tuple[Any, ...]:
         return tuple(self.market.functions.getJob(job_id).call())
 
@@ -336,21 +343,51 @@ class Client:
 @dataclass
 class Provider:
     """A provider that computes jobs and serves bundles over HTTP; a cheating one forges
-    a share of its shard outputs yet publishes a self-consistent bundle."""
+    a share of its shard outputs yet publishes a self-consistent bundle.
+
+    Like the provider agent, it serves each bundle only to the client and the oracles of the
+    job it built the bundle for (readers sign access tokens: `neurotoken.proofs.access`);
+    `public=True` serves anyone (for an oracle without a key, which cannot sign one)."""
 
     m: Market
     address: str
     folder: Path
     cheat_fraction: float = 0.0
     server: BundleServer | None = None
+    public: bool = False
     store: LocalStore = field(init=False)
+    roots: dict[bytes, list[int]] = field(init=False, default_factory=dict)
+    """Result root -> the jobs it was built or submitted for."""
 
     def __post_init__(self) -> None:
         self.store = LocalStore(self.folder / "store")
 
+    def gate(self) -> BundleGate:
+        """The clients and oracles of the jobs of each root, read from the chain over a
+        connection of the server's own."""
+        endpoint = self.m.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+        w3 = Web3(HTTPProvider(endpoint, request_kwargs={"timeout": 30}))
+        market = w3.eth.contract(address=self.m.market.address, abi=self.m.market.abi)
+        readers = JobReaders(
+            lambda root: list(self.roots.get(root, ())),
+            lambda job: str(market.functions.getJob(job).call()[0]),
+            lambda job, who: bool(market.functions.isJobOracle(job, who).call()),
+        )
+        return BundleGate(int(w3.eth.chain_id), self.m.market.address, readers)
+
     def start(self) -> Provider:
-        self.server = BundleServer(make_app(self.store)).start()
+        if self.public:
+            app = make_app(self.store, public=True)
+        else:
+            app = make_app(self.store, self.gate())
+        self.server = BundleServer(app).start()
         return self
+
+    def restart(self, public: bool) -> Provider:
+        """Serves again (on a new port), to anyone or to each job's readers only."""
+        self.stop()
+        self.public = public
+        return self.start()
 
     def stop(self) -> None:
         if self.server is not None:
@@ -373,9 +410,17 @@ class Provider:
         for index in range(forged):
             hashes[index] = self.store.put_object(f"forged shard {index} of {job_id}".encode())
         manifest = publish_bundle(self.store, job_id, spec, hashes)
-        return bytes.fromhex(manifest.root[2:])
+        root = bytes.fromhex(manifest.root[2:])
+        self._record(root, job_id)
+        return root
+
+    def _record(self, root: bytes, job_id: int) -> None:
+        jobs = self.roots.setdefault(root, [])
+        if job_id not in jobs:
+            jobs.append(job_id)
 
     def submit(self, job_id: int, root: bytes, shards: int, bundle_uri: str | None = None) -> int:
+        self._record(root, job_id)
         receipt = transact(
             self.m.w3,
             self.m.market.functions.submitResult(job_id, root, shards, bundle_uri or self.url),

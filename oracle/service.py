@@ -65,7 +65,7 @@ from oracle.store import (
     Store,
 )
 from oracle.txmanager import TxManager, TxOutcome
-from oracle.verify import Kind, VerifierPool, VerifyOutcome, VerifyTask, task_limits
+from oracle.verify import Kind, VerifierPool, VerifyOutcome, VerifyTask, bundle_access, task_limits
 
 log = get_logger("service")
 
@@ -370,6 +370,7 @@ class Oracle:
                 challenge_count=spec.challenge_count,
                 seed=seed,
                 bundle_uri=job.bundle_uri or "",
+                bundle_auth=bundle_access(self.key, self.domain, root, self.settings),
                 **task_limits(self.settings),
             )
             self.pool.submit(task)

@@ -8,6 +8,13 @@ whole result is served, re-executes the challenged shards and sends back a
 `VerifyOutcome`. The parent kills a child that outlives its wall-clock bound; a child that
 dies (out of memory, CPU limit, a crash) yields a `RETRY` outcome, never a verdict.
 
+A provider serves a bundle only to the job's client and oracles: the oracle's main process,
+which holds the key, signs a bundle access token (`neurotoken.proofs.access`) for the root
+and puts the header in the task (`VerifyTask.bundle_auth`); the worker only sends it, and
+never sees the key. A token lives for the whole verification (`access_lifetime_s`). A
+provider that refuses the token (HTTP 401/403) is `UNAVAILABLE`: retried, and a reject once
+the verdict deadline nears.
+
 The spec is content-addressed: its bytes are accepted from whichever source serves bytes
 hashing to the on-chain spec hash. A local client URI (`data:`, `file:`) is read first (it
 costs nothing), then the provider's bundle (`bundles/0x<root>/spec`, which a provider must
@@ -51,7 +58,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurotoken.jobs.canonical import MAX_JSON_BYTES, keccak256
 from neurotoken.jobs.spec import (
@@ -61,6 +68,7 @@ from neurotoken.jobs.spec import (
     market_problems,
     parse_spec,
 )
+from neurotoken.proofs.access import MAX_TOKEN_AHEAD_S, TOKEN_LIFETIME_S, BundleAccess
 from neurotoken.proofs.store import (
     BundleSource,
     FetchError,
@@ -78,6 +86,10 @@ from neurotoken.proofs.verifier import (
     safe_text,
     verify_job,
 )
+
+if TYPE_CHECKING:
+    from neurotoken.verdicts import MarketDomain
+    from oracle.keys import OracleKey
 
 
 class Kind(StrEnum):
@@ -102,6 +114,10 @@ class VerifyTask:
     fetch_budget_s: float = 120.0
     memory_mb: int = 4096
     cpu_s: int = 300
+    bundle_auth: str = field(default="", repr=False)
+    """The Authorization header for reading `result_root` from the provider (`bundle_access`;
+    a short-lived credential, kept out of reprs); empty: none sent (a local folder, or a
+    dry-run oracle, which has no key)."""
 
 
 @dataclass(frozen=True)
@@ -182,14 +198,32 @@ def fetch_spec_bytes(uri: str, limits: HttpLimits, deadline: float | None = None
     raise UnusableUriError(f"unsupported spec URI scheme in {uri[:80]!r}")
 
 
-def bundle_source(uri: str, limits: HttpLimits) -> BundleSource:
-    """The bundle server behind `uri`: an HTTP(S) base URL, or a local folder."""
+def bundle_source(uri: str, limits: HttpLimits, access: BundleAccess | None = None) -> BundleSource:
+    """The bundle server behind `uri`: an HTTP(S) base URL (sent `access`, the reader's
+    token, with every request), or a local folder."""
     local = _local_path(uri)
     if local is not None:
         return LocalStore(local)
     if _scheme(uri) in ("http", "https"):
-        return HttpSource(uri, limits)
+        return HttpSource(uri, limits, access=access)
     raise UnusableUriError(f"unsupported bundle URI scheme in {uri[:80]!r}")
+
+
+def access_lifetime_s(settings: Any) -> float:
+    """How long an oracle's bundle token lives: the whole verification and a minute, within
+    what a provider accepts (`MAX_TOKEN_AHEAD_S`, less a minute of clock skew)."""
+    wanted = max(float(TOKEN_LIFETIME_S), float(settings.verify_timeout_s) + 60.0)
+    return min(wanted, MAX_TOKEN_AHEAD_S - 60.0)
+
+
+def bundle_access(
+    key: OracleKey | None, domain: MarketDomain | None, root: bytes, settings: Any
+) -> str:
+    """The Authorization header a verification of `root` sends to the provider, signed in
+    the oracle's main process (the worker never holds the key); "" without a key."""
+    if key is None or domain is None:
+        return ""
+    return key.bundle_access(domain, root, access_lifetime_s(settings)).authorization
 
 
 @dataclass(frozen=True)
@@ -287,8 +321,9 @@ def run_task(task: VerifyTask) -> VerifyOutcome:
         )
 
     limits = HttpLimits(timeout_s=task.fetch_timeout_s, retries=task.fetch_retries, backoff_s=0.25)
+    access = BundleAccess(task.result_root, task.bundle_auth) if task.bundle_auth else None
     try:
-        source = bundle_source(task.bundle_uri, limits)
+        source = bundle_source(task.bundle_uri, limits, access)
     except UnusableUriError as exc:
         return done(Kind.VERDICT, reasons=(f"BUNDLE_URI_UNUSABLE: {exc}",))
     search = find_spec(task, source, limits, deadline)
@@ -470,6 +505,8 @@ __all__ = [
     "VerifierPool",
     "VerifyOutcome",
     "VerifyTask",
+    "access_lifetime_s",
+    "bundle_access",
     "bundle_source",
     "fetch_spec_bytes",
     "find_spec",

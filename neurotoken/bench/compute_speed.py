@@ -197,7 +197,8 @@ def _bundle_server(store_dir: Path) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    args = ["serve", "--store", str(store_dir), "--host", "127.0.0.1", "--port", str(port)]
+    args = ["serve", "--public", "--store", str(store_dir), "--host", "127.0.0.1"]
+    args += ["--port", str(port)]
     process = subprocess.Popen(
         [sys.executable, "-m", "neurotoken.provider", *args],
         stdout=subprocess.DEVNULL,

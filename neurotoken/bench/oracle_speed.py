@@ -87,7 +87,7 @@ def _verify_throughput(folder: Path) -> Table:
         title=f"Oracle verification throughput (64-shard shelf-images jobs, k = {K}, over HTTP)",
         columns=["mode", "jobs", "seconds", "jobs per minute", "mean per job"],
     )
-    servers = [BundleServer(make_app(store)).start() for store, _ in stores]
+    servers = [BundleServer(make_app(store, public=True)).start() for store, _ in stores]
     try:
         tasks = [
             VerifyTask(

@@ -16,6 +16,13 @@ deadline (`HttpSource.until`), and, once the headers are in, by a minimum averag
 (`HttpLimits.min_rate_bps` after `rate_grace_s`): a server that drips its body fails with
 `TOO_SLOW`, which is retried like a transient failure but, if every attempt drips, is final
 (the provider's fault), not transient.
+
+A provider serves a bundle only to its readers (the job's client and oracles: see
+`neurotoken.proofs.access`). An `HttpSource` given a `BundleAccess` sends its token with
+every request and asks for objects under the bundle they belong to
+(`bundles/<root hex>/objects/<hash hex>`); a refusal (HTTP 401/403) is `UNAVAILABLE`, like
+any other error answer: a retry may meet a server whose view of the chain has caught up,
+and the oracle turns a provider that keeps refusing into a reject.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Protocol
 import aiohttp
 
 from neurotoken.jobs.canonical import keccak256
+from neurotoken.proofs.access import BundleAccess
 
 
 class FetchFailure(StrEnum):
@@ -86,6 +94,11 @@ def proof_path(root: bytes, index: int) -> str:
 
 def spec_path(root: bytes) -> str:
     return f"bundles/0x{root.hex()}/spec"
+
+
+def bundle_object_path(root: bytes, digest: bytes) -> str:
+    """Where a bundle server serves the object `digest` to readers of bundle `root`."""
+    return f"bundles/0x{root.hex()}/objects/0x{digest.hex()}"
 
 
 def _session() -> aiohttp.ClientSession:
@@ -217,20 +230,33 @@ class HttpSource:
     The sync methods run their own event loop (call them from a thread without one; an
     async oracle should run verification in an executor, where re-execution belongs anyway).
     `deadline` (a `time.monotonic()` instant) bounds every fetch and retry as a whole.
+    `access` (a reader's token for one bundle) is sent with every request, and objects are
+    then asked for under that bundle.
     """
 
     def __init__(
-        self, base_url: str, limits: HttpLimits | None = None, deadline: float | None = None
+        self,
+        base_url: str,
+        limits: HttpLimits | None = None,
+        deadline: float | None = None,
+        access: BundleAccess | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limits = limits or HttpLimits()
         self.deadline = deadline
+        self.access = access
 
     def until(self, deadline: float) -> HttpSource:
         """The same server, every fetch ending by `deadline` (monotonic) at the latest."""
         if self.deadline is not None:
             deadline = min(deadline, self.deadline)
-        return HttpSource(self.base_url, self.limits, deadline)
+        return HttpSource(self.base_url, self.limits, deadline, self.access)
+
+    def object_path(self, digest: bytes) -> str:
+        """Where this source asks for the object `digest`."""
+        if self.access is None:
+            return object_path(digest)
+        return bundle_object_path(self.access.root, digest)
 
     def _remaining(self, relative: str) -> float:
         """Seconds left before the overall deadline; FetchError(TIMEOUT) when none are."""
@@ -305,15 +331,20 @@ class HttpSource:
     ) -> bytes:
         url = f"{self.base_url}/{relative}"
         timeout = aiohttp.ClientTimeout(total=total_s)
+        headers = {} if self.access is None else {"Authorization": self.access.authorization}
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if session is None:
                     session = await stack.enter_async_context(_session())
                 resp = await stack.enter_async_context(
-                    session.get(url, allow_redirects=False, timeout=timeout)
+                    session.get(url, allow_redirects=False, timeout=timeout, headers=headers)
                 )
                 if resp.status == 404:
                     raise FetchError(FetchFailure.MISSING, relative)
+                if resp.status in (401, 403):
+                    raise FetchError(
+                        FetchFailure.UNAVAILABLE, relative, f"HTTP {resp.status}: access refused"
+                    )
                 if resp.status != 200:
                     raise FetchError(FetchFailure.UNAVAILABLE, relative, f"HTTP {resp.status}")
                 declared = resp.content_length
@@ -354,7 +385,7 @@ class HttpSource:
         out: list[FetchError | None] = []
         async with _session() as session:
             for digest in digests:
-                relative = object_path(digest)
+                relative = self.object_path(digest)
                 try:
                     data = await self.aget(relative, max_bytes, session)
                 except FetchError as exc:
@@ -375,7 +406,7 @@ class HttpSource:
         return self._run(proof_path(root, index), max_bytes)
 
     def object(self, digest: bytes, max_bytes: int) -> bytes:
-        return self._run(object_path(digest), max_bytes)
+        return self._run(self.object_path(digest), max_bytes)
 
     def spec(self, root: bytes, max_bytes: int) -> bytes:
         return self._run(spec_path(root), max_bytes)

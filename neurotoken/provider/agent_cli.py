@@ -37,6 +37,7 @@ from neurotoken.provider.earnings import collect_earnings
 from neurotoken.provider.errors import NTK, AgentError, ConfigError, NotRegisteredError
 from neurotoken.provider.keys import DEFAULT_PASSWORD_ENV, load_account
 from neurotoken.provider.policy import Policy, load_policy
+from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.sending import TxSettings
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus
@@ -401,7 +402,9 @@ def run(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | No
         raise NotRegisteredError(client.address)
     server: BundleServer | None = None
     if not no_serve:
-        server = BundleServer(make_app(LocalStore(store_dir)), serve_host, serve_port).start()
+        # each bundle only to its job's client and oracles (docs/proofs.md, section 5)
+        app = make_app(LocalStore(store_dir), agent_gate(state_dir, client))
+        server = BundleServer(app, serve_host, serve_port).start()
     bundle_uri = public_url or (server.url if server else store_dir.resolve().as_uri())
     config = AgentConfig(
         state_dir, store_dir, bundle_uri, build_policy(**policy), workers or default_workers(),

@@ -11,8 +11,10 @@ ComputeMarket (3 oracles, 2 needed, 2.5% fee), then, printing each step:
    applied, the job accepted, its shards computed on all cores, the bundle published and
    served over HTTP, and the result root submitted with the bundle URL;
 4. two oracles each read the challenge from the chain, fetch the challenged shards from the
-   bundle URL, re-execute them, and sign an EIP-712 verdict (neurotoken.verdicts); anyone
-   settles with the two signatures;
+   bundle URL (with a bundle access token each: the provider serves a job's result to its
+   client and oracles only), re-execute them, and sign an EIP-712 verdict
+   (neurotoken.verdicts); anyone settles with the two signatures; the client downloads its
+   whole result with its own key, and a stranger who knows the URL gets nothing;
 5. the agent sees the job paid, reports its earnings from chain events, and withdraws them;
 6. a few of the job's images are saved with their labels drawn on.
 
@@ -30,6 +32,8 @@ from typing import Any
 
 from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_json
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
+from neurotoken.proofs.access import BundleAccess
+from neurotoken.proofs.results import ResultError, fetch_result
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.chain import MarketClient
@@ -39,6 +43,7 @@ from neurotoken.provider.errors import NTK, format_ntk
 from neurotoken.provider.keys import load_account, write_keystore
 from neurotoken.provider.policy import Policy
 from neurotoken.provider.previews import save_job_previews
+from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
 from neurotoken.workloads.preview import DEMO_SPEC
@@ -62,6 +67,7 @@ def agent_stage(
 
         project, test_accounts, chain = ape.project, ape.accounts.test_accounts, ape.chain
     deployer, minter, client, farm = (test_accounts[i] for i in range(4))
+    stranger = test_accounts[8]
     oracles = [test_accounts[i] for i in (5, 6, 7)]
     echo("== Stage: a provider agent takes a synthetic-shelf job on the compute market")
 
@@ -115,7 +121,8 @@ def agent_stage(
 
         # 3. The agent: one step sees, checks, accepts, computes, publishes and submits.
         store = LocalStore(tmp / "bundles")
-        with BundleServer(make_app(store)) as server:
+        gate = agent_gate(tmp / "state", chain_client)  # each result to its client and oracles
+        with BundleServer(make_app(store, gate)) as server:
             config = AgentConfig(
                 state_dir=tmp / "state",
                 store_dir=tmp / "bundles",
@@ -139,9 +146,11 @@ def agent_stage(
             domain = MarketDomain(chain.chain_id, market.address)
             signed = []
             for oracle in oracles[:2]:
-                verdict = verify_job(
-                    spec, commitment, seed, job.challenge_count, HttpSource(server.url)
+                access = BundleAccess.sign(
+                    oracle.private_key, chain.chain_id, market.address, job.result_root
                 )
+                source = HttpSource(server.url, access=access)
+                verdict = verify_job(spec, commitment, seed, job.challenge_count, source)
                 echo(
                     f"oracle {oracle.address[:10]}: challenged {list(verdict.challenged)} - "
                     f"{verdict.summary()}"
@@ -159,6 +168,23 @@ def agent_stage(
             accepted = all(s.verdicts[0].accepted for s in signed)
             tx = market.settle(job_id, accepted, signatures, sender=client)
             echo(f"settled with 2 oracle signatures ({tx.gas_used:,} gas)")
+
+            def download(who: Any, folder: str) -> int:
+                return len(
+                    fetch_result(
+                        server.url, job.result_root, who.private_key, chain.chain_id,
+                        market.address, tmp / folder,
+                    ).shards
+                )  # fmt: skip
+
+            count = download(client, "result")
+            echo(f"client downloaded all {count} outputs, each checked, signing with its own key")
+            try:
+                download(stranger, "stolen")
+                echo("a stranger with the bundle URL got the result (this must not happen)")
+            except ResultError as exc:
+                refused = "HTTP 403" if "HTTP 403" in str(exc) else str(exc)
+                echo(f"a stranger with the bundle URL gets nothing (refused: {refused})")
 
         # 5. The agent sees the payment and reports.
         agent.step()

@@ -147,6 +147,7 @@ class MarketClient:
             raise ConfigError(f"not an address: {market_address!r}")
         self.w3 = w3
         self.account = account
+        self.manifest = manifest
         self.tx_settings = tx_settings or TxSettings()
         self.log_chunk_blocks = log_chunk_blocks
         address = to_checksum_address(market_address)
@@ -180,6 +181,16 @@ class MarketClient:
     ) -> MarketClient:
         w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
         return cls(w3, market_address, account, manifest=manifest, tx_settings=tx_settings)
+
+    def reader(self) -> MarketClient:
+        """A read-only client of the same market over its own connection to the same node,
+        for another thread (the bundle server's access checks)."""
+        provider = self.w3.provider
+        if isinstance(provider, HTTPProvider) and provider.endpoint_uri:
+            w3 = Web3(HTTPProvider(provider.endpoint_uri, request_kwargs={"timeout": 30}))
+        else:
+            w3 = self.w3
+        return MarketClient(w3, self.market_address, manifest=self.manifest)
 
     # ------------------------------------------------------------------ identity
 
@@ -233,6 +244,12 @@ class MarketClient:
 
     def eth_balance(self, address: str | None = None) -> int:
         return int(self.w3.eth.get_balance(to_checksum_address(address or self.address)))
+
+    def is_job_oracle(self, job_id: int, account: str) -> bool:
+        """Whether `account` is one of the oracles whose signature counts for `job_id` (the
+        oracle epoch the job was posted in; the answer never changes for a job)."""
+        fn = self.market.functions.isJobOracle(job_id, to_checksum_address(account))
+        return bool(self._call(fn, f"isJobOracle({job_id})"))
 
     def unbonding_delay(self) -> int:
         return int(self.market.functions.unbondingDelay().call())

@@ -41,7 +41,7 @@ def compute_stage(
         echo(f"provider computed {len(report.computed)} shards; result root {manifest.root}")
         commitment = Commitment(job_id, spec_hash(spec), spec.shard_count, root)
         seed = keccak256(b"a block hash after the commitment")
-        with BundleServer(make_app(store)) as server:
+        with BundleServer(make_app(store, public=True)) as server:  # no chain: no readers
             echo(f"bundle served at {server.url}")
             verdict = verify_job(spec, commitment, seed, 8, HttpSource(server.url))
             echo(f"oracle challenged shards {list(verdict.challenged)}: {verdict.summary()}")

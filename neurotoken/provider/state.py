@@ -242,6 +242,21 @@ class AgentState:
         return [str(r["hash"]) for r in rows]
 
 
+def jobs_with_root(path: Path, root: str) -> list[int]:
+    """The jobs whose published result root is `root` (0x-hex) in the state file at `path`,
+    read over a connection of its own (any thread may call it; a missing file has none)."""
+    if not path.is_file():
+        return []
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = db.execute(
+            "SELECT job_id FROM jobs WHERE lower(root) = ? ORDER BY job_id", (root.lower(),)
+        ).fetchall()
+    finally:
+        db.close()
+    return [int(r[0]) for r in rows]
+
+
 def _record(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
         job_id=int(row["job_id"]),

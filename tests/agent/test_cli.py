@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from click.testing import CliRunner, Result
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from neurotoken.proofs.access import sign_token
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.cli import main
 from neurotoken.provider.errors import KeystoreError
 from neurotoken.provider.keys import load_account, write_keystore
 from neurotoken.provider.sending import TxSettings
-from tests.agent.conftest import FEE_BPS, PAYMENT, Jobs
+from tests.agent.conftest import FEE_BPS, PAYMENT, SHARDS, Jobs
 
 PASSWORD_ENV = "TEST_FARM_PASSWORD"
 
@@ -204,8 +206,9 @@ def test_cli__transaction_settings__reach_the_client_and_are_checked(
 
 
 def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(
-    cli: Any, jobs: Jobs, tmp_path: Path, farm_key: LocalAccount, market: Any
-) -> None:
+    cli: Any, jobs: Jobs, tmp_path: Path, farm_key: LocalAccount, market: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     assert cli("register", "--stake", "1000").exit_code == 0
     job_id = jobs.post()
     with socket.socket() as probe:
@@ -227,8 +230,27 @@ def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(
                 time.sleep(0.3)
             root = bytes(market.getJob(job_id).resultRoot)
             url = f"http://127.0.0.1:{port}/bundles/0x{root.hex()}/manifest"
-            with urllib.request.urlopen(url, timeout=10) as resp:
+            with pytest.raises(urllib.error.HTTPError) as refused:  # no token: nothing
+                urllib.request.urlopen(url, timeout=10)
+            assert refused.value.code == 401
+            client_key = jobs.client.private_key
+            token = sign_token(client_key, jobs.chain.chain_id, market.address, root).header
+            request = urllib.request.Request(url, headers={"Authorization": token})
+            with urllib.request.urlopen(request, timeout=10) as resp:
                 assert json.loads(resp.read())["root"] == "0x" + root.hex()
+            # the client takes its whole result with its own keystore
+            client_store = write_keystore(tmp_path / "client.json", client_key, "pw", 2)
+            monkeypatch.setenv("TEST_CLIENT_PASSWORD", "pw")
+            result_dir = tmp_path / "result"
+            fetched = CliRunner().invoke(
+                main,
+                ["fetch-result", str(job_id), "--out", str(result_dir),
+                 "--keystore", str(client_store), "--password-env", "TEST_CLIENT_PASSWORD"],
+            )  # fmt: skip
+            assert fetched.exit_code == 0, fetched.output
+            summary = json.loads(fetched.output.strip().splitlines()[-1])
+            assert summary["root"] == "0x" + root.hex() and summary["fetched"] == SHARDS
+            assert len(list(result_dir.glob("shard-*"))) == SHARDS
         finally:
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=30)

@@ -19,6 +19,8 @@ def test_agent_stage__runs_a_job_from_post_to_payment(
     assert "agent: job 1: accepted - 16 shards for 160.00 NTK" in text
     assert "agent: job 1: result submitted, root 0x" in text
     assert text.count("matched") == 2  # two oracles re-executed the challenged shards
+    assert "client downloaded all 16 outputs" in text
+    assert "a stranger with the bundle URL gets nothing (refused: HTTP 403)" in text
     assert "agent: job 1: paid on chain" in text
     assert "gross paid by clients 160 NTK; protocol fees 4 NTK; net earned 156 NTK" in text
     assert "withdrew 156 NTK of earnings" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,10 +15,13 @@ from eth_utils.address import to_checksum_address
 from neurotoken.jobs import parse_spec
 from neurotoken.market_states import JobState
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
+from neurotoken.proofs.access import BundleAccess
+from neurotoken.proofs.results import ResultError, fetch_result
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent, StepReport
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.earnings import collect_earnings
+from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus
 from tests.agent.conftest import COLLATERAL, FEE_BPS, NTK, PAYMENT, SHARDS, STAKE, Jobs, spec_bytes
@@ -41,7 +45,8 @@ def test_job__accepted_computed_submitted_settled_and_reported(
 ) -> None:  # fmt: skip
     acct.register(farm, STAKE)
     store_dir = tmp_path / "bundles"
-    with BundleServer(make_app(LocalStore(store_dir))) as server:
+    gate = agent_gate(tmp_path / "state", farm)  # as `agent run` serves: to readers only
+    with BundleServer(make_app(LocalStore(store_dir), gate)) as server:
         agent = make_agent(bundle_uri=server.url)
         job_id = jobs.post()
         report = agent.step()
@@ -58,12 +63,17 @@ def test_job__accepted_computed_submitted_settled_and_reported(
         assert len(submitted) == 1 and submitted[0].bundleURI == server.url
         assert farm.get_provider().stake_ntk == STAKE - COLLATERAL
 
-        # What an oracle does: read the challenge from chain, fetch from the bundle URI, re-run.
+        # What an oracle does: read the challenge from chain, fetch from the bundle URI with a
+        # token of its own, re-run.
         jobs.chain.mine(2)
         seed = bytes(market.challengeSeed(job_id))
         spec = parse_spec(spec_bytes())
         commitment = Commitment(job_id, job.spec_hash, job.shard_count, job.result_root)
-        verdict = verify_job(spec, commitment, seed, job.challenge_count, HttpSource(server.url))
+        access = BundleAccess.sign(
+            jobs.oracles[0].private_key, farm.chain_id, farm.market_address, job.result_root
+        )
+        source = HttpSource(server.url, access=access)
+        verdict = verify_job(spec, commitment, seed, job.challenge_count, source)
         assert verdict.accepted, verdict.summary()
         assert list(verdict.challenged) == list(market.challengedShards(job_id))
 
@@ -85,6 +95,39 @@ def test_job__accepted_computed_submitted_settled_and_reported(
     acct.withdraw_earnings(farm)
     assert farm.ntk_balance() == before + PAYMENT - fee
     assert collect_earnings(farm).withdrawn_ntk == PAYMENT - fee
+
+
+def test_bundle_server__serves_each_result_to_its_client_and_oracles_only(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, stranger: Any,
+    other_provider: Any, tmp_path: Any,
+) -> None:  # fmt: skip
+    """The agent's gate, on the chain: the client of each job and the job's oracles read its
+    result; a stranger, an account that is no oracle of the job and the client of another
+    job get nothing."""
+    acct.register(farm, STAKE)
+    other_client = replace(jobs, client=other_provider)
+    gate = agent_gate(tmp_path / "state", farm)
+    with BundleServer(make_app(LocalStore(tmp_path / "bundles"), gate)) as server:
+        agent = make_agent(bundle_uri=server.url)
+        mine = jobs.post()
+        theirs = other_client.post(spec_bytes(seed=8))
+        assert sorted(agent.step().submitted) == [mine, theirs]
+        root = farm.get_job(mine).result_root
+        assert farm.get_job(theirs).result_root != root
+
+        def fetch(who: Any, folder: str) -> int:
+            result = fetch_result(
+                server.url, root, who.private_key, farm.chain_id, farm.market_address,
+                tmp_path / folder,
+            )  # fmt: skip
+            return len(result.shards)
+
+        assert fetch(jobs.client, "client") == SHARDS
+        assert fetch(jobs.oracles[2], "oracle") == SHARDS
+        for who in (stranger, other_provider):  # no oracle; the client of the other job
+            with pytest.raises(ResultError, match="403"):
+                fetch(who, "refused")
+        assert not (tmp_path / "refused").exists()
 
 
 def test_rejected_job__is_reported_as_slashed(

@@ -217,7 +217,7 @@ def test_publish_bundle__then_serve_over_http(tmp_path: Path, shelf_spec: ShelfI
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        _cli("serve", "--store", str(store.root_dir), "--port", str(port)),
+        _cli("serve", "--public", "--store", str(store.root_dir), "--port", str(port)),
         env=_env(),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -245,6 +245,17 @@ def test_publish_bundle__then_serve_over_http(tmp_path: Path, shelf_spec: ShelfI
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve__without_a_market_or_public__refuses_to_start(tmp_path: Path) -> None:
+    """A bundle is a paid result: the server gives it to the job's readers (known from the
+    chain), or to anyone only when told so (--public, local demos)."""
+    env = {k: v for k, v in _env().items() if k != "NEUROTOKEN_MARKET"}
+    out = subprocess.run(
+        _cli("serve", "--store", str(tmp_path)), env=env, cwd=ROOT, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2 and "--public" in out.stderr
 
 
 def test_publish_bundle__with_missing_outputs__raises(

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 from eth_account import Account
 
+from neurotoken.proofs.results import ResultError, fetch_result
 from oracle.localnet import running, small_spec, wait_until
 from oracle.store import SETTLED, SIGNED
 from tests.oracle.helpers import (
@@ -44,6 +46,19 @@ def test_happy_path__honest_paid_cheater_slashed__each_settled_once(make_net) ->
         )
         rejected = m.market.events.JobRejected().get_logs(from_block=m.deploy_block)
         assert rejected[0]["args"]["burnedNtk"] == 200 * 10**18  # half the 400 NTK collateral
+        # the oracles read the bundles with their tokens; the client takes its result, a
+        # stranger who knows the URL gets nothing
+        root = bytes(m.job(honest_job)[5])
+        chain_id = int(m.w3.eth.chain_id)
+        got = fetch_result(
+            net.honest.url, root, m.client_key, chain_id, m.market.address, net.folder / "r"
+        )
+        assert len(got.shards) == small_spec(seed=1).shard_count
+        with pytest.raises(ResultError, match="403"):
+            stranger = "0x" + "77" * 32
+            fetch_result(
+                net.honest.url, root, stranger, chain_id, m.market.address, net.folder / "s"
+            )
         # every oracle's store ends with both jobs settled and its verdicts served
         wait_until(
             lambda: all(
@@ -158,6 +173,7 @@ def test_settle_cli__collects_from_oracles_and_settles_without_a_transmitter(mak
     m = net.market
     signers = net.oracle_set(env={"ORACLE_TRANSMIT": "false"}, keys=m.oracle_keys[:2])
     watcher = net.oracle_set(keys=[None])[0]  # dry-run: verifies, signs nothing
+    net.honest.restart(public=True)  # a keyless watcher cannot sign a bundle access token
     with running([*signers, watcher]):
         for o in (*signers, watcher):
             o.wait_ready()

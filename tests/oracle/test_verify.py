@@ -14,22 +14,39 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from eth_account import Account
 
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import parse_spec, spec_hash, spec_json
+from neurotoken.proofs.access import MAX_TOKEN_AHEAD_S, BundleAccess
 from neurotoken.proofs.store import LocalStore, manifest_path, spec_path
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
+from neurotoken.provider.server import BundleGate
+from neurotoken.verdicts import MarketDomain
+from oracle.keys import OracleKey
 from oracle.localnet import free_port, small_spec
-from oracle.verify import Kind, VerifierPool, VerifyOutcome, VerifyTask, run_task
+from oracle.verify import (
+    Kind,
+    VerifierPool,
+    VerifyOutcome,
+    VerifyTask,
+    access_lifetime_s,
+    bundle_access,
+    run_task,
+)
 from tests.compute.conftest import training_spec_dict
 from tests.compute.test_hostile import HostileServer, body
 
 SEED = b"\x42" * 32
+DOMAIN = MarketDomain(31337, "0x" + "5a" * 20)
+ORACLE_KEY = keccak256(b"test oracle")
+ORACLE = OracleKey(Account.from_key(ORACLE_KEY))
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """An honest and a forged bundle for job 1 of one spec, in one store served over HTTP."""
+    """An honest and a forged bundle for job 1 of one spec, in one store served over HTTP to
+    the job's oracle (`ORACLE`) only, as a provider agent serves it."""
     folder = tmp_path_factory.mktemp("bundle")
     spec = small_spec(seed=21, shards=16)
     store = LocalStore(folder / "store")
@@ -39,7 +56,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
     forged = publish_bundle(store, 1, spec, forged_hashes)
     spec_file = folder / "spec.json"
     spec_file.write_bytes(spec_json(spec))
-    with BundleServer(make_app(store)) as server:
+    gate = BundleGate(DOMAIN.chain_id, DOMAIN.market, lambda who, _root: who == ORACLE.address)
+    with BundleServer(make_app(store, gate)) as server:
         yield {
             "spec": spec,
             "store": store,
@@ -54,6 +72,7 @@ def task_for(
     bundle: dict[str, object], root_key: str = "honest_root", **overrides: object
 ) -> VerifyTask:
     spec = bundle["spec"]
+    root: bytes = bundle[root_key]  # type: ignore[assignment]
     task = VerifyTask(
         job_id=1,
         result_root=bundle[root_key],  # type: ignore[arg-type]
@@ -68,6 +87,7 @@ def task_for(
         fetch_budget_s=20.0,
         memory_mb=2048,
         cpu_s=60,
+        bundle_auth=ORACLE.bundle_access(DOMAIN, root).authorization,
     )
     return replace(task, **overrides)  # type: ignore[arg-type]
 
@@ -377,3 +397,34 @@ def test_bundle_uri_scheme_nobody_can_read__is_rejected(bundle) -> None:
     outcome = run_task(task_for(bundle, bundle_uri="ipfs://bafy-not-served"))
     assert outcome.kind == Kind.VERDICT and not outcome.accepted
     assert outcome.reasons[0].startswith("BUNDLE_URI_UNUSABLE")
+
+
+# --- reading a provider that serves its bundles to the job's oracles only ----------------------
+
+
+def test_without_a_token__the_provider_refuses__a_transient_retry(bundle) -> None:
+    """No token (a dry-run oracle has no key), or one a provider does not honour: no verdict
+    either way; the service rejects only if the provider still refuses near the deadline."""
+    outcome = run_task(task_for(bundle, bundle_auth=""))
+    assert outcome.kind == Kind.RETRY and not outcome.accepted
+    assert all(r.startswith("UNAVAILABLE") for r in outcome.reasons), outcome.reasons
+    assert "401" in outcome.reasons[0]
+    stranger = BundleAccess.sign(keccak256(b"stranger"), DOMAIN.chain_id, DOMAIN.market,
+                                 bundle["honest_root"])  # fmt: skip
+    outcome = run_task(task_for(bundle, bundle_auth=stranger.authorization))
+    assert outcome.kind == Kind.RETRY and "403" in outcome.reasons[0]
+
+
+def test_token__made_in_the_main_process__lives_through_the_verification(bundle) -> None:
+    assert "NTK-Bundle" not in repr(task_for(bundle))  # a credential: kept out of logs
+
+    class Settings:
+        verify_timeout_s = 300.0
+
+    header = bundle_access(ORACLE, DOMAIN, b"\x01" * 32, Settings())
+    assert header.startswith(f"NTK-Bundle {ORACLE.address} ")
+    expires = int(header.split()[2])
+    assert time.time() + 360 <= expires + 1 and expires <= time.time() + MAX_TOKEN_AHEAD_S
+    assert bundle_access(None, DOMAIN, b"\x01" * 32, Settings()) == ""  # dry run: no key
+    Settings.verify_timeout_s = 10 * 3600.0  # never past what a provider accepts
+    assert access_lifetime_s(Settings()) == MAX_TOKEN_AHEAD_S - 60
