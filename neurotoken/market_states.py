@@ -25,6 +25,17 @@ class JobState(IntEnum):
         return self.name.capitalize()
 
 
+PAYOUT_EVENTS = (
+    "JobPaid",
+    "JobRejected",
+    "JobCancelled",
+    "JobExpired",
+    "JobDefaulted",
+    "JobLapsed",
+)
+"""The market events that end a job with a payout: exactly one per job."""
+
+
 def state_label(value: int) -> str:
     """The Solidity name of a raw state value, or 'unknown state N'."""
     try:

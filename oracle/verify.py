@@ -45,7 +45,6 @@ Outcomes, by cause:
 from __future__ import annotations
 
 import asyncio
-import base64
 import multiprocessing
 import os
 import resource
@@ -61,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neurotoken.jobs.canonical import MAX_JSON_BYTES, keccak256
+from neurotoken.jobs.data_uri import DataUriError, data_uri_bytes
 from neurotoken.jobs.spec import (
     ShelfImagesSpec,
     SpecError,
@@ -175,17 +175,10 @@ def fetch_spec_bytes(uri: str, limits: HttpLimits, deadline: float | None = None
     """The spec document behind `uri` (http(s), file or data URI), at most MAX_JSON_BYTES;
     FetchError, or UnusableUriError for a URI nobody can read."""
     if uri.startswith("data:"):
-        header, sep, payload = uri[5:].partition(",")
-        if not sep:
-            raise UnusableUriError("malformed data: URI")
         try:
-            raw = (
-                base64.b64decode(payload, validate=True)
-                if header.endswith(";base64")
-                else urllib.parse.unquote_to_bytes(payload)
-            )
-        except ValueError:
-            raise UnusableUriError("bad base64 in data: URI") from None
+            raw = data_uri_bytes(uri)
+        except DataUriError as exc:
+            raise UnusableUriError(str(exc)) from None
         if len(raw) > MAX_JSON_BYTES:
             raise FetchError(FetchFailure.TOO_LARGE, "spec", f"over {MAX_JSON_BYTES} bytes")
         return raw

@@ -8,7 +8,6 @@ job is refused with a reason that says which. Reads are bounded in size and time
 
 from __future__ import annotations
 
-import base64
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from neurotoken.jobs.canonical import MAX_JSON_BYTES, keccak256
+from neurotoken.jobs.data_uri import DataUriError, data_uri_bytes
 from neurotoken.jobs.spec import ShelfImagesSpec, SpecError, TrainingSpec, parse_spec
 
 AnySpec = ShelfImagesSpec | TrainingSpec
@@ -75,19 +75,10 @@ def read_spec_bytes(uri: str, timeout_s: float = 10.0, max_bytes: int = MAX_JSON
     """The bytes behind `uri`, at most `max_bytes`; SpecRefusedError when they cannot be read."""
     too_big = SpecRefusedError(Refusal.SPEC_INVALID, f"spec at {uri!r} is over {max_bytes} bytes")
     if uri.startswith("data:"):
-        header, sep, payload = uri[5:].partition(",")
-        if not sep:
-            raise SpecRefusedError(Refusal.SPEC_URI_UNSUPPORTED, "malformed data: URI")
         try:
-            raw = (
-                base64.b64decode(payload, validate=True)
-                if header.endswith(";base64")
-                else urllib.parse.unquote_to_bytes(payload)
-            )
-        except ValueError:
-            raise SpecRefusedError(
-                Refusal.SPEC_URI_UNSUPPORTED, "bad base64 in data: URI"
-            ) from None
+            raw = data_uri_bytes(uri)
+        except DataUriError as exc:
+            raise SpecRefusedError(Refusal.SPEC_URI_UNSUPPORTED, str(exc)) from None
         if len(raw) > max_bytes:
             raise too_big
         return raw

@@ -22,6 +22,7 @@ from hypothesis.stateful import initialize, invariant, precondition, rule
 from web3.exceptions import ContractLogicError
 
 from neurotoken.market_ops import minimum_collateral
+from neurotoken.market_states import PAYOUT_EVENTS
 from neurotoken.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 from tests.market.conftest import (
     ACCEPTED,
@@ -51,16 +52,6 @@ def _selector(contract: Any, name: str) -> str:
             signature = f"{name}({','.join(i.canonical_type for i in abi.inputs)})"
             return "0x" + keccak(text=signature)[:4].hex()
     raise KeyError(name)
-
-
-PAYOUT_EVENTS = (
-    "JobPaid",
-    "JobRejected",
-    "JobCancelled",
-    "JobExpired",
-    "JobDefaulted",
-    "JobLapsed",
-)
 
 
 @dataclass

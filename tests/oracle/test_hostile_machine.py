@@ -77,6 +77,7 @@ from web3.exceptions import ContractLogicError
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, spec_hash, spec_json
 from neurotoken.market_ops import minimum_collateral
+from neurotoken.market_states import PAYOUT_EVENTS
 from neurotoken.proofs.bundle import make_manifest
 from neurotoken.proofs.store import LocalStore, object_path
 from neurotoken.provider import compute_job, publish_bundle
@@ -124,15 +125,6 @@ REJECT_REASONS = {
     "delete_output": ("SHARD_MISSING",),
     "goes_dark": ("UNAVAILABLE",),
 }
-PAYOUT_EVENTS = (
-    "JobPaid",
-    "JobRejected",
-    "JobCancelled",
-    "JobExpired",
-    "JobDefaulted",
-    "JobLapsed",
-)
-
 #: What happened over all examples (printed with -s).
 STATS: Counter[str] = Counter()
 
