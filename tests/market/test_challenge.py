@@ -26,6 +26,8 @@ HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"  # EIP-2935
 def harness(project, owner):
     """The market's challenge derivation on any input."""
     return project.ChallengeHarness.deploy(sender=owner)
+
+
 def drop_block_history(chain) -> None:
     """Empties the EIP-2935 history contract, as on a chain without it: a block hash is then
     out of reach after 256 blocks instead of 8,191 (which would take anvil minutes to mine)."""
@@ -140,9 +142,7 @@ def test_provider_withholds_until_seed_ages_out__gets_no_second_draw(
     with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
         market.challengeSeed(job_id)
     for caller in (provider, oracles[0]):
-        with ape.reverts(
-            market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block
-        ):
+        with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
             market.fixChallengeSeed(job_id, sender=caller)
     assert market.getJob(job_id).seedBlock == seed_block
     with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):

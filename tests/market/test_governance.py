@@ -34,6 +34,8 @@ def fresh_oracles(count: int) -> list[Key]:
     """The owner's own oracle keys."""
     keys = [Account.create() for _ in range(count)]
     return [Key(k.address, k.key.hex()) for k in keys]
+
+
 def test_deploy__records_settings(market, token, owner, oracles):
     assert market.token() == token.address
     assert market.owner() == owner.address
