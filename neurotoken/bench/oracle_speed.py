@@ -139,8 +139,9 @@ def _verify_throughput(folder: Path) -> Table:
             server.stop()
     table.notes.append(
         f"Each worker is a fresh process from a preloaded forkserver with RLIMIT_AS = 4 GiB and "
-        f"RLIMIT_CPU set; it fetches the manifest, {K} inclusion proofs and {K} shard outputs "
-        f"over HTTP, checks them, and re-executes the {K} challenged shards. "
+        f"RLIMIT_CPU set; it fetches the spec, the manifest, {K} inclusion proofs and every "
+        "shard output over HTTP (each job's result must be served whole), checks them, and "
+        f"re-executes the {K} challenged shards. "
         "The in-process row reuses one process, whose rendering caches stay warm: the gap "
         f"is the price of isolating each job. {default_workers()} core(s) on this machine."
     )
