@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,11 @@ class MarketClient:
         try:
             code = w3.eth.get_code(address)
         except Exception as exc:  # connection refused, DNS, timeouts: all config problems
-            raise ConfigError(f"cannot reach the node: {exc}") from None
+            # The exception's text repeats the URL's path, where providers put API keys:
+            # name the failure and the host only.
+            raise ConfigError(
+                f"cannot reach the node at {node_host(w3)}: {type(exc).__name__}; check --rpc"
+            ) from None
         if len(code) == 0:
             raise ConfigError(f"no contract at {address} on chain {w3.eth.chain_id}")
         market_abi = load_abi("ComputeMarket", manifest)
@@ -396,3 +401,14 @@ class MarketClient:
             if time.monotonic() > deadline:
                 raise ConfigError(f"block {number} did not arrive within {timeout_s:.0f} s")
             time.sleep(0.5)
+
+
+def node_host(w3: Web3) -> str:
+    """scheme://host:port of `w3`'s HTTP endpoint, without credentials, path or query (where
+    node providers put API keys), for messages."""
+    uri = str(getattr(w3.provider, "endpoint_uri", "") or "")
+    parsed = urllib.parse.urlsplit(uri)
+    if not parsed.scheme or parsed.hostname is None:
+        return "the configured endpoint"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.hostname}{port}"

@@ -259,3 +259,24 @@ def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(
     assert f"bundles at http://127.0.0.1:{port}" in output
     assert "stopping after this step" in output
     assert farm_key.key.hex().removeprefix("0x") not in output
+
+
+def test_unreachable_node__one_line__without_the_urls_credentials_or_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node providers put API keys in the URL's path (and some in its userinfo): a node that
+    cannot be reached is named by scheme, host and port only."""
+    key = Account.create()
+    keystore = write_keystore(tmp_path / "client.json", key.key, "pw-not-echoed", 2)
+    monkeypatch.setenv("NEUROTOKEN_CLIENT_PASSWORD", "pw-not-echoed")
+    rpc = "http://user:hunter2@127.0.0.1:1/v3/SECRETKEY"
+    result = CliRunner().invoke(
+        main,
+        ["fetch-result", "1", "--out", str(tmp_path / "out"), "--keystore", str(keystore),
+         "--market", "0x5FbDB2315678afecb367f032d93F642f64180aa3", "--rpc", rpc],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "cannot reach the node at http://127.0.0.1:1" in result.output
+    for secret in ("SECRETKEY", "hunter2", "pw-not-echoed"):
+        assert secret not in result.output
+    assert "Traceback" not in result.output
