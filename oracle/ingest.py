@@ -9,9 +9,10 @@ Each tick:
    logs above it are forgotten and the jobs they touched rebuilt (`Store.rollback`).
 2. Ingest [cursor + 1, head - confirmations] in ranges of at most `block_range` blocks.
    Each range is one eth_getLogs; the hash of every block a log came from, and of the
-   range's last block, is read again and must match the logs' block hashes (otherwise a
-   reorg is in progress: retry next tick). Logs, hashes and the new cursor are written in
-   one transaction.
+   range's last block, is read again and must match the logs' block hashes; the last
+   block's hash must be the same before and after the logs are read, and the cursor's
+   block must still be the stored one (otherwise a reorg is in progress: retry next tick).
+   Logs, hashes and the new cursor are written in one transaction.
 
 Because only confirmed blocks are read, a reorg shallower than the confirmation depth is
 never seen at all; a deeper one is undone as far as it can be (signatures are bound to
@@ -134,6 +135,11 @@ class Ingestor:
         return report
 
     def _ingest_range(self, start: int, end: int) -> tuple[list[int], int]:
+        # The range's last block is read before and after its logs: a block hash commits to
+        # every block below it, so an unchanged hash means the logs came from that one
+        # branch (a reorg in between could otherwise pair an empty range read on the old
+        # branch with the new branch's hash, and the new branch's logs would never be read).
+        end_before = self.chain.block_hash(end)
         logs = self.chain.logs(start, end)
         hashes: dict[int, str] = {}
         for number in sorted({ev.block_number for ev in logs} | {end}):
@@ -141,11 +147,18 @@ class Ingestor:
             if current is None:
                 raise InconsistentRangeError(f"block {number} is gone")
             hashes[number] = current
+        if hashes[end] != end_before:
+            raise InconsistentRangeError(f"block {end} changed while the range was read")
         for ev in logs:
             if hashes[ev.block_number] != ev.block_hash:
                 raise InconsistentRangeError(
                     f"log in block {ev.block_number} is from another branch"
                 )
+        # The range must also extend the branch already stored: the cursor's block, checked
+        # at the start of the tick, may have been replaced since.
+        below = self.store.block_hash(start - 1)
+        if below is not None and self.chain.block_hash(start - 1) != below:
+            raise InconsistentRangeError(f"block {start - 1} changed below the range")
         jobs = self.store.ingest(start, end, logs, hashes)
         if logs:
             event(
