@@ -12,7 +12,7 @@ import ape
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
-from tests.stateful import ChainStateMachine, run_machine
+from tests.stateful import ChainStateMachine, batch_view, run_machine
 
 CAP = 100_000_000 * 10**18
 HOLDERS = 4  # indices into `holders`
@@ -160,24 +160,23 @@ class TokenMachine(ChainStateMachine):
         self.chain.mine(deltatime=seconds)
 
     @invariant()
-    def balances_match_and_sum_to_supply(self) -> None:
-        chain_balances = [self.token.balanceOf(h) for h in self.holders]
-        assert chain_balances == self.balances
-        assert self.token.totalSupply() == sum(chain_balances) == self.supply
-
-    @invariant()
-    def supply_never_exceeds_cap(self) -> None:
-        assert self.token.totalSupply() <= CAP
-
-    @invariant()
-    def allowances_and_nonces_match(self) -> None:
-        for (o, s), value in self.allowances.items():
-            assert self.token.allowance(self.holders[o], self.holders[s]) == value
-        assert [self.token.nonces(h) for h in self.holders] == self.nonces
-
-    @invariant()
-    def minting_state_matches(self) -> None:
-        assert self.token.mintingFinished() == self.finished
+    def chain_matches_model(self) -> None:
+        """Balances, supply, cap, allowances, nonces and the minting flag: one batch read."""
+        pairs = list(self.allowances)
+        calls: list[tuple[Any, ...]] = [("balanceOf", h) for h in self.holders]
+        calls += [("nonces", h) for h in self.holders]
+        calls += [("allowance", self.holders[o], self.holders[s]) for o, s in pairs]
+        calls += [("totalSupply",), ("mintingFinished",)]
+        values = batch_view(self.token, calls)
+        n = len(self.holders)
+        balances, nonces = values[:n], values[n : 2 * n]
+        allowances = values[2 * n : 2 * n + len(pairs)]
+        supply, finished = values[-2:]
+        assert balances == self.balances
+        assert supply == sum(balances) == self.supply <= CAP
+        assert allowances == [self.allowances[p] for p in pairs]
+        assert nonces == self.nonces
+        assert finished == self.finished
 
 
 def test_token_state_machine(
