@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, VerdictError
+from neurotoken.market.verdicts import MarketDomain, SignedVerdict, Verdict, VerdictError
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger
 from oracle.metrics import Metrics

@@ -23,7 +23,7 @@ from web3.contract import Contract
 from web3.exceptions import Web3RPCError
 from web3.types import BlockIdentifier, LogReceipt
 
-from neurotoken.market_states import JobState
+from neurotoken.market.states import JobState
 from oracle.errors import ConfigError
 from oracle.store import ChainEvent, SpecRow
 

@@ -24,8 +24,8 @@ import requests
 from eth_typing import HexStr
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from neurotoken.market_states import JobState
-from neurotoken.verdicts import MarketDomain
+from neurotoken.market.states import JobState
+from neurotoken.market.verdicts import MarketDomain
 from oracle import peers
 from oracle.chain import MarketChain, revert_data
 from oracle.errors import ConfigError, OracleError

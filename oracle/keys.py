@@ -19,8 +19,14 @@ from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 
+from neurotoken.market.verdicts import (
+    MarketDomain,
+    SignedVerdict,
+    Verdict,
+    sign_batch,
+    sign_verdict,
+)
 from neurotoken.proofs.access import TOKEN_LIFETIME_S, BundleAccess
-from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, sign_batch, sign_verdict
 from oracle.errors import KeystoreError
 
 

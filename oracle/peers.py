@@ -3,7 +3,7 @@
 Wire protocol (served by `oracle.api`):
 
 * ``GET /signatures/<jobId>`` -> ``{"jobId": n, "signatures": [<SignedVerdict>, ...]}``,
-  each entry in `neurotoken.verdicts.SignedVerdict`'s JSON form (kind ``verdict``);
+  each entry in `neurotoken.market.verdicts.SignedVerdict`'s JSON form (kind ``verdict``);
 * ``POST /batch-signatures`` with
   ``{"verdicts": [{"jobId", "resultRoot", "seed", "accepted"}, ...]}``
   -> one ``SignedVerdict`` of kind ``batch`` over exactly those verdicts, which the peer
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, VerdictError
+from neurotoken.market.verdicts import MarketDomain, SignedVerdict, Verdict, VerdictError
 from oracle.logs import event, get_logger
 
 log = get_logger("peers")

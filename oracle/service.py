@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import requests
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from neurotoken.market_states import JobState
-from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict
+from neurotoken.market.states import JobState
+from neurotoken.market.verdicts import MarketDomain, SignedVerdict, Verdict
 from oracle import peers
 from oracle.api import ApiServer, ApiState
 from oracle.chain import MarketChain, revert_data

@@ -150,7 +150,7 @@ class OracleSettings(BaseSettings):
     def _market_from_deployment(self) -> OracleSettings:
         if self.market or not self.deployment:
             return self
-        from neurotoken import deployments
+        from neurotoken.chain import deployments
 
         record = deployments.load(self.deployment).get("ComputeMarket")
         if record is None:

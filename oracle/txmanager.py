@@ -6,7 +6,7 @@ bytes, hash) before it is broadcast, and so is every fee replacement. After a re
 oracle therefore knows every hash it may have sent; `poll` finds the receipt of whichever
 landed, or rebroadcasts.
 
-Node answers (read by `neurotoken.tx_answers.classify`, shared with the provider agent):
+Node answers (read by `neurotoken.chain.answers.classify`, shared with the provider agent):
 
 * "already known" / "already imported": the node has it; nothing to do.
 * "nonce too low": that nonce is used. If one of our attempts holds it, its receipt will
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import requests
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
-from neurotoken.tx_answers import SendResult, classify
+from neurotoken.chain.answers import SendResult, classify
 from oracle.chain import MarketChain
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger

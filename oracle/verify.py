@@ -88,7 +88,7 @@ from neurotoken.proofs.verifier import (
 )
 
 if TYPE_CHECKING:
-    from neurotoken.verdicts import MarketDomain
+    from neurotoken.market.verdicts import MarketDomain
     from oracle.keys import OracleKey
 
 

@@ -13,8 +13,8 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand, network_option
 
-from neurotoken.bench import SUITES
-from neurotoken.bench.common import BenchContext, merge_results
+from bench import SUITES
+from bench.common import BenchContext, merge_results
 
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -39,7 +39,7 @@ def cli(suites: tuple[str, ...], out: Path) -> None:
     sections: dict[str, str] = {}
     for name in chosen:
         click.echo(f"== {name}")
-        module = importlib.import_module(f"neurotoken.bench.{name}")
+        module = importlib.import_module(f"bench.{name}")
         texts = []
         for table in module.run(ctx):
             text = table.markdown()

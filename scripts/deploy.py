@@ -8,8 +8,8 @@ import click
 from ape import project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from neurotoken import deployments
-from neurotoken.cli import confirm_irreversible, current_network_key, yes_option
+from neurotoken.chain import deployments
+from neurotoken.chain.cli import confirm_irreversible, current_network_key, yes_option
 
 
 @click.command(cls=ConnectedProviderCommand)

@@ -29,10 +29,11 @@ from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 from ape.exceptions import ApeException, ContractLogicError
 
-from neurotoken import deployments
-from neurotoken.cli import confirm_irreversible, current_network_key, yes_option
-from neurotoken.deployments import DeploymentNotFoundError
-from neurotoken.market_ops import (
+from neurotoken.chain import deployments
+from neurotoken.chain.cli import confirm_irreversible, current_network_key, yes_option
+from neurotoken.chain.deployments import DeploymentNotFoundError
+from neurotoken.chain.permit import permit_typed_data
+from neurotoken.market.ops import (
     MarketOperationError,
     challenge_of,
     check_payment,
@@ -50,8 +51,7 @@ from neurotoken.market_ops import (
     sign_typed,
     verdict_to_sign,
 )
-from neurotoken.permit import permit_typed_data
-from neurotoken.verdicts import MarketDomain, SignedVerdict, VerdictError, verdict_typed_data
+from neurotoken.market.verdicts import MarketDomain, SignedVerdict, VerdictError, verdict_typed_data
 
 ZERO_ADDRESS = "0x" + "00" * 20
 

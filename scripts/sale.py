@@ -27,12 +27,12 @@ from ape.cli import ConnectedProviderCommand, account_option, network_option
 from ape.exceptions import ApeException, ContractLogicError
 from ape.logging import logger
 
-from neurotoken import deployments
-from neurotoken.allowlist import Allowlist, AllowlistError, write_proofs
-from neurotoken.cli import confirm_irreversible, current_network_key, is_live, yes_option
-from neurotoken.sale_config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
-from neurotoken.sale_deploy import deploy_sale
-from neurotoken.sale_ops import (
+from neurotoken.chain import deployments
+from neurotoken.chain.cli import confirm_irreversible, current_network_key, is_live, yes_option
+from neurotoken.sale.allowlist import Allowlist, AllowlistError, write_proofs
+from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
+from neurotoken.sale.deploy import deploy_sale
+from neurotoken.sale.ops import (
     SaleOperationError,
     SaleStatus,
     check_purchase,
@@ -41,8 +41,8 @@ from neurotoken.sale_ops import (
     proof_for,
     when,
 )
-from neurotoken.sale_run import SEPOLIA_CHAIN_ID, SaleRunError, run_sale, set_chain_id
-from neurotoken.sale_terms import SaleState, Stage, format_units
+from neurotoken.sale.run import SEPOLIA_CHAIN_ID, SaleRunError, run_sale, set_chain_id
+from neurotoken.sale.terms import SaleState, Stage, format_units
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:

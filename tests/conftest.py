@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from neurotoken.permit import PermitSignature, sign_permit
+from neurotoken.chain.permit import PermitSignature, sign_permit
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from types import FunctionType
 from typing import Any
 
-from eth_abi import decode, encode
-from eth_utils import keccak
+from eth_abi.abi import decode, encode
+from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 

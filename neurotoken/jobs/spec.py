@@ -75,7 +75,7 @@ MAX_SHARD_COST_NS = 1_000_000_000
 # Nanoseconds of CPU per work unit on the reference machine (2 cores, numpy 1.26, one core
 # used), each at least 1.5 times the largest rate measured for it, and checked on whole shards
 # at the limits, which measure at most about half the model (`python -m
-# neurotoken.bench.compute_speed cost`; figures and the command in docs/proofs.md section 1).
+# bench.compute_speed cost`; figures and the command in docs/proofs.md section 1).
 
 NS_PER_PIXEL = 450
 """Rendering, per pixel: background, noise, lighting (measured 138 on a sparse image, up to

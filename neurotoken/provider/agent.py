@@ -32,7 +32,7 @@ from web3.exceptions import TransactionNotFound
 
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec
-from neurotoken.market_states import JobState as Chain
+from neurotoken.market.states import JobState as Chain
 from neurotoken.proofs.store import LocalStore, atomic_write, manifest_path
 from neurotoken.provider.chain import MarketClient, OnChainJob
 from neurotoken.provider.compute import ComputeReport, ShardHook, compute_job, default_workers

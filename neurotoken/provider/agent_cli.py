@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from neurotoken import deployments
+from neurotoken.chain import deployments
 from neurotoken.jobs.spec import KINDS
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider import account as acct

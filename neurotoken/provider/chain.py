@@ -36,7 +36,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 from web3.types import EventData, TxData, TxParams, TxReceipt
 
-from neurotoken.market_states import JobState
+from neurotoken.market.states import JobState
 from neurotoken.provider.errors import ChainRevertError, ConfigError, InsufficientGasError
 from neurotoken.provider.sending import PendingTx, TxSettings, unsigned
 

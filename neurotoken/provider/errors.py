@@ -8,7 +8,7 @@ from typing import Any
 
 from web3.exceptions import TimeExhausted
 
-from neurotoken.market_states import state_label
+from neurotoken.market.states import state_label
 
 NTK = 10**18
 

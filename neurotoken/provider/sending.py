@@ -15,7 +15,7 @@ the receipt timeout passes. `on_sent(hash)` runs before each attempt is broadcas
 finds the latest hash), and again with the latest attempt the node took when it refused a
 newer one, so the recorded hash is always one the node may mine.
 
-The node's answers (`neurotoken.tx_answers.classify`, shared with the oracle):
+The node's answers (`neurotoken.chain.answers.classify`, shared with the oracle):
 "already known" is fine; "underpriced" or a max fee below the base fee bumps again at once;
 "nonce too low" means an attempt was mined (its receipt shows) or something else used the
 nonce (`NonceUsedError`).
@@ -36,8 +36,8 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
+from neurotoken.chain.answers import SendResult, classify
 from neurotoken.provider.errors import ConfigError, NonceUsedError, TxRefusedError, TxTimeoutError
-from neurotoken.tx_answers import SendResult, classify
 
 GWEI = 10**9
 MIN_BUMP_PCT = 10

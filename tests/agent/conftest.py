@@ -18,10 +18,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from neurotoken.jobs import keccak256, parse_spec, spec_json
+from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
 from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.chain import DEFAULT_MANIFEST, MarketClient
 from neurotoken.provider.policy import Policy
-from neurotoken.verdicts import MarketDomain, Verdict, sign_verdict
 
 NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20

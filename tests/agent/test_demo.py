@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from neurotoken.provider.agent_demo import agent_stage
+from demo.agent import agent_stage
 
 
 def test_agent_stage__runs_a_job_from_post_to_payment(

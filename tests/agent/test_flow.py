@@ -13,7 +13,7 @@ import pytest
 from eth_utils.address import to_checksum_address
 
 from neurotoken.jobs import parse_spec
-from neurotoken.market_states import JobState
+from neurotoken.market.states import JobState
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
 from neurotoken.proofs.access import BundleAccess
 from neurotoken.proofs.results import ResultError, fetch_result

@@ -23,7 +23,7 @@ from neurotoken.jobs import (
     spec_json,
 )
 from neurotoken.jobs.spec import FLOAT32_UNPAYABLE
-from neurotoken.market_states import JobState
+from neurotoken.market.states import JobState
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent
 from neurotoken.provider.chain import MarketClient, OnChainJob

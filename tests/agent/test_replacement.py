@@ -18,6 +18,7 @@ from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
+from neurotoken.chain.answers import SendResult, classify
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent, StepReport
 from neurotoken.provider.chain import MarketClient
@@ -25,7 +26,6 @@ from neurotoken.provider.errors import ConfigError, TxTimeoutError
 from neurotoken.provider.policy import Policy
 from neurotoken.provider.sending import GWEI, Fees, PendingTx, TxSettings, bump_fees
 from neurotoken.provider.state import JobStatus
-from neurotoken.tx_answers import SendResult, classify
 from tests.agent.conftest import STAKE, Jobs
 
 AgentFactory = Callable[..., ProviderAgent]

@@ -2,7 +2,7 @@
 and the model's work units are the work the workloads really do.
 
 No test here is timed: they assert on work units. The measured seconds behind the units are
-in the benchmark (`python -m neurotoken.bench.compute_speed cost`) and docs/proofs.md.
+in the benchmark (`python -m bench.compute_speed cost`) and docs/proofs.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurotoken.bench.compute_speed import LARGEST_SHARDS
+from bench.compute_speed import LARGEST_SHARDS
 from neurotoken.jobs import (
     MAX_CHALLENGES,
     MAX_RESULT_BYTES,

@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from neurotoken.market_states import JobState
-from neurotoken.verdicts import MarketDomain, SignedVerdict, Verdict, sign_batch, sign_verdict
+from neurotoken.market.states import JobState
+from neurotoken.market.verdicts import (
+    MarketDomain,
+    SignedVerdict,
+    Verdict,
+    sign_batch,
+    sign_verdict,
+)
 
 NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurotoken.verdicts import VerdictError, challenged_indices
+from neurotoken.market.verdicts import VerdictError, challenged_indices
 from tests.market.conftest import (
     CHALLENGES,
     LAPSED,

@@ -12,8 +12,8 @@ from typing import Any
 import click
 import pytest
 
-from neurotoken import deployments
-from neurotoken.market_ops import (
+from neurotoken.chain import deployments
+from neurotoken.market.ops import (
     MarketOperationError,
     explain_error,
     parse_bytes32,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurotoken.market_run import run_market_demo
+from demo.market import run_market_demo
 from tests.market.conftest import DEFAULTED, PAID, REJECTED
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import ape
 import pytest
 
-from neurotoken.verdicts import MarketDomain, Verdict, sign_verdict
+from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
 from tests.market.conftest import (
     COLLATERAL,
     MIN_VERDICT_WINDOW,

@@ -10,7 +10,7 @@ import ape
 import pytest
 from eth_account import Account
 
-from neurotoken.verdicts import MarketDomain, Verdict, malleate, sign_batch, sign_verdict
+from neurotoken.market.verdicts import MarketDomain, Verdict, malleate, sign_batch, sign_verdict
 from tests.market.conftest import (
     ACCEPTED,
     COLLATERAL,
@@ -365,7 +365,7 @@ def test_settle_batch__signed_over_the_python_digest__settles(m, market, oracles
     encoder) is what the contract recovers: the Python digest equals the contract's."""
     from eth_account import Account
 
-    from neurotoken.verdicts import batch_digest, recover_signer
+    from neurotoken.market.verdicts import batch_digest, recover_signer
 
     jobs = [m.submitted(), m.submitted()]
     entries = [(jobs[0], True), (jobs[1], False)]

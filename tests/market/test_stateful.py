@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from web3.exceptions import ContractLogicError
 
-from neurotoken.market_ops import minimum_collateral
-from neurotoken.market_states import PAYOUT_EVENTS
-from neurotoken.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
+from neurotoken.market.ops import minimum_collateral
+from neurotoken.market.states import PAYOUT_EVENTS
+from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 from tests.market.conftest import (
     ACCEPTED,
     CANCELLED,

@@ -1,5 +1,5 @@
-"""neurotoken.verdicts: the one definition of the verdict types, checked against the contract,
-and its signer, verifier, quorum assembly and wire format."""
+"""neurotoken.market.verdicts: the one definition of the verdict types, checked against the
+contract, and its signer, verifier, quorum assembly and wire format."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import ape
 import pytest
 from eth_account import Account
 
-from neurotoken.verdicts import (
+from neurotoken.market.verdicts import (
     BATCH_TYPEHASH,
     VERDICT_TYPEHASH,
     InvalidSignatureError,

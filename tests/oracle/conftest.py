@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from oracle.localnet import (
+from devchain.localnet import (
     Anvil,
     Client,
     Market,

@@ -13,9 +13,9 @@ import requests
 from aiohttp import web
 from eth_account import Account
 
+from devchain.localnet import Market, OracleProcess, wait_until
+from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
 from neurotoken.provider import BundleServer
-from neurotoken.verdicts import MarketDomain, Verdict, sign_verdict
-from oracle.localnet import Market, OracleProcess, wait_until
 from oracle.settings import REPO_ROOT
 from oracle.store import Store
 

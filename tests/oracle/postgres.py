@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from oracle.localnet import free_port
+from devchain.localnet import free_port
 
 
 class PostgresUnavailableError(RuntimeError):

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from oracle.localnet import OracleProcess, small_spec, wait_until
+from devchain.localnet import OracleProcess, small_spec, wait_until
 from oracle.store import SETTLED
 from tests.oracle.helpers import PAID, REJECTED, assert_settled_once, store_of
 

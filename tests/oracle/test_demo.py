@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oracle.demo import oracle_stage
-from oracle.localnet import NTK
+from demo.oracle import oracle_stage
+from devchain.localnet import NTK
 
 
 def test_oracle_stage__honest_paid_cheater_slashed(tmp_path: Path) -> None:

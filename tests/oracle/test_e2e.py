@@ -9,8 +9,8 @@ import pytest
 import requests
 from eth_account import Account
 
+from devchain.localnet import running, small_spec, wait_until
 from neurotoken.proofs.results import ResultError, fetch_result
-from oracle.localnet import running, small_spec, wait_until
 from oracle.store import SETTLED, SIGNED
 from tests.oracle.helpers import (
     PAID,

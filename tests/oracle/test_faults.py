@@ -9,7 +9,7 @@ import json
 import threading
 import time
 
-from oracle.localnet import FaultyRpcProxy, running, small_spec, wait_until
+from devchain.localnet import FaultyRpcProxy, running, small_spec, wait_until
 from oracle.service import transmit_order
 from oracle.store import SETTLED, SIGNED, TX_MINED
 from tests.oracle.helpers import (

@@ -74,15 +74,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 from web3.exceptions import ContractLogicError
 
+from devchain.localnet import free_port, small_spec
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, spec_hash, spec_json
-from neurotoken.market_ops import minimum_collateral
-from neurotoken.market_states import PAYOUT_EVENTS
+from neurotoken.market.ops import minimum_collateral
+from neurotoken.market.states import PAYOUT_EVENTS
+from neurotoken.market.verdicts import MarketDomain, Verdict, challenged_indices, sign_verdict
 from neurotoken.proofs.bundle import make_manifest
 from neurotoken.proofs.store import LocalStore, object_path
 from neurotoken.provider import compute_job, publish_bundle
-from neurotoken.verdicts import MarketDomain, Verdict, challenged_indices, sign_verdict
-from oracle.localnet import free_port, small_spec
 from oracle.service import TRANSIENT_PROVIDER
 from oracle.verify import Kind, VerifyOutcome, VerifyTask, run_task
 from tests.market.conftest import (

@@ -8,8 +8,8 @@ from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devchain.localnet import free_port
 from oracle.chain import MarketChain
-from oracle.localnet import free_port
 from oracle.service import transmit_order, transmit_rank, turn_watch
 from oracle.settings import DEFAULT_ABI_PATH
 

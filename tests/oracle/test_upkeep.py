@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from web3.exceptions import ContractCustomError
 
-from oracle.localnet import OracleProcess, running, small_spec, wait_until
+from devchain.localnet import OracleProcess, running, small_spec, wait_until
 from oracle.store import EXPIRED, SIGNED
 from tests.oracle.helpers import (
     LAPSED,

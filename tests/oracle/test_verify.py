@@ -16,15 +16,15 @@ import pytest
 from aiohttp import web
 from eth_account import Account
 
+from devchain.localnet import free_port, small_spec
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import parse_spec, spec_hash, spec_json
+from neurotoken.market.verdicts import MarketDomain
 from neurotoken.proofs.access import MAX_TOKEN_AHEAD_S, BundleAccess
 from neurotoken.proofs.store import LocalStore, manifest_path, spec_path
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
 from neurotoken.provider.server import BundleGate
-from neurotoken.verdicts import MarketDomain
 from oracle.keys import OracleKey
-from oracle.localnet import free_port, small_spec
 from oracle.verify import (
     Kind,
     VerifierPool,

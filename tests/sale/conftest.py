@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from neurotoken.allowlist import Allowlist
-from neurotoken.sale_deploy import SaleDeployment, deploy_sale
-from neurotoken.sale_terms import SaleTerms, Stage
+from neurotoken.sale.allowlist import Allowlist
+from neurotoken.sale.deploy import SaleDeployment, deploy_sale
+from neurotoken.sale.terms import SaleTerms, Stage
 
 ETH = 10**18
 NTK = 10**18

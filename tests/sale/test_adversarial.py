@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from eth_utils.crypto import keccak
 
-from neurotoken.allowlist import Allowlist
-from neurotoken.sale_terms import SaleState, Stage, wei_for_tokens
+from neurotoken.sale.allowlist import Allowlist
+from neurotoken.sale.terms import SaleState, Stage, wei_for_tokens
 from tests.sale.conftest import ETH, NTK, SaleEnv
 from tests.sale.helpers import reverts
 

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from eth_utils.address import to_checksum_address
 
-from neurotoken.allowlist import Allowlist, AllowlistError, NotAllowlistedError, leaf_hash, verify
+from neurotoken.sale.allowlist import (
+    Allowlist,
+    AllowlistError,
+    NotAllowlistedError,
+    leaf_hash,
+    verify,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESSES = [f"0x{(i * 0x9E3779B97F4A7C15 + 7) % 2**160:040x}" for i in range(37)]

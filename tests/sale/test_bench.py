@@ -6,8 +6,8 @@ from typing import Any
 
 import ape
 
-from neurotoken.bench import sale_gas
-from neurotoken.bench.common import BenchContext
+from bench import sale_gas
+from bench.common import BenchContext
 
 
 def test_sale_gas__meets_the_issue_targets(project: Any, chain: Any, owner: Any) -> None:

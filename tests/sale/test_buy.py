@@ -10,7 +10,7 @@ from ape.exceptions import ContractLogicError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurotoken.sale_terms import BUYING_STAGES, SaleTerms, Stage, tokens_for, wei_for_tokens
+from neurotoken.sale.terms import BUYING_STAGES, SaleTerms, Stage, tokens_for, wei_for_tokens
 from tests.sale.conftest import ETH, HARD_CAP, MAX_WEI, MIN_WEI, NTK, SaleEnv
 from tests.sale.helpers import reverts
 

@@ -18,9 +18,9 @@ from typing import Any
 import click
 import pytest
 
-from neurotoken import deployments
-from neurotoken.allowlist import Allowlist
-from neurotoken.sale_terms import SaleState, Stage
+from neurotoken.chain import deployments
+from neurotoken.sale.allowlist import Allowlist
+from neurotoken.sale.terms import SaleState, Stage
 from tests.sale.conftest import ETH, NTK, SaleEnv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from neurotoken.sale_config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
-from neurotoken.sale_terms import BUYING_STAGES, Stage
+from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
+from neurotoken.sale.terms import BUYING_STAGES, Stage
 
 WALLET = "0x" + "11" * 20
 DAY = 86_400

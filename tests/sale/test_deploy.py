@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from neurotoken.sale_terms import SaleState, SaleTerms, Stage
+from neurotoken.sale.terms import SaleState, SaleTerms, Stage
 from tests.sale.conftest import HARD_CAP, MAX_WEI, TEAM, WEEK, SaleEnv
 from tests.sale.helpers import reverts
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurotoken.sale_config import SaleConfig
-from neurotoken.sale_run import SaleReport, run_sale, sale_stage
-from neurotoken.sale_terms import SaleState, Stage
+from demo.sale import sale_stage
+from neurotoken.sale.config import SaleConfig
+from neurotoken.sale.run import SaleReport, run_sale
+from neurotoken.sale.terms import SaleState, Stage
 
 
 def test_run_sale__to_success__reconciles_every_balance(

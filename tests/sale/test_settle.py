@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from neurotoken.sale_terms import Allocation, SaleState, Stage
+from neurotoken.sale.terms import Allocation, SaleState, Stage
 from tests.sale.conftest import (
     ETH,
     HARD_CAP,

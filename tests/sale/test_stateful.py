@@ -17,7 +17,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
-from neurotoken.sale_terms import BUYING_STAGES, SaleState, SaleTerms, Stage
+from neurotoken.sale.terms import BUYING_STAGES, SaleState, SaleTerms, Stage
 from tests.sale.conftest import ETH, NTK
 from tests.sale.helpers import FastReader
 from tests.stateful import ChainStateMachine, run_machine

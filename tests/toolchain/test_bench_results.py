@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neurotoken.bench.common import merge_results
+from bench.common import merge_results
 
 ORDER = ["a", "b", "c"]
 

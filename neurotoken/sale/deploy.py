@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from neurotoken.sale_terms import SaleTerms
+from neurotoken.sale.terms import SaleTerms
 
 
 @dataclass(frozen=True)

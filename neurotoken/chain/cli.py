@@ -9,7 +9,7 @@ import click
 
 def current_network_key(provider: Any) -> str:
     """The deployments-file key of the connected network, e.g. 'ethereum-sepolia'."""
-    from neurotoken.deployments import network_key
+    from neurotoken.chain.deployments import network_key
 
     return network_key(provider.network.ecosystem.name, provider.network.name)
 

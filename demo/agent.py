@@ -13,7 +13,7 @@ ComputeMarket (3 oracles, 2 needed, 2.5% fee), then, printing each step:
 4. two oracles each read the challenge from the chain, fetch the challenged shards from the
    bundle URL (with a bundle access token each: the provider serves a job's result to its
    client and oracles only), re-execute them, and sign an EIP-712 verdict
-   (neurotoken.verdicts); anyone settles with the two signatures; the client downloads its
+   (neurotoken.market.verdicts); anyone settles with the two signatures; the client downloads its
    whole result with its own key, and a stranger who knows the URL gets nothing;
 5. the agent sees the job paid, reports its earnings from chain events, and withdraws them;
 6. a few of the job's images are saved with their labels drawn on.
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_json
+from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
 from neurotoken.proofs.access import BundleAccess
 from neurotoken.proofs.results import ResultError, fetch_result
@@ -45,7 +46,6 @@ from neurotoken.provider.policy import Policy
 from neurotoken.provider.previews import save_job_previews
 from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
-from neurotoken.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
 from neurotoken.workloads.preview import DEMO_SPEC
 
 DEFAULT_OUT = Path("demo-output") / "agent-job"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "deployments"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "deployments"
 
 
 class DeploymentNotFoundError(LookupError):

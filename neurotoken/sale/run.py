@@ -19,10 +19,10 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from neurotoken.allowlist import Allowlist
-from neurotoken.sale_config import DEFAULT_CONFIG, SaleConfig
-from neurotoken.sale_deploy import SaleDeployment, deploy_sale
-from neurotoken.sale_terms import (
+from neurotoken.sale.allowlist import Allowlist
+from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig
+from neurotoken.sale.deploy import SaleDeployment, deploy_sale
+from neurotoken.sale.terms import (
     BPS,
     BUYING_STAGES,
     Allocation,
@@ -512,16 +512,3 @@ def _refund_all(
     echo(
         f"   {len(report.refunds)} buyers refunded {format_units(sum(report.refunds.values()))} ETH"
     )
-
-
-def sale_stage(echo: Callable[[str], None], n_buyers: int = 10) -> SaleReport:
-    """`make demo`'s sale stage: a short sale on the default terms (success path), reconciled,
-    and its report. Moves the local chain's clock about five weeks forward."""
-    from ape import accounts, chain, project
-
-    echo("== The presale and ICO (config/sale.toml terms)")
-    report = run_sale(project, chain, accounts, n_buyers=n_buyers, succeed=True, echo=echo)
-    echo(report.render())
-    if not report.ok:
-        raise SaleRunError(f"the demo sale did not reconcile: {report.summary()}")
-    return report

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from neurotoken import deployments
-from neurotoken.allowlist import Allowlist, AllowlistError
-from neurotoken.sale_terms import BUYING_STAGES, SaleState, SaleTerms, Stage, format_units
+from neurotoken.chain import deployments
+from neurotoken.sale.allowlist import Allowlist, AllowlistError
+from neurotoken.sale.terms import BUYING_STAGES, SaleState, SaleTerms, Stage, format_units
 
 
 class SaleOperationError(RuntimeError):

@@ -28,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from neurotoken.chain.permit import sign_permit
 from neurotoken.jobs.canonical import keccak256
-from neurotoken.market_ops import (
+from neurotoken.market.ops import (
     NTK,
     ZERO_ADDRESS,
     MarketOperationError,
@@ -37,9 +38,8 @@ from neurotoken.market_ops import (
     format_ntk,
     preflight,
 )
-from neurotoken.permit import sign_permit
+from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_batch
 from neurotoken.proofs import MerkleTree, challenge_indices, shard_leaf, verify
-from neurotoken.verdicts import MarketDomain, Verdict, assemble_quorum, sign_batch
 
 SHARDS = 8
 CHALLENGES = 4
@@ -249,3 +249,10 @@ def run_market_demo(
         "(no open jobs, earnings or fees left)"
     )
     return DemoResult(market.address, paid_job, rejected_job, defaulted_job, earned, fees)
+
+
+def market_stage(echo: Callable[[str], None]) -> object:
+    """The compute market on its own: stake, escrow, batch settlement, refusals, timeouts."""
+    from ape import accounts, chain, project
+
+    return run_market_demo(project, chain, accounts, echo=echo)

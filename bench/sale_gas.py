@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from neurotoken.allowlist import Allowlist
-from neurotoken.bench.common import BenchContext, Table, gas_used
-from neurotoken.sale_config import SaleConfig
-from neurotoken.sale_deploy import SaleDeployment, deploy_sale
-from neurotoken.sale_run import label_address
-from neurotoken.sale_terms import SaleTerms, Stage
+from bench.common import BenchContext, Table, gas_used
+from neurotoken.sale.allowlist import Allowlist
+from neurotoken.sale.config import SaleConfig
+from neurotoken.sale.deploy import SaleDeployment, deploy_sale
+from neurotoken.sale.run import label_address
+from neurotoken.sale.terms import SaleTerms, Stage
 
 ETH = 10**18
 NTK = 10**18

@@ -12,7 +12,7 @@ Measures, on this machine:
   depth of two, counted in blocks after the confirmation depth (target: at most three).
 
 This suite starts its own anvil (the latency needs interval mining); ape's chain is not used.
-Run alone with `python -m neurotoken.bench.oracle_speed`, or with the others by `make bench`.
+Run alone with `python -m bench.oracle_speed`, or with the others by `make bench`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from neurotoken.bench.common import Table
+from bench.common import Table
 from neurotoken.jobs import parse_spec, spec_hash, spec_json
 from neurotoken.proofs import LocalStore
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
@@ -57,7 +57,7 @@ CONFIRMATIONS = 2
 def _oracle_importable() -> None:
     """`ape run` loads scripts on a temporary sys.path and takes the checkout off it again;
     the `oracle` package (beside `neurotoken`) and the verification workers need it."""
-    home = str(Path(__file__).resolve().parents[2])
+    home = str(Path(__file__).resolve().parents[1])
     if home not in sys.path:
         sys.path.append(home)
 
@@ -150,7 +150,7 @@ def _verify_throughput(folder: Path) -> Table:
 
 def _latency(folder: Path) -> Table:
     _oracle_importable()
-    from oracle.localnet import (
+    from devchain.localnet import (
         Anvil,
         Client,
         Provider,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurotoken.bench.common import BenchContext, Table, deploy_gas, gas_used, ratio
-from neurotoken.permit import sign_permit
+from bench.common import BenchContext, Table, deploy_gas, gas_used, ratio
+from neurotoken.chain.permit import sign_permit
 
 SUPPLY = 1_000_000 * 10**18
 

@@ -16,9 +16,9 @@ from typing import Any
 from eth_utils.address import is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from neurotoken.sale_terms import SaleTerms
+from neurotoken.sale.terms import SaleTerms
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "sale.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sale.toml"
 DAY = 86_400
 WEI_PER_ETH = Decimal(10) ** 18
 

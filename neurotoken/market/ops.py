@@ -22,9 +22,8 @@ from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError
 from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
-from neurotoken.market_states import state_label
-from neurotoken.proofs import economics
-from neurotoken.verdicts import (
+from neurotoken.market.states import state_label
+from neurotoken.market.verdicts import (
     MarketDomain,
     QuorumNotReachedError,
     SignedVerdict,
@@ -32,6 +31,7 @@ from neurotoken.verdicts import (
     VerdictError,
     assemble_quorum,
 )
+from neurotoken.proofs import economics
 
 NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20

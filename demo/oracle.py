@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from oracle.localnet import (
+from devchain.localnet import (
     NTK,
     Anvil,
     Client,

@@ -10,10 +10,10 @@ Measures, on this machine (the chain is not used):
   NativeECCBackend;
 * the cost model (`neurotoken.jobs.spec`): the CPU time of re-executing (`check_shard`) one
   shard of each of the largest specs the limits allow, against the model's estimate, which
-  must stay above it (`python -m neurotoken.bench.compute_speed cost` runs this table alone).
+  must stay above it (`python -m bench.compute_speed cost` runs this table alone).
 
 Shard sizes are chosen so the whole suite takes a minute or two on a small machine.
-Run alone with `python -m neurotoken.bench.compute_speed`, or with the others by `make bench`.
+Run alone with `python -m bench.compute_speed`, or with the others by `make bench`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 
-from neurotoken.bench.common import Table
+from bench.common import Table
 from neurotoken.jobs import (
     ShelfImagesSpec,
     TrainingSpec,

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from neurotoken.bench.common import BenchContext, Table, gas_used, ratio
-from neurotoken.permit import sign_permit
-from neurotoken.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
+from bench.common import BenchContext, Table, gas_used, ratio
+from neurotoken.chain.permit import sign_permit
+from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 
 # EVM prices (Prague).
 TX_BASE = 21_000
