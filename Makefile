@@ -55,6 +55,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python tools/check_layers.py
 	npx --no-install solhint --noPoster --disc --max-warnings 0 'contracts/**/*.sol'
 	$(BIN)/python tools/slither_check.py
 

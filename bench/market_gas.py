@@ -16,6 +16,7 @@ from typing import Any
 from bench.common import BenchContext, Table, gas_used, ratio
 from neurotoken.chain.permit import sign_permit
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
+from neurotoken.units import NTK
 
 # EVM prices (Prague).
 TX_BASE = 21_000
@@ -31,7 +32,7 @@ ECRECOVER = 3_000
 LOG_BASE, LOG_TOPIC, LOG_BYTE = 375, 375, 8
 REFUND_CAP_DIVISOR = 5  # EIP-3529
 
-NTK = 10**18
+
 METADATA_URI = "https://gpu.example/providers/0001.json"
 SPEC_URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 BUNDLE_URI = "ipfs://bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

@@ -16,9 +16,10 @@ from neurotoken.sale.config import SaleConfig
 from neurotoken.sale.deploy import SaleDeployment, deploy_sale
 from neurotoken.sale.run import label_address
 from neurotoken.sale.terms import SaleTerms, Stage
+from neurotoken.units import NTK
 
 ETH = 10**18
-NTK = 10**18
+
 LIST_SIZE = 65_536
 TARGETS = {"presale buy (new buyer, proof from 65,536)": 68_000, "ICO buy (new buyer)": 60_000}
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from neurotoken.chain.keystore import load_account, write_keystore
 from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_json
 from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
@@ -40,12 +41,11 @@ from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.compute import default_workers
 from neurotoken.provider.earnings import collect_earnings
-from neurotoken.provider.errors import NTK, format_ntk
-from neurotoken.provider.keys import load_account, write_keystore
 from neurotoken.provider.policy import Policy
 from neurotoken.provider.previews import save_job_previews
 from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
+from neurotoken.units import NTK, format_ntk
 from neurotoken.workloads.preview import DEMO_SPEC
 
 DEFAULT_OUT = Path("demo-output") / "agent-job"

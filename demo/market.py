@@ -31,15 +31,14 @@ from typing import Any
 from neurotoken.chain.permit import sign_permit
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.market.ops import (
-    NTK,
     ZERO_ADDRESS,
     MarketOperationError,
     deploy_market,
-    format_ntk,
     preflight,
 )
 from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_batch
 from neurotoken.proofs import MerkleTree, challenge_indices, shard_leaf, verify
+from neurotoken.units import NTK, format_ntk
 
 SHARDS = 8
 CHALLENGES = 4

@@ -31,7 +31,6 @@ from pathlib import Path
 import requests
 
 from devchain.localnet import (
-    NTK,
     Anvil,
     Client,
     Provider,
@@ -41,6 +40,7 @@ from devchain.localnet import (
     small_spec,
     wait_until,
 )
+from neurotoken.units import NTK
 from oracle.metrics import parse_text
 
 PAID, REJECTED = 4, 5

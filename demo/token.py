@@ -9,8 +9,7 @@ from ape import accounts, chain, project
 from neurotoken.chain import deployments
 from neurotoken.chain.cli import current_network_key
 from neurotoken.chain.permit import sign_permit
-
-NTK = 10**18
+from neurotoken.units import NTK
 
 
 def fmt_ntk(wei: int) -> str:

@@ -35,16 +35,17 @@ from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 
+from neurotoken.chain.keystore import write_keystore
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec, spec_hash, spec_json
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
 from neurotoken.provider.readers import JobReaders
 from neurotoken.provider.server import BundleGate
-from oracle.keys import write_keystore
+from neurotoken.units import NTK
 from oracle.settings import DEFAULT_ABI_PATH, REPO_ROOT
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
-NTK = 10**18
+
 ZERO = "0x" + "00" * 20
 AnySpec = ShelfImagesSpec | TrainingSpec
 
@@ -458,7 +459,7 @@ class OracleProcess:
             self.keystore = self.folder / "keystore.json"
             if not self.keystore.exists():
                 write_keystore(
-                    self.keystore, HexStr(self.private_key), "demo-password", kdf="pbkdf2"
+                    self.keystore, HexStr(self.private_key), "demo-password", iterations=1024
                 )
 
     @property

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from eth_abi.abi import decode as abi_decode
-from eth_utils.abi import event_abi_to_log_topic, function_signature_to_4byte_selector
+from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address as checksum
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
@@ -23,7 +22,8 @@ from web3.contract import Contract
 from web3.exceptions import Web3RPCError
 from web3.types import BlockIdentifier, LogReceipt
 
-from neurotoken.market.states import JobState
+from neurotoken.chain.reverts import DecodedError, ErrorDecoder, plain
+from neurotoken.market.job import OnChainJob
 from oracle.errors import ConfigError
 from oracle.store import ChainEvent, SpecRow
 
@@ -41,43 +41,11 @@ EVENTS = (
 
 
 @dataclass(frozen=True)
-class OnChainJob:
-    job_id: int
-    client: str
-    provider: str
-    payment_ntk: int
-    collateral_ntk: int
-    spec_hash: bytes
-    result_root: bytes
-    state: JobState
-    accept_by: int
-    deliver_by: int
-    verdict_by: int
-    seed_block: int
-    shard_count: int
-    challenge_count: int
-    oracle_epoch: int
-    """The oracle epoch the job was posted in: only that epoch's oracles settle it."""
-    threshold: int
-    """Signatures its settlement needs (fixed when it was posted)."""
-
-
-@dataclass(frozen=True)
 class BlockInfo:
     number: int
     hash: str
     timestamp: int
     base_fee: int
-
-
-@dataclass(frozen=True)
-class DecodedError:
-    name: str
-    args: dict[str, Any]
-
-    def __str__(self) -> str:
-        inner = ", ".join(f"{k}={v}" for k, v in self.args.items())
-        return f"{self.name}({inner})"
 
 
 def load_abi(path: Path, name: str = "ComputeMarket") -> list[dict[str, Any]]:
@@ -90,23 +58,6 @@ def load_abi(path: Path, name: str = "ComputeMarket") -> list[dict[str, Any]]:
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{path} has no ABI for {name}: {exc}") from None
     return abi
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | HexBytes):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return checksum(value)
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){item['type'][5:]}"
-    return str(item["type"])
 
 
 class MarketChain:
@@ -124,11 +75,7 @@ class MarketChain:
             for item in self.abi
             if item["type"] == "event" and item["name"] in EVENTS
         }
-        self._errors: dict[bytes, dict[str, Any]] = {}
-        for item in self.abi:
-            if item["type"] == "error":
-                sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
-                self._errors[function_signature_to_4byte_selector(sig)] = item
+        self._errors = ErrorDecoder(self.abi, hex_bytes=True)
         self._chain_id: int | None = None
 
     # ------------------------------------------------------------------ chain
@@ -188,7 +135,7 @@ class MarketChain:
         if name is None:
             return None
         decoded = self.contract.events[name]().process_log(log)
-        data = {k: _plain(v) for k, v in decoded["args"].items()}
+        data = {k: plain(v, hex_bytes=True) for k, v in decoded["args"].items()}
         job_id = data.get("jobId")
         return ChainEvent(
             block_number=int(log["blockNumber"]),
@@ -204,42 +151,7 @@ class MarketChain:
 
     def get_job(self, job_id: int, block: BlockIdentifier = "latest") -> OnChainJob:
         raw = self.contract.functions.getJob(job_id).call(block_identifier=block)
-        (
-            client,
-            payment,
-            provider,
-            collateral,
-            spec_hash,
-            result_root,
-            state,
-            accept_by,
-            deliver_by,
-            verdict_by,
-            seed_block,
-            shard_count,
-            challenge_count,
-            _fee_bps,
-            oracle_epoch,
-            threshold,
-        ) = raw
-        return OnChainJob(
-            job_id=job_id,
-            client=checksum(client),
-            provider=checksum(provider),
-            payment_ntk=int(payment),
-            collateral_ntk=int(collateral),
-            spec_hash=bytes(spec_hash),
-            result_root=bytes(result_root),
-            state=JobState(int(state)),
-            accept_by=int(accept_by),
-            deliver_by=int(deliver_by),
-            verdict_by=int(verdict_by),
-            seed_block=int(seed_block),
-            shard_count=int(shard_count),
-            challenge_count=int(challenge_count),
-            oracle_epoch=int(oracle_epoch),
-            threshold=int(threshold),
-        )
+        return OnChainJob.from_struct(job_id, raw)
 
     def challenge_seed(self, job_id: int, block: BlockIdentifier = "latest") -> bytes:
         return bytes(self.contract.functions.challengeSeed(job_id).call(block_identifier=block))
@@ -319,20 +231,7 @@ class MarketChain:
 
     def decode_error(self, data: bytes | str | None) -> DecodedError | None:
         """A market (or OpenZeppelin) custom error from revert data, if it is one."""
-        if data is None:
-            return None
-        raw = bytes(HexBytes(data)) if isinstance(data, str) else bytes(data)
-        item = self._errors.get(raw[:4])
-        if item is None:
-            return None
-        try:
-            values = abi_decode([_abi_type(i) for i in item["inputs"]], raw[4:])
-        except Exception:
-            return DecodedError(item["name"], {})
-        return DecodedError(
-            item["name"],
-            {i["name"]: _plain(v) for i, v in zip(item["inputs"], values, strict=True)},
-        )
+        return self._errors.decode(data)
 
 
 def revert_data(exc: BaseException) -> bytes | None:

@@ -21,15 +21,18 @@ from typing import Any
 
 import click
 import requests
-from eth_typing import HexStr
+from eth_account import Account
 from web3.exceptions import ContractCustomError, ContractLogicError
 
+from neurotoken.chain.cli import friendly
+from neurotoken.chain.keystore import write_keystore
+from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain
 from oracle import peers
 from oracle.chain import MarketChain, revert_data
-from oracle.errors import ConfigError, OracleError
-from oracle.keys import OracleKey, load_key, write_keystore
+from oracle.errors import ConfigError
+from oracle.keys import OracleKey, load_key
 from oracle.logs import configure
 from oracle.settings import OracleSettings, load_settings
 from oracle.store import TX_PENDING, Store
@@ -82,6 +85,7 @@ def main() -> None:
 @DEPLOYMENT
 @click.option("--database-url", default=None)
 @click.option("--http-port", type=int, default=None)
+@friendly
 def run(
     config_file: Path | None,
     rpc_url: str | None,
@@ -108,7 +112,7 @@ def run(
     oracle.install_signal_handlers()
     try:
         oracle.start()
-    except OracleError as exc:
+    except NeurotokenError as exc:
         raise click.ClickException(str(exc)) from None
     oracle.run()
 
@@ -124,6 +128,7 @@ def run(
     show_default=True,
     help="How many of the latest jobs to list.",
 )
+@friendly
 def status(config_file: Path | None, database_url: str | None, show_jobs: int) -> None:
     """Print what the oracle's store holds (cursor, jobs by state, pending transactions)."""
     settings = _settings(config_file, database_url=database_url)
@@ -181,6 +186,7 @@ def status(config_file: Path | None, database_url: str | None, show_jobs: int) -
 @click.option("--password-env", default=None)
 @click.option("--dry-run", is_flag=True, help="Collect and check; send nothing.")
 @click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True)
+@friendly
 def settle(
     config_file: Path | None,
     job_ids: tuple[int, ...],
@@ -308,11 +314,16 @@ def settle_jobs(
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key-env", required=True, help="Variable holding the private key (hex).")
 @click.option("--password-env", default="ORACLE_KEYSTORE_PASSWORD", show_default=True)
+@friendly
 def keystore(out: Path, key_env: str, password_env: str) -> None:
     """Encrypt the private key in $KEY_ENV into a keystore file OUT (mode 0600)."""
     private_key = os.environ.get(key_env)
     password = os.environ.get(password_env)
     if not private_key or password is None:
         raise click.UsageError(f"set {key_env} and {password_env}")
-    address = write_keystore(out, HexStr(private_key), password)
+    try:
+        address = Account.from_key(private_key).address
+    except (ValueError, TypeError):  # never echo what the variable holds
+        raise click.UsageError(f"{key_env} does not hold a 32-byte private key in hex") from None
+    write_keystore(out, private_key, password)
     click.echo(json.dumps({"keystore": str(out), "address": address, "at": time.time()}))

@@ -1,18 +1,15 @@
-"""One exception hierarchy for the oracle service; each class carries its message."""
+"""The oracle service's errors, under the project's one root (neurotoken.errors)."""
 
 from __future__ import annotations
 
+from neurotoken.errors import ConfigError, KeystoreError, NeurotokenError
 
-class OracleError(Exception):
-    """Base of every error the oracle service raises on purpose."""
-
-
-class ConfigError(OracleError):
-    """The settings are unusable (missing market address, unreadable keystore, ...)."""
+__all__ = ["ConfigError", "ConflictingVerdictError", "KeystoreError", "OracleError", "StoreError"]
 
 
-class KeystoreError(ConfigError):
-    """The keystore cannot be read or decrypted. The message never contains key material."""
+class OracleError(NeurotokenError):
+    """Base of the errors only the oracle service raises (the shared `ConfigError` and
+    `KeystoreError` of neurotoken.errors are raised by it too)."""
 
 
 class StoreError(OracleError):
@@ -29,23 +26,3 @@ class ConflictingVerdictError(StoreError):
         )
         self.job_id = job_id
         self.root = root
-
-
-class ReorgDetectedError(OracleError):
-    """The chain no longer contains a block the oracle processed; ingestion must roll back."""
-
-    def __init__(self, number: int, stored: str, current: str | None) -> None:
-        super().__init__(f"block {number}: stored hash {stored}, chain has {current}")
-        self.number = number
-
-
-class RpcError(OracleError):
-    """A JSON-RPC call failed in a way worth retrying later."""
-
-
-class PeerError(OracleError):
-    """A peer oracle answered with something unusable (logged and ignored)."""
-
-
-class SettlementError(OracleError):
-    """A settlement could not be assembled or sent."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from neurotoken.errors import NeurotokenError
 from oracle.chain import MarketChain
 from oracle.logs import event, get_logger
 from oracle.store import RollbackReport, Store
@@ -30,7 +31,7 @@ from oracle.store import RollbackReport, Store
 log = get_logger("ingest")
 
 
-class InconsistentRangeError(Exception):
+class InconsistentRangeError(NeurotokenError):
     """The chain changed while a range was being read."""
 
 

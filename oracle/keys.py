@@ -9,16 +9,13 @@ here contains key material or the password.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
-from eth_typing import HexStr
 
+from neurotoken.chain.keystore import load_account
 from neurotoken.market.verdicts import (
     MarketDomain,
     SignedVerdict,
@@ -27,7 +24,6 @@ from neurotoken.market.verdicts import (
     sign_verdict,
 )
 from neurotoken.proofs.access import TOKEN_LIFETIME_S, BundleAccess
-from oracle.errors import KeystoreError
 
 
 class OracleKey:
@@ -67,37 +63,6 @@ class OracleKey:
 
 
 def load_key(keystore: Path, password_env: str) -> OracleKey:
-    """Decrypts `keystore` with the password in the environment variable `password_env`."""
-    password = os.environ.get(password_env)
-    if password is None:
-        raise KeystoreError(f"the keystore password variable {password_env} is not set")
-    try:
-        data = json.loads(Path(keystore).read_text())
-    except FileNotFoundError:
-        raise KeystoreError(f"no keystore at {keystore}") from None
-    except (OSError, ValueError) as exc:
-        raise KeystoreError(f"keystore {keystore} is unreadable: {type(exc).__name__}") from None
-    try:
-        key = Account.decrypt(data, password)
-    except ValueError:
-        raise KeystoreError(f"keystore {keystore}: wrong password or corrupt file") from None
-    except Exception as exc:
-        raise KeystoreError(f"keystore {keystore}: cannot decrypt ({type(exc).__name__})") from None
-    return OracleKey(Account.from_key(key))
-
-
-def write_keystore(
-    path: Path, private_key: bytes | HexStr, password: str, kdf: str = "scrypt"
-) -> str:
-    """Encrypts `private_key` into a keystore file at `path` (mode 0600); returns the address.
-    ``kdf="pbkdf2"`` with few iterations is only for tests (fast to decrypt)."""
-    if kdf == "pbkdf2":
-        data = Account.encrypt(private_key, password, kdf="pbkdf2", iterations=1024)
-    else:
-        data = Account.encrypt(private_key, password)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    return str(Account.from_key(private_key).address)
+    """Decrypts `keystore` (a path or an ape alias) with the password in the environment
+    variable `password_env`."""
+    return OracleKey(load_account(keystore, password_env))

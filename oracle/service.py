@@ -41,12 +41,13 @@ from dataclasses import dataclass
 import requests
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, SignedVerdict, Verdict
 from oracle import peers
 from oracle.api import ApiServer, ApiState
 from oracle.chain import MarketChain, revert_data
-from oracle.errors import ConflictingVerdictError, OracleError
+from oracle.errors import ConflictingVerdictError
 from oracle.ingest import Ingestor
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger
@@ -233,7 +234,7 @@ class Oracle:
             try:
                 fn()  # type: ignore[operator]
                 return
-            except (OracleError, requests.RequestException, Web3RPCError, OSError) as exc:
+            except (NeurotokenError, requests.RequestException, Web3RPCError, OSError) as exc:
                 event(log, "startup_retry", level=30, error=str(exc)[:200])
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 10)

@@ -59,6 +59,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.jobs.canonical import MAX_JSON_BYTES, keccak256
 from neurotoken.jobs.data_uri import DataUriError, data_uri_bytes
 from neurotoken.jobs.spec import (
@@ -131,7 +132,7 @@ class VerifyOutcome:
     elapsed_s: float = 0.0
 
 
-class UnusableUriError(Exception):
+class UnusableUriError(NeurotokenError):
     """A URI scheme the oracle cannot read."""
 
 

@@ -19,58 +19,35 @@ what to do, and exits with status 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
-from ape.exceptions import ApeException, ContractLogicError
 
 from neurotoken.chain import deployments
-from neurotoken.chain.cli import confirm_irreversible, current_network_key, yes_option
-from neurotoken.chain.deployments import DeploymentNotFoundError
+from neurotoken.chain.cli import confirm_irreversible, current_network_key, friendly, yes_option
 from neurotoken.chain.permit import permit_typed_data
 from neurotoken.market.ops import (
     MarketOperationError,
     challenge_of,
     check_payment,
     deploy_market,
-    explain,
-    format_ntk,
     job_view,
     load_signed,
     minimum_collateral,
     parse_bytes32,
     parse_duration,
-    parse_ntk,
     preflight,
     prepare_settlement,
     sign_typed,
     verdict_to_sign,
 )
-from neurotoken.market.verdicts import MarketDomain, SignedVerdict, VerdictError, verdict_typed_data
+from neurotoken.market.verdicts import MarketDomain, SignedVerdict, verdict_typed_data
+from neurotoken.units import format_ntk, parse_ntk
 
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns the market's refusals and reverted calls into a one-line message and exit 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (MarketOperationError, VerdictError, DeploymentNotFoundError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except ContractLogicError as exc:
-            raise click.ClickException(explain(exc)) from exc
-        except ApeException as exc:  # a bad address, an unknown account, no contract there
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
 
 
 def require_account(account: Any) -> Any:

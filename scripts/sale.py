@@ -15,51 +15,36 @@ wrong and what to do, and exits with status 1; it never prints a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
-from ape.exceptions import ApeException, ContractLogicError
 from ape.logging import logger
 
 from neurotoken.chain import deployments
-from neurotoken.chain.cli import confirm_irreversible, current_network_key, is_live, yes_option
-from neurotoken.sale.allowlist import Allowlist, AllowlistError, write_proofs
-from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
+from neurotoken.chain.cli import (
+    confirm_irreversible,
+    current_network_key,
+    friendly,
+    is_live,
+    yes_option,
+)
+from neurotoken.sale.allowlist import Allowlist, write_proofs
+from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig
 from neurotoken.sale.deploy import deploy_sale
 from neurotoken.sale.ops import (
     SaleOperationError,
     SaleStatus,
     check_purchase,
-    explain,
     find_sale,
     proof_for,
-    when,
 )
-from neurotoken.sale.run import SEPOLIA_CHAIN_ID, SaleRunError, run_sale, set_chain_id
+from neurotoken.sale.run import SEPOLIA_CHAIN_ID, run_sale, set_chain_id
 from neurotoken.sale.terms import SaleState, Stage, format_units
-
-
-def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns the sale's own errors and reverted calls into a one-line message and exit 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (SaleOperationError, SaleConfigError, AllowlistError, SaleRunError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except ContractLogicError as exc:
-            raise click.ClickException(explain(exc)) from exc
-        except ApeException as exc:  # bad address, unknown account, no contract there, ...
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
+from neurotoken.units import format_when
 
 
 def network_name() -> str:
@@ -154,7 +139,10 @@ def deploy(
     terms = config.to_terms(now=now(), allowlist_root=root, default_wallet=default_wallet)
     offered, soft_cap = format_units(terms.hard_cap_tokens), format_units(terms.soft_cap_wei)
     click.echo(f"Terms: {offered} NTK at {terms.ntk_per_eth:,} NTK/ETH; soft cap {soft_cap} ETH")
-    click.echo(f"Presale opens {when(terms.stage_starts[0])}; the sale ends {when(terms.ends_at)}")
+    click.echo(
+        f"Presale opens {format_when(terms.stage_starts[0])}; "
+        f"the sale ends {format_when(terms.ends_at)}"
+    )
     click.echo(f"Treasury {terms.treasury}; allow-list root 0x{root.hex()}")
     confirm_irreversible(
         f"Deploying on {network_name()} from {account.address}: the terms can never change and "
@@ -259,7 +247,7 @@ def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
         raise SaleOperationError(f"the sale was already finalized ({info.state.name.lower()})")
     if not info.finalizable:
         raise SaleOperationError(
-            f"the sale runs until {when(info.terms.ends_at)} with "
+            f"the sale runs until {format_when(info.terms.ends_at)} with "
             f"{format_units(info.tokens_left)} NTK left; finalize it when it ends or sells out"
         )
     outcome = (

@@ -1,10 +1,53 @@
-"""Helpers shared by the ape click scripts: network keys, confirmations, friendly errors."""
+"""Helpers shared by the command lines: the one error boundary (`friendly`), network keys and
+confirmations for the ape scripts."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 import click
+
+from neurotoken.errors import NeurotokenError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """The error boundary of every command: the project's own errors (NeurotokenError) and
+    ape's (a reverted call, explained in words; a bad address, an unknown account) become one
+    line and exit status 1, never a traceback. Anything else is a bug and propagates."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except NeurotokenError as exc:
+            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            message = _ape_message(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+    return wrapper
+
+
+def _ape_message(exc: Exception) -> str | None:
+    if "ape.exceptions" not in sys.modules:  # ape not loaded: not one of its errors
+        return None
+    from ape.exceptions import ApeException, ContractLogicError
+
+    from neurotoken.chain.explain import explain
+
+    if isinstance(exc, ContractLogicError):
+        return explain(exc)
+    if isinstance(exc, ApeException):
+        return str(exc)
+    return None
 
 
 def current_network_key(provider: Any) -> str:

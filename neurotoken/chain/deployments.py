@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from neurotoken.errors import NeurotokenError
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "deployments"
 
 
-class DeploymentNotFoundError(LookupError):
+class DeploymentNotFoundError(NeurotokenError, LookupError):
     """No address is recorded for a contract on a network."""
 
     def __init__(self, name: str, network: str, path: Path) -> None:

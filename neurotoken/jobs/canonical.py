@@ -20,6 +20,8 @@ from typing import Any
 
 import sha3  # safe-pysha3: ~6x faster than pycryptodome's keccak for short inputs
 
+from neurotoken.errors import InputError
+
 MAX_JSON_BYTES = 1 << 16
 """The largest job spec accepted, in bytes (specs are small; this bounds parsing work)."""
 MAX_INT_DIGITS = 80
@@ -35,7 +37,7 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-class CanonicalJsonError(ValueError):
+class CanonicalJsonError(InputError):
     """A value cannot be written as canonical JSON, or bytes are not acceptable JSON."""
 
 

@@ -6,8 +6,10 @@ import base64
 import binascii
 import urllib.parse
 
+from neurotoken.errors import InputError
 
-class DataUriError(ValueError):
+
+class DataUriError(InputError):
     """A `data:` URI that cannot be decoded; the message says why."""
 
 

@@ -29,6 +29,7 @@ from pydantic import (
     field_validator,
 )
 
+from neurotoken.errors import InputError
 from neurotoken.jobs.canonical import CanonicalJsonError, canonical_json, keccak256, parse_json
 
 MAX_SHARDS = 1 << 16
@@ -96,7 +97,7 @@ NS_PER_BYTE_HASHED = 8
 """keccak256 of a fetched output, per byte (measured 3.8 to 4.8)."""
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """A job spec is not acceptable; `field` names the first offending field."""
 
     def __init__(self, field: str, problem: str, others: int = 0) -> None:

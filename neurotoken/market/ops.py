@@ -2,26 +2,26 @@
 
 Everything here takes ape contract handles (or plain values) and returns plain values or
 raises `MarketOperationError` with a message that says what was wrong and what to do.
-`explain` turns a reverted call's custom error into such a sentence.
+neurotoken.chain.explain turns a reverted call's custom error into such a sentence.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError
 from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
+from neurotoken.chain.explain import explain_error
+from neurotoken.chain.reverts import ErrorDecoder, raw_bytes
+from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import state_label
 from neurotoken.market.verdicts import (
     MarketDomain,
@@ -32,38 +32,19 @@ from neurotoken.market.verdicts import (
     assemble_quorum,
 )
 from neurotoken.proofs import economics
+from neurotoken.units import format_ntk
 
-NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 DEFAULT_MIN_VERDICT_WINDOW = 3600
 """The shortest verdict window a market deployed here allows (seconds): room for the seed
 block, confirmations, verification and settlement."""
 
-POSTED, ACCEPTED, SUBMITTED = 1, 2, 3
 
-
-class MarketOperationError(Exception):
+class MarketOperationError(NeurotokenError):
     """A user mistake or a refusal, with a message that says what to do."""
 
 
 # ---------------------------------------------------------------- parsing
-
-
-def parse_ntk(text: str) -> int:
-    """'12.5' -> 12.5 NTK in wei; refuses negatives and more than 18 decimals."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise MarketOperationError(f"{text!r} is not an NTK amount; write it like 12.5") from exc
-    wei = value * NTK
-    if value < 0 or wei != wei.to_integral_value():
-        raise MarketOperationError(f"{text} NTK is not a non-negative amount with <= 18 decimals")
-    return int(wei)
-
-
-def format_ntk(wei: int) -> str:
-    whole = Decimal(wei) / NTK
-    return f"{whole.normalize():f} NTK"
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -383,129 +364,13 @@ def sign_typed(account: Any, full_message: dict[str, Any]) -> bytes:
 # ---------------------------------------------------------------- reverts in plain words
 
 
-def _amount(inputs: dict[str, Any], key: str) -> str:
-    return format_ntk(int(inputs[key]))
-
-
-_EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
-    "MarketJobNotFound": lambda i: f"there is no job {i['jobId']}",
-    "MarketJobWrongState": lambda i: (
-        f"job {i['jobId']} is {state_label(int(i['state']))}, which does not allow this"
-    ),
-    "MarketDeadlinePassed": lambda i: (
-        f"job {i['jobId']}'s deadline {i['deadline']} has passed (now {i['timestamp']})"
-    ),
-    "MarketDeadlineNotReached": lambda i: (
-        f"job {i['jobId']} cannot be expired before {i['deadline']} (now {i['timestamp']})"
-    ),
-    "MarketNotJobClient": lambda i: f"only the client {i['client']} may cancel job {i['jobId']}",
-    "MarketNotChosenProvider": lambda i: f"job {i['jobId']} is reserved for {i['chosen']}",
-    "MarketNotJobProvider": lambda i: (
-        f"only the provider {i['provider']} may submit job {i['jobId']}"
-    ),
-    "MarketProviderNotRegistered": lambda i: (
-        f"{i['provider']} is not a registered provider; "
-        "run `ape run market provider register` first"
-    ),
-    "MarketProviderAlreadyRegistered": lambda i: (
-        f"{i['provider']} is already registered; use `provider add-stake` to add stake"
-    ),
-    "MarketInsufficientStake": lambda i: (
-        f"{i['provider']} has {_amount(i, 'available')} of free "
-        f"stake, {_amount(i, 'required')} is needed (stake locked by accepted jobs is not free)"
-    ),
-    "MarketUnbondNotReady": lambda i: (
-        f"the unbonded stake is withdrawable from {i['readyAt']} (now {i['timestamp']})"
-    ),
-    "MarketNothingToWithdraw": lambda i: f"there is nothing for {i['account']} to withdraw",
-    "MarketZeroAmount": lambda i: "the amount must be positive",
-    "MarketZeroSpecHash": lambda i: "the spec hash must not be zero",
-    "MarketZeroResultRoot": lambda i: "the result root must not be zero",
-    "MarketInvalidShardCounts": lambda i: (
-        f"{i['challengeCount']} challenged of "
-        f"{i['shardCount']} shards is not allowed (1 <= k <= shards, k <= 64, "
-        "shards <= 65,536)"
-    ),
-    "MarketVerdictWindowTooShort": lambda i: (
-        f"the verdict window of {i['window']}s is shorter than this market's minimum of "
-        f"{i['minimum']}s"
-    ),
-    "MarketCollateralTooLow": lambda i: (
-        f"the collateral {_amount(i, 'offered')} is below the minimum {_amount(i, 'required')} "
-        "for this payment, shard count and challenge count"
-    ),
-    "MarketInvalidThreshold": lambda i: (
-        f"a threshold of {i['threshold']} with {i['oracleCount']} oracles is not allowed: more "
-        "than half of the oracles and at most all of them"
-    ),
-    "MarketOracleRetired": lambda i: f"{i['oracle']} was an oracle and is retired; use a new key",
-    "MarketBatchEpochMismatch": lambda i: (
-        f"job {i['jobId']} is of oracle epoch {i['epoch']}, the batch of {i['expected']}: "
-        "settle them separately"
-    ),
-    "MarketInvalidDeadlines": lambda i: (
-        "deadlines must satisfy now <= accept-by < deliver-by < verdict-by <= now + 365 days"
-    ),
-    "MarketShardCountMismatch": lambda i: (
-        f"job {i['jobId']} has {i['expected']} shards, not {i['submitted']}"
-    ),
-    "MarketChallengeSeedPending": lambda i: (
-        f"job {i['jobId']}'s challenge seed (block "
-        f"{i['seedBlock']}) is not readable yet; wait for the next block"
-    ),
-    "MarketChallengeSeedUnavailable": lambda i: (
-        f"job {i['jobId']}'s seed block is out of reach and its seed was never fixed: the job "
-        "can only lapse at its verdict deadline"
-    ),
-    "MarketQuorumNotReached": lambda i: f"{i['signatures']} signature(s), {i['threshold']} needed",
-    "MarketSignerNotOracle": lambda i: (
-        f"{i['signer']} is not an oracle of the job's oracle epoch (or signed another message)"
-    ),
-    "MarketDuplicateSigner": lambda i: f"{i['signer']} signed twice",
-    "MarketSignersNotAscending": lambda i: "signatures must be sorted by signer address",
-    "ERC20InsufficientAllowance": lambda i: (
-        f"the market may spend {_amount(i, 'allowance')}, "
-        f"{_amount(i, 'needed')} needed: approve first or use --permit"
-    ),
-    "ERC20InsufficientBalance": lambda i: (
-        f"the balance is {_amount(i, 'balance')}, {_amount(i, 'needed')} needed"
-    ),
-    "OwnableUnauthorizedAccount": lambda i: f"{i['account']} is not the market's owner",
-}
-
-
-def explain(exc: Exception) -> str:
-    """A plain-language reason for a reverted market call."""
-    return explain_error(type(exc).__name__, getattr(exc, "inputs", None)) or (
-        f"the transaction reverted: {exc}"
-    )
-
-
-def explain_error(name: str, inputs: Any) -> str | None:
-    """The sentence for custom error `name` with its decoded `inputs` (None if unknown)."""
-    if name in _EXPLAIN and isinstance(inputs, dict):
-        try:
-            return _EXPLAIN[name](inputs)
-        except (KeyError, ValueError, IndexError):
-            return None
-    return None
-
-
 def decode_revert(data: str | bytes, contract_types: Iterable[Any]) -> tuple[str, dict[str, Any]]:
     """(error name, inputs) of a custom-error revert, looked up in the contracts' ABIs."""
-    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
-    for contract_type in contract_types:
-        for abi in contract_type.abi:
-            if abi.type != "error":
-                continue
-            types = [i.canonical_type for i in abi.inputs]
-            if keccak(text=f"{abi.name}({','.join(types)})")[:4] == raw[:4]:
-                values = [
-                    to_checksum_address(v) if t == "address" else v
-                    for t, v in zip(types, abi_decode(types, raw[4:]), strict=True)
-                ]
-                return abi.name, {i.name: v for i, v in zip(abi.inputs, values, strict=True)}
-    return "unknown error", {"data": "0x" + raw.hex()}
+    decoded = ErrorDecoder.from_contract_types(*contract_types).decode(data)
+    if decoded is None:
+        raw = raw_bytes(data) or b""
+        return "unknown error", {"data": "0x" + raw.hex()}
+    return decoded.name, decoded.args
 
 
 def preflight(

@@ -31,6 +31,7 @@ from eth_keys.datatypes import Signature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.proofs.challenge import challenge_indices
 
 DOMAIN_NAME = "Neurotoken Compute Market"
@@ -72,7 +73,7 @@ _DOMAIN_TYPEHASH = keccak(
 Kind = Literal["verdict", "batch"]
 
 
-class VerdictError(Exception):
+class VerdictError(NeurotokenError):
     """Base of every error this module raises."""
 
 

@@ -23,6 +23,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from neurotoken.errors import InputError
 from neurotoken.jobs.canonical import CanonicalJsonError, canonical_json, parse_json
 from neurotoken.jobs.spec import MAX_SHARDS
 from neurotoken.proofs.merkle import MerkleTree
@@ -37,7 +38,7 @@ MAX_MANIFEST_BYTES = 256 + 70 * MAX_SHARDS + 1024
 MAX_PROOF_BYTES = 256 + 70 * MAX_PROOF_DEPTH
 
 
-class BundleError(ValueError):
+class BundleError(InputError):
     """A manifest or proof document that is malformed; `field` names where."""
 
     def __init__(self, field: str, problem: str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.jobs.canonical import MAX_JSON_BYTES, keccak256
 from neurotoken.jobs.spec import SpecError, max_shard_bytes, parse_spec
 from neurotoken.proofs.access import TOKEN_LIFETIME_S, BundleAccess
@@ -54,7 +55,7 @@ Get = Callable[[str, bytes, int], Awaitable[bytes]]
 """get(what, digest, max_bytes): the manifest, the spec or the object `digest`."""
 
 
-class ResultError(Exception):
+class ResultError(NeurotokenError):
     """The result could not be had, or what was served is not the committed result."""
 
 

@@ -41,6 +41,7 @@ from typing import Protocol
 
 import aiohttp
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.proofs.access import BundleAccess
 
@@ -54,7 +55,7 @@ class FetchFailure(StrEnum):
     TOO_SLOW = "sent slower than the minimum rate"
 
 
-class FetchError(Exception):
+class FetchError(NeurotokenError):
     """Bytes could not be fetched; `failure` says why, `transient` whether a retry may help."""
 
     def __init__(self, failure: FetchFailure, what: str, detail: str = "") -> None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, spec_hash
 from neurotoken.proofs.bundle import (
@@ -73,7 +74,7 @@ AVAILABILITY_BATCH = 64
 """Unchallenged shards checked per task (one connection each, reused across the batch)."""
 
 
-class OracleSideError(Exception):
+class OracleSideError(NeurotokenError):
     """Trouble on the oracle's own side (threads, file descriptors), not the provider's."""
 
 

@@ -20,8 +20,8 @@ from neurotoken.provider.errors import (
     InsufficientBalanceError,
     NothingToDoError,
     NotRegisteredError,
-    format_ntk,
 )
+from neurotoken.units import format_ntk
 
 Echo = Callable[[str], None]
 

@@ -30,13 +30,17 @@ from pathlib import Path
 
 from web3.exceptions import TransactionNotFound
 
+from neurotoken.errors import ConfigError
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec
+from neurotoken.market.job import OnChainJob
 from neurotoken.market.states import JobState as Chain
 from neurotoken.proofs.store import LocalStore, atomic_write, manifest_path
-from neurotoken.provider.chain import MarketClient, OnChainJob
+from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.compute import ComputeReport, ShardHook, compute_job, default_workers
-from neurotoken.provider.errors import ChainRevertError, ConfigError
+from neurotoken.provider.errors import (
+    ChainRevertError,
+)
 from neurotoken.provider.policy import Capacity, Decision, Policy, evaluate, net_price_per_shard
 from neurotoken.provider.publish import publish_bundle
 from neurotoken.provider.spec_fetch import (

@@ -14,19 +14,20 @@ says what to do and exit status 1.
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from neurotoken.chain import deployments
+from neurotoken.chain.cli import friendly
+from neurotoken.chain.keystore import load_account
+from neurotoken.errors import ConfigError
 from neurotoken.jobs.spec import KINDS
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider import account as acct
@@ -34,28 +35,21 @@ from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.compute import default_workers
 from neurotoken.provider.earnings import collect_earnings
-from neurotoken.provider.errors import NTK, AgentError, ConfigError, NotRegisteredError
-from neurotoken.provider.keys import DEFAULT_PASSWORD_ENV, load_account
+from neurotoken.provider.errors import (
+    NotRegisteredError,
+)
 from neurotoken.provider.policy import Policy, load_policy
 from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.sending import TxSettings
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus
+from neurotoken.units import parse_ntk
+
+DEFAULT_PASSWORD_ENV = "NEUROTOKEN_PROVIDER_PASSWORD"
+"""Where the agent reads its keystore password unless --password-env names another variable."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def parse_ntk(text: str) -> int:
-    """'1000', '0.5' or '1e3' NTK as wei; ValueError for anything else or below 1 wei."""
-    try:
-        value = Decimal(text.replace("_", "").replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"not an NTK amount: {text!r}") from None
-    wei = value * NTK
-    if not value.is_finite() or wei < 0 or wei != wei.to_integral_value():
-        raise ValueError(f"not an NTK amount (18 decimals at most, not negative): {text!r}")
-    return int(wei)
 
 
 class NtkAmount(click.ParamType):
@@ -101,19 +95,6 @@ class Connection:
         return MarketClient.connect(
             self.rpc_url, market, account, manifest=self.abi, tx_settings=self.tx_settings
         )
-
-
-def friendly(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turns AgentError into a one-line click error (exit status 1), never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except AgentError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 pass_connection = click.make_pass_decorator(Connection)

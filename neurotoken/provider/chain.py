@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
@@ -36,35 +34,19 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 from web3.types import EventData, TxData, TxParams, TxReceipt
 
-from neurotoken.market.states import JobState
-from neurotoken.provider.errors import ChainRevertError, ConfigError, InsufficientGasError
+from neurotoken.chain.reverts import ErrorDecoder
+from neurotoken.errors import ConfigError
+from neurotoken.market.job import OnChainJob
+from neurotoken.provider.errors import (
+    ChainRevertError,
+    InsufficientGasError,
+)
 from neurotoken.provider.sending import PendingTx, TxSettings, unsigned
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / ".build" / "__local__.json"
 """Ape's build manifest in this checkout (NEUROTOKEN_ABI_MANIFEST or --abi overrides it)."""
 
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-@dataclass(frozen=True)
-class OnChainJob:
-    """IComputeMarket.Job, decoded."""
-
-    job_id: int
-    client: str
-    payment_ntk: int
-    provider: str
-    collateral_ntk: int
-    spec_hash: bytes
-    result_root: bytes
-    state: JobState
-    accept_by: int
-    deliver_by: int
-    verdict_by: int
-    seed_block: int
-    shard_count: int
-    challenge_count: int
-    fee_bps: int
 
 
 @dataclass(frozen=True)
@@ -89,46 +71,6 @@ def load_abi(name: str, manifest: Path | None = None) -> list[dict[str, Any]]:
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path} has no ABI for {name} ({exc}): run `ape compile`") from None
     return abi
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    if str(item["type"]).startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){str(item['type'])[5:]}"
-    return str(item["type"])
-
-
-@dataclass(frozen=True)
-class _ErrorAbi:
-    name: str
-    types: list[str]
-    names: list[str]
-
-
-def _error_table(*abis: list[dict[str, Any]]) -> dict[bytes, _ErrorAbi]:
-    table: dict[bytes, _ErrorAbi] = {
-        bytes.fromhex("08c379a0"): _ErrorAbi("Error", ["string"], ["reason"]),
-        bytes.fromhex("4e487b71"): _ErrorAbi("Panic", ["uint256"], ["code"]),
-    }
-    for abi in abis:
-        for item in abi:
-            if item.get("type") != "error":
-                continue
-            types = [_abi_type(i) for i in item.get("inputs", [])]
-            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-            names = [str(i.get("name") or f"arg{n}") for n, i in enumerate(item["inputs"])]
-            table[selector] = _ErrorAbi(str(item["name"]), types, names)
-    return table
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | HexBytes):
-        return bytes(value)
-    if isinstance(value, str) and is_address(value):
-        return to_checksum_address(value)
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 class MarketClient:
@@ -171,7 +113,7 @@ class MarketClient:
             raise ConfigError(f"{address} is not a ComputeMarket ({exc})") from None
         self.token: Contract = w3.eth.contract(address=token_address, abi=token_abi)
         self.chain_id = int(w3.eth.chain_id)
-        self._errors = _error_table(market_abi, token_abi)
+        self._errors = ErrorDecoder(market_abi, token_abi)
 
     @classmethod
     def connect(
@@ -218,23 +160,7 @@ class MarketClient:
 
     def get_job(self, job_id: int) -> OnChainJob:
         raw = self._call(self.market.functions.getJob(job_id), f"getJob({job_id})")
-        return OnChainJob(
-            job_id,
-            to_checksum_address(raw[0]),
-            int(raw[1]),
-            to_checksum_address(raw[2]),
-            int(raw[3]),
-            bytes(raw[4]),
-            bytes(raw[5]),
-            JobState(int(raw[6])),
-            int(raw[7]),
-            int(raw[8]),
-            int(raw[9]),
-            int(raw[10]),
-            int(raw[11]),
-            int(raw[12]),
-            int(raw[13]),
-        )
+        return OnChainJob.from_struct(job_id, raw)
 
     def get_provider(self, address: str | None = None) -> ProviderAccount:
         raw = self._call(self.market.functions.getProvider(address or self.address), "getProvider")
@@ -280,24 +206,10 @@ class MarketClient:
     # ------------------------------------------------------------------ errors
 
     def decode_revert(self, data: Any) -> tuple[str, dict[str, Any]] | None:
-        """The custom error in revert `data` (hex or bytes), or None when it is not ours."""
-        if isinstance(data, dict):
-            data = data.get("data")
-        if isinstance(data, str):
-            try:
-                data = bytes.fromhex(data.removeprefix("0x"))
-            except ValueError:
-                return None
-        if not isinstance(data, bytes | bytearray) or len(data) < 4:
-            return None
-        spec = self._errors.get(bytes(data[:4]))
-        if spec is None:
-            return None
-        try:
-            values = abi_decode(spec.types, bytes(data[4:]))
-        except Exception:  # malformed revert data: not decodable, report it as unknown
-            return None
-        return spec.name, {n: _plain(v) for n, v in zip(spec.names, values, strict=True)}
+        """The custom error in revert `data` (hex, bytes or an RPC error), or None when it is
+        not one of the market's or the token's."""
+        decoded = self._errors.decode(data)
+        return None if decoded is None else (decoded.name, decoded.args)
 
     def _raise_revert(self, action: str, exc: Exception) -> None:
         data = getattr(exc, "data", None)

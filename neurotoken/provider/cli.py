@@ -22,14 +22,17 @@ from pathlib import Path
 
 import click
 
+from neurotoken.chain.cli import friendly
+from neurotoken.chain.keystore import load_account
+from neurotoken.errors import NeurotokenError
 from neurotoken.jobs.spec import SpecError, parse_spec
-from neurotoken.proofs.results import ResultError, fetch_result
+from neurotoken.proofs.results import fetch_result
 from neurotoken.proofs.store import LocalStore
-from neurotoken.provider.agent_cli import agent
+from neurotoken.provider.agent_cli import (
+    agent,
+)
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.compute import compute_job, default_workers
-from neurotoken.provider.errors import AgentError
-from neurotoken.provider.keys import load_account
 from neurotoken.provider.publish import publish_bundle
 from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import serve_store
@@ -50,6 +53,7 @@ def main() -> None:
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly
 def compute(
     spec_file: Path,
     job_id: int,
@@ -111,6 +115,7 @@ def compute(
 @click.option("--public", is_flag=True, help="Serve every bundle to anyone (local demos only).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8765, show_default=True)
+@friendly
 def serve(
     store_dir: Path,
     state_dir: Path,
@@ -129,7 +134,7 @@ def serve(
             raise click.UsageError("give --market (or NEUROTOKEN_MARKET), or --public")
         try:
             client = MarketClient.connect(rpc_url, market, manifest=abi)
-        except AgentError as exc:
+        except NeurotokenError as exc:
             raise click.ClickException(str(exc)) from None
         gate = agent_gate(state_dir, client)
     serve_store(LocalStore(store_dir), host, port, gate, public=public)
@@ -149,6 +154,7 @@ def serve(
 @click.option("--market", envvar="NEUROTOKEN_MARKET", required=True)
 @click.option("--abi", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--from-block", type=int, default=0, help="Where to look for the submission.")
+@friendly
 def fetch_result_command(
     job_id: int,
     out_dir: Path,
@@ -172,7 +178,7 @@ def fetch_result_command(
         result = fetch_result(
             uris[-1], job.result_root, account.key, client.chain_id, client.market_address, out_dir
         )
-    except (AgentError, ResultError) as exc:
+    except NeurotokenError as exc:
         raise click.ClickException(str(exc)) from None
     summary = {
         "job_id": job_id,

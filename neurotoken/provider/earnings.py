@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from neurotoken.provider.chain import MarketClient, ProviderAccount
-from neurotoken.provider.errors import format_ntk
+from neurotoken.units import format_ntk
 
 
 @dataclass

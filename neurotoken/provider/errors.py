@@ -8,29 +8,15 @@ from typing import Any
 
 from web3.exceptions import TimeExhausted
 
+from neurotoken.chain.explain import explain_error
+from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import state_label
-
-NTK = 10**18
-
-
-def format_ntk(wei: int) -> str:
-    """`wei` as NTK with up to 6 decimals, e.g. '1,000.5 NTK'."""
-    whole, frac = divmod(int(wei), NTK)
-    text = f"{whole:,}"
-    frac_text = f"{frac:018d}"[:6].rstrip("0")
-    return f"{text}.{frac_text} NTK" if frac_text else f"{text} NTK"
+from neurotoken.units import format_ntk
 
 
-class AgentError(Exception):
-    """Base of every error the provider agent raises on purpose."""
-
-
-class ConfigError(AgentError):
-    """The agent is pointed at something that is not there (RPC, market, ABI, state file)."""
-
-
-class KeystoreError(AgentError):
-    """The keystore is missing, unreadable, or the password is not set or wrong."""
+class AgentError(NeurotokenError):
+    """Base of the errors only the provider agent raises (the shared `ConfigError` and
+    `KeystoreError` of neurotoken.errors are raised by it too)."""
 
 
 class NotRegisteredError(AgentError):
@@ -68,21 +54,12 @@ class NothingToDoError(AgentError):
     """The request is valid but there is nothing for it to act on (e.g. nothing to withdraw)."""
 
 
-#: Hints for the market's and the token's custom errors, keyed by error name.
-_HINTS: dict[str, str] = {
+#: What an agent user does next, for the errors whose remedy is an agent command; every other
+#: error is told by the shared sentence of neurotoken.chain.explain.
+_AGENT_NEXT_STEP: dict[str, str] = {
     "MarketProviderNotRegistered": "register first: `agent register --stake AMOUNT`",
     "MarketProviderAlreadyRegistered": "already registered; use `agent add-stake`",
     "MarketInsufficientStake": "free stake is too low: `agent add-stake`, or wait for settlements",
-    "MarketUnbondNotReady": "the unbonding delay has not passed yet",
-    "MarketNothingToWithdraw": "nothing to withdraw",
-    "MarketZeroAmount": "the amount must be positive",
-    "MarketJobNotFound": "no such job on this market",
-    "MarketJobWrongState": "the job is no longer in a state that allows this",
-    "MarketDeadlinePassed": "the deadline has passed",
-    "MarketNotChosenProvider": "the client reserved this job for another provider",
-    "MarketNotJobProvider": "another provider accepted this job",
-    "ERC20InsufficientBalance": "the account holds too little NTK",
-    "ERC20InsufficientAllowance": "the market may not pull that much NTK (approve first)",
 }
 
 
@@ -104,7 +81,7 @@ class ChainRevertError(AgentError):
         self.name = name
         self.args_ = args
         shown = ", ".join(f"{k}={_show(name, k, v)}" for k, v in args.items())
-        hint = _HINTS.get(name)
+        hint = _AGENT_NEXT_STEP.get(name) or explain_error(name, args)
         super().__init__(f"{action} reverted with {name}({shown})" + (f": {hint}" if hint else ""))
 
 

@@ -31,6 +31,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from neurotoken.errors import ConfigError
 from neurotoken.jobs.spec import (
     KINDS,
     ShelfImagesSpec,
@@ -38,9 +39,10 @@ from neurotoken.jobs.spec import (
     market_problems,
     segment_macs,
 )
-from neurotoken.provider.chain import ZERO_ADDRESS, OnChainJob
-from neurotoken.provider.errors import ConfigError, format_ntk
+from neurotoken.market.job import OnChainJob
+from neurotoken.provider.chain import ZERO_ADDRESS
 from neurotoken.provider.spec_fetch import Refusal
+from neurotoken.units import format_ntk
 
 AnySpec = ShelfImagesSpec | TrainingSpec
 BPS = 10_000

@@ -37,7 +37,12 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
 from neurotoken.chain.answers import SendResult, classify
-from neurotoken.provider.errors import ConfigError, NonceUsedError, TxRefusedError, TxTimeoutError
+from neurotoken.errors import ConfigError
+from neurotoken.provider.errors import (
+    NonceUsedError,
+    TxRefusedError,
+    TxTimeoutError,
+)
 
 GWEI = 10**9
 MIN_BUMP_PCT = 10

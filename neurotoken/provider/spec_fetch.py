@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.jobs.canonical import MAX_JSON_BYTES, keccak256
 from neurotoken.jobs.data_uri import DataUriError, data_uri_bytes
 from neurotoken.jobs.spec import ShelfImagesSpec, SpecError, TrainingSpec, parse_spec
@@ -47,7 +48,7 @@ TRANSIENT = frozenset({Refusal.SPEC_UNAVAILABLE, Refusal.STAKE_TOO_LOW, Refusal.
 """Refusals that may change on a later look (a server back up, stake freed by a settlement)."""
 
 
-class SpecRefusedError(Exception):
+class SpecRefusedError(NeurotokenError):
     """The job's spec is not one the agent will work on; `code` says why."""
 
     def __init__(self, code: Refusal, detail: str) -> None:

@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from neurotoken.provider.errors import ConfigError
+from neurotoken.errors import ConfigError
 
 
 class JobStatus(StrEnum):
@@ -52,14 +52,6 @@ class JobStatus(StrEnum):
 OPEN_WORK = (JobStatus.ACCEPTING, JobStatus.ACCEPTED, JobStatus.COMPUTED, JobStatus.SUBMITTING)
 """Jobs this provider holds and still has to deliver."""
 UNDECIDED = (JobStatus.SEEN, JobStatus.DEFERRED)
-FINAL = (
-    JobStatus.REFUSED,
-    JobStatus.GONE,
-    JobStatus.PAID,
-    JobStatus.REJECTED,
-    JobStatus.DEFAULTED,
-    JobStatus.LAPSED,
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -21,6 +21,7 @@ from typing import Any
 from cchecksum import to_checksum_address
 from eth_utils.address import is_hex_address
 
+from neurotoken.errors import InputError
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.proofs.merkle import MerkleTree, hash_pair, process_proof, proof_in_tree
 
@@ -28,7 +29,7 @@ FORMAT = "standard-v1"
 LEAF_ENCODING = ["address"]
 
 
-class AllowlistError(ValueError):
+class AllowlistError(InputError):
     """A problem with an allow-list file or an address; the message says what to do."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from eth_utils.address import is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from neurotoken.errors import InputError
 from neurotoken.sale.terms import SaleTerms
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sale.toml"
@@ -23,7 +24,7 @@ DAY = 86_400
 WEI_PER_ETH = Decimal(10) ** 18
 
 
-class SaleConfigError(ValueError):
+class SaleConfigError(InputError):
     """The sale configuration is unusable; the message says which key and why."""
 
 
@@ -196,8 +197,3 @@ class SaleConfig(_Section):
             team_cliff_seconds=round(self.team_vesting.cliff_days * DAY),
             team_vesting_seconds=round(self.team_vesting.duration_days * DAY),
         )
-
-
-def load_config(path: Path | None = None) -> SaleConfig:
-    """The config at `path`, or the defaults file."""
-    return SaleConfig.load(path or DEFAULT_CONFIG)

@@ -7,35 +7,19 @@ to do; the CLI prints it without a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from neurotoken.chain import deployments
+from neurotoken.errors import NeurotokenError
 from neurotoken.sale.allowlist import Allowlist, AllowlistError
 from neurotoken.sale.terms import BUYING_STAGES, SaleState, SaleTerms, Stage, format_units
+from neurotoken.units import format_duration, format_when
 
 
-class SaleOperationError(RuntimeError):
+class SaleOperationError(NeurotokenError, RuntimeError):
     """A sale operation cannot go ahead; the message says why and what to do."""
-
-
-def when(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def duration(seconds: int) -> str:
-    """'3d 4h 5m' (or '42s' under a minute)."""
-    if seconds < 60:
-        return f"{max(seconds, 0)}s"
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [f"{days}d"] if days else []
-    parts += [f"{hours}h"] if hours or days else []
-    return " ".join([*parts, f"{minutes}m"])
 
 
 @dataclass(frozen=True)
@@ -87,7 +71,7 @@ class SaleStatus:
         cap = "reached" if self.soft_cap_reached else "not reached"
         limits = f"{format_units(t.min_contribution_wei)}-{format_units(t.max_contribution_wei)}"
         sold, offered = format_units(self.tokens_sold), format_units(t.hard_cap_tokens)
-        schedule = [f"{s.label} {when(t.stage_start(s))}" for s in BUYING_STAGES]
+        schedule = [f"{s.label} {format_when(t.stage_start(s))}" for s in BUYING_STAGES]
         out = [
             f"sale          {self.address} ({self.state.name.lower()}{paused})",
             f"stage         {self.stage.label}" + self._stage_timing(),
@@ -96,7 +80,7 @@ class SaleStatus:
             f"(soft cap {format_units(t.soft_cap_wei)} ETH: {cap})",
             f"sold          {sold} of {offered} NTK ({format_units(self.tokens_left)} left)",
             f"price         {t.ntk_per_eth:,} NTK per ETH before bonus; {limits} ETH per buyer",
-            "schedule      " + "; ".join(schedule) + f"; ends {when(t.ends_at)}",
+            "schedule      " + "; ".join(schedule) + f"; ends {format_when(t.ends_at)}",
         ]
         if self.state == SaleState.OPEN and not self.minter:
             out.append("WARNING       the sale does not hold the token's MINTER_ROLE: it will fail")
@@ -112,11 +96,11 @@ class SaleStatus:
         t = self.terms
         if self.stage == Stage.NOT_STARTED:
             start = t.stage_starts[0]
-            return f" (presale opens in {duration(start - self.now)}, {when(start)})"
+            return f" (presale opens in {format_duration(start - self.now)}, {format_when(start)})"
         if self.stage == Stage.ENDED:
-            return f" (ended {duration(self.now - t.ends_at)} ago)"
-        next_in = duration(t.stage_end(self.stage) - self.now)
-        return f" (next stage in {next_in}; sale ends in {duration(t.ends_at - self.now)})"
+            return f" (ended {format_duration(self.now - t.ends_at)} ago)"
+        next_in = format_duration(t.stage_end(self.stage) - self.now)
+        return f" (next stage in {next_in}; sale ends in {format_duration(t.ends_at - self.now)})"
 
 
 def find_sale(project: Any, network: str, address: str | None) -> tuple[Any, Any]:
@@ -171,11 +155,11 @@ def check_purchase(status: SaleStatus, buyer: str, paid_so_far: int, value: int)
         )
     if status.stage == Stage.NOT_STARTED:
         raise SaleOperationError(
-            f"the sale has not started: the presale opens {when(t.stage_starts[0])} "
-            f"(in {duration(t.stage_starts[0] - status.now)})"
+            f"the sale has not started: the presale opens {format_when(t.stage_starts[0])} "
+            f"(in {format_duration(t.stage_starts[0] - status.now)})"
         )
     if status.stage == Stage.ENDED:
-        raise SaleOperationError(f"the sale ended {when(t.ends_at)}; no more purchases")
+        raise SaleOperationError(f"the sale ended {format_when(t.ends_at)}; no more purchases")
     if status.tokens_left == 0:
         raise SaleOperationError(
             "the sale is sold out; it can be finalized now: ape run sale finalize"
@@ -193,76 +177,3 @@ def check_purchase(status: SaleStatus, buyer: str, paid_so_far: int, value: int)
             f"{format_units(t.max_contribution_wei)} ETH per-buyer maximum: you can add at most "
             f"{format_units(room)} ETH"
         )
-
-
-_EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
-    "SaleNotStarted": lambda i: (
-        f"the sale has not started; the presale opens {when(int(i['startsAt']))}"
-    ),
-    "SaleEnded": lambda i: f"the sale ended {when(int(i['endedAt']))}",
-    "SaleClosed": lambda i: (
-        f"the sale is already finalized ({SaleState(int(i['state'])).name.lower()})"
-    ),
-    "SaleBuyingPaused": lambda i: "buying is paused by the sale's owner; try again later",
-    "SaleNotAllowlisted": lambda i: (
-        f"{i['buyer']} is not on the presale allow-list (or the proof is not for this list): "
-        "ask the sale operator, or buy in the public ICO, which needs no proof"
-    ),
-    "SaleContributionBelowMin": lambda i: (
-        f"{format_units(int(i['sentWei']))} ETH is below the "
-        f"{format_units(int(i['minContributionWei']))} ETH minimum"
-    ),
-    "SaleContributionAboveMax": lambda i: (
-        f"that would bring {i['buyer']} to {format_units(int(i['totalWei']))} ETH, above the "
-        f"{format_units(int(i['maxContributionWei']))} ETH per-buyer maximum"
-    ),
-    "SaleSoldOut": lambda i: "the sale is sold out; finalize it: ape run sale finalize",
-    "SaleNotFinalizable": lambda i: (
-        f"the sale cannot be finalized before {when(int(i['endsAt']))} unless it sells out "
-        f"({format_units(int(i['tokensLeft']))} NTK left)"
-    ),
-    "SaleAlreadyFinalized": lambda i: (
-        f"the sale was already finalized ({SaleState(int(i['state'])).name.lower()})"
-    ),
-    "SaleNotSucceeded": lambda i: (
-        "tokens can only be claimed after a successful finalization; "
-        f"the sale is {SaleState(int(i['state'])).name.lower()}"
-        + (
-            " (failed sales refund ETH: ape run sale refund)"
-            if int(i["state"]) == SaleState.FAILED
-            else ""
-        )
-    ),
-    "SaleNotFailed": lambda i: (
-        "refunds are only possible after a failed sale; "
-        f"the sale is {SaleState(int(i['state'])).name.lower()}"
-        + (
-            " (claim your tokens instead: ape run sale claim)"
-            if int(i["state"]) == SaleState.SUCCEEDED
-            else ""
-        )
-    ),
-    "SaleNothingToClaim": lambda i: (
-        f"{i['buyer']} has no tokens to claim (bought nothing, or already claimed)"
-    ),
-    "SaleNothingToRefund": lambda i: (
-        f"{i['buyer']} has nothing to refund (paid nothing, or already refunded)"
-    ),
-    "SaleTransferFailed": lambda i: (
-        f"{i['to']} rejected the {format_units(int(i['amountWei']))} ETH sent to it"
-    ),
-    "SalePauseUnchanged": lambda i: f"buying is already {'paused' if i['paused'] else 'running'}",
-    "OwnableUnauthorizedAccount": lambda i: f"{i['account']} is not the sale's owner",
-}
-
-
-def explain(exc: Exception) -> str:
-    """A plain-language reason for a reverted sale call."""
-    name = type(exc).__name__
-    inputs = getattr(exc, "inputs", None)
-    if name in _EXPLAIN and isinstance(inputs, dict):
-        try:
-            return _EXPLAIN[name](inputs)
-        except (KeyError, ValueError):
-            pass
-    return f"the transaction reverted: {exc}"

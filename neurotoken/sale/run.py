@@ -19,6 +19,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from neurotoken.errors import NeurotokenError
 from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig
 from neurotoken.sale.deploy import SaleDeployment, deploy_sale
@@ -38,7 +39,7 @@ LOCAL_PROVIDERS = ("foundry", "test")
 GAS_MONEY_WEI = 10**18  # what each buyer gets beyond its planned purchase
 
 
-class SaleRunError(RuntimeError):
+class SaleRunError(NeurotokenError, RuntimeError):
     """The scripted run cannot go ahead; the message says why and what to do."""
 
 

@@ -17,7 +17,6 @@ from enum import IntEnum
 from typing import Any
 
 BPS = 10_000
-ZERO_ROOT = b"\x00" * 32
 
 
 class Stage(IntEnum):

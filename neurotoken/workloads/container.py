@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from neurotoken.errors import InputError
 from neurotoken.jobs.canonical import CanonicalJsonError, canonical_json, parse_json
 
 MAGIC = b"NTKSHARD"
@@ -27,7 +28,7 @@ DTYPES: dict[str, np.dtype[Any]] = {
 }
 
 
-class ContainerError(ValueError):
+class ContainerError(InputError):
     """Bytes that are not a well-formed shard container."""
 
 

@@ -22,8 +22,8 @@ from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
 from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.chain import DEFAULT_MANIFEST, MarketClient
 from neurotoken.provider.policy import Policy
+from neurotoken.units import NTK
 
-NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 UNBONDING_DELAY = 7 * 24 * 3600
 MIN_VERDICT_WINDOW = 3600

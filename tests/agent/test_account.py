@@ -8,18 +8,22 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from neurotoken.errors import ConfigError
 from neurotoken.provider import account as acct
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.errors import (
     AlreadyRegisteredError,
     ChainRevertError,
-    ConfigError,
     InsufficientBalanceError,
     InsufficientGasError,
     NothingToDoError,
     NotRegisteredError,
 )
-from tests.agent.conftest import NTK, STAKE, UNBONDING_DELAY
+from neurotoken.units import NTK
+from tests.agent.conftest import (
+    STAKE,
+    UNBONDING_DELAY,
+)
 
 
 def test_register__approves_exactly_and_stakes(farm: MarketClient, market: Any, token: Any) -> None:
@@ -98,7 +102,7 @@ def test_transact__revert__is_decoded_into_the_market_error(farm: MarketClient) 
     assert caught.value.name == "MarketJobNotFound"
     assert caught.value.args_ == {"jobId": 1}
     assert str(caught.value) == (
-        "acceptJob(1) reverted with MarketJobNotFound(jobId=1): no such job on this market"
+        "acceptJob(1) reverted with MarketJobNotFound(jobId=1): there is no job 1"
     )
 
 

@@ -19,11 +19,11 @@ from click.testing import CliRunner, Result
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from neurotoken.chain.keystore import load_account, write_keystore
+from neurotoken.errors import KeystoreError
 from neurotoken.proofs.access import sign_token
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.cli import main
-from neurotoken.provider.errors import KeystoreError
-from neurotoken.provider.keys import load_account, write_keystore
 from neurotoken.provider.sending import TxSettings
 from tests.agent.conftest import FEE_BPS, PAYMENT, SHARDS, Jobs
 

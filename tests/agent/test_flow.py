@@ -24,7 +24,16 @@ from neurotoken.provider.earnings import collect_earnings
 from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus
-from tests.agent.conftest import COLLATERAL, FEE_BPS, NTK, PAYMENT, SHARDS, STAKE, Jobs, spec_bytes
+from neurotoken.units import NTK
+from tests.agent.conftest import (
+    COLLATERAL,
+    FEE_BPS,
+    PAYMENT,
+    SHARDS,
+    STAKE,
+    Jobs,
+    spec_bytes,
+)
 
 AgentFactory = Callable[..., ProviderAgent]
 

@@ -23,10 +23,11 @@ from neurotoken.jobs import (
     spec_json,
 )
 from neurotoken.jobs.spec import FLOAT32_UNPAYABLE
+from neurotoken.market.job import OnChainJob
 from neurotoken.market.states import JobState
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent
-from neurotoken.provider.chain import MarketClient, OnChainJob
+from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.policy import (
     Capacity,
     Policy,
@@ -37,9 +38,9 @@ from neurotoken.provider.policy import (
 )
 from neurotoken.provider.spec_fetch import Refusal
 from neurotoken.provider.state import JobStatus
+from neurotoken.units import NTK
 from tests.agent.conftest import (
     COLLATERAL,
-    NTK,
     PAYMENT,
     SHARDS,
     STAKE,

@@ -19,10 +19,13 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from neurotoken.chain.answers import SendResult, classify
+from neurotoken.errors import ConfigError
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent, StepReport
 from neurotoken.provider.chain import MarketClient
-from neurotoken.provider.errors import ConfigError, TxTimeoutError
+from neurotoken.provider.errors import (
+    TxTimeoutError,
+)
 from neurotoken.provider.policy import Policy
 from neurotoken.provider.sending import GWEI, Fees, PendingTx, TxSettings, bump_fees
 from neurotoken.provider.state import JobStatus

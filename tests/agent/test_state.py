@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from neurotoken.provider.errors import ConfigError
+from neurotoken.errors import ConfigError
 from neurotoken.provider.state import AgentState, JobStatus
 
 MARKET = "0x" + "11" * 20

@@ -17,8 +17,8 @@ from neurotoken.market.verdicts import (
     sign_batch,
     sign_verdict,
 )
+from neurotoken.units import NTK
 
-NTK = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 UNBONDING_DELAY = 7 * 24 * 3600
 FEE_BPS = 250

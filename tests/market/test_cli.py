@@ -13,15 +13,22 @@ import click
 import pytest
 
 from neurotoken.chain import deployments
+from neurotoken.chain.explain import explain_error
+from neurotoken.errors import InputError
 from neurotoken.market.ops import (
     MarketOperationError,
-    explain_error,
     parse_bytes32,
     parse_duration,
-    parse_ntk,
     preflight,
 )
-from tests.market.conftest import NTK, PAID, POSTED, RESULT_ROOT, SHARDS, SPEC_HASH
+from neurotoken.units import NTK, parse_ntk
+from tests.market.conftest import (
+    PAID,
+    POSTED,
+    RESULT_ROOT,
+    SHARDS,
+    SPEC_HASH,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("market_cli", ROOT / "scripts" / "market.py")
@@ -71,9 +78,9 @@ def test_parse_ntk__amounts(text, wei):
     assert parse_ntk(text) == wei
 
 
-@pytest.mark.parametrize("text", ["-1", "abc", "1e-19"])
-def test_parse_ntk__mistakes__raise(text):
-    with pytest.raises(MarketOperationError):
+@pytest.mark.parametrize("text", ["-1", "abc", "1e-19", "nan", "inf", ""])
+def test_parse_ntk__mistakes__raise_one_clear_error(text):
+    with pytest.raises(InputError, match=r"not an NTK amount.*write it like 12\.5"):
         parse_ntk(text)
 
 
@@ -210,7 +217,7 @@ def test_provider_register__twice__says_add_stake(m, market, provider):
 
 def test_provider_unbond__locked_stake__explained(m, market, provider):
     m.accepted()
-    with pytest.raises(click.ClickException, match="960 NTK of free stake, 1000 NTK is needed"):
+    with pytest.raises(click.ClickException, match="960 NTK of free stake, 1,000 NTK is needed"):
         run(
             market_cli.provider_unbond,
             account=provider,
@@ -255,7 +262,7 @@ def test_post__more_challenges_than_shards__explained(market, client):
 
 
 def test_post__more_than_the_balance__explained(market, client):
-    with pytest.raises(click.ClickException, match="less than the 1000000 NTK needed"):
+    with pytest.raises(click.ClickException, match="less than the 1,000,000 NTK needed"):
         post(market, client, payment="1000000", collateral="min")
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ape
 import pytest
 
-from neurotoken.market.ops import minimum_collateral
+from neurotoken.market.ops import (
+    minimum_collateral,
+)
 from tests.market.conftest import (
     ACCEPTED,
     CANCELLED,

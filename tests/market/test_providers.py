@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import ape
 
-from tests.market.conftest import NTK, STAKE, UNBONDING_DELAY, event_args
+from neurotoken.units import NTK
+from tests.market.conftest import (
+    STAKE,
+    UNBONDING_DELAY,
+    event_args,
+)
 
 
 def test_register__pulls_stake_and_records_metadata(m, market, token, provider, balance_of):

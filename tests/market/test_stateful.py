@@ -21,16 +21,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from web3.exceptions import ContractLogicError
 
-from neurotoken.market.ops import minimum_collateral
+from neurotoken.market.ops import (
+    minimum_collateral,
+)
 from neurotoken.market.states import PAYOUT_EVENTS
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
+from neurotoken.units import NTK
 from tests.market.conftest import (
     ACCEPTED,
     CANCELLED,
     DEFAULTED,
     EXPIRED,
     LAPSED,
-    NTK,
     PAID,
     POSTED,
     REJECTED,

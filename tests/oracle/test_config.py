@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from neurotoken.chain.keystore import write_keystore
 from oracle.errors import KeystoreError
-from oracle.keys import load_key, write_keystore
+from oracle.keys import load_key
 from oracle.logs import JsonFormatter, event, get_logger
 from oracle.metrics import Metrics, parse_text
 from oracle.settings import OracleSettings, load_settings
@@ -92,7 +93,8 @@ def test_keystore__round_trip_and_ape_format(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "oracle.json"
-    address = write_keystore(path, KEY, "correct horse", kdf="pbkdf2")  # type: ignore[arg-type]
+    write_keystore(path, KEY, "correct horse", iterations=1024)
+    address = Account.from_key(KEY).address
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     doc = json.loads(path.read_text())
     assert doc["version"] == 3 and "crypto" in doc and doc["address"].lower() == address[2:].lower()
@@ -106,8 +108,8 @@ def test_keystore__wrong_or_missing_password__says_so_without_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "oracle.json"
-    write_keystore(path, KEY, "right", kdf="pbkdf2")  # type: ignore[arg-type]
-    with pytest.raises(KeystoreError, match="PW is not set"):
+    write_keystore(path, KEY, "right", iterations=1024)
+    with pytest.raises(KeystoreError, match=r"\$PW, which is not set"):
         load_key(path, "PW")
     monkeypatch.setenv("PW", "hunter2-guess")
     with pytest.raises(KeystoreError, match="wrong password") as info:

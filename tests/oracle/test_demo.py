@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from demo.oracle import oracle_stage
-from devchain.localnet import NTK
+from neurotoken.units import NTK
 
 
 def test_oracle_stage__honest_paid_cheater_slashed(tmp_path: Path) -> None:

@@ -190,7 +190,7 @@ def test_settle_cli__collects_from_oracles_and_settles_without_a_transmitter(mak
         assert m.state(job) == 3  # signed, but nobody transmits
         # the provider collects the signatures and settles the job itself
         keystore = net.folder / "provider-keystore.json"
-        from oracle.keys import write_keystore
+        from neurotoken.chain.keystore import write_keystore
 
         provider_key = (
             "0x"
@@ -201,7 +201,7 @@ def test_settle_cli__collects_from_oracles_and_settles_without_a_transmitter(mak
                 ).key
             ).hex()
         )
-        write_keystore(keystore, provider_key, "pw", kdf="pbkdf2")  # type: ignore[arg-type]
+        write_keystore(keystore, provider_key, "pw", iterations=1024)
         peers = [f"--peer={o.url}" for o in (*signers, watcher)]
         result = oracle_cli(
             "settle", f"--job={job}", *peers, f"--rpc-url={net.anvil.url}",

@@ -77,12 +77,15 @@ from web3.exceptions import ContractLogicError
 from devchain.localnet import free_port, small_spec
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, spec_hash, spec_json
-from neurotoken.market.ops import minimum_collateral
+from neurotoken.market.ops import (
+    minimum_collateral,
+)
 from neurotoken.market.states import PAYOUT_EVENTS
 from neurotoken.market.verdicts import MarketDomain, Verdict, challenged_indices, sign_verdict
 from neurotoken.proofs.bundle import make_manifest
 from neurotoken.proofs.store import LocalStore, object_path
 from neurotoken.provider import compute_job, publish_bundle
+from neurotoken.units import NTK
 from oracle.service import TRANSIENT_PROVIDER
 from oracle.verify import Kind, VerifyOutcome, VerifyTask, run_task
 from tests.market.conftest import (
@@ -98,7 +101,6 @@ from tests.stateful import ChainStateMachine
 
 AnySpec = ShelfImagesSpec | TrainingSpec
 
-NTK = 10**18
 FEE_BPS = 250
 UNBONDING_DELAY = 3600
 MIN_VERDICT_WINDOW = 3600

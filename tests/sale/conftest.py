@@ -11,9 +11,9 @@ import pytest
 from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.deploy import SaleDeployment, deploy_sale
 from neurotoken.sale.terms import SaleTerms, Stage
+from neurotoken.units import NTK
 
 ETH = 10**18
-NTK = 10**18
 HOUR = 3600
 DAY = 24 * HOUR
 WEEK = 7 * DAY

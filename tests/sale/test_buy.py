@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurotoken.sale.terms import BUYING_STAGES, SaleTerms, Stage, tokens_for, wei_for_tokens
-from tests.sale.conftest import ETH, HARD_CAP, MAX_WEI, MIN_WEI, NTK, SaleEnv
+from neurotoken.units import NTK
+from tests.sale.conftest import (
+    ETH,
+    HARD_CAP,
+    MAX_WEI,
+    MIN_WEI,
+    SaleEnv,
+)
 from tests.sale.helpers import reverts
 
 

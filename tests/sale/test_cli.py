@@ -21,7 +21,11 @@ import pytest
 from neurotoken.chain import deployments
 from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.terms import SaleState, Stage
-from tests.sale.conftest import ETH, NTK, SaleEnv
+from neurotoken.units import NTK
+from tests.sale.conftest import (
+    ETH,
+    SaleEnv,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("sale_cli", ROOT / "scripts" / "sale.py")
@@ -174,7 +178,7 @@ def test_buy__while_paused__explains_why(env: SaleEnv, owner: Any, carol: Any) -
 
 
 def test_pause__by_someone_else__explains_who_may(env: SaleEnv, carol: Any) -> None:
-    with pytest.raises(click.ClickException, match="is not the sale's owner"):
+    with pytest.raises(click.ClickException, match="is not the contract's owner"):
         run(sale_cli.pause, account=carol, sale_address=env.sale.address)
 
 

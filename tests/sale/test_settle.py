@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from neurotoken.sale.terms import Allocation, SaleState, Stage
+from neurotoken.units import NTK
 from tests.sale.conftest import (
     ETH,
     HARD_CAP,
     LIQUIDITY,
-    NTK,
     PARTNERS,
     RESEARCHERS,
     TREASURY,

@@ -18,7 +18,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
 from neurotoken.sale.terms import BUYING_STAGES, SaleState, SaleTerms, Stage
-from tests.sale.conftest import ETH, NTK
+from neurotoken.units import NTK
+from tests.sale.conftest import (
+    ETH,
+)
 from tests.sale.helpers import FastReader
 from tests.stateful import ChainStateMachine, run_machine
 

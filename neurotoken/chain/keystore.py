@@ -1,10 +1,12 @@
-"""The provider's signing key, from an encrypted keystore (never from a flag or a log line).
+"""Signing keys in encrypted keystores, for every part that signs (the provider agent, the
+oracle, a client): read and written here only, never taken from a flag or a log line.
 
 The keystore is the standard Web3 Secret Storage (v3) JSON that eth-account writes, which is
 also what ape keeps as `~/.ape/accounts/<alias>.json` (`ape accounts generate|import ALIAS`;
 ape's data folder moves with APE_DATA_FOLDER). The password is read from an environment
-variable whose *name* the CLI is given (`--password-env`), so it never appears in a command
-line, a shell history or `ps`.
+variable whose *name* the CLI is given (`--password-env`, `ORACLE_PASSWORD_ENV`), so it never
+appears in a command line, a shell history or `ps`. No error built here holds key material or
+the password.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 
-from neurotoken.provider.errors import KeystoreError
-
-DEFAULT_PASSWORD_ENV = "NEUROTOKEN_PROVIDER_PASSWORD"
+from neurotoken.errors import KeystoreError
 
 
 def ape_accounts_dir() -> Path:
@@ -35,10 +36,10 @@ def keystore_path(keystore: str) -> Path:
     return ape_accounts_dir() / f"{keystore}.json"
 
 
-def load_account(keystore: str, password_env: str = DEFAULT_PASSWORD_ENV) -> LocalAccount:
+def load_account(keystore: str | Path, password_env: str) -> LocalAccount:
     """Decrypts the keystore `keystore` (a path or an ape alias) with the password in the
     environment variable `password_env`."""
-    path = keystore_path(keystore)
+    path = keystore_path(str(keystore))
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError:
@@ -66,14 +67,19 @@ def load_account(keystore: str, password_env: str = DEFAULT_PASSWORD_ENV) -> Loc
 
 
 def write_keystore(
-    path: Path, private_key: bytes, password: str, iterations: int | None = None
+    path: Path, private_key: bytes | str, password: str, iterations: int | None = None
 ) -> Path:
-    """Writes an encrypted keystore (scrypt by default; pbkdf2 with `iterations` for tests)."""
+    """Writes an encrypted keystore readable by its owner only (created with mode 0600, never
+    world-readable for an instant): scrypt by default; pbkdf2 with `iterations` for tests."""
+    key = HexStr(private_key) if isinstance(private_key, str) else private_key
     if iterations is None:
-        document = Account.encrypt(private_key, password)
+        document = Account.encrypt(key, password)
     else:
-        document = Account.encrypt(private_key, password, kdf="pbkdf2", iterations=iterations)
+        document = Account.encrypt(key, password, kdf="pbkdf2", iterations=iterations)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document))
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(document, fh)
+    path.chmod(0o600)  # an existing file keeps its mode through O_TRUNC
     return path
