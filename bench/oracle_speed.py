@@ -154,9 +154,9 @@ def _latency(folder: Path) -> Table:
         Anvil,
         Client,
         Provider,
-        deploy_market,
         oracle_set,
         running,
+        setup_local_market,
         small_spec,
         wait_until,
     )
@@ -168,7 +168,7 @@ def _latency(folder: Path) -> Table:
     )  # fmt: skip
     with Anvil(block_time=1, log_path=folder / "anvil.log") as anvil:
         w3 = anvil.web3()
-        m = deploy_market(w3)
+        m = setup_local_market(w3)
         client = Client(m, folder / "specs")
         provider = Provider(m, m.providers[0], folder / "provider").start()
         oracles = oracle_set(

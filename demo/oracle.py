@@ -34,9 +34,9 @@ from devchain.localnet import (
     Anvil,
     Client,
     Provider,
-    deploy_market,
     oracle_set,
     running,
+    setup_local_market,
     small_spec,
     wait_until,
 )
@@ -70,7 +70,7 @@ def oracle_stage(
     echo("== Stage: three oracles (threshold two) judge an honest and a cheating provider")
     with Anvil(block_time=1, mixed=True, log_path=folder / "anvil.log") as anvil:
         w3 = anvil.web3()
-        m = deploy_market(w3, oracle_count=3, threshold=2)
+        m = setup_local_market(w3, oracle_count=3, threshold=2)
         echo(f"anvil at {anvil.url} (1-second blocks); market {m.market.address}")
         honest = Provider(m, m.providers[0], folder / "honest").start()
         cheat = Provider(m, m.providers[1], folder / "cheat", cheat_fraction=1.0).start()

@@ -234,7 +234,7 @@ class Market:
         return out
 
 
-def deploy_market(
+def setup_local_market(
     w3: Web3,
     oracle_count: int = 3,
     threshold: int = 2,

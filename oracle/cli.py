@@ -22,6 +22,7 @@ from typing import Any
 import click
 import requests
 from eth_account import Account
+from pydantic import ValidationError
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from neurotoken.chain.cli import friendly
@@ -29,6 +30,7 @@ from neurotoken.chain.keystore import write_keystore
 from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain
+from neurotoken.redact import redact_urls
 from oracle import peers
 from oracle.chain import MarketChain, revert_data
 from oracle.errors import ConfigError
@@ -60,8 +62,23 @@ DEPLOYMENT = click.option(
 def _settings(config_file: Path | None, **overrides: Any) -> OracleSettings:
     try:
         return load_settings(config_file, **overrides)
+    except ValidationError as exc:
+        # pydantic's own text quotes every input, the database URL and its password among
+        # them: only each error's place and message are shown.
+        raise click.UsageError(f"bad settings: {settings_problems(exc)}") from None
     except ValueError as exc:
-        raise click.UsageError(f"bad settings: {exc}") from None
+        raise click.UsageError(f"bad settings: {redact_urls(str(exc))}") from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """What is wrong with the settings, without any input value."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        place = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        name = f"ORACLE_{place.upper()}: " if place else ""
+        problems.append(redact_urls(f"{name}{message}"))
+    return "; ".join(problems)
 
 
 def _key(settings: OracleSettings) -> OracleKey | None:

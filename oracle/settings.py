@@ -24,6 +24,8 @@ from eth_utils.address import is_address, to_checksum_address
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from neurotoken.redact import hide_password, url_origin
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ABI_PATH = REPO_ROOT / ".build" / "__local__.json"
 
@@ -186,20 +188,12 @@ class OracleSettings(BaseSettings):
         return f"{self.http_host}:{self.http_port}"
 
     def redacted(self) -> dict[str, Any]:
-        """The settings for a log line: passwords in URLs hidden (keys never live here)."""
+        """The settings for a log line: the database password hidden, the RPC URL cut to its
+        origin (API keys live in its path), keys never held here."""
         data = self.model_dump(mode="json")
-        data["database_url"] = _hide_password(self.database_url)
-        data["rpc_url"] = _hide_password(self.rpc_url)
+        data["database_url"] = hide_password(self.database_url)
+        data["rpc_url"] = url_origin(self.rpc_url)
         return data
-
-
-def _hide_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> OracleSettings:

@@ -23,6 +23,8 @@ PURE = (
     "neurotoken.market.states",
     "neurotoken.units",
     "neurotoken.errors",
+    "neurotoken.eip712",
+    "neurotoken.redact",
 )
 NODE_LIBRARIES = ("web3", "ape", "ape_ethereum", "ape_foundry", "ape_solidity", "ethpm_types")
 

@@ -11,13 +11,10 @@ from typing import Any
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
+from neurotoken.eip712 import EIP712_DOMAIN_FIELDS
+
 PERMIT_TYPES: dict[str, list[dict[str, str]]] = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
+    "EIP712Domain": EIP712_DOMAIN_FIELDS,
     "Permit": [
         {"name": "owner", "type": "address"},
         {"name": "spender", "type": "address"},

@@ -31,6 +31,7 @@ from eth_keys.datatypes import Signature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from neurotoken.eip712 import DOMAIN_TYPEHASH, EIP712_DOMAIN_FIELDS
 from neurotoken.errors import NeurotokenError
 from neurotoken.proofs.challenge import challenge_indices
 
@@ -40,12 +41,6 @@ DOMAIN_VERSION = "1"
 #: secp256k1 group order; OpenZeppelin ECDSA accepts only s <= N // 2.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
-EIP712_DOMAIN_FIELDS: list[dict[str, str]] = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 VERDICT_FIELDS: list[dict[str, str]] = [
     {"name": "jobId", "type": "uint256"},
     {"name": "resultRoot", "type": "bytes32"},
@@ -66,9 +61,6 @@ VERDICT_TYPE = "Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accep
 BATCH_TYPE = "VerdictBatch(Verdict[] verdicts)" + VERDICT_TYPE
 VERDICT_TYPEHASH = keccak(text=VERDICT_TYPE)
 BATCH_TYPEHASH = keccak(text=BATCH_TYPE)
-_DOMAIN_TYPEHASH = keccak(
-    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
 
 Kind = Literal["verdict", "batch"]
 
@@ -119,7 +111,7 @@ class MarketDomain:
     def separator(self) -> bytes:
         """The EIP-712 domain separator, as the contract computes it."""
         return keccak(
-            _DOMAIN_TYPEHASH
+            DOMAIN_TYPEHASH
             + keccak(text=DOMAIN_NAME)
             + keccak(text=DOMAIN_VERSION)
             + _word(self.chain_id)

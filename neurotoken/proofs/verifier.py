@@ -161,7 +161,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class VerificationResult:
     accepted: bool
     findings: tuple[Finding, ...]
     challenged: tuple[int, ...]
@@ -405,19 +405,19 @@ def verify_fetched(
     commitment: Commitment,
     challenged: Sequence[int],
     fetched: FetchedBundle,
-) -> Verdict:
+) -> VerificationResult:
     """The verdict on a committed result, from what was fetched for the challenge."""
     findings = list(fetched.findings)
     done = tuple(challenged)
     if spec_hash(spec) != commitment.spec_hash or spec.shard_count != commitment.shard_count:
         findings.append(Finding(Reason.SPEC_MISMATCH))
-        return Verdict(False, tuple(findings), done)
+        return VerificationResult(False, tuple(findings), done)
     manifest = fetched.manifest
     if manifest is None or any(f.reason == Reason.DEADLINE_EXCEEDED for f in findings):
-        return Verdict(False, tuple(findings), done)
+        return VerificationResult(False, tuple(findings), done)
     manifest_findings = _check_manifest(commitment, manifest)
     if manifest_findings:
-        return Verdict(False, tuple(findings + manifest_findings), done)
+        return VerificationResult(False, tuple(findings + manifest_findings), done)
     usable: dict[int, bytes] = {}
     for index in needed_shards(spec, challenged):
         shard = fetched.shards.get(index)
@@ -449,7 +449,7 @@ def verify_fetched(
             CheckFailure.BAD_DEPENDENCY: Reason.BAD_CHECKPOINT,
         }[check.failure or CheckFailure.MISMATCH]
         findings.append(Finding(reason, index, check.detail))
-    return Verdict(not findings, tuple(findings), done)
+    return VerificationResult(not findings, tuple(findings), done)
 
 
 def verify_job(
@@ -459,7 +459,7 @@ def verify_job(
     k: int,
     source: BundleSource,
     limits: VerifierLimits | None = None,
-) -> Verdict:
+) -> VerificationResult:
     """Challenges k shards of a committed result and returns the verdict.
 
     Never raises on anything the provider serves; only `ORACLE_SIDE` exceptions (the
@@ -467,13 +467,15 @@ def verify_job(
     try:
         challenged = challenge_indices(seed, commitment.job_id, commitment.shard_count, k)
     except ValueError as exc:
-        return Verdict(False, (Finding(Reason.CHALLENGE_INVALID, None, str(exc)),), ())
+        return VerificationResult(False, (Finding(Reason.CHALLENGE_INVALID, None, str(exc)),), ())
     if spec_hash(spec) != commitment.spec_hash or spec.shard_count != commitment.shard_count:
-        return Verdict(False, (Finding(Reason.SPEC_MISMATCH),), tuple(challenged))
+        return VerificationResult(False, (Finding(Reason.SPEC_MISMATCH),), tuple(challenged))
     try:
         fetched = fetch_bundle(spec, commitment, challenged, source, limits)
         return verify_fetched(spec, commitment, challenged, fetched)
     except ORACLE_SIDE:
         raise
     except Exception as exc:  # last resort: whatever the bundle provoked, it is no accept
-        return Verdict(False, (Finding(Reason.MALFORMED, None, _describe(exc)),), tuple(challenged))
+        return VerificationResult(
+            False, (Finding(Reason.MALFORMED, None, _describe(exc)),), tuple(challenged)
+        )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from neurotoken.provider.errors import (
     InsufficientGasError,
 )
 from neurotoken.provider.sending import PendingTx, TxSettings, unsigned
+from neurotoken.redact import url_origin
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / ".build" / "__local__.json"
 """Ape's build manifest in this checkout (NEUROTOKEN_ABI_MANIFEST or --abi overrides it)."""
@@ -318,9 +318,4 @@ class MarketClient:
 def node_host(w3: Web3) -> str:
     """scheme://host:port of `w3`'s HTTP endpoint, without credentials, path or query (where
     node providers put API keys), for messages."""
-    uri = str(getattr(w3.provider, "endpoint_uri", "") or "")
-    parsed = urllib.parse.urlsplit(uri)
-    if not parsed.scheme or parsed.hostname is None:
-        return "the configured endpoint"
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{parsed.hostname}{port}"
+    return url_origin(str(getattr(w3.provider, "endpoint_uri", "") or ""))

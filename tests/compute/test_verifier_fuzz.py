@@ -33,7 +33,7 @@ from neurotoken.proofs import (
     FetchFailure,
     LocalStore,
     Reason,
-    Verdict,
+    VerificationResult,
     parse_manifest,
     parse_proof,
     verify_job,
@@ -109,7 +109,9 @@ class Overlay:
         return self._get(spec_path(root), max_bytes, lambda: self.store.spec(root, max_bytes))
 
 
-def judged(job: BuiltJob, source: Any, k: int = 4, commitment: Commitment | None = None) -> Verdict:
+def judged(
+    job: BuiltJob, source: Any, k: int = 4, commitment: Commitment | None = None
+) -> VerificationResult:
     verdict = verify_job(job.spec, commitment or job.commitment, SEED, k, source)
     for finding in verdict.findings:
         text = str(finding)

@@ -22,8 +22,8 @@ from devchain.localnet import (
     Market,
     OracleProcess,
     Provider,
-    deploy_market,
     oracle_set,
+    setup_local_market,
 )
 from oracle.store import Store
 from tests.oracle.postgres import PostgresUnavailableError, TempPostgres
@@ -106,7 +106,7 @@ def make_net(tmp_path: Path) -> Iterator[Callable[..., Net]]:
     ) -> Net:
         anvil = Anvil(block_time=block_time, mixed=mixed, log_path=tmp_path / "anvil.log").start()
         try:
-            market = deploy_market(anvil.web3(), oracle_count=oracles, threshold=threshold)
+            market = setup_local_market(anvil.web3(), oracle_count=oracles, threshold=threshold)
             net = Net(
                 anvil=anvil,
                 market=market,

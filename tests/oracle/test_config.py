@@ -26,12 +26,15 @@ def test_settings__from_environment_with_prefix(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ORACLE_CONFIRMATIONS", "5")
     monkeypatch.setenv("ORACLE_PEERS", "http://a:8700/, http://b:8700")
     monkeypatch.setenv("ORACLE_DATABASE_URL", "postgresql+psycopg://oracle:s3cret@db/oracle")
+    monkeypatch.setenv("ORACLE_RPC_URL", "https://u:p4ss@eth.example:8443/v3/api-key-123?k=2")
     s = OracleSettings()
     assert s.market == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
     assert s.confirmations == 5
     assert s.peers == ["http://a:8700", "http://b:8700"]
     assert s.dry_run  # no keystore
     assert s.redacted()["database_url"] == "postgresql+psycopg://oracle:***@db/oracle"
+    # an RPC URL's path and query hold API keys: only its origin is ever logged
+    assert s.redacted()["rpc_url"] == "https://eth.example:8443"
 
 
 def test_settings__market_from_deployments_file(
@@ -166,3 +169,43 @@ def test_metrics__prometheus_text_round_trips() -> None:
     assert values['oracle_verification_seconds_bucket{le="0.25"}'] == 1
     assert values['oracle_verification_seconds_bucket{le="10.0"}'] == 3
     assert values["oracle_verification_seconds_count"] == 3
+
+
+SECRET = "Zq7pW3xKv"
+RPC_KEY = "Hj4rT8mNc"
+
+
+def leaks(stream: str, secret: str) -> bool:
+    """Whether any 5 characters in a row of `secret` show in `stream` (error printers
+    truncate long values: a secret's tail is still a leak)."""
+    return any(secret[i : i + 5] in stream for i in range(len(secret) - 4))
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        # a model validator's error (a deployment with no record) beside a database password
+        (["run", "--deployment=ethereum-holesky"], {}),
+        (["status"], {"ORACLE_DEPLOYMENT": "ethereum-holesky"}),
+        # a field's error (not an address) beside them
+        (["run"], {"ORACLE_MARKET": "0x1234"}),
+        # a type error on a number
+        (["run"], {"ORACLE_POLL_INTERVAL_S": "often"}),
+    ],
+)
+def test_bad_settings_beside_secrets__one_line__no_secret_in_any_stream(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    full_env = {
+        "NEUROTOKEN_DEPLOYMENTS_DIR": str(tmp_path),
+        "ORACLE_DATABASE_URL": f"postgresql://o:{SECRET}@db:5432/o",
+        "ORACLE_RPC_URL": f"https://u:{RPC_KEY}@rpc.example/{RPC_KEY}",
+        **env,
+    }
+    result = oracle_cli(*args, env=full_env)
+    assert result.returncode == 2, result.stderr
+    for stream in (result.stdout, result.stderr):
+        assert not leaks(stream, SECRET) and not leaks(stream, RPC_KEY), stream
+    assert "Traceback" not in result.stderr
+    (reason,) = [line for line in result.stderr.splitlines() if "bad settings" in line]
+    assert reason.strip()
