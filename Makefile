@@ -28,14 +28,26 @@ TEST_ARGS ?=
 
 .PHONY: setup demo test lint bench sale-rehearsal clean distclean
 
-setup: $(VENV)/.installed node_modules/.installed $(SOLCX_DIR)/.installed
+setup: $(VENV)/.installed $(VENV)/.pth-ok node_modules/.installed $(SOLCX_DIR)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	@# The repository's packages (neurotoken, oracle) import from the checkout itself.
-	echo "$(CURDIR)" > "$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/neurotoken-checkout.pth"
 	@touch $@
+
+# The repository's packages import from the checkout itself, and every interpreter of the
+# venv runs _neurotoken_env.py at start-up (the local solc wrapper and anvil, no proxy for
+# loopback): documented commands work from a fresh shell, outside make. Rewritten when the
+# checkout has moved (the file names its absolute path).
+PTH = $(shell $(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" 2>/dev/null)/neurotoken-checkout.pth
+PTH_TEXT := $(CURDIR)\nimport _neurotoken_env
+
+$(VENV)/.pth-ok: $(VENV)/.installed _neurotoken_env.py FORCE
+	@test "$$(cat '$(PTH)' 2>/dev/null)" = "$$(printf '$(PTH_TEXT)')" || printf '$(PTH_TEXT)\n' > '$(PTH)'
+	@touch $@
+
+.PHONY: FORCE
+FORCE:
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
