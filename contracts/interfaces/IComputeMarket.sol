@@ -248,28 +248,55 @@ interface IComputeMarket {
     // ---------------------------------------------------------------- errors
 
     /// @notice No job has this id.
+    /// @param jobId The job id that was asked for.
     error MarketJobNotFound(uint256 jobId);
     /// @notice The job is not in a state that allows the call.
+    /// @param jobId The job the call was about.
+    /// @param state The job's current state.
     error MarketJobWrongState(uint256 jobId, JobState state);
     /// @notice The call came after the job's `deadline`.
+    /// @param jobId The job the call was about.
+    /// @param deadline The deadline that passed (the job's `acceptBy`, `deliverBy` or `verdictBy`).
+    /// @param timestamp The current block timestamp.
     error MarketDeadlinePassed(uint256 jobId, uint256 deadline, uint256 timestamp);
     /// @notice The timeout is not due yet: `deadline` has not passed.
+    /// @param jobId The job asked to expire.
+    /// @param deadline The deadline that must pass first (the job's `acceptBy`, `deliverBy` or `verdictBy`).
+    /// @param timestamp The current block timestamp.
     error MarketDeadlineNotReached(uint256 jobId, uint256 deadline, uint256 timestamp);
     /// @notice Only the job's client may do this.
+    /// @param jobId The job the call was about.
+    /// @param client The job's client.
+    /// @param caller The account that called.
     error MarketNotJobClient(uint256 jobId, address client, address caller);
     /// @notice Only the provider the client chose may accept this job.
+    /// @param jobId The job the call was about.
+    /// @param chosen The provider the client chose.
+    /// @param caller The account that called.
     error MarketNotChosenProvider(uint256 jobId, address chosen, address caller);
     /// @notice Only the provider that accepted the job may do this.
+    /// @param jobId The job the call was about.
+    /// @param provider The provider that accepted the job.
+    /// @param caller The account that called.
     error MarketNotJobProvider(uint256 jobId, address provider, address caller);
     /// @notice The account has not registered as a provider.
+    /// @param provider The account that is not registered.
     error MarketProviderNotRegistered(address provider);
     /// @notice The account has already registered as a provider.
+    /// @param provider The account that is already registered.
     error MarketProviderAlreadyRegistered(address provider);
     /// @notice The provider's free stake (`available`) is below what is asked (`required`).
+    /// @param provider The provider whose stake is short.
+    /// @param available The provider's free stake.
+    /// @param required The stake asked for (the amount to unbond or the job's collateral).
     error MarketInsufficientStake(address provider, uint256 available, uint256 required);
     /// @notice Unbonded stake is withdrawable only from `readyAt`.
+    /// @param provider The provider withdrawing.
+    /// @param readyAt The time from which the unbonded stake can be withdrawn.
+    /// @param timestamp The current block timestamp.
     error MarketUnbondNotReady(address provider, uint256 readyAt, uint256 timestamp);
     /// @notice There is nothing for `account` to withdraw.
+    /// @param account The account with nothing to withdraw (a provider, or the treasury for fees).
     error MarketNothingToWithdraw(address account);
     /// @notice An amount that must be positive was zero.
     error MarketZeroAmount();
@@ -278,6 +305,7 @@ interface IComputeMarket {
     /// @notice The spec hash was zero.
     error MarketZeroSpecHash();
     /// @notice The submitted result root was zero.
+    /// @param jobId The job the result was submitted for.
     error MarketZeroResultRoot(uint256 jobId);
     /// @notice Shard counts must satisfy 1 <= challengeCount <= min(shardCount, MAX_CHALLENGE_COUNT)
     /// and shardCount <= MAX_SHARD_COUNT.
@@ -286,6 +314,10 @@ interface IComputeMarket {
     error MarketInvalidShardCounts(uint256 shardCount, uint256 challengeCount);
 
     /// @notice Deadlines must satisfy now <= acceptBy < deliverBy < verdictBy <= now + MAX_JOB_DURATION.
+    /// @param timestamp The current block timestamp.
+    /// @param acceptBy The acceptance deadline asked for.
+    /// @param deliverBy The delivery deadline asked for.
+    /// @param verdictBy The verdict deadline asked for.
     error MarketInvalidDeadlines(uint256 timestamp, uint256 acceptBy, uint256 deliverBy, uint256 verdictBy);
 
     /// @notice The verdict window (verdictBy - deliverBy) is shorter than the market's minimum,
@@ -303,20 +335,35 @@ interface IComputeMarket {
     /// @param window The window given, in seconds.
     error MarketInvalidVerdictWindow(uint256 window);
     /// @notice The submitted shard count differs from the job's.
+    /// @param jobId The job the result was submitted for.
+    /// @param expected The job's shard count.
+    /// @param submitted The shard count submitted.
     error MarketShardCountMismatch(uint256 jobId, uint256 expected, uint256 submitted);
     /// @notice The seed block has not been mined yet; no challenge (and no verdict) before it is.
+    /// @param jobId The job the call was about.
+    /// @param seedBlock The block whose hash will seed the challenges.
     error MarketChallengeSeedPending(uint256 jobId, uint256 seedBlock);
     /// @notice The seed block's hash is out of reach and was never fixed; call `fixChallengeSeed`.
+    /// @param jobId The job the call was about.
+    /// @param seedBlock The block whose hash can no longer be read.
     error MarketChallengeSeedUnavailable(uint256 jobId, uint256 seedBlock);
     /// @notice The challenge seed is already stored.
+    /// @param jobId The job the call was about.
+    /// @param seed The seed already stored.
     error MarketChallengeSeedAlreadyFixed(uint256 jobId, bytes32 seed);
     /// @notice Fewer signatures than the threshold.
+    /// @param signatures The number of signatures given.
+    /// @param threshold The number of signatures required (the highest threshold among the settled jobs).
     error MarketQuorumNotReached(uint256 signatures, uint256 threshold);
-    /// @notice A signature recovered to an address that is not a current oracle.
+    /// @notice A signature recovered to an address that was not an oracle in the job's oracle epoch.
+    /// @param signer The address the signature recovered to.
     error MarketSignerNotOracle(address signer);
     /// @notice The same oracle signed twice.
+    /// @param signer The oracle that signed twice.
     error MarketDuplicateSigner(address signer);
     /// @notice Signatures must be ordered by strictly ascending signer address.
+    /// @param previous The signer of the signature before.
+    /// @param signer The signer that is not above `previous`.
     error MarketSignersNotAscending(address previous, address signer);
     /// @notice A batch settlement had no entries.
     error MarketEmptyBatch();
@@ -341,12 +388,18 @@ interface IComputeMarket {
     /// @param oracleCount The size the change would leave.
     error MarketTooManyOracles(uint256 oracleCount);
     /// @notice The address is already an oracle.
+    /// @param oracle The address that is already an oracle.
     error MarketOracleAlreadyAdded(address oracle);
     /// @notice The address is not an oracle.
+    /// @param oracle The address that is not an oracle.
     error MarketOracleNotFound(address oracle);
     /// @notice The fee exceeds the hard cap.
+    /// @param feeBps The fee asked for, in basis points.
+    /// @param maxFeeBps The hard cap, MAX_FEE_BPS.
     error MarketFeeTooHigh(uint256 feeBps, uint256 maxFeeBps);
     /// @notice The unbonding delay exceeds the hard cap.
+    /// @param delay The delay asked for, in seconds.
+    /// @param maxDelay The hard cap, MAX_UNBONDING_DELAY.
     error MarketUnbondingDelayTooLong(uint256 delay, uint256 maxDelay);
 
     // ---------------------------------------------------------------- providers

@@ -150,76 +150,105 @@ interface ITokenSale {
     error SaleZeroAddress();
 
     /// @notice The base rate is zero or too large for the token math.
+    /// @param ntkPerEth The base rate given.
     error SaleInvalidRate(uint256 ntkPerEth);
 
     /// @notice The hard cap is zero or does not fit 120 bits, or the soft cap is zero or above
     /// what selling out at the base price would raise (so it could never be reached).
+    /// @param hardCapTokens The hard cap given, in token units.
+    /// @param softCapWei The soft cap given, in wei.
     error SaleInvalidCaps(uint256 hardCapTokens, uint256 softCapWei);
 
     /// @notice The minimum is zero or above the maximum, or the maximum does not fit 128 bits.
+    /// @param minContributionWei The minimum contribution given, in wei.
+    /// @param maxContributionWei The maximum contribution given, in wei.
     error SaleInvalidContributionLimits(uint256 minContributionWei, uint256 maxContributionWei);
 
     /// @notice The stage starts decrease, or the sale ends before its last stage starts.
     error SaleInvalidSchedule();
 
     /// @notice A stage bonus is 100% or more.
+    /// @param stage The stage whose bonus is invalid.
+    /// @param bonusBps The bonus given, in basis points.
     error SaleInvalidBonus(Stage stage, uint16 bonusBps);
 
     /// @notice The allocation shares leave nothing (or nothing sensible) to buyers.
+    /// @param allocatedBps The sum of the allocation shares, in basis points.
     error SaleInvalidAllocation(uint256 allocatedBps);
 
     /// @notice Selling out would mint more than the token's cap.
+    /// @param maxSupply The supply a sell-out would reach: the hard cap plus its allocations.
+    /// @param cap The token's cap.
     error SaleSupplyExceedsCap(uint256 maxSupply, uint256 cap);
 
     /// @notice A purchase before the presale opened.
+    /// @param startsAt The time the presale opens.
     error SaleNotStarted(uint64 startsAt);
 
     /// @notice A purchase after the sale ended.
+    /// @param endedAt The time the sale ended.
     error SaleEnded(uint64 endedAt);
 
-    /// @notice A purchase after the sale was finalized.
+    /// @notice A purchase, pause or unpause after the sale was finalized.
+    /// @param state The sale's current state.
     error SaleClosed(SaleState state);
 
     /// @notice A purchase while the owner has paused buying.
     error SaleBuyingPaused();
 
     /// @notice A presale purchase by an address the proof does not place on the allow-list.
+    /// @param buyer The buyer that is not on the allow-list.
     error SaleNotAllowlisted(address buyer);
 
     /// @notice A purchase sent less than the minimum contribution.
+    /// @param sentWei The ETH sent, in wei.
+    /// @param minContributionWei The minimum contribution, in wei.
     error SaleContributionBelowMin(uint256 sentWei, uint256 minContributionWei);
 
     /// @notice A purchase would take the buyer's total contribution above the maximum.
+    /// @param buyer The buyer.
+    /// @param totalWei The buyer's total contribution the purchase would reach, in wei.
+    /// @param maxContributionWei The maximum contribution, in wei.
     error SaleContributionAboveMax(address buyer, uint256 totalWei, uint256 maxContributionWei);
 
     /// @notice A purchase after every offered token was sold.
     error SaleSoldOut();
 
     /// @notice Finalization before the sale ended or sold out.
+    /// @param endsAt The time the sale ends.
+    /// @param tokensLeft The tokens still for sale.
     error SaleNotFinalizable(uint64 endsAt, uint256 tokensLeft);
 
     /// @notice A second finalization.
+    /// @param state The sale's current state.
     error SaleAlreadyFinalized(SaleState state);
 
-    /// @notice A claim before a successful finalization.
+    /// @notice A claim, or forwarding the raised ETH, before a successful finalization.
+    /// @param state The sale's current state.
     error SaleNotSucceeded(SaleState state);
 
     /// @notice A refund when the sale has not been finalized as failed.
+    /// @param state The sale's current state.
     error SaleNotFailed(SaleState state);
 
     /// @notice A claim by someone who bought nothing or has already claimed.
+    /// @param buyer The buyer with nothing to claim.
     error SaleNothingToClaim(address buyer);
 
     /// @notice A refund for someone who paid nothing or has already been refunded.
+    /// @param buyer The buyer with nothing to refund.
     error SaleNothingToRefund(address buyer);
 
     /// @notice `forwardFunds` with no ETH left to forward.
     error SaleNothingToForward();
 
     /// @notice Pausing when paused, or unpausing when not paused.
+    /// @param paused The pause state asked for, which is already the current one.
     error SalePauseUnchanged(bool paused);
 
     /// @notice Sending ETH failed (the receiver rejected it).
+    /// @param to The receiver that rejected the ETH.
+    /// @param amountWei The amount sent, in wei.
     error SaleTransferFailed(address to, uint256 amountWei);
 
     /// @notice Buys tokens with the ETH sent, at the current stage's bonus.
