@@ -33,6 +33,10 @@ setup: $(VENV)/.installed $(VENV)/.pth-ok node_modules/.installed $(SOLCX_DIR)/.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@# The project itself, editable, with its console scripts; every dependency comes from the
+	@# lock. Built with the venv's own setuptools and this pinned wheel (pip freeze omits it).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check wheel==0.45.1
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 # The repository's packages import from the checkout itself, and every interpreter of the

@@ -56,6 +56,8 @@ def test_ape_compile__in_a_fresh_shell__uses_the_local_compiler() -> None:
         ["python", "-m", "neurotoken.provider", "agent", "--help"],
         ["ape", "run", "market", "--help"],
         ["ape", "run", "sale", "--help"],
+        ["neurotoken-oracle", "--help"],
+        ["neurotoken-provider", "agent", "--help"],
     ],
 )
 def test_entry_points__answer_in_a_fresh_shell(command: list[str]) -> None:
