@@ -25,7 +25,7 @@ from eth_account import Account
 from pydantic import ValidationError
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from neurotoken.chain.cli import friendly
+from neurotoken.chain.cli import friendly, settings_problems
 from neurotoken.chain.keystore import write_keystore
 from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import JobState
@@ -65,20 +65,11 @@ def _settings(config_file: Path | None, **overrides: Any) -> OracleSettings:
     except ValidationError as exc:
         # pydantic's own text quotes every input, the database URL and its password among
         # them: only each error's place and message are shown.
-        raise click.UsageError(f"bad settings: {settings_problems(exc)}") from None
+        raise click.UsageError(
+            f"bad settings: {settings_problems(exc, lambda f: 'ORACLE_' + f.upper())}"
+        ) from None
     except ValueError as exc:
         raise click.UsageError(f"bad settings: {redact_urls(str(exc))}") from None
-
-
-def settings_problems(exc: ValidationError) -> str:
-    """What is wrong with the settings, without any input value."""
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        place = ".".join(str(part) for part in error.get("loc", ()))
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        name = f"ORACLE_{place.upper()}: " if place else ""
-        problems.append(redact_urls(f"{name}{message}"))
-    return "; ".join(problems)
 
 
 def _key(settings: OracleSettings) -> OracleKey | None:

@@ -36,6 +36,21 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def settings_problems(exc: Any, env_name: Callable[[str], str]) -> str:
+    """What is wrong with settings, from a pydantic ValidationError: each problem's variable
+    (`env_name(field)`) and message, never the value (pydantic's own text quotes every input,
+    passwords in URLs among them)."""
+    from neurotoken.redact import redact_urls
+
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        name = f"{env_name(field)}: " if field else ""
+        problems.append(redact_urls(f"{name}{message}"))
+    return "; ".join(problems)
+
+
 def _ape_message(exc: Exception) -> str | None:
     if "ape.exceptions" not in sys.modules:  # ape not loaded: not one of its errors
         return None

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from neurotoken.chain import deployments
-from neurotoken.chain.cli import friendly
+from neurotoken.chain.cli import friendly, settings_problems
 from neurotoken.chain.keystore import load_account
 from neurotoken.errors import ConfigError
 from neurotoken.jobs.spec import KINDS
@@ -40,13 +41,10 @@ from neurotoken.provider.errors import (
 )
 from neurotoken.provider.policy import Policy, load_policy
 from neurotoken.provider.readers import agent_gate
-from neurotoken.provider.sending import TxSettings
 from neurotoken.provider.server import BundleServer, make_app
+from neurotoken.provider.settings import ProviderSettings, env_name
 from neurotoken.provider.state import JobStatus
 from neurotoken.units import parse_ntk
-
-DEFAULT_PASSWORD_ENV = "NEUROTOKEN_PROVIDER_PASSWORD"
-"""Where the agent reads its keystore password unless --password-env names another variable."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,138 +67,84 @@ NTK_AMOUNT = NtkAmount()
 
 @dataclass
 class Connection:
-    rpc_url: str
-    market: str | None
-    network: str
-    keystore: str | None
-    password_env: str
-    abi: Path | None
-    tx_settings: TxSettings
+    settings: ProviderSettings
 
     def client(self, signing: bool = True) -> MarketClient:
-        market = self.market
+        s = self.settings
+        market = s.market
         if not market:
             try:
-                market = deployments.address_of(self.network, "ComputeMarket")
+                market = deployments.address_of(s.network, "ComputeMarket")
             except deployments.DeploymentNotFoundError as exc:
                 raise ConfigError(f"{exc} Or set NEUROTOKEN_MARKET / --market.") from None
         account = None
         if signing:
-            if not self.keystore:
+            if not s.keystore:
                 raise ConfigError(
                     "no keystore: pass --keystore PATH|APE_ALIAS "
                     "or set NEUROTOKEN_PROVIDER_KEYSTORE"
                 )
-            account = load_account(self.keystore, self.password_env)
+            account = load_account(s.keystore, s.password_env)
         return MarketClient.connect(
-            self.rpc_url, market, account, manifest=self.abi, tx_settings=self.tx_settings
+            s.rpc_url, market, account, manifest=s.abi, tx_settings=s.tx_settings()
         )
 
 
 pass_connection = click.make_pass_decorator(Connection)
 
 
+def _setting_option(flag: str, field: str, help_text: str, **kwargs: Any) -> Any:
+    """An option that overrides one ProviderSettings field (default: its variable, else the
+    model's default)."""
+    default = ProviderSettings.model_fields[field].default
+    shown = "" if default in (None, "") else f"; default {default}"
+    return click.option(
+        flag, field, default=None, help=f"{help_text} [env {env_name(field)}{shown}]", **kwargs
+    )
+
+
 @click.group()
-@click.option(
-    "--rpc",
-    "rpc_url",
-    envvar="NEUROTOKEN_RPC_URL",
-    show_envvar=True,
-    default="http://127.0.0.1:8545",
-    show_default=True,
-    help="JSON-RPC endpoint.",
-)
-@click.option(
-    "--market",
-    envvar="NEUROTOKEN_MARKET",
-    show_envvar=True,
-    help="ComputeMarket address (default: from the deployments file).",
-)
-@click.option(
-    "--network",
-    envvar="NEUROTOKEN_NETWORK",
-    show_envvar=True,
-    default="ethereum-local",
-    show_default=True,
-    help="Deployments file key used when --market is not given.",
-)
-@click.option(
+@_setting_option("--rpc", "rpc_url", "JSON-RPC endpoint.")
+@_setting_option("--market", "market", "ComputeMarket address (default: the deployments file).")
+@_setting_option("--network", "network", "Deployments file key used when --market is not given.")
+@_setting_option(
     "--keystore",
-    envvar="NEUROTOKEN_PROVIDER_KEYSTORE",
-    show_envvar=True,
-    help="Encrypted keystore: a path, or an ape account alias (~/.ape/accounts).",
+    "keystore",
+    "Encrypted keystore: a path, or an ape account alias (~/.ape/accounts).",
 )
-@click.option(
-    "--password-env",
-    default=DEFAULT_PASSWORD_ENV,
-    show_default=True,
-    help="Name of the environment variable holding the keystore password.",
+@_setting_option(
+    "--password-env", "password_env", "Name of the environment variable holding the password."
 )
-@click.option(
-    "--abi",
+@_setting_option(
+    "--abi", "abi", "Ape build manifest with the ABIs (default: .build/__local__.json).",
     type=click.Path(dir_okay=False, path_type=Path),
-    envvar="NEUROTOKEN_ABI_MANIFEST",
-    show_envvar=True,
-    help="Ape build manifest with the ABIs (default: .build/__local__.json).",
-)
-@click.option(
-    "--receipt-timeout",
+)  # fmt: skip
+@_setting_option(
+    "--receipt-timeout", "receipt_timeout_s",
+    "Seconds to wait for a transaction's receipt (replacements included).", type=float,
+)  # fmt: skip
+@_setting_option(
+    "--stuck-after-blocks", "stuck_after_blocks",
+    "Blocks without a receipt before a transaction is re-signed with higher fees.", type=int,
+)  # fmt: skip
+@_setting_option(
+    "--fee-bump-pct", "fee_bump_pct",
+    "How much each replacement raises the fees, in percent (10 at least).", type=int,
+)  # fmt: skip
+@_setting_option(
+    "--max-fee-gwei", "max_fee_gwei",
+    "No transaction pays more than this per gas, replacements included (0: no cap).",
     type=float,
-    envvar="NEUROTOKEN_RECEIPT_TIMEOUT_S",
-    show_envvar=True,
-    default=TxSettings.receipt_timeout_s,
-    show_default=True,
-    help="Seconds to wait for a transaction's receipt (replacements included).",
-)
-@click.option(
-    "--stuck-after-blocks",
-    type=int,
-    envvar="NEUROTOKEN_STUCK_AFTER_BLOCKS",
-    show_envvar=True,
-    default=TxSettings.stuck_after_blocks,
-    show_default=True,
-    help="Blocks without a receipt before a transaction is re-signed with higher fees.",
-)
-@click.option(
-    "--fee-bump-pct",
-    type=int,
-    envvar="NEUROTOKEN_FEE_BUMP_PCT",
-    show_envvar=True,
-    default=TxSettings.fee_bump_pct,
-    show_default=True,
-    help="How much each replacement raises the fees, in percent (10 at least).",
-)
-@click.option(
-    "--max-fee-gwei",
-    type=float,
-    envvar="NEUROTOKEN_MAX_FEE_GWEI",
-    show_envvar=True,
-    default=TxSettings.max_fee_gwei,
-    show_default=True,
-    help="No transaction pays more than this per gas, replacements included (0: no cap).",
-)
+)  # fmt: skip
 @click.pass_context
-def agent(
-    ctx: click.Context,
-    rpc_url: str,
-    market: str | None,
-    network: str,
-    keystore: str | None,
-    password_env: str,
-    abi: Path | None,
-    receipt_timeout: float,
-    stuck_after_blocks: int,
-    fee_bump_pct: int,
-    max_fee_gwei: float,
-) -> None:
+def agent(ctx: click.Context, /, **options: Any) -> None:
     """The chain-facing provider agent: stake, take jobs, compute, submit, get paid."""
+    overrides = {k: v for k, v in options.items() if v is not None}
     try:
-        tx_settings = TxSettings(
-            receipt_timeout, stuck_after_blocks, fee_bump_pct, max_fee_gwei or None
-        )
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-    ctx.obj = Connection(rpc_url, market, network, keystore, password_env, abi, tx_settings)
+        settings = ProviderSettings(**overrides)
+    except ValidationError as exc:
+        raise click.UsageError(f"bad settings: {settings_problems(exc, env_name)}") from None
+    ctx.obj = Connection(settings)
 
 
 @agent.command()

@@ -4,6 +4,7 @@ against the same anvil node."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -280,3 +281,34 @@ def test_unreachable_node__one_line__without_the_urls_credentials_or_path(
     for secret in ("SECRETKEY", "hunter2", "pw-not-echoed"):
         assert secret not in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"NEUROTOKEN_MARKET": "0x12"},
+        {"NEUROTOKEN_FEE_BUMP_PCT": "5"},
+        {"NEUROTOKEN_RECEIPT_TIMEOUT_S": "soon"},
+    ],
+)
+def test_bad_settings_beside_secrets__one_line_naming_the_variable__no_secret(
+    bad: dict[str, str],
+) -> None:
+    secret, api_key = "Zq7pW3xKv", "Hj4rT8mNc"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "NEUROTOKEN_RPC_URL": f"https://u:{secret}@rpc.example/v3/{api_key}",
+        **bad,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "neurotoken.provider", "agent", "status"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    for value in (secret, api_key):
+        assert not any(value[i : i + 5] in output for i in range(len(value) - 4)), output
+    (line,) = [line for line in output.splitlines() if "bad settings" in line]
+    assert next(iter(bad)) in line
