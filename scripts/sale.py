@@ -33,7 +33,7 @@ from neurotoken.chain.cli import (
     yes_option,
 )
 from neurotoken.sale.allowlist import Allowlist, write_proofs
-from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig
+from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
 from neurotoken.sale.deploy import deploy_sale
 from neurotoken.sale.ops import (
     SaleOperationError,
@@ -122,13 +122,44 @@ def allowlist_cmd(csv_file: Path, out: Path, proofs: Path | None) -> None:
 @click.option(
     "--owner", default=None, help="Who may pause buying (default: the deploying account)."
 )
+@click.option(
+    "--allow-past-start",
+    is_flag=True,
+    help="Deploy even though the presale's start is already past (it opens at once).",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Deploy even though a sale is already recorded for this network (its record is kept "
+    "in the file's history only by you).",
+)
 @yes_option()
 @friendly
 def deploy(
-    account: Any, config_path: Path, allowlist_file: Path | None, owner: str | None, yes: bool
+    account: Any,
+    config_path: Path,
+    allowlist_file: Path | None,
+    owner: str | None,
+    allow_past_start: bool,
+    replace: bool,
+    yes: bool,
 ) -> None:
-    """Deploy NeuroToken and the sale from a config file, hand minting to the sale, record both."""
+    """Deploy NeuroToken and the sale from a config file, hand minting to the sale, record both.
+
+    The terms are checked offline with the contract's own rules before anything is deployed.
+    """
+    recorded = deployments.load(network_name()).get("TokenSale")
+    if recorded and not replace:
+        raise SaleOperationError(
+            f"a sale is already recorded for {network_name()} at {recorded['address']}; "
+            "deploying again would replace that record: pass --replace if that is what you want"
+        )
     config = SaleConfig.load(config_path)
+    if account is None:
+        raise SaleOperationError(
+            "choose the deploying account with --account ALIAS (an `ape accounts` alias), "
+            "or --account TEST::0 on a local chain"
+        )
     tree_path = allowlist_file or config.allowlist_path()
     if tree_path is None:
         click.echo("no allow-list given: nobody will be able to buy in the presale", err=True)
@@ -137,6 +168,18 @@ def deploy(
         root = Allowlist.read(tree_path).root
     default_wallet = None if is_live(chain.provider) else account.address
     terms = config.to_terms(now=now(), allowlist_root=root, default_wallet=default_wallet)
+    problems = terms.problems()
+    if problems:
+        raise SaleConfigError(
+            f"the sale contract would refuse the terms of {config_path}, so nothing was "
+            "deployed: " + "; ".join(problems)
+        )
+    if terms.stage_starts[0] < now() and not allow_past_start:
+        raise SaleConfigError(
+            f"the presale start {format_when(terms.stage_starts[0])} is already past: the sale "
+            "would open at once, its first stages cut short. Set [schedule] start later, or "
+            "pass --allow-past-start"
+        )
     offered, soft_cap = format_units(terms.hard_cap_tokens), format_units(terms.soft_cap_wei)
     click.echo(f"Terms: {offered} NTK at {terms.ntk_per_eth:,} NTK/ETH; soft cap {soft_cap} ETH")
     click.echo(

@@ -113,6 +113,11 @@ class SaleConfig(_Section):
             raise SaleConfigError(f"cannot read the sale config {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SaleConfigError(f"{path} is not valid TOML: {exc}") from exc
+        if not data:
+            raise SaleConfigError(
+                f"the sale config {path} is empty: every term would silently take its default. "
+                "Start from config/sale.toml and set the terms you mean"
+            )
         return cls.parse(data, source=path)
 
     @classmethod

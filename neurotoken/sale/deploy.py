@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from neurotoken.sale.terms import SaleTerms
+from neurotoken.sale.config import SaleConfigError
+from neurotoken.sale.terms import TOKEN_CAP, SaleTerms
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,14 @@ def deploy_sale(
     only skip it in tests that need to tamper with roles.
     """
     say = echo or (lambda _msg: None)
+    # The contract's own rules, before anything exists: a refused sale must not leave a
+    # token behind (nor spend gas on one).
+    problems = terms.problems(TOKEN_CAP if token is None else int(token.cap()))
+    if problems:
+        raise SaleConfigError(
+            "the sale contract would refuse these terms, so nothing was deployed: "
+            + "; ".join(problems)
+        )
     if token is None:
         token = project.NeuroToken.deploy(deployer, sender=deployer, **tx)
         say(f"NeuroToken deployed at {token.address}")

@@ -17,6 +17,12 @@ from enum import IntEnum
 from typing import Any
 
 BPS = 10_000
+TOKEN_CAP = 100_000_000 * 10**18
+"""NeuroToken.CAP: the supply cap every sale must fit under (checked against the contract by
+tests/sale/test_deploy.py)."""
+_ZERO_ADDRESS = "0x" + "00" * 20
+_UINT120_MAX = 2**120 - 1
+_UINT128_MAX = 2**128 - 1
 
 
 class Stage(IntEnum):
@@ -134,6 +140,63 @@ class SaleTerms:
             else:
                 data[name] = str(value)
         return cls(**data)
+
+    def problems(self, token_cap: int = TOKEN_CAP) -> list[str]:
+        """Why TokenSale's constructor would refuse these terms (its `_checkTerms`, the team
+        vesting wallet's cliff check and the token-cap check, rule for rule), in words; empty
+        when it would accept them. The token
+        address is not judged: the deploy flow deploys the token first."""
+        found = []
+        wallets = {
+            "treasury": self.treasury,
+            "liquidity wallet": self.liquidity_wallet,
+            "partners wallet": self.partners_wallet,
+            "researchers wallet": self.researchers_wallet,
+            "team beneficiary": self.team_beneficiary,
+        }
+        for name, address in wallets.items():
+            if str(address).lower() == _ZERO_ADDRESS:
+                found.append(f"the {name} is the zero address")
+        if not 0 < self.ntk_per_eth <= _UINT128_MAX:
+            found.append(f"the rate must be at least 1 NTK per ETH, not {self.ntk_per_eth}")
+        if not 0 < self.hard_cap_tokens <= _UINT120_MAX:
+            found.append("the hard cap (offered NTK) must be positive")
+        elif self.soft_cap_wei == 0:
+            found.append("the soft cap must be positive")
+        elif self.ntk_per_eth > 0 and self.soft_cap_wei > self.hard_cap_tokens // self.ntk_per_eth:
+            most = format_units(self.hard_cap_tokens // self.ntk_per_eth)
+            found.append(
+                f"the soft cap of {format_units(self.soft_cap_wei)} ETH is more than selling "
+                f"every token can raise ({most} ETH at the base price)"
+            )
+        if self.min_contribution_wei == 0:
+            found.append("the minimum contribution must be positive")
+        elif self.min_contribution_wei > self.max_contribution_wei:
+            found.append(
+                f"the minimum contribution ({format_units(self.min_contribution_wei)} ETH) is "
+                f"above the maximum ({format_units(self.max_contribution_wei)} ETH)"
+            )
+        if self.max_contribution_wei > _UINT128_MAX:
+            found.append("the maximum contribution is too large")
+        starts = self.stage_starts
+        if any(starts[i] < starts[i - 1] for i in range(1, 5)) or self.ends_at <= starts[4]:
+            found.append("the stages must start in order and the sale end after the last one")
+        for stage, bonus in zip(BUYING_STAGES, self.bonus_bps, strict=True):
+            if bonus >= BPS:
+                found.append(f"the {stage.label} bonus of {bonus} bps is 100% or more")
+        if self.team_cliff_seconds > self.team_vesting_seconds:
+            found.append("the team's cliff is longer than its whole vesting period")
+        allocated = self.liquidity_bps + self.team_bps + self.partners_bps + self.researchers_bps
+        if allocated >= BPS:
+            found.append(f"the allocations add up to {allocated} bps: buyers must keep some")
+        elif not found:
+            largest = self.hard_cap_tokens + sum(self.allocations(self.hard_cap_tokens).values())
+            if largest > token_cap:
+                found.append(
+                    f"a sold-out sale would take the supply to {format_units(largest)} NTK, "
+                    f"above the token's cap of {format_units(token_cap)} NTK"
+                )
+        return found
 
     @property
     def buyers_bps(self) -> int:

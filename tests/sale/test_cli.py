@@ -233,6 +233,8 @@ def test_deploy__from_the_config__records_and_hands_over_minting(
         config_path=ROOT / "config" / "sale.toml",
         allowlist_file=allowlist_file,
         owner=None,
+        allow_past_start=False,
+        replace=False,
         yes=True,
     )
     recorded = deployments.load(sale_cli.network_name())
@@ -311,3 +313,78 @@ def test_cli__simulate__runs_both_endings_on_sepolias_chain_id_and_reconciles(
 def test_status__of_an_address_without_a_sale__says_to_check_it(env: SaleEnv, erin: Any) -> None:
     with pytest.raises(click.ClickException, match=f"no TokenSale at {erin.address}"):
         run(sale_cli.status, sale_address=erin.address, buyer=None)
+
+
+def _deploy(owner: Any, config: Path, **flags: Any) -> None:
+    options = {"allow_past_start": False, "replace": False, **flags}
+    run(sale_cli.deploy, account=owner, config_path=config, allowlist_file=None, owner=None,
+        yes=True, **options)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("replacements", "said"),
+    [
+        ({'soft_cap_eth = "5000"': 'soft_cap_eth = "60001"'}, "more than selling every token"),
+        ({'min_contribution_eth = "0.1"': 'min_contribution_eth = "6000"'}, "is above the maximum"),
+        ({"liquidity = 1000": "liquidity = 9000"}, "buyers must keep some"),
+        ({"cliff_days = 365": "cliff_days = 2000"}, "cliff is longer than its whole vesting"),
+    ],
+)
+def test_deploy__terms_the_contract_would_refuse__refused_before_anything_is_deployed(
+    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    replacements: dict[str, str], said: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+    text = (ROOT / "config" / "sale.toml").read_text()
+    for old, new in replacements.items():
+        assert old in text
+        text = text.replace(old, new)
+    config = tmp_path / "sale.toml"
+    config.write_text(text)
+    nonce = owner.nonce
+    with pytest.raises(click.ClickException, match="nothing was deployed") as info:
+        _deploy(owner, config)
+    assert said in info.value.message and "0x" not in info.value.message
+    assert owner.nonce == nonce  # not even the token
+    assert deployments.load(sale_cli.network_name()) == {}
+
+
+def test_deploy__start_in_the_past__needs_allow_past_start(
+    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+    text = (ROOT / "config" / "sale.toml").read_text()
+    text = text.replace("# start = 2026-03-01T12:00:00Z", "start = 2020-03-01T12:00:00Z")
+    config = tmp_path / "sale.toml"
+    config.write_text(text)
+    nonce = owner.nonce
+    with pytest.raises(click.ClickException, match=r"is already past.*--allow-past-start"):
+        _deploy(owner, config)
+    assert owner.nonce == nonce
+    _deploy(owner, config, allow_past_start=True)
+    assert "TokenSale" in deployments.load(sale_cli.network_name())
+
+
+def test_deploy__over_a_recorded_sale__needs_replace(
+    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+    config = ROOT / "config" / "sale.toml"
+    _deploy(owner, config)
+    first = deployments.address_of(sale_cli.network_name(), "TokenSale")
+    nonce = owner.nonce
+    with pytest.raises(click.ClickException, match=rf"already recorded.*{first}.*--replace"):
+        _deploy(owner, config)
+    assert owner.nonce == nonce
+    _deploy(owner, config, replace=True)
+    assert deployments.address_of(sale_cli.network_name(), "TokenSale") != first
+
+
+def test_deploy__empty_config__refused_not_silently_defaulted(
+    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+    config = tmp_path / "empty.toml"
+    config.write_text("# nothing here\n")
+    with pytest.raises(click.ClickException, match="is empty: every term would silently take"):
+        _deploy(owner, config)

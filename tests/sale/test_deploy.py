@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from ape.exceptions import ContractLogicError
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from neurotoken.sale.terms import SaleState, SaleTerms, Stage
 from tests.sale.conftest import HARD_CAP, MAX_WEI, TEAM, WEEK, SaleEnv
@@ -196,3 +200,73 @@ def test_deploy__with_a_cliff_longer_than_the_vesting__reverts(
 ) -> None:
     with reverts(project.TeamVestingWallet.InvalidCliffDuration):
         deploy_raw(team_cliff_seconds=10 * WEEK, team_vesting_seconds=9 * WEEK)
+
+
+# ---------------------------------------------------------------- the same rules, offline
+
+# Each change breaks one rule of the constructor, or sits right on its edge (still valid).
+CHANGES: dict[str, Callable[[SaleTerms], dict[str, Any]]] = {
+    "rate 0": lambda t: {"ntk_per_eth": 0},
+    "rate over uint128": lambda t: {"ntk_per_eth": 2**128},
+    "hard cap 0": lambda t: {"hard_cap_tokens": 0},
+    "hard cap over uint120": lambda t: {"hard_cap_tokens": 2**120},
+    "soft cap 0": lambda t: {"soft_cap_wei": 0},
+    "soft cap over the sell-out": lambda t: {
+        "soft_cap_wei": t.hard_cap_tokens // t.ntk_per_eth + 1
+    },
+    "soft cap at the sell-out (edge)": lambda t: {
+        "soft_cap_wei": t.hard_cap_tokens // t.ntk_per_eth
+    },
+    "min 0": lambda t: {"min_contribution_wei": 0},
+    "min over max": lambda t: {"min_contribution_wei": t.max_contribution_wei + 1},
+    "min equal max (edge)": lambda t: {"min_contribution_wei": t.max_contribution_wei},
+    "max over uint128": lambda t: {"max_contribution_wei": 2**128},
+    "stages out of order": lambda t: {
+        "stage_starts": (*t.stage_starts[:2], t.stage_starts[1] - 1, *t.stage_starts[3:])
+    },
+    "ends with the last stage": lambda t: {"ends_at": t.stage_starts[4]},
+    "ends a second after it (edge)": lambda t: {"ends_at": t.stage_starts[4] + 1},
+    "a 100% bonus": lambda t: {"bonus_bps": (*t.bonus_bps[:3], 10_000, t.bonus_bps[4])},
+    "a 99.99% bonus (edge)": lambda t: {"bonus_bps": (9_999, *t.bonus_bps[1:])},
+    "allocations of 100%": lambda t: {
+        "team_bps": 10_000 - t.liquidity_bps - t.partners_bps - t.researchers_bps
+    },
+    "cliff longer than vesting": lambda t: {"team_cliff_seconds": t.team_vesting_seconds + 1},
+    "cliff equal to vesting (edge)": lambda t: {"team_cliff_seconds": t.team_vesting_seconds},
+    "zero treasury": lambda t: {"treasury": ZERO},
+    "zero team beneficiary": lambda t: {"team_beneficiary": ZERO},
+    "sold out passes the token cap": lambda t: {
+        "hard_cap_tokens": 60_000_000 * 10**18 + 1,
+        "soft_cap_wei": 10**18,
+    },
+    "sold out fills the token cap (edge)": lambda t: {
+        "hard_cap_tokens": 60_000_000 * 10**18,
+        "soft_cap_wei": 10**18,
+    },
+}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes=st.lists(st.sampled_from(sorted(CHANGES)), max_size=2, unique=True))
+def test_offline_check__agrees_with_the_constructor(
+    chain: Any, project: Any, owner: Any, new_token: Any, make_terms: Any, changes: list[str]
+) -> None:
+    """`SaleTerms.problems()` is empty exactly when TokenSale's constructor accepts the terms,
+    so the deploy command can refuse bad terms before it deploys anything."""
+    terms = make_terms(token=new_token.address)
+    for name in changes:
+        terms = replace(terms, **CHANGES[name](terms))
+    problems = terms.problems(int(new_token.cap()))
+    snapshot = chain.snapshot()
+    try:
+        try:
+            project.TokenSale.deploy(terms.as_tuple(), owner, sender=owner)
+            accepted = True
+        except ContractLogicError:
+            accepted = False
+    finally:
+        chain.restore(snapshot)
+    event("accepted" if accepted else "refused")
+    assert accepted == (problems == []), (changes, problems)
