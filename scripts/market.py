@@ -27,7 +27,13 @@ from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from neurotoken.chain import deployments
-from neurotoken.chain.cli import confirm_irreversible, current_network_key, friendly, yes_option
+from neurotoken.chain.cli import (
+    ADDRESS,
+    confirm_irreversible,
+    current_network_key,
+    friendly,
+    yes_option,
+)
 from neurotoken.chain.permit import permit_typed_data
 from neurotoken.market.ops import (
     MarketOperationError,
@@ -92,6 +98,7 @@ def show_tx(tx: Any, what: str) -> None:
 market_option = click.option(
     "--market",
     "market_address",
+    type=ADDRESS,
     default=None,
     help="The market's address (default: the one recorded for the network).",
 )
@@ -108,10 +115,19 @@ def cli() -> None:
 @cli.command(cls=ConnectedProviderCommand)
 @network_option()
 @account_option()
-@click.option("--token", "token_address", default=None, help="NTK address (default: recorded).")
-@click.option("--owner", default=None, help="Governs oracles and fees (default: the deployer).")
 @click.option(
-    "--oracle", "oracles", multiple=True, required=True, help="An oracle address (repeat)."
+    "--token", "token_address", type=ADDRESS, default=None, help="NTK address (default: recorded)."
+)
+@click.option(
+    "--owner", type=ADDRESS, default=None, help="Governs oracles and fees (default: the deployer)."
+)
+@click.option(
+    "--oracle",
+    "oracles",
+    type=ADDRESS,
+    multiple=True,
+    required=True,
+    help="An oracle address (repeat).",
 )
 @click.option(
     "--threshold",
@@ -331,7 +347,9 @@ def provider_info(market_address: str | None, address: str) -> None:
     help="NTK the provider locks; 'min' is the market's deterrent minimum for the payment, "
     "shards and challenges.",
 )
-@click.option("--provider", "chosen", default=None, help="Reserve the job for this provider.")
+@click.option(
+    "--provider", "chosen", type=ADDRESS, default=None, help="Reserve the job for this provider."
+)
 @click.option("--shards", type=int, required=True)
 @click.option("--challenges", type=int, required=True, help="Shards the oracles re-execute.")
 @click.option("--accept-within", default="1h", show_default=True)

@@ -26,6 +26,7 @@ from ape.logging import logger
 
 from neurotoken.chain import deployments
 from neurotoken.chain.cli import (
+    ADDRESS,
     confirm_irreversible,
     current_network_key,
     friendly,
@@ -69,6 +70,7 @@ def now() -> int:
 sale_option = click.option(
     "--sale",
     "sale_address",
+    type=ADDRESS,
     default=None,
     help="The sale's address (default: the one recorded for the network).",
 )
@@ -120,7 +122,10 @@ def allowlist_cmd(csv_file: Path, out: Path, proofs: Path | None) -> None:
     help="The allow-list JSON (overrides the config's).",
 )
 @click.option(
-    "--owner", default=None, help="Who may pause buying (default: the deploying account)."
+    "--owner",
+    type=ADDRESS,
+    default=None,
+    help="Who may pause buying (default: the deploying account).",
 )
 @click.option(
     "--allow-past-start",
@@ -210,7 +215,7 @@ def deploy(
 @cli.command(cls=ConnectedProviderCommand)
 @network_option()
 @sale_option
-@click.option("--buyer", default=None, help="Also show this address's purchase.")
+@click.option("--buyer", type=ADDRESS, default=None, help="Also show this address's purchase.")
 @friendly
 def status(sale_address: str | None, buyer: str | None) -> None:
     """Stage, bonus, raised, sold, soft cap, time left (and a buyer's record)."""
@@ -306,7 +311,9 @@ def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
 @network_option()
 @account_option()
 @sale_option
-@click.option("--buyer", default=None, help="Deliver to this buyer (default: your account).")
+@click.option(
+    "--buyer", type=ADDRESS, default=None, help="Deliver to this buyer (default: your account)."
+)
 @friendly
 def claim(account: Any, sale_address: str | None, buyer: str | None) -> None:
     """Claim the NTK bought, after a successful sale."""
@@ -320,7 +327,9 @@ def claim(account: Any, sale_address: str | None, buyer: str | None) -> None:
 @network_option()
 @account_option()
 @sale_option
-@click.option("--buyer", default=None, help="Refund this buyer (default: your account).")
+@click.option(
+    "--buyer", type=ADDRESS, default=None, help="Refund this buyer (default: your account)."
+)
 @friendly
 def refund(account: Any, sale_address: str | None, buyer: str | None) -> None:
     """Reclaim the ETH paid, after a failed sale."""

@@ -85,6 +85,30 @@ def is_live(provider: Any) -> bool:
     return str(provider.network.name) not in {"local"} and not provider.network.is_dev
 
 
+class AddressType(click.ParamType):
+    """A command-line address: 0x and 40 hex digits (any case), given back checksummed; a
+    mixed-case address with a wrong EIP-55 checksum is refused (a typo, most likely)."""
+
+    name = "ADDRESS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+
+        text = str(value).strip()
+        if not is_hex_address(text):
+            self.fail(f"{text!r} is not an address: 0x and 40 hex digits", param, ctx)
+        hex_part = text[2:]
+        mixed = hex_part not in (hex_part.lower(), hex_part.upper())
+        if mixed and not is_checksum_address(text):
+            self.fail(
+                f"{text} has a wrong EIP-55 checksum (mixed case): check it for a typo", param, ctx
+            )
+        return str(to_checksum_address(text))
+
+
+ADDRESS = AddressType()
+
+
 def yes_option() -> Any:
     """`--yes`: skip the confirmation before irreversible actions."""
     return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")

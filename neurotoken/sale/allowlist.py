@@ -58,6 +58,19 @@ def verify(root: bytes, address: str, proof: Sequence[bytes | str]) -> bool:
     return process_proof(leaf_hash(address), [_as_bytes(p) for p in proof]) == root
 
 
+def _csv_text(path: Path, raw: bytes) -> str:
+    """The CSV's text: UTF-8 (with or without a byte-order mark) or UTF-16 with one (what
+    spreadsheets write as "Unicode text"); anything else is refused with what to do."""
+    utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))  # a byte-order mark
+    encoding = "utf-16" if utf16 else "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise AllowlistError(
+            f"{path} is not UTF-8 or UTF-16 text: save it as CSV (UTF-8) and try again"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Allowlist:
     """An allow-list tree: `tree[0]` is the root; `index[address]` is the address's tree index."""
@@ -96,9 +109,10 @@ class Allowlist:
         first cell is not an address (a header such as 'address').
         """
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except OSError as exc:
             raise AllowlistError(f"cannot read the allow-list CSV {path}: {exc.strerror}") from exc
+        text = _csv_text(path, raw)
         addresses: list[str] = []
         first_row = True
         for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
@@ -109,7 +123,14 @@ class Allowlist:
                 first_row = False
                 continue  # a header row such as 'address'
             first_row = False
-            addresses.append(_checksum(cell, f"{path}:{line_no}"))
+            where = f"{path}:{line_no}"
+            extra = [c for c in row[1:] if c.strip()]
+            if extra:
+                raise AllowlistError(
+                    f"{where}: one address per line, nothing after it (found {len(extra)} more "
+                    "column(s)): a second column often means the wrong file or a shifted sheet"
+                )
+            addresses.append(_checksum(cell, where))
         if not addresses:
             raise AllowlistError(f"{path} lists no addresses: put one address per line")
         return cls.build(addresses)
@@ -227,11 +248,23 @@ def write_proofs(allowlist: Allowlist, path: Path) -> None:
 
 
 def _checksum(value: Any, where: str) -> str:
+    """`value` checksummed; refuses what is not an address, a mixed-case address whose EIP-55
+    checksum is wrong (a typo, most likely), and the zero address (nobody holds its key)."""
     if not isinstance(value, str) or not is_hex_address(value.strip()):
         raise AllowlistError(
             f"{where}: {value!r} is not an address (expected 0x and 40 hex digits)"
         )
-    return to_checksum_address(value.strip())
+    text = value.strip()
+    digits = text[2:]
+    if digits not in (digits.lower(), digits.upper()) and to_checksum_address(text) != text:
+        raise AllowlistError(
+            f"{where}: {text} has a wrong EIP-55 checksum (its mixed case says it was mistyped); "
+            f"check the address"
+        )
+    address = to_checksum_address(text)
+    if int(address, 16) == 0:
+        raise AllowlistError(f"{where}: the zero address cannot buy; remove it")
+    return address
 
 
 def _as_bytes(value: bytes | str) -> bytes:

@@ -11,8 +11,10 @@ from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from neurotoken.chain import deployments
+from neurotoken.chain.cli import ADDRESS
 from neurotoken.chain.explain import explain_error
 from neurotoken.errors import InputError
 from neurotoken.market.ops import (
@@ -417,3 +419,25 @@ def test_status__unknown_job__explained(market):
 def test_commands__without_account__say_how(market):
     with pytest.raises(click.ClickException, match="--account"):
         run(market_cli.accept, account=None, market_address=market.address, job_id=1)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("0xnope", "'0xnope' is not an address: 0x and 40 hex digits"),
+        ("0x1234", "'0x1234' is not an address"),
+        ("0x5FbDB2315678afecb367f032d93F642f64180aA3", "wrong EIP-55 checksum"),
+    ],
+)
+def test_address_options__bad_or_mistyped__one_line_exit_2(given: str, said: str) -> None:
+    """--market, --oracle, --token, --owner, --provider, --sale and --buyer take ADDRESS."""
+
+    @click.command()
+    @click.option("--market", type=ADDRESS)
+    def command(market: str) -> None:
+        click.echo(market)
+
+    result = CliRunner().invoke(command, ["--market", given])
+    assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output
+    ok = CliRunner().invoke(command, ["--market", "0x5fbdb2315678afecb367f032d93f642f64180aa3"])
+    assert ok.output.strip() == "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -100,7 +100,7 @@ def test_load__of_another_leaf_encoding__is_refused() -> None:
 def test_from_csv__skips_header_comments_and_blanks_and_checksums(tmp_path: Path) -> None:
     csv = tmp_path / "list.csv"
     shouting = "0x" + ADDRESSES[1][2:].upper()
-    csv.write_text(f"address,note\n# the first wave\n\n{ADDRESSES[0]},vip\n{shouting}\n")
+    csv.write_text(f"address\n# the first wave\n\n{ADDRESSES[0]}\n{shouting}\n")
     tree = Allowlist.from_csv(csv)
     assert tree.addresses == (to_checksum_address(ADDRESSES[0]), to_checksum_address(ADDRESSES[1]))
     assert ADDRESSES[1] in tree
@@ -117,6 +117,41 @@ def test_from_csv__with_a_duplicate__names_both_entries(tmp_path: Path) -> None:
     csv = tmp_path / "list.csv"
     csv.write_text(f"{ADDRESSES[0]}\n{ADDRESSES[1]}\n{ADDRESSES[0].lower()}\n")
     with pytest.raises(AllowlistError, match="listed twice"):
+        Allowlist.from_csv(csv)
+
+
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [
+        ("{good},vip", r"list\.csv:2: one address per line, nothing after it"),
+        ("{typo}", r"list\.csv:2: .* has a wrong EIP-55 checksum"),
+        ("0x" + "0" * 40, r"list\.csv:2: the zero address cannot buy"),
+    ],
+)
+def test_from_csv__a_row_that_is_probably_a_mistake__is_refused_with_its_line(
+    tmp_path: Path, row: str, said: str
+) -> None:
+    good = to_checksum_address(ADDRESSES[1])
+    # flip the case of the first letter in the address: a checksum a typo would break
+    i = next(n for n, c in enumerate(good) if n > 1 and c.isalpha())
+    typo = good[:i] + good[i].swapcase() + good[i + 1 :]
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"{ADDRESSES[0]}\n{row.format(good=good, typo=typo)}\n")
+    with pytest.raises(AllowlistError, match=said):
+        Allowlist.from_csv(csv)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_from_csv__as_a_spreadsheet_saves_it__is_read(tmp_path: Path, encoding: str) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_bytes(f"address\r\n{ADDRESSES[0]}\r\n".encode(encoding))
+    assert Allowlist.from_csv(csv).addresses == (to_checksum_address(ADDRESSES[0]),)
+
+
+def test_from_csv__not_text__says_to_save_it_as_utf8(tmp_path: Path) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_bytes(b"\x89PNG\r\n\x1a\n\xff\x00")
+    with pytest.raises(AllowlistError, match=r"not UTF-8 or UTF-16 text: save it as CSV"):
         Allowlist.from_csv(csv)
 
 
