@@ -33,6 +33,7 @@ from neurotoken.chain.cli import (
     is_live,
     yes_option,
 )
+from neurotoken.chain.preflight import send
 from neurotoken.sale.allowlist import Allowlist, write_proofs
 from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
 from neurotoken.sale.deploy import deploy_sale
@@ -272,7 +273,7 @@ def buy(
         "or fails (then you can reclaim it).",
         yes,
     )
-    receipt = sale.buy(proof, sender=account, value=value)
+    receipt = send(sale, "buy", proof, sender=account, value=value)
     [log] = list(sale.TokensPurchased.from_receipt(receipt))
     click.echo(
         f"Bought {format_units(int(log.tokens))} NTK for {format_units(int(log.paidWei))} ETH"
@@ -302,7 +303,7 @@ def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
         "SUCCEED (mint, forward ETH)" if info.soft_cap_reached else "FAIL (buyers get refunds)"
     )
     confirm_irreversible(f"Finalizing will {outcome}, and close minting for ever.", yes)
-    sale.finalize(sender=account)
+    send(sale, "finalize", sender=account, extra_types=[project.NeuroToken.contract_type])
     final = SaleState(int(sale.state()))
     click.echo(f"Finalized: {final.name.lower()}")
 
@@ -318,7 +319,7 @@ def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
 def claim(account: Any, sale_address: str | None, buyer: str | None) -> None:
     """Claim the NTK bought, after a successful sale."""
     sale, _ = find_sale(project, network_name(), sale_address)
-    receipt = sale.claim(buyer or account.address, sender=account)
+    receipt = send(sale, "claim", buyer or account.address, sender=account)
     [log] = list(sale.TokensClaimed.from_receipt(receipt))
     click.echo(f"Delivered {format_units(int(log.amount))} NTK to {log.buyer}")
 
@@ -334,7 +335,7 @@ def claim(account: Any, sale_address: str | None, buyer: str | None) -> None:
 def refund(account: Any, sale_address: str | None, buyer: str | None) -> None:
     """Reclaim the ETH paid, after a failed sale."""
     sale, _ = find_sale(project, network_name(), sale_address)
-    receipt = sale.refund(buyer or account.address, sender=account)
+    receipt = send(sale, "refund", buyer or account.address, sender=account)
     [log] = list(sale.Refunded.from_receipt(receipt))
     click.echo(f"Refunded {format_units(int(log.amountWei))} ETH to {log.buyer}")
 
@@ -347,7 +348,7 @@ def refund(account: Any, sale_address: str | None, buyer: str | None) -> None:
 def pause(account: Any, sale_address: str | None) -> None:
     """Pause buying (owner only); claims, refunds and finalization keep working."""
     sale, _ = find_sale(project, network_name(), sale_address)
-    sale.pause(sender=account)
+    send(sale, "pause", sender=account)
     click.echo("Buying paused")
 
 
@@ -359,7 +360,7 @@ def pause(account: Any, sale_address: str | None) -> None:
 def unpause(account: Any, sale_address: str | None) -> None:
     """Resume buying (owner only)."""
     sale, _ = find_sale(project, network_name(), sale_address)
-    sale.unpause(sender=account)
+    send(sale, "unpause", sender=account)
     click.echo("Buying resumed")
 
 

@@ -16,12 +16,9 @@ from typing import Any
 
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
-from web3.exceptions import ContractCustomError
-from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
-from neurotoken.chain.explain import explain_error
-from neurotoken.chain.reverts import ErrorDecoder, raw_bytes
-from neurotoken.errors import NeurotokenError
+from neurotoken.chain.preflight import preflight as chain_preflight
+from neurotoken.errors import ChainError, NeurotokenError
 from neurotoken.market.states import state_label
 from neurotoken.market.verdicts import (
     MarketDomain,
@@ -364,33 +361,12 @@ def sign_typed(account: Any, full_message: dict[str, Any]) -> bytes:
 # ---------------------------------------------------------------- reverts in plain words
 
 
-def decode_revert(data: str | bytes, contract_types: Iterable[Any]) -> tuple[str, dict[str, Any]]:
-    """(error name, inputs) of a custom-error revert, looked up in the contracts' ABIs."""
-    decoded = ErrorDecoder.from_contract_types(*contract_types).decode(data)
-    if decoded is None:
-        raw = raw_bytes(data) or b""
-        return "unknown error", {"data": "0x" + raw.hex()}
-    return decoded.name, decoded.args
-
-
 def preflight(
     market: Any, method: str, *args: Any, sender: str, extra_types: Sequence[Any] = ()
 ) -> None:
-    """Raises MarketOperationError with the reason if calling `method` now would revert.
-
-    A plain eth_call on the pending block: cheaper than a failing transaction, and quiet
-    (ape prints a call trace for every reverted transaction on a local node)."""
-    call = {
-        "from": sender,
-        "to": market.address,
-        "data": getattr(market, method).encode_input(*args),
-    }
+    """neurotoken.chain.preflight.preflight for a market call: MarketOperationError with the
+    reason if calling `method` now would revert."""
     try:
-        market.provider.web3.eth.call(call, "pending")
-    except ContractCustomError as exc:
-        name, inputs = decode_revert(str(exc.data), [market.contract_type, *extra_types])
-        raise MarketOperationError(
-            explain_error(name, inputs) or f"{method} would revert: {name} {inputs}"
-        ) from None
-    except Web3ContractLogicError as exc:
-        raise MarketOperationError(f"{method} would revert: {exc}") from None
+        chain_preflight(market, method, *args, sender=sender, extra_types=extra_types)
+    except ChainError as exc:
+        raise MarketOperationError(str(exc)) from None

@@ -178,8 +178,22 @@ def test_buy__while_paused__explains_why(env: SaleEnv, owner: Any, carol: Any) -
 
 
 def test_pause__by_someone_else__explains_who_may(env: SaleEnv, carol: Any) -> None:
+    nonce = carol.nonce
     with pytest.raises(click.ClickException, match="is not the contract's owner"):
         run(sale_cli.pause, account=carol, sale_address=env.sale.address)
+    assert carol.nonce == nonce  # refused before signing: no gas spent
+
+
+@pytest.mark.parametrize("command", ["claim", "refund"])
+def test_claim_or_refund__while_the_sale_is_open__refused_before_signing(
+    env: SaleEnv, alice: Any, command: str
+) -> None:
+    env.warp(Stage.PRESALE)
+    env.buy(alice, 2 * ETH, env.proof(alice))
+    nonce = alice.nonce
+    with pytest.raises(click.ClickException, match="the sale is open"):
+        run(getattr(sale_cli, command), account=alice, sale_address=env.sale.address, buyer=None)
+    assert alice.nonce == nonce  # nothing was mined: the buyer paid no gas for the mistake
 
 
 def test_finalize__too_early__explains_when(env: SaleEnv, erin: Any) -> None:
