@@ -9,7 +9,14 @@ from ape import project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from neurotoken.chain import deployments
-from neurotoken.chain.cli import confirm_irreversible, current_network_key, yes_option
+from neurotoken.chain.cli import (
+    ADDRESS,
+    confirm_irreversible,
+    current_network_key,
+    friendly,
+    signs,
+    yes_option,
+)
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -17,10 +24,13 @@ from neurotoken.chain.cli import confirm_irreversible, current_network_key, yes_
 @account_option(prompt=False)
 @click.option(
     "--admin",
+    type=ADDRESS,
     default=None,
     help="Account that may grant the minter role (default: the deployer).",
 )
 @yes_option()
+@friendly
+@signs
 def cli(provider: Any, account: Any, admin: str | None, yes: bool) -> None:
     """Deploy Neurotoken (NTK) and record its address in deployments/<network>.json."""
     if account is None:

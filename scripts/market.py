@@ -32,6 +32,7 @@ from neurotoken.chain.cli import (
     confirm_irreversible,
     current_network_key,
     friendly,
+    signs,
     yes_option,
 )
 from neurotoken.chain.permit import permit_typed_data
@@ -145,6 +146,7 @@ def cli() -> None:
 )
 @yes_option()
 @friendly
+@signs
 def deploy(
     provider: Any,
     account: Any,
@@ -224,6 +226,7 @@ def _fund(token: Any, market: Any, account: Any, amount: int, approve: bool) -> 
 )
 @click.option("--approve", is_flag=True, help="Approve the stake first if needed.")
 @friendly
+@signs
 def provider_register(
     account: Any, market_address: str | None, stake: str, metadata: str, approve: bool
 ) -> None:
@@ -247,6 +250,7 @@ def provider_register(
 @click.argument("amount")
 @click.option("--approve", is_flag=True, help="Approve the amount first if needed.")
 @friendly
+@signs
 def provider_add_stake(
     account: Any, market_address: str | None, amount: str, approve: bool
 ) -> None:
@@ -264,6 +268,7 @@ def provider_add_stake(
 @market_option
 @click.argument("amount")
 @friendly
+@signs
 def provider_unbond(account: Any, market_address: str | None, amount: str) -> None:
     """Start unbonding AMOUNT NTK of free stake (withdrawable after the delay)."""
     sender = require_account(account)
@@ -278,6 +283,7 @@ def provider_unbond(account: Any, market_address: str | None, amount: str) -> No
 @account_option()
 @market_option
 @friendly
+@signs
 def provider_withdraw_stake(account: Any, market_address: str | None) -> None:
     """Withdraw the unbonded stake once the delay has passed."""
     sender = require_account(account)
@@ -299,6 +305,7 @@ def provider_withdraw_stake(account: Any, market_address: str | None) -> None:
 @account_option()
 @market_option
 @friendly
+@signs
 def provider_withdraw_earnings(account: Any, market_address: str | None) -> None:
     """Withdraw the earnings of paid jobs."""
     sender = require_account(account)
@@ -358,6 +365,7 @@ def provider_info(market_address: str | None, address: str) -> None:
 @click.option("--permit", is_flag=True, help="Sign an EIP-2612 permit: one transaction.")
 @click.option("--approve", is_flag=True, help="Approve the payment first if needed.")
 @friendly
+@signs
 def post(
     account: Any,
     market_address: str | None,
@@ -450,6 +458,7 @@ def post(
 @market_option
 @click.argument("job_id", type=int)
 @friendly
+@signs
 def accept(account: Any, market_address: str | None, job_id: int) -> None:
     """Accept a posted job (locks its collateral from your free stake)."""
     sender = require_account(account)
@@ -470,6 +479,7 @@ def accept(account: Any, market_address: str | None, job_id: int) -> None:
 @click.option("--shards", type=int, required=True, help="Must equal the job's shard count.")
 @click.option("--bundle-uri", required=True, help="Where oracles fetch the proof bundle.")
 @friendly
+@signs
 def submit(
     account: Any, market_address: str | None, job_id: int, root: str, shards: int, bundle_uri: str
 ) -> None:
@@ -500,6 +510,7 @@ def submit(
 @click.option("--accept/--reject", "accepted", required=True, help="The verdict.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @friendly
+@signs
 def sign(account: Any, market_address: str | None, job_id: int, accepted: bool, out: Path) -> None:
     """Sign an EIP-712 verdict on a submitted job (as an oracle) and write it to OUT."""
     signer = require_account(account)
@@ -526,6 +537,7 @@ def sign(account: Any, market_address: str | None, job_id: int, accepted: bool, 
 @market_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @friendly
+@signs
 def settle(account: Any, market_address: str | None, files: tuple[Path, ...]) -> None:
     """Settle with oracle verdict signatures read from FILES (JSON; directories allowed)."""
     sender = require_account(account)
@@ -549,6 +561,7 @@ def settle(account: Any, market_address: str | None, files: tuple[Path, ...]) ->
 @click.argument("job_id", type=int)
 @yes_option()
 @friendly
+@signs
 def cancel(account: Any, market_address: str | None, job_id: int, yes: bool) -> None:
     """Cancel your posted job before anyone accepts it (full refund)."""
     sender = require_account(account)
@@ -566,6 +579,7 @@ def cancel(account: Any, market_address: str | None, job_id: int, yes: bool) -> 
 @market_option
 @click.argument("job_id", type=int)
 @friendly
+@signs
 def expire(account: Any, market_address: str | None, job_id: int) -> None:
     """End a job whose deadline passed (anyone may)."""
     sender = require_account(account)
@@ -589,6 +603,7 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
 @market_option
 @click.argument("job_id", type=int)
 @friendly
+@signs
 def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
     """Store a submitted job's challenge seed for good (before it ages out of reach)."""
     sender = require_account(account)

@@ -31,6 +31,7 @@ from neurotoken.chain.cli import (
     current_network_key,
     friendly,
     is_live,
+    signs,
     yes_option,
 )
 from neurotoken.chain.preflight import send
@@ -141,6 +142,7 @@ def allowlist_cmd(csv_file: Path, out: Path, proofs: Path | None) -> None:
 )
 @yes_option()
 @friendly
+@signs
 def deploy(
     account: Any,
     config_path: Path,
@@ -244,6 +246,7 @@ def status(sale_address: str | None, buyer: str | None) -> None:
 )
 @yes_option()
 @friendly
+@signs
 def buy(
     account: Any, sale_address: str | None, amount_eth: str, allowlist_file: Path | None, yes: bool
 ) -> None:
@@ -288,6 +291,7 @@ def buy(
 @sale_option
 @yes_option()
 @friendly
+@signs
 def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
     """End the sale (anyone may, once it has ended or sold out)."""
     sale, token = find_sale(project, network_name(), sale_address)
@@ -316,6 +320,7 @@ def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
     "--buyer", type=ADDRESS, default=None, help="Deliver to this buyer (default: your account)."
 )
 @friendly
+@signs
 def claim(account: Any, sale_address: str | None, buyer: str | None) -> None:
     """Claim the NTK bought, after a successful sale."""
     sale, _ = find_sale(project, network_name(), sale_address)
@@ -332,6 +337,7 @@ def claim(account: Any, sale_address: str | None, buyer: str | None) -> None:
     "--buyer", type=ADDRESS, default=None, help="Refund this buyer (default: your account)."
 )
 @friendly
+@signs
 def refund(account: Any, sale_address: str | None, buyer: str | None) -> None:
     """Reclaim the ETH paid, after a failed sale."""
     sale, _ = find_sale(project, network_name(), sale_address)
@@ -345,6 +351,7 @@ def refund(account: Any, sale_address: str | None, buyer: str | None) -> None:
 @account_option()
 @sale_option
 @friendly
+@signs
 def pause(account: Any, sale_address: str | None) -> None:
     """Pause buying (owner only); claims, refunds and finalization keep working."""
     sale, _ = find_sale(project, network_name(), sale_address)
@@ -357,6 +364,7 @@ def pause(account: Any, sale_address: str | None) -> None:
 @account_option()
 @sale_option
 @friendly
+@signs
 def unpause(account: Any, sale_address: str | None) -> None:
     """Resume buying (owner only)."""
     sale, _ = find_sale(project, network_name(), sale_address)

@@ -3,14 +3,16 @@ confirmations for the ape scripts."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from neurotoken.errors import NeurotokenError
+from neurotoken.errors import KeystoreError, NeurotokenError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,6 +51,68 @@ def settings_problems(exc: Any, env_name: Callable[[str], str]) -> str:
         name = f"{env_name(field)}: " if field else ""
         problems.append(redact_urls(f"{name}{message}"))
     return "; ".join(problems)
+
+
+def passphrase_for(alias: str) -> str | None:
+    """The passphrase of ape account `alias` for unattended signing: the variable
+    APE_ACCOUNTS_<alias>_PASSPHRASE, or the first line of the file named by
+    APE_ACCOUNTS_<alias>_PASSPHRASE_FILE (for systemd credentials, Docker secrets)."""
+    value = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE")
+    if value:
+        return value
+    file_name = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE_FILE")
+    if not file_name:
+        return None
+    try:
+        lines = Path(file_name).read_text().splitlines()
+    except OSError as exc:
+        raise KeystoreError(
+            f"cannot read the passphrase file of account '{alias}' "
+            f"(APE_ACCOUNTS_{alias}_PASSPHRASE_FILE): {exc.strerror}"
+        ) from None
+    return lines[0] if lines else ""
+
+
+def ready_to_sign(account: Any) -> Any:
+    """Makes an ape keystore account sign without prompts when its passphrase is given (see
+    `passphrase_for`): ape 0.8.51 reads the variable only on an explicit unlock, so every
+    transaction would otherwise ask 'Sign:', the passphrase and 'Leave unlocked?'. Without a
+    passphrase, a terminal keeps ape's prompts (the default on a live network); without a
+    terminal, a clear error replaces click's bare 'Aborted!'. Test accounts pass through."""
+    if account is None or not hasattr(account, "set_autosign") or not hasattr(account, "alias"):
+        return account
+    alias = str(account.alias)
+    passphrase = passphrase_for(alias)
+    if passphrase is not None:
+        from ape.exceptions import AccountsError
+
+        try:
+            account.set_autosign(True, passphrase=passphrase)
+        except AccountsError:
+            raise KeystoreError(
+                f"the passphrase given for account '{alias}' "
+                f"(APE_ACCOUNTS_{alias}_PASSPHRASE[_FILE]) does not decrypt its keystore"
+            ) from None
+    elif not sys.stdin.isatty():
+        raise KeystoreError(
+            f"account '{alias}' needs its passphrase to sign without a terminal: set "
+            f"APE_ACCOUNTS_{alias}_PASSPHRASE, or APE_ACCOUNTS_{alias}_PASSPHRASE_FILE to a "
+            "file holding it"
+        )
+    return account
+
+
+def signs(func: Callable[P, R]) -> Callable[P, R]:
+    """For commands taking the sending ape `account`: readies it with `ready_to_sign` first
+    (put under `@friendly`, so a bad passphrase is one line)."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if "account" in kwargs:
+            kwargs["account"] = ready_to_sign(kwargs["account"])
+        return func(*args, **kwargs)
+
+    return wrapper
 
 
 def _ape_message(exc: Exception) -> str | None:
