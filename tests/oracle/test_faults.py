@@ -10,8 +10,8 @@ import threading
 import time
 
 from devchain.localnet import FaultyRpcProxy, running, small_spec, wait_until
-from oracle.service import transmit_order
 from oracle.store import SETTLED, SIGNED, TX_MINED
+from oracle.transmit_turns import transmit_order
 from tests.oracle.helpers import (
     PAID,
     REJECTED,

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from devchain.localnet import free_port
 from oracle.chain import MarketChain
-from oracle.service import transmit_order, transmit_rank, turn_watch
 from oracle.settings import DEFAULT_ABI_PATH
+from oracle.transmit_turns import transmit_order, transmit_rank, turn_watch
 
 ADDRESSES = [Account.from_key(i.to_bytes(32, "big")).address for i in range(1, 9)]
 

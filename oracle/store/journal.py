@@ -1,0 +1,192 @@
+"""The transaction journal: every transaction and fee replacement is recorded, signed,
+before it is broadcast; a transaction's end (mined, reverted, dropped) and what it did to
+its jobs (settled, or back to signed) are recorded here too."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from oracle.store.base import StoreBase
+from oracle.store.rows import Attempt, TxRow
+from oracle.store.schema import (
+    EXPIRED,
+    SEEN,
+    SETTLED,
+    SIGNED,
+    SUBMITTED,
+    TX_PENDING,
+    VERIFIED,
+    VERIFYING,
+    jobs,
+    tx_attempts,
+    txs,
+    unhex,
+)
+
+
+class JournalMixin(StoreBase):
+    """The transaction journal: transactions, their attempts and their ends."""
+
+    # ------------------------------------------------------------------ transactions
+
+    def create_tx(
+        self,
+        sender: str,
+        nonce: int,
+        kind: str,
+        job_ids: Sequence[int],
+        to_address: str,
+        data: bytes,
+        gas: int,
+        attempt: Attempt,
+    ) -> int:
+        """Records a signed transaction (before it is broadcast) and moves its jobs to
+        `submitted`; returns its id."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(txs).values(
+                    sender=sender,
+                    nonce=nonce,
+                    kind=kind,
+                    job_ids=json.dumps(list(job_ids)),
+                    to_address=to_address,
+                    data="0x" + data.hex(),
+                    gas=gas,
+                    status=TX_PENDING,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None
+            tx_id = int(pk[0])
+            self._insert_attempt(conn, tx_id, attempt, now)
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id.in_(list(job_ids)), jobs.c.state.in_([SIGNED, VERIFIED]))
+                .values(state=SUBMITTED, tx_id=tx_id, updated_at=now)
+            )
+        return tx_id
+
+    def _insert_attempt(self, conn: Connection, tx_id: int, attempt: Attempt, now: float) -> None:
+        conn.execute(
+            insert(tx_attempts).values(
+                hash=attempt.hash,
+                tx_id=tx_id,
+                raw="0x" + attempt.raw.hex(),
+                max_fee=attempt.max_fee,
+                priority_fee=attempt.priority_fee,
+                sent_block=attempt.sent_block,
+                created_at=now,
+            )
+        )
+
+    def add_attempt(self, tx_id: int, attempt: Attempt) -> None:
+        """Records a fee replacement (before it is broadcast)."""
+        with self.engine.begin() as conn:
+            self._insert_attempt(conn, tx_id, attempt, time.time())
+
+    def touch_attempt(self, tx_hash: str, sent_block: int) -> None:
+        """Notes a rebroadcast, restarting the stuck-transaction clock."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(tx_attempts)
+                .where(tx_attempts.c.hash == tx_hash)
+                .values(sent_block=sent_block)
+            )
+
+    def txs(self, statuses: Sequence[str] | None = None, sender: str | None = None) -> list[TxRow]:
+        query = select(txs).order_by(txs.c.nonce, txs.c.id)
+        if statuses is not None:
+            query = query.where(txs.c.status.in_(list(statuses)))
+        if sender is not None:
+            query = query.where(txs.c.sender == sender)
+        out = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).all():
+                m = row._mapping
+                attempts = conn.execute(
+                    select(tx_attempts)
+                    .where(tx_attempts.c.tx_id == m["id"])
+                    .order_by(tx_attempts.c.max_fee, tx_attempts.c.created_at)
+                ).all()
+                out.append(
+                    TxRow(
+                        id=int(m["id"]),
+                        sender=m["sender"],
+                        nonce=int(m["nonce"]),
+                        kind=m["kind"],
+                        job_ids=[int(j) for j in json.loads(m["job_ids"])],
+                        to_address=m["to_address"],
+                        data=unhex(m["data"]),
+                        gas=int(m["gas"]),
+                        status=m["status"],
+                        mined_hash=m["mined_hash"],
+                        block_number=m["block_number"],
+                        attempts=[
+                            Attempt(
+                                hash=a._mapping["hash"],
+                                raw=unhex(a._mapping["raw"]),
+                                max_fee=int(a._mapping["max_fee"]),
+                                priority_fee=int(a._mapping["priority_fee"]),
+                                sent_block=int(a._mapping["sent_block"]),
+                            )
+                            for a in attempts
+                        ],
+                    )
+                )
+        return out
+
+    def max_nonce(self, sender: str) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(txs.c.nonce)).where(txs.c.sender == sender)
+            ).scalar()
+        return None if value is None else int(value)
+
+    def finish_tx(
+        self, tx_id: int, status: str, mined_hash: str | None, block_number: int | None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(txs)
+                .where(txs.c.id == tx_id)
+                .values(
+                    status=status,
+                    mined_hash=mined_hash,
+                    block_number=block_number,
+                    updated_at=time.time(),
+                )
+            )
+
+    def settled_by_receipt(
+        self, job_id: int, outcome: str | None, tx_hash: str, block_number: int
+    ) -> bool:
+        """Our transaction settled the job (its log becomes final through ingestion)."""
+        return self._transition(
+            job_id,
+            [SEEN, VERIFYING, VERIFIED, SIGNED, SUBMITTED, EXPIRED],
+            state=SETTLED,
+            outcome=outcome,
+            settled_tx=tx_hash,
+            settled_block=block_number,
+        )
+
+    def settled_elsewhere(self, job_id: int, outcome: str | None, block_number: int | None) -> bool:
+        """The chain shows the job settled by someone else's transaction."""
+        return self._transition(
+            job_id,
+            [SEEN, VERIFYING, VERIFIED, SIGNED, SUBMITTED, EXPIRED],
+            state=SETTLED,
+            outcome=outcome,
+            settled_block=block_number,
+        )
+
+    def back_to_signed(self, job_id: int) -> bool:
+        """A settlement transaction failed or vanished while the job is still open."""
+        return self._transition(job_id, [SUBMITTED], state=SIGNED, tx_id=None)

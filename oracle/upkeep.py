@@ -1,0 +1,156 @@
+"""Deadlines and upkeep, the oracle's steps 6 and 7 (see `oracle.service`): mark jobs
+whose verdict deadline passed as ``expired``; then, in turn with the other oracles, send the
+calls anyone may make that keep jobs moving (``fixChallengeSeed``, ``expireJob``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from neurotoken.market.states import JobState
+from oracle.chain import MarketChain
+from oracle.logs import event
+from oracle.metrics import Metrics
+from oracle.settings import OracleSettings
+from oracle.settlement import Settlement
+from oracle.store import EXPIRED, SEEN, SIGNED, VERIFIED, VERIFYING, Store
+from oracle.txmanager import TxManager
+
+
+@dataclass(eq=False, kw_only=True)
+class Deadlines:
+    """Marks jobs whose verdict deadline passed as ``expired`` (in dry-run too)."""
+
+    store: Store
+    log: logging.Logger
+
+    def expire(self, chain_now: int) -> None:
+        for job in self.store.jobs([SEEN, VERIFIED, SIGNED]):
+            spec = self.store.spec(job.job_id)
+            overdue = spec is not None and chain_now > spec.verdict_by
+            if overdue and self.store.expire(job.job_id, ["VERDICT_DEADLINE_PASSED"]):
+                event(self.log, "expired", level=30, job=job.job_id, state=job.state)
+
+
+@dataclass(eq=False, kw_only=True)
+class Upkeep:
+    """The upkeep calls, sent in turn with the other oracles (see `Settlement._turn`).
+
+    Exists only with a key, as `Settlement` does."""
+
+    store: Store
+    chain: MarketChain
+    txm: TxManager
+    settlement: Settlement
+    settings: OracleSettings
+    metrics: Metrics
+    log: logging.Logger
+    _upkeep_since: dict[tuple[str, int], float] = field(init=False, default_factory=dict)
+    """(kind, job) -> when (monotonic) the call could first be sent"""
+    _seed_fix_sent: dict[int, int] = field(init=False, default_factory=dict)
+    """job -> head when its fixChallengeSeed went"""
+    _seed_settled: set[int] = field(init=False, default_factory=set)
+    """jobs whose seed is fixed or beyond fixing"""
+    _deliver_by: dict[int, int] = field(init=False, default_factory=dict)
+    """accepted job -> its delivery deadline"""
+    _ended: set[int] = field(init=False, default_factory=set)
+    """ended unsubmitted; its log is yet to be ingested"""
+
+    def upkeep(self, head: int, chain_now: int) -> None:
+        """Sends, in turn with the other oracles, the calls anyone may make that keep jobs
+        moving: `fixChallengeSeed` for an unsettled job whose seed block grew old,
+        `expireJob` for one whose verdict deadline passed unsettled and for one that nobody
+        accepted, or nobody delivered, in time."""
+        now = time.monotonic()
+        busy = {(t.kind, j) for t in self.txm.pending() for j in t.job_ids}
+        self._fix_old_seeds(head, busy, now)
+        for job in self.store.jobs([EXPIRED], final=False):
+            if ("expire", job.job_id) in busy:
+                continue
+            spec = self.store.spec(job.job_id)
+            if spec is None or chain_now <= spec.verdict_by:
+                continue
+            since = self._upkeep_since.setdefault(("expire", job.job_id), now)
+            if not self.settlement._turn(job.job_id, since):
+                continue
+            if self.chain.get_job(job.job_id).state != JobState.SUBMITTED:
+                continue  # lapsed or settled already: ingestion will make it final
+            self._upkeep_send("expire", job.job_id, self.chain.expire_data(job.job_id), head)
+        self._expire_unsubmitted(head, chain_now, busy, now)
+
+    def _fix_old_seeds(self, head: int, busy: set[tuple[str, int]], now: float) -> None:
+        """`fixChallengeSeed` for each unsettled job whose seed block is
+        `seed_fix_after_blocks` old, so that its one challenge draw outlives EIP-2935 history.
+        A call that would revert (fixed already, or the seed lost) is not sent."""
+        patience = self.settings.confirmations + 4 * self.settings.stuck_after_blocks
+        for job in self.store.jobs([SEEN, VERIFYING, VERIFIED, SIGNED]):
+            job_id = job.job_id
+            if job.seed_block is None or job_id in self._seed_settled:
+                continue
+            if head - job.seed_block < self.settings.seed_fix_after_blocks:
+                continue
+            sent = self._seed_fix_sent.get(job_id)
+            if ("fix_seed", job_id) in busy or (sent is not None and head - sent <= patience):
+                continue  # sent; on its way to confirmation
+            if not self.settlement._turn(
+                job_id, self._upkeep_since.setdefault(("fix_seed", job_id), now)
+            ):
+                continue
+            if self.chain.get_job(job_id).state != JobState.SUBMITTED:
+                self._seed_settled.add(job_id)
+                continue
+            if self._upkeep_send("fix_seed", job_id, self.chain.fix_seed_data(job_id), head):
+                self._seed_fix_sent[job_id] = head
+            else:
+                self._seed_settled.add(job_id)  # fixed already (or lost): nothing to send
+
+    def _expire_unsubmitted(
+        self, head: int, chain_now: int, busy: set[tuple[str, int]], now: float
+    ) -> None:
+        """`expireJob` for jobs posted (as ingested) whose acceptance deadline passed with no
+        result: still posted (refund), or accepted and past the delivery deadline (default).
+        The chain is asked only for jobs past a deadline, once per poll until it is due."""
+        overdue = self.store.unsubmitted_past(chain_now)
+        listed = {u.job_id for u in overdue}
+        self._deliver_by = {j: t for j, t in self._deliver_by.items() if j in listed}
+        self._ended &= listed
+        for item in overdue:
+            job_id = item.job_id
+            key = ("expire", job_id)
+            if key in busy or job_id in self._ended:
+                continue
+            if chain_now <= self._deliver_by.get(job_id, 0):
+                continue  # accepted; its delivery deadline is still ahead
+            if key not in self._upkeep_since:
+                if not self._expirable(job_id, chain_now):
+                    continue
+                self._upkeep_since[key] = now
+            if not self.settlement._turn(job_id, self._upkeep_since[key]):
+                continue
+            if self._expirable(job_id, chain_now):  # the turn may have come late
+                self._upkeep_send("expire", job_id, self.chain.expire_data(job_id), head)
+
+    def _expirable(self, job_id: int, chain_now: int) -> bool:
+        """Whether `expireJob(job_id)` is due by the chain's state (as at `chain_now`)."""
+        onchain = self.chain.get_job(job_id)
+        if onchain.state == JobState.POSTED:
+            return chain_now > onchain.accept_by
+        if onchain.state == JobState.ACCEPTED:
+            if chain_now > onchain.deliver_by:
+                return True
+            self._deliver_by[job_id] = onchain.deliver_by
+            return False
+        if onchain.state != JobState.SUBMITTED:  # ended; ingestion will close its spec
+            self._ended.add(job_id)
+        return False
+
+    def _upkeep_send(self, kind: str, job_id: int, data: bytes, head: int) -> bool:
+        """Sends an upkeep call; False (logged) when it would revert, so nothing went out."""
+        gas = self.settlement._estimate(data, [job_id], what=kind)
+        if gas is None:
+            return False
+        tx_id = self.txm.send(kind, [job_id], data, gas, head)
+        self.metrics.inc("oracle_transactions_sent_total")
+        event(self.log, "upkeep_sent", kind=kind, tx_id=tx_id, job=job_id)
+        return True
