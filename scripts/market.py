@@ -3,7 +3,7 @@
     ape run market deploy --oracle 0x.. --oracle 0x.. --threshold 2 --network ... --account ...
     ape run market provider register 1000 --metadata https://... --approve
     ape run market provider add-stake 500 | unbond 200 | withdraw-stake | withdraw-earnings
-    ape run market provider info [ADDRESS]
+    ape run market provider info ADDRESS
     ape run market post --spec-hash 0x.. --spec-uri ipfs://.. --payment 100 [--collateral min] \\
         --shards 16 --challenges 8 [--permit | --approve]
     ape run market accept JOB | submit JOB --root 0x.. --shards 16 --bundle-uri URL
@@ -52,7 +52,7 @@ from neurotoken.market.ops import (
     verdict_to_sign,
 )
 from neurotoken.market.verdicts import MarketDomain, SignedVerdict, verdict_typed_data
-from neurotoken.units import format_ntk, parse_ntk
+from neurotoken.units import format_duration, format_ntk, format_when, parse_ntk
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -291,8 +291,8 @@ def provider_withdraw_stake(account: Any, market_address: str | None) -> None:
     record = market.getProvider(sender)
     if int(record.unbondingNtk) and now() < int(record.unbondReadyAt):
         raise MarketOperationError(
-            f"the unbonding stake is withdrawable from {record.unbondReadyAt} "
-            f"({int(record.unbondReadyAt) - now()}s from now)"
+            f"the unbonding stake is withdrawable from {format_when(int(record.unbondReadyAt))} "
+            f"({format_duration(int(record.unbondReadyAt) - now())} from now)"
         )
     show_tx(
         transact(market, "withdrawUnbonded", sender=sender),
@@ -320,7 +320,7 @@ def provider_withdraw_earnings(account: Any, market_address: str | None) -> None
 @provider_group.command("info", cls=ConnectedProviderCommand)
 @network_option()
 @market_option
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @friendly
 def provider_info(market_address: str | None, address: str) -> None:
     """Show a provider's stake, earnings and metadata."""
@@ -331,7 +331,8 @@ def provider_info(market_address: str | None, address: str) -> None:
     click.echo(f"provider {address}")
     click.echo(f"  free stake  {format_ntk(int(record.stakeNtk))}")
     click.echo(
-        f"  unbonding   {format_ntk(int(record.unbondingNtk))} (ready at {record.unbondReadyAt})"
+        f"  unbonding   {format_ntk(int(record.unbondingNtk))} "
+        f"(ready at {format_when(int(record.unbondReadyAt))})"
     )
     click.echo(f"  earnings    {format_ntk(int(record.earnedNtk))}")
     click.echo(f"  metadata    {market.providerMetadataURI(address)}")
@@ -449,7 +450,7 @@ def post(
         )
     else:
         tx = transact(market, "postJob", request, sender=sender)
-    show_tx(tx, f"posted job {job_id}: {payment} NTK escrowed, accept by {accept_by}")
+    show_tx(tx, f"posted job {job_id}: {payment} NTK escrowed, accept by {format_when(accept_by)}")
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -466,7 +467,7 @@ def accept(account: Any, market_address: str | None, job_id: int) -> None:
     view = job_view(market, job_id)
     show_tx(
         transact(market, "acceptJob", job_id, sender=sender),
-        f"accepted job {job_id}; deliver by {view.deliver_by}",
+        f"accepted job {job_id}; deliver by {format_when(view.deliver_by)}",
     )
 
 

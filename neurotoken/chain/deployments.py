@@ -17,13 +17,22 @@ from neurotoken.errors import NeurotokenError
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "deployments"
 
 
+_DEPLOY_COMMANDS = {
+    "NeuroToken": "ape run deploy",
+    "TokenSale": "ape run sale deploy",
+    "TeamVestingWallet": "ape run sale deploy",
+    "ComputeMarket": "ape run market deploy",
+}
+
+
 class DeploymentNotFoundError(NeurotokenError, LookupError):
     """No address is recorded for a contract on a network."""
 
     def __init__(self, name: str, network: str, path: Path) -> None:
+        command = _DEPLOY_COMMANDS.get(name, "ape run deploy")
         super().__init__(
             f"No {name} recorded for network '{network}' in {path}. "
-            f"Deploy it first (see README: 'ape run deploy ...'), or pass its address."
+            f"Deploy it first (`{command} ... --network ...`), or pass its address."
         )
 
 

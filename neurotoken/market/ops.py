@@ -29,7 +29,7 @@ from neurotoken.market.verdicts import (
     assemble_quorum,
 )
 from neurotoken.proofs import economics
-from neurotoken.units import format_ntk
+from neurotoken.units import format_duration, format_ntk, format_when
 
 ZERO_ADDRESS = "0x" + "00" * 20
 DEFAULT_MIN_VERDICT_WINDOW = 3600
@@ -152,7 +152,8 @@ class JobView:
             who = "any registered provider" if self.provider == ZERO_ADDRESS else self.provider
             if now <= self.accept_by:
                 return [
-                    f"{who} may accept it until {self.accept_by} ({self.accept_by - now}s left)",
+                    f"{who} may accept it until {format_when(self.accept_by)} "
+                    f"({format_duration(self.accept_by - now)} left)",
                     "the client may cancel it",
                 ]
             return [
@@ -161,12 +162,16 @@ class JobView:
             ]
         if self.state == "Accepted":
             if now <= self.deliver_by:
-                return [f"the provider must submit a result by {self.deliver_by}"]
+                return [
+                    f"the provider must submit a result by {format_when(self.deliver_by)} "
+                    f"({format_duration(self.deliver_by - now)} left)"
+                ]
             return ["no result in time: anyone may expire it (refund, collateral slashed)"]
         if self.state == "Submitted":
             if now <= self.verdict_by:
                 return [
-                    f"oracles may settle it until {self.verdict_by} ({self.verdict_by - now}s left)"
+                    f"oracles may settle it until {format_when(self.verdict_by)} "
+                    f"({format_duration(self.verdict_by - now)} left)"
                 ]
             return ["no verdict in time: anyone may expire it (refund, collateral back, no fault)"]
         return ["settled: nothing more can happen"]
@@ -180,8 +185,9 @@ class JobView:
             f"  collateral  {format_ntk(self.collateral)}",
             f"  spec hash   0x{self.spec_hash.hex()}",
             f"  shards      {self.shard_count}, {self.challenge_count} challenged",
-            f"  deadlines   accept by {self.accept_by}, deliver by {self.deliver_by}, "
-            f"verdict by {self.verdict_by} (now {now})",
+            f"  accept by   {format_when(self.accept_by)}",
+            f"  deliver by  {format_when(self.deliver_by)}",
+            f"  verdict by  {format_when(self.verdict_by)} (now {format_when(now)})",
         ]
         if self.seed_block:
             out.append(f"  result root 0x{self.result_root.hex()} (seed block {self.seed_block})")

@@ -108,7 +108,7 @@ def find_sale(project: Any, network: str, address: str | None) -> tuple[Any, Any
     try:
         sale_address = address or deployments.address_of(network, "TokenSale")
     except deployments.DeploymentNotFoundError as exc:
-        raise SaleOperationError(str(exc).replace("ape run deploy", "ape run sale deploy")) from exc
+        raise SaleOperationError(str(exc)) from exc
     try:
         sale = project.TokenSale.at(sale_address)
         token = project.NeuroToken.at(sale.token())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +334,9 @@ def test_job_flow__accept_submit_sign_settle_status(
     out = capsys.readouterr().out
     assert "settled with 2 oracle signatures: 1 paid" in out
     assert "job 1: Paid" in out and "challenge   seed 0x" in out
+    # deadlines as dates a person reads, not unix timestamps
+    assert re.search(r"accept by   \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", out), out
+    assert re.search(r"verdict by  \d{4}-\d\d-\d\d .* UTC \(now \d{4}-", out), out
 
 
 def test_settle__non_oracle_signatures__dropped_and_named(
