@@ -23,6 +23,7 @@ import click
 import requests
 from eth_account import Account
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from neurotoken.chain.cli import friendly, settings_problems
@@ -140,6 +141,14 @@ def run(
 def status(config_file: Path | None, database_url: str | None, show_jobs: int) -> None:
     """Print what the oracle's store holds (cursor, jobs by state, pending transactions)."""
     settings = _settings(config_file, database_url=database_url)
+    url = make_url(settings.database_url)
+    database = url.database or ""
+    on_file = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if on_file and not Path(database).is_file():  # connecting would create it
+        raise click.ClickException(
+            f"no oracle database at {settings.redacted()['database_url']}: check "
+            "--database-url (or ORACLE_DATABASE_URL); `oracle run` creates it"
+        )
     store = Store(settings.database_url)
     try:
         version = store.version()

@@ -89,6 +89,8 @@ class AgentConfig:
     max_spec_attempts: int = 5
     on_shard: ShardHook | None = None
     """Called after each shard is durably recorded (progress hooks, tests)."""
+    read_only: bool = False
+    """Look only (`agent jobs`): the state is read into memory, nothing is written to disk."""
 
 
 @dataclass
@@ -115,6 +117,7 @@ class ProviderAgent:
             client.chain_id,
             client.market_address,
             client.address,
+            read_only=config.read_only,
         )
         self.store = LocalStore(config.store_dir)
 
@@ -285,7 +288,8 @@ class ProviderAgent:
             if keccak256(raw) == job.spec_hash:  # else damaged: fetch again
                 return check_spec(raw, job.spec_hash, job.shard_count, str(path))
         fetched = fetch_spec(uri, job.spec_hash, job.shard_count, self.config.spec_timeout_s)
-        atomic_write(path, fetched.raw)
+        if not self.config.read_only:
+            atomic_write(path, fetched.raw)
         return fetched
 
     def capacity(self) -> Capacity:

@@ -286,7 +286,7 @@ def jobs(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | N
     client = conn.client()
     config = AgentConfig(
         state_dir, store_dir, "", build_policy(**policy), workers or default_workers(),
-        progress=False, confirmations=confirmations, from_block=from_block,
+        progress=False, confirmations=confirmations, from_block=from_block, read_only=True,
     )  # fmt: skip
     runner = ProviderAgent(client, config, echo=lambda _: None)
     try:

@@ -112,13 +112,26 @@ class JobRecord:
 class AgentState:
     """The SQLite store (`<state_dir>/agent.sqlite3`)."""
 
-    def __init__(self, path: Path, chain_id: int, market: str, provider: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, path: Path, chain_id: int, market: str, provider: str, *, read_only: bool = False
+    ) -> None:
+        """With `read_only`, the file (if any) is copied into memory and never written, nor
+        created: for commands that only look (`agent jobs`)."""
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        if read_only:
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            if path.is_file():
+                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+                try:
+                    source.backup(self._db)
+                finally:
+                    source.close()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         for field in TX_FIELDS:  # files written before the history table: their current hashes
             self._db.execute(

@@ -150,6 +150,31 @@ def test_cli__register_status_run_and_earnings(cli: Any, jobs: Jobs, tmp_path: P
     assert result.exit_code == 0 and "withdrew 78 NTK of earnings" in result.output
 
 
+def test_cli_jobs__sends_and_writes_nothing(cli: Any, jobs: Jobs, tmp_path: Path) -> None:
+    """`agent jobs` only looks: no state database, spec cache or bundle folder appears (it
+    reads an existing state, into memory)."""
+    assert cli("register", "--stake", "1000").exit_code == 0
+    job_id = jobs.post()
+    state, store = tmp_path / "st", tmp_path / "b"
+    work = ["--state", str(state), "--store", str(store), "--confirmations", "0"]
+    result = cli("jobs", *work)
+    assert result.exit_code == 0 and f"job {job_id}: accept" in result.output, result.output
+    assert not state.exists() and not store.exists()
+    assert cli("run", *work, "--once", "--no-serve", "--quiet", "--workers", "1").exit_code == 0
+
+    def files() -> dict[Path, int]:
+        # SQLite's own -wal/-shm files come and go with any reader: not data
+        return {
+            p: p.stat().st_mtime_ns
+            for p in state.rglob("*")
+            if not p.name.endswith(("-wal", "-shm"))
+        }
+
+    before = files()
+    assert cli("jobs", *work).exit_code == 0
+    assert files() == before
+
+
 def test_cli__mistakes__end_with_one_clear_line(
     cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -209,3 +209,11 @@ def test_bad_settings_beside_secrets__one_line__no_secret_in_any_stream(
     assert "Traceback" not in result.stderr
     (reason,) = [line for line in result.stderr.splitlines() if "bad settings" in line]
     assert reason.strip()
+
+
+def test_status__missing_sqlite_database__one_line_and_nothing_created(tmp_path: Path) -> None:
+    database = tmp_path / "absent.sqlite"
+    result = oracle_cli("status", f"--database-url=sqlite:///{database}")
+    assert result.returncode == 1
+    assert "no oracle database at" in result.stderr and "Traceback" not in result.stderr
+    assert not database.exists()
