@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 from ape import project
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option, network_option
 
 from neurotoken.chain import deployments
 from neurotoken.chain.cli import (
@@ -17,9 +17,10 @@ from neurotoken.chain.cli import (
     signs,
     yes_option,
 )
+from neurotoken.chain.network_command import NetworkCommand
 
 
-@click.command(cls=ConnectedProviderCommand)
+@click.command(cls=NetworkCommand)
 @network_option()
 @account_option(prompt=False)
 @click.option(

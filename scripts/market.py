@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 from ape import chain, project
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option, network_option
 
 from neurotoken.chain import deployments
 from neurotoken.chain.cli import (
@@ -35,6 +35,7 @@ from neurotoken.chain.cli import (
     signs,
     yes_option,
 )
+from neurotoken.chain.network_command import NetworkCommand
 from neurotoken.chain.permit import permit_typed_data
 from neurotoken.market.ops import (
     MarketOperationError,
@@ -113,7 +114,7 @@ def cli() -> None:
 # ---------------------------------------------------------------- deploy
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @click.option(
@@ -216,7 +217,7 @@ def _fund(token: Any, market: Any, account: Any, amount: int, approve: bool) -> 
     check_payment(token, account, market, amount, permit=False)
 
 
-@provider_group.command("register", cls=ConnectedProviderCommand)
+@provider_group.command("register", cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -243,7 +244,7 @@ def provider_register(
     )
 
 
-@provider_group.command("add-stake", cls=ConnectedProviderCommand)
+@provider_group.command("add-stake", cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -262,7 +263,7 @@ def provider_add_stake(
     show_tx(transact(market, "addStake", value, sender=sender), f"added {amount} NTK of stake")
 
 
-@provider_group.command("unbond", cls=ConnectedProviderCommand)
+@provider_group.command("unbond", cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -278,7 +279,7 @@ def provider_unbond(account: Any, market_address: str | None, amount: str) -> No
     show_tx(tx, f"unbonding {amount} NTK; withdrawable from {ready}")
 
 
-@provider_group.command("withdraw-stake", cls=ConnectedProviderCommand)
+@provider_group.command("withdraw-stake", cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -300,7 +301,7 @@ def provider_withdraw_stake(account: Any, market_address: str | None) -> None:
     )
 
 
-@provider_group.command("withdraw-earnings", cls=ConnectedProviderCommand)
+@provider_group.command("withdraw-earnings", cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -317,7 +318,7 @@ def provider_withdraw_earnings(account: Any, market_address: str | None) -> None
     )
 
 
-@provider_group.command("info", cls=ConnectedProviderCommand)
+@provider_group.command("info", cls=NetworkCommand)
 @network_option()
 @market_option
 @click.argument("address", type=ADDRESS)
@@ -341,7 +342,7 @@ def provider_info(market_address: str | None, address: str) -> None:
 # ---------------------------------------------------------------- jobs
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -453,7 +454,7 @@ def post(
     show_tx(tx, f"posted job {job_id}: {payment} NTK escrowed, accept by {format_when(accept_by)}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -471,7 +472,7 @@ def accept(account: Any, market_address: str | None, job_id: int) -> None:
     )
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -503,7 +504,7 @@ def submit(
     show_tx(tx, f"submitted job {job_id}; the challenge is fixed by block {seed_block}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -532,7 +533,7 @@ def sign(account: Any, market_address: str | None, job_id: int, accepted: bool, 
     click.echo(f"wrote {'accept' if accepted else 'reject'} verdict on job {job_id} to {out}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -555,7 +556,7 @@ def settle(account: Any, market_address: str | None, files: tuple[Path, ...]) ->
     show_tx(tx, f"settled with {len(settlement.signatures)} oracle signatures: {verdicts}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -574,7 +575,7 @@ def cancel(account: Any, market_address: str | None, job_id: int, yes: bool) -> 
     show_tx(transact(market, "cancelJob", job_id, sender=sender), f"cancelled job {job_id}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -598,7 +599,7 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
     show_tx(tx, f"expired job {job_id}: now {job_view(market, job_id).state}")
 
 
-@cli.command("fix-seed", cls=ConnectedProviderCommand)
+@cli.command("fix-seed", cls=NetworkCommand)
 @network_option()
 @account_option()
 @market_option
@@ -613,7 +614,7 @@ def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
     show_tx(tx, f"seed of job {job_id}: block {job_view(market, job_id).seed_block}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @market_option
 @click.argument("job_id", type=int)

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 from ape import accounts, chain, project
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option, network_option
 from ape.logging import logger
 
 from neurotoken.chain import deployments
@@ -34,6 +34,7 @@ from neurotoken.chain.cli import (
     signs,
     yes_option,
 )
+from neurotoken.chain.network_command import NetworkCommand
 from neurotoken.chain.preflight import send
 from neurotoken.sale.allowlist import Allowlist, write_proofs
 from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
@@ -106,7 +107,7 @@ def allowlist_cmd(csv_file: Path, out: Path, proofs: Path | None) -> None:
     click.echo(f"wrote {out}" + (f" and {proofs}" if proofs else ""))
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @click.option(
@@ -215,7 +216,7 @@ def deploy(
     click.echo(f"Recorded in {path}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @sale_option
 @click.option("--buyer", type=ADDRESS, default=None, help="Also show this address's purchase.")
@@ -232,7 +233,7 @@ def status(sale_address: str | None, buyer: str | None) -> None:
         click.echo(f"buyer         {buyer}: {record}" + (" (settled)" if settled else ""))
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @sale_option
@@ -285,7 +286,7 @@ def buy(
     )
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @sale_option
@@ -312,7 +313,7 @@ def finalize(account: Any, sale_address: str | None, yes: bool) -> None:
     click.echo(f"Finalized: {final.name.lower()}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @sale_option
@@ -329,7 +330,7 @@ def claim(account: Any, sale_address: str | None, buyer: str | None) -> None:
     click.echo(f"Delivered {format_units(int(log.amount))} NTK to {log.buyer}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @sale_option
@@ -346,7 +347,7 @@ def refund(account: Any, sale_address: str | None, buyer: str | None) -> None:
     click.echo(f"Refunded {format_units(int(log.amountWei))} ETH to {log.buyer}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @sale_option
@@ -359,7 +360,7 @@ def pause(account: Any, sale_address: str | None) -> None:
     click.echo("Buying paused")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @account_option()
 @sale_option
@@ -372,7 +373,7 @@ def unpause(account: Any, sale_address: str | None) -> None:
     click.echo("Buying resumed")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=NetworkCommand)
 @network_option()
 @click.option("--buyers", "n_buyers", type=click.IntRange(5), default=50, show_default=True)
 @click.option(

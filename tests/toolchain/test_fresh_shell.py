@@ -64,3 +64,24 @@ def test_entry_points__answer_in_a_fresh_shell(command: list[str]) -> None:
     result = run(str(BIN / command[0]), *command[1:])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (None, "comes from $SEPOLIA_RPC_URL, which is not set: export SEPOLIA_RPC_URL"),
+        ("https://u:Zq7pW3xKv@127.0.0.1:1/v3/Hj4rT8mNc", "cannot connect to the network"),
+    ],
+)
+def test_testnet_url_unset_or_unreachable__one_line_without_its_secrets(
+    url: str | None, said: str
+) -> None:
+    env = fresh_env() | ({"SEPOLIA_RPC_URL": url} if url else {})
+    result = subprocess.run(
+        [str(BIN / "ape"), "run", "sale", "status", "--network", "ethereum:sepolia:node"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert said in output and "Traceback" not in output
+    assert "Zq7pW" not in output and "Hj4rT" not in output
