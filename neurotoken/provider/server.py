@@ -37,6 +37,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from neurotoken.errors import ConfigError
 from neurotoken.proofs.access import MAX_TOKEN_AHEAD_S, SCHEME, check_token
 from neurotoken.proofs.bundle import MAX_MANIFEST_BYTES, BundleError, from_hex, parse_manifest
 from neurotoken.proofs.store import LocalStore
@@ -250,8 +251,16 @@ class BundleServer:
             self.port = int(sockets[0].getsockname()[1])
 
     def start(self) -> BundleServer:
+        """Starts serving; ConfigError (one line) if the address cannot be bound."""
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        except OSError as exc:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise ConfigError(
+                f"cannot serve bundles on {self.host}:{self.port}: {exc.strerror or exc}; "
+                "choose another --serve-port (or stop what holds this one)"
+            ) from None
         return self
 
     def stop(self) -> None:

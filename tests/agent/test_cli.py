@@ -175,6 +175,19 @@ def test_cli_jobs__sends_and_writes_nothing(cli: Any, jobs: Jobs, tmp_path: Path
     assert files() == before
 
 
+def test_cli_run__serve_port_in_use__one_line(cli: Any, tmp_path: Path) -> None:
+    assert cli("register", "--stake", "1000").exit_code == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        work = ["--state", str(tmp_path / "st"), "--store", str(tmp_path / "b")]
+        result = cli("run", *work, "--once", "--serve-port", str(port), "--quiet")
+    assert result.exit_code == 1
+    assert f"cannot serve bundles on 127.0.0.1:{port}" in result.output
+    assert "--serve-port" in result.output and "Traceback" not in result.output
+
+
 def test_cli__mistakes__end_with_one_clear_line(
     cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
