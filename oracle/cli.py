@@ -31,7 +31,7 @@ from neurotoken.chain.keystore import write_keystore
 from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain
-from neurotoken.redact import redact_urls
+from neurotoken.redact import redact_urls, url_origin
 from oracle import peers
 from oracle.chain import MarketChain, revert_data
 from oracle.errors import ConfigError
@@ -237,6 +237,13 @@ def settle(
     chain = MarketChain(
         settings.rpc_url, settings.market, settings.abi_path, settings.rpc_timeout_s
     )
+    try:
+        chain.w3.eth.chain_id  # noqa: B018 - one call, to fail here with a clear line
+    except (requests.RequestException, OSError, ValueError) as exc:
+        raise click.ClickException(
+            f"cannot reach the node at {url_origin(settings.rpc_url)} ({type(exc).__name__}): "
+            "check --rpc-url (or ORACLE_RPC_URL)"
+        ) from None
     results = settle_jobs(
         chain, settings.peers, list(job_ids), key, settings.peer_timeout_s, timeout_s
     )

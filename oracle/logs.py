@@ -6,7 +6,10 @@
 prints ``{"ts": "...", "level": "info", "logger": "oracle.ingest", "event":
 "range_ingested", "from_block": 10, ...}``. Fields are plain values; bytes are written as
 hex. Nothing here ever receives key material: the keystore module hands out an account
-object whose repr hides the key, and no call site passes a key or password.
+object whose repr hides the key, and no call site passes a key or password. What other
+code's exceptions say is not trusted: in `error` and `exception` fields every URL is cut to
+its origin (node providers put API keys in RPC URL paths), and a password in any URL's user
+info is masked in every field.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+from neurotoken.redact import hide_password, redact_urls
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -45,10 +50,23 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                out[key] = _plain(value)
+                out[key] = _scrub(key, _plain(value))
         if record.exc_info and record.exc_info[0] is not None:
-            out["exception"] = self.formatException(record.exc_info)
+            out["exception"] = _scrub("exception", self.formatException(record.exc_info))
         return json.dumps(out, sort_keys=False)
+
+
+_FREE_TEXT = {"error", "exception"}
+
+
+def _scrub(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_urls(value) if key in _FREE_TEXT else hide_password(value)
+    if isinstance(value, list):
+        return [_scrub(key, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(key, v) for k, v in value.items()}
+    return value
 
 
 def configure(level: str = "INFO") -> None:

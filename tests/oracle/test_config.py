@@ -217,3 +217,32 @@ def test_status__missing_sqlite_database__one_line_and_nothing_created(tmp_path:
     assert result.returncode == 1
     assert "no oracle database at" in result.stderr and "Traceback" not in result.stderr
     assert not database.exists()
+
+
+def test_settle__unreachable_node__one_line_without_the_urls_secrets(tmp_path: Path) -> None:
+    result = oracle_cli(
+        "settle", "--job=1", "--peer=http://127.0.0.1:2", "--dry-run",
+        f"--rpc-url=http://u:{SECRET}@127.0.0.1:1/{RPC_KEY}", f"--market={MARKET}",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "cannot reach the node at http://127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
+    for stream in (result.stdout, result.stderr):
+        assert not leaks(stream, SECRET) and not leaks(stream, RPC_KEY)
+
+
+def test_logs__urls_in_errors_cut_to_their_origin_passwords_masked_everywhere() -> None:
+    import logging
+
+    from oracle.logs import JsonFormatter
+
+    def line(**fields: str) -> str:
+        record = logging.LogRecord("oracle.test", logging.WARNING, "", 0, "event", None, None)
+        record.__dict__.update(fields)
+        return JsonFormatter().format(record)
+
+    url = f"https://user:{SECRET}@rpc.example:8545/v3/{RPC_KEY}"
+    out = line(error=f"ConnectionError: {url} refused")
+    out += line(database_url=f"postgresql://o:{SECRET}@db/o")
+    assert not leaks(out, SECRET) and not leaks(out, RPC_KEY), out
+    assert "https://rpc.example:8545" in out and "postgresql://o:***@db/o" in out
