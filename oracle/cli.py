@@ -34,7 +34,7 @@ from neurotoken.market.verdicts import MarketDomain
 from neurotoken.redact import redact_urls, url_origin
 from oracle import peers
 from oracle.chain import MarketChain, revert_data
-from oracle.errors import ConfigError
+from oracle.errors import ConfigError, StartupInterruptedError
 from oracle.keys import OracleKey, load_key
 from oracle.logs import configure
 from oracle.settings import OracleSettings, load_settings
@@ -121,7 +121,11 @@ def run(
     oracle.install_signal_handlers()
     try:
         oracle.start()
+    except StartupInterruptedError:  # SIGTERM while starting: a clean stop, exit status 0
+        oracle.shutdown()
+        return
     except NeurotokenError as exc:
+        oracle.shutdown()
         raise click.ClickException(str(exc)) from None
     oracle.run()
 

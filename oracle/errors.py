@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from neurotoken.errors import ConfigError, KeystoreError, NeurotokenError
 
-__all__ = ["ConfigError", "ConflictingVerdictError", "KeystoreError", "OracleError", "StoreError"]
+__all__ = [
+    "ConfigError",
+    "ConflictingVerdictError",
+    "KeystoreError",
+    "OracleError",
+    "StartupInterruptedError",
+    "StoreError",
+]
 
 
 class OracleError(NeurotokenError):
@@ -26,3 +33,8 @@ class ConflictingVerdictError(StoreError):
         )
         self.job_id = job_id
         self.root = root
+
+
+class StartupInterruptedError(OracleError):
+    """SIGTERM or Ctrl-C arrived while the oracle was still starting (e.g. waiting for its
+    node): a requested stop, not a failure."""

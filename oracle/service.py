@@ -47,6 +47,7 @@ from neurotoken.errors import NeurotokenError
 from neurotoken.market.verdicts import MarketDomain
 from oracle.api import ApiServer, ApiState
 from oracle.chain import MarketChain
+from oracle.errors import StartupInterruptedError
 from oracle.ingest import Ingestor
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger
@@ -121,7 +122,7 @@ class Oracle:
                 break
             except Exception as exc:
                 if self.stopping.is_set():
-                    raise
+                    raise StartupInterruptedError("stopped while waiting for the node") from None
                 event(log, "rpc_unavailable", level=30, error=str(exc)[:200])
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 10)

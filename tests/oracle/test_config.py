@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,3 +250,25 @@ def test_logs__urls_in_errors_cut_to_their_origin_passwords_masked_everywhere() 
     out += line(database_url=f"postgresql://o:{SECRET}@db/o")
     assert not leaks(out, SECRET) and not leaks(out, RPC_KEY), out
     assert "https://rpc.example:8545" in out and "postgresql://o:***@db/o" in out
+
+
+def test_sigterm_while_waiting_for_the_node__clean_stop_no_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
+    env.update({
+        "ORACLE_MARKET": MARKET, "ORACLE_RPC_URL": "http://127.0.0.1:1",
+        "ORACLE_DATABASE_URL": f"sqlite:///{tmp_path / 'oracle.sqlite'}", "ORACLE_HTTP_PORT": "0",
+    })  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oracle", "run"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:  # wait for the condition: it is retrying its node
+        lines.append(line)
+        if '"rpc_unavailable"' in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=60)
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output
+    assert "Traceback" not in output and '"oracle_stopped"' in output
