@@ -1,0 +1,1 @@
+"""A client's side of the market from the command line: `python -m neurotoken.client`."""
