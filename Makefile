@@ -73,6 +73,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/python tools/check_layers.py
 	npx --no-install solhint --noPoster --disc --max-warnings 0 'contracts/**/*.sol'
+	npx --no-install prettier --check 'contracts/**/*.sol'
 	$(BIN)/python tools/slither_check.py
 
 # The presale rehearsal on the local Sepolia stand-in (anvil with chain id 11155111):

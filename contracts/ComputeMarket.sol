@@ -55,8 +55,9 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     // EIP-712 type strings are what they are; both hash at compile time.
     // solhint-disable gas-small-strings
     /// @notice EIP-712 type of a single-job verdict.
-    bytes32 public constant VERDICT_TYPEHASH =
-        keccak256("Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)");
+    bytes32 public constant VERDICT_TYPEHASH = keccak256(
+        "Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)"
+    );
 
     /// @notice EIP-712 type of a batch of verdicts (an array of Verdict structs).
     bytes32 public constant VERDICT_BATCH_TYPEHASH = keccak256(
@@ -222,18 +223,20 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function postJobWithPermit(JobRequest calldata request, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s)
-        external
-        nonReentrant
-        returns (uint256 jobId)
-    {
+    function postJobWithPermit(
+        JobRequest calldata request,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (uint256 jobId) {
         jobId = _postJob(request);
         // A front-runner may have spent the permit already; the allowance it set still serves,
         // and transferFrom below fails with the token's own error if it does not.
         // solhint-disable no-empty-blocks
-        try IERC20Permit(address(_token)).permit(
-            msg.sender, address(this), request.paymentNtk, permitDeadline, v, r, s
-        ) {} catch {}
+        try
+            IERC20Permit(address(_token)).permit(msg.sender, address(this), request.paymentNtk, permitDeadline, v, r, s)
+        {} catch {}
         // solhint-enable no-empty-blocks
         _token.safeTransferFrom(msg.sender, address(this), request.paymentNtk);
     }
@@ -259,9 +262,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function submitResult(uint256 jobId, bytes32 resultRoot, uint256 shardCount, string calldata bundleURI)
-        external
-    {
+    function submitResult(uint256 jobId, bytes32 resultRoot, uint256 shardCount, string calldata bundleURI) external {
         Job storage job = _existingJob(jobId);
         if (job.state != JobState.Accepted) revert MarketJobWrongState(jobId, job.state);
         address provider = job.provider;
@@ -300,8 +301,12 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         bool anyRejected = false;
         for (uint256 i; i < count; ++i) {
             BatchEntry calldata entry = entries[i];
-            (bytes32 structHash, uint256 jobFeeNtk, uint256 jobBurnNtk) =
-                _settleEffects(entry.jobId, entry.accepted, credit, quorum);
+            (bytes32 structHash, uint256 jobFeeNtk, uint256 jobBurnNtk) = _settleEffects(
+                entry.jobId,
+                entry.accepted,
+                credit,
+                quorum
+            );
             structHashes[i] = structHash;
             // Cannot overflow: each term is part of an NTK amount held by this contract.
             unchecked {
@@ -401,10 +406,11 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function updateOracles(address[] calldata added, address[] calldata removed, uint256 newThreshold)
-        external
-        onlyOwner
-    {
+    function updateOracles(
+        address[] calldata added,
+        address[] calldata removed,
+        uint256 newThreshold
+    ) external onlyOwner {
         uint256 epoch = _nextOracleEpoch();
         for (uint256 i; i < removed.length; ++i) {
             _removeOracle(removed[i], epoch);
@@ -483,11 +489,11 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function minimumCollateral(uint256 paymentNtk, uint256 shardCount, uint256 challengeCount)
-        public
-        pure
-        returns (uint256)
-    {
+    function minimumCollateral(
+        uint256 paymentNtk,
+        uint256 shardCount,
+        uint256 challengeCount
+    ) public pure returns (uint256) {
         if (challengeCount == 0 || challengeCount > shardCount) {
             revert MarketInvalidShardCounts(shardCount, challengeCount);
         }
@@ -588,8 +594,10 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             uint256 shardCount = request.shardCount;
             uint256 challengeCount = request.challengeCount;
             if (
-                challengeCount == 0 || challengeCount > shardCount || challengeCount > MAX_CHALLENGE_COUNT
-                    || shardCount > MAX_SHARD_COUNT
+                challengeCount == 0 ||
+                challengeCount > shardCount ||
+                challengeCount > MAX_CHALLENGE_COUNT ||
+                shardCount > MAX_SHARD_COUNT
             ) revert MarketInvalidShardCounts(shardCount, challengeCount);
             uint256 requiredNtk = minimumCollateral(request.paymentNtk, shardCount, challengeCount);
             if (request.collateralNtk < requiredNtk) revert MarketCollateralTooLow(requiredNtk, request.collateralNtk);
@@ -599,8 +607,10 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             uint256 deliverBy = request.deliverBy;
             uint256 verdictBy = request.verdictBy;
             if (
-                acceptBy < block.timestamp || deliverBy <= acceptBy || verdictBy <= deliverBy
-                    || verdictBy > block.timestamp + MAX_JOB_DURATION
+                acceptBy < block.timestamp ||
+                deliverBy <= acceptBy ||
+                verdictBy <= deliverBy ||
+                verdictBy > block.timestamp + MAX_JOB_DURATION
             ) revert MarketInvalidDeadlines(block.timestamp, acceptBy, deliverBy, verdictBy);
             // Cannot underflow: verdictBy > deliverBy was checked just above.
             unchecked {
@@ -618,10 +628,12 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @return structHash The EIP-712 struct hash of Verdict(jobId, stored root, accepted).
     /// @return feeNtk The protocol fee to add to the pot.
     /// @return burnNtk Collateral to burn (rejections only).
-    function _settleEffects(uint256 jobId, bool accepted, Credit memory credit, Quorum memory quorum)
-        private
-        returns (bytes32 structHash, uint256 feeNtk, uint256 burnNtk)
-    {
+    function _settleEffects(
+        uint256 jobId,
+        bool accepted,
+        Credit memory credit,
+        Quorum memory quorum
+    ) private returns (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) {
         Job storage job = _jobs[jobId];
         (uint256 seedBlock, uint256 jobFeeBps) = _checkSettleable(jobId, job, quorum);
         // The verdict is bound to the one challenge draw it judged.
@@ -633,11 +645,11 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// `quorum`. Reads the job's packed slot once.
     /// @return seedBlock The job's seed block.
     /// @return jobFeeBps The job's fee rate.
-    function _checkSettleable(uint256 jobId, Job storage job, Quorum memory quorum)
-        private
-        view
-        returns (uint256 seedBlock, uint256 jobFeeBps)
-    {
+    function _checkSettleable(
+        uint256 jobId,
+        Job storage job,
+        Quorum memory quorum
+    ) private view returns (uint256 seedBlock, uint256 jobFeeBps) {
         JobState state = job.state;
         uint256 verdictBy = job.verdictBy;
         seedBlock = job.seedBlock;
@@ -661,10 +673,13 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @dev Moves a submitted job to Paid (crediting `credit`) or Rejected and emits the event.
     /// @return feeNtk The protocol fee to add to the pot.
     /// @return burnNtk Collateral to burn (rejections only).
-    function _applyVerdict(uint256 jobId, Job storage job, uint256 jobFeeBps, bool accepted, Credit memory credit)
-        private
-        returns (uint256 feeNtk, uint256 burnNtk)
-    {
+    function _applyVerdict(
+        uint256 jobId,
+        Job storage job,
+        uint256 jobFeeBps,
+        bool accepted,
+        Credit memory credit
+    ) private returns (uint256 feeNtk, uint256 burnNtk) {
         address provider = job.provider;
         uint256 collateralNtk = job.collateralNtk;
         uint256 paymentNtk = job.paymentNtk;
@@ -695,11 +710,12 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @dev hashStruct(Verdict) = keccak256(abi.encode(VERDICT_TYPEHASH, jobId, resultRoot,
     /// seed, accepted)), hashed in scratch memory past the free pointer (nothing allocated, so
     /// a batch's memory does not grow with each job).
-    function _verdictStructHash(uint256 jobId, bytes32 resultRoot, bytes32 seed, bool accepted)
-        private
-        pure
-        returns (bytes32 structHash)
-    {
+    function _verdictStructHash(
+        uint256 jobId,
+        bytes32 resultRoot,
+        bytes32 seed,
+        bool accepted
+    ) private pure returns (bytes32 structHash) {
         bytes32 typeHash = VERDICT_TYPEHASH;
         assembly ("memory-safe") {
             let ptr := mload(0x40)
@@ -731,7 +747,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @dev What a rejected job's client gets: the payment plus the compensation share.
     function _rejectRefund(uint256 jobId) private view returns (uint256) {
         Job storage job = _jobs[jobId];
-        (uint256 compensationNtk,) = _slashSplit(job.collateralNtk);
+        (uint256 compensationNtk, ) = _slashSplit(job.collateralNtk);
         return job.paymentNtk + compensationNtk;
     }
 

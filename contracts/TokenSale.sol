@@ -104,9 +104,7 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
         _TEAM_BPS = terms_.teamBps;
         _PARTNERS_BPS = terms_.partnersBps;
         _RESEARCHERS_BPS = terms_.researchersBps;
-        _BUYERS_BPS = uint16(
-            _BPS - terms_.liquidityBps - terms_.teamBps - terms_.partnersBps - terms_.researchersBps
-        );
+        _BUYERS_BPS = uint16(_BPS - terms_.liquidityBps - terms_.teamBps - terms_.partnersBps - terms_.researchersBps);
         _TEAM_BENEFICIARY = terms_.teamBeneficiary;
         _TEAM_VESTING_START = terms_.teamVestingStart;
         _TEAM_CLIFF_SECONDS = terms_.teamCliffSeconds;

@@ -200,7 +200,11 @@ interface IComputeMarket {
     /// @notice Oracles accepted the result: the provider earned `providerNtk`, the protocol
     /// `feeNtk`, and `collateralNtk` returned to the provider's free stake.
     event JobPaid(
-        uint256 indexed jobId, address indexed provider, uint256 providerNtk, uint256 feeNtk, uint256 collateralNtk
+        uint256 indexed jobId,
+        address indexed provider,
+        uint256 providerNtk,
+        uint256 feeNtk,
+        uint256 collateralNtk
     );
     /// @notice Oracles rejected the result: the client got `refundNtk` (payment plus
     /// compensation `compensationNtk`) and `burnedNtk` of the collateral was burned.
@@ -449,8 +453,7 @@ interface IComputeMarket {
     /// @param resultRoot Merkle root of the shard outputs (OpenZeppelin MerkleProof layout).
     /// @param shardCount Must equal the job's shard count.
     /// @param bundleURI Where the proof bundle can be fetched; published in the event only.
-    function submitResult(uint256 jobId, bytes32 resultRoot, uint256 shardCount, string calldata bundleURI)
-        external;
+    function submitResult(uint256 jobId, bytes32 resultRoot, uint256 shardCount, string calldata bundleURI) external;
 
     /// @notice Settles one submitted job with oracle signatures over
     /// `Verdict(jobId, stored resultRoot, challenge seed, accepted)`. Anyone may call, by
@@ -542,10 +545,11 @@ interface IComputeMarket {
     /// floor(paymentNtk * (shardCount + 1 - 2 * challengeCount) / challengeCount) + 1 when
     /// shardCount + 1 >= 2 * challengeCount, else 1 (never zero: a provider that fakes every
     /// shard is always caught, and must lose something when it is).
-    function minimumCollateral(uint256 paymentNtk, uint256 shardCount, uint256 challengeCount)
-        external
-        pure
-        returns (uint256);
+    function minimumCollateral(
+        uint256 paymentNtk,
+        uint256 shardCount,
+        uint256 challengeCount
+    ) external pure returns (uint256);
 
     /// @notice Every current oracle, in no particular order (oracles sort it to agree on
     /// which of them transmits a settlement first).

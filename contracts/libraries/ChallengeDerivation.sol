@@ -9,11 +9,12 @@ pragma solidity ^0.8.28;
 /// drawn, are the challenged shards. Callers check 1 <= k <= shardCount.
 library ChallengeDerivation {
     /// @notice The k challenged indices, in the order drawn.
-    function derive(bytes32 seed, uint256 jobId, uint256 shardCount, uint256 challengeCount)
-        internal
-        pure
-        returns (uint256[] memory indices)
-    {
+    function derive(
+        bytes32 seed,
+        uint256 jobId,
+        uint256 shardCount,
+        uint256 challengeCount
+    ) internal pure returns (uint256[] memory indices) {
         indices = new uint256[](challengeCount);
         uint256 found = 0;
         for (uint256 counter; found < challengeCount; ++counter) {

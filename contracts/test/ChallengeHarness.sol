@@ -11,11 +11,12 @@ contract ChallengeHarness {
     error ChallengeHarnessInvalidCounts(uint256 shardCount, uint256 challengeCount);
 
     /// @notice The k challenged indices for (seed, jobId), as the market derives them.
-    function derive(bytes32 seed, uint256 jobId, uint256 shardCount, uint256 challengeCount)
-        external
-        pure
-        returns (uint256[] memory)
-    {
+    function derive(
+        bytes32 seed,
+        uint256 jobId,
+        uint256 shardCount,
+        uint256 challengeCount
+    ) external pure returns (uint256[] memory) {
         if (shardCount == 0 || challengeCount == 0 || challengeCount > shardCount) {
             revert ChallengeHarnessInvalidCounts(shardCount, challengeCount);
         }
