@@ -54,8 +54,7 @@ def test_ape_compile__in_a_fresh_shell__uses_the_local_compiler() -> None:
         ["python", "-m", "oracle", "--help"],
         ["python", "-m", "neurotoken.provider", "--help"],
         ["python", "-m", "neurotoken.provider", "agent", "--help"],
-        ["ape", "run", "market", "--help"],
-        ["ape", "run", "sale", "--help"],
+        # `ape run sale|market` and `python -m neurotoken.client`: tests/cli/test_runbook.py
         ["neurotoken-oracle", "--help"],
         ["neurotoken-provider", "agent", "--help"],
     ],
