@@ -571,7 +571,7 @@ def cancel(account: Any, market_address: str | None, job_id: int, yes: bool) -> 
     view = job_view(market, job_id)
     if view.client != sender.address:
         raise MarketOperationError(f"only the client {view.client} may cancel job {job_id}")
-    confirm_irreversible(f"Cancel job {job_id} and refund {format_ntk(view.payment)}.", yes)
+    confirm_irreversible(f"Cancel job {job_id} and refund {format_ntk(view.payment_ntk)}.", yes)
     show_tx(transact(market, "cancelJob", job_id, sender=sender), f"cancelled job {job_id}")
 
 
@@ -588,15 +588,16 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
     market = the_market(market_address)
     view = job_view(market, job_id)
     deadline = {"Posted": view.accept_by, "Accepted": view.deliver_by, "Submitted": view.verdict_by}
-    if view.state not in deadline:
-        raise MarketOperationError(f"job {job_id} is {view.state}: nothing to expire")
-    if now() < deadline[view.state]:
+    if view.label not in deadline:
+        raise MarketOperationError(f"job {job_id} is {view.label}: nothing to expire")
+    if now() < deadline[view.label]:
         raise MarketOperationError(
-            f"job {job_id} ({view.state}) can be expired after {deadline[view.state]} "
-            f"({deadline[view.state] - now()}s from now)"
+            f"job {job_id} ({view.label}) can be expired after "
+            f"{format_when(deadline[view.label])} "
+            f"({format_duration(deadline[view.label] - now())} from now)"
         )
     tx = transact(market, "expireJob", job_id, sender=sender)
-    show_tx(tx, f"expired job {job_id}: now {job_view(market, job_id).state}")
+    show_tx(tx, f"expired job {job_id}: now {job_view(market, job_id).label}")
 
 
 @cli.command("fix-seed", cls=NetworkCommand)

@@ -19,7 +19,8 @@ from eth_utils.address import to_checksum_address
 
 from neurotoken.chain.preflight import preflight as chain_preflight
 from neurotoken.errors import ChainError, NeurotokenError
-from neurotoken.market.states import state_label
+from neurotoken.market.job import OnChainJob
+from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import (
     MarketDomain,
     QuorumNotReachedError,
@@ -125,30 +126,18 @@ def minimum_collateral(payment: int, shard_count: int, challenge_count: int) -> 
 
 
 @dataclass(frozen=True)
-class JobView:
-    """A job as stored, with names for its state."""
+class JobView(OnChainJob):
+    """A job as stored (IComputeMarket.Job, decoded once: `OnChainJob`), told for a person:
+    its state's name, what can happen next, the lines `ape run market status` prints."""
 
-    job_id: int
-    state: str
-    client: str
-    provider: str
-    payment: int
-    collateral: int
-    spec_hash: bytes
-    result_root: bytes
-    accept_by: int
-    deliver_by: int
-    verdict_by: int
-    seed_block: int
-    shard_count: int
-    challenge_count: int
-    fee_bps: int
-    oracle_epoch: int
-    threshold: int
+    @property
+    def label(self) -> str:
+        """The state's Solidity name, e.g. 'Posted'."""
+        return self.state.label
 
     def next_steps(self, now: int) -> list[str]:
         """What can happen to the job now, and who can do it."""
-        if self.state == "Posted":
+        if self.label == "Posted":
             who = "any registered provider" if self.provider == ZERO_ADDRESS else self.provider
             if now <= self.accept_by:
                 return [
@@ -160,14 +149,14 @@ class JobView:
                 "nobody accepted it in time: anyone may expire it (refund)",
                 "or the client cancels",
             ]
-        if self.state == "Accepted":
+        if self.label == "Accepted":
             if now <= self.deliver_by:
                 return [
                     f"the provider must submit a result by {format_when(self.deliver_by)} "
                     f"({format_duration(self.deliver_by - now)} left)"
                 ]
             return ["no result in time: anyone may expire it (refund, collateral slashed)"]
-        if self.state == "Submitted":
+        if self.label == "Submitted":
             if now <= self.verdict_by:
                 return [
                     f"oracles may settle it until {format_when(self.verdict_by)} "
@@ -178,11 +167,11 @@ class JobView:
 
     def lines(self, now: int) -> list[str]:
         out = [
-            f"job {self.job_id}: {self.state}",
+            f"job {self.job_id}: {self.label}",
             f"  client      {self.client}",
             f"  provider    {self.provider if self.provider != ZERO_ADDRESS else '(any)'}",
-            f"  payment     {format_ntk(self.payment)} (fee {self.fee_bps / 100:g}%)",
-            f"  collateral  {format_ntk(self.collateral)}",
+            f"  payment     {format_ntk(self.payment_ntk)} (fee {self.fee_bps / 100:g}%)",
+            f"  collateral  {format_ntk(self.collateral_ntk)}",
             f"  spec hash   0x{self.spec_hash.hex()}",
             f"  shards      {self.shard_count}, {self.challenge_count} challenged",
             f"  accept by   {format_when(self.accept_by)}",
@@ -205,13 +194,13 @@ def job_view(market: Any, job_id: int) -> JobView:
     job = market.getJob(job_id)
     return JobView(
         job_id=job_id,
-        state=state_label(int(job.state)),
         client=str(job.client),
+        payment_ntk=int(job.paymentNtk),
         provider=str(job.provider),
-        payment=int(job.paymentNtk),
-        collateral=int(job.collateralNtk),
+        collateral_ntk=int(job.collateralNtk),
         spec_hash=bytes(job.specHash),
         result_root=bytes(job.resultRoot),
+        state=JobState(int(job.state)),
         accept_by=int(job.acceptBy),
         deliver_by=int(job.deliverBy),
         verdict_by=int(job.verdictBy),
@@ -314,9 +303,9 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
     for verdict in first.verdicts:
         view = job_view(market, verdict.job_id)
         threshold = max(threshold, view.threshold)
-        if view.state != "Submitted":
+        if view.label != "Submitted":
             raise MarketOperationError(
-                f"job {verdict.job_id} is {view.state}, not awaiting a verdict"
+                f"job {verdict.job_id} is {view.label}, not awaiting a verdict"
             )
         if view.result_root != verdict.result_root:
             raise MarketOperationError(
@@ -347,9 +336,9 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
 def verdict_to_sign(market: Any, job_id: int, accepted: bool) -> Verdict:
     """The verdict an oracle signs for `job_id`, over the root the job committed."""
     view = job_view(market, job_id)
-    if view.state != "Submitted":
+    if view.label != "Submitted":
         raise MarketOperationError(
-            f"job {job_id} is {view.state}; only a submitted job gets a verdict"
+            f"job {job_id} is {view.label}; only a submitted job gets a verdict"
         )
     return Verdict(job_id, view.result_root, bytes(market.challengeSeed(job_id)), accepted)
 

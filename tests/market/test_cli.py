@@ -401,7 +401,10 @@ def test_cancel__by_someone_else__refused(m, market, stranger):
 
 def test_expire__too_early__says_when_then_works(m, market, chain, stranger, capsys):
     job_id = m.post()
-    with pytest.raises(click.ClickException, match=r"can be expired after \d+ \(\d+s from now\)"):
+    with pytest.raises(
+        click.ClickException,
+        match=r"can be expired after \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(1h 0m from now\)",
+    ):
         run(market_cli.expire, account=stranger, market_address=market.address, job_id=job_id)
     chain.mine(deltatime=3_700)
     run(market_cli.expire, account=stranger, market_address=market.address, job_id=job_id)
