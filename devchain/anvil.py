@@ -1,0 +1,142 @@
+"""The anvil node of the dev chain: the binary from `node_modules`, a node on a free port
+(`Anvil`), the keys anvil derives from its default mnemonic, and the helpers the dev chain's
+child processes share (a free port, death with the parent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from oracle.settings import REPO_ROOT
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: ask Linux for SIGTERM when the parent dies, so an
+    interrupted test run leaves no node or oracle behind (a no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def anvil_keys(count: int = 20) -> list[str]:
+    """The private keys anvil derives from its default mnemonic (hex, 0x-prefixed)."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        "0x"
+        + bytes(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
+        for i in range(count)
+    ]
+
+
+def anvil_binary() -> Path:
+    path = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `make setup` (npm ci)")
+    return path
+
+
+class Anvil:
+    """An anvil node on a free port: automine (default), interval mining (`block_time`),
+    or both (`mixed`: transactions mine at once and a block comes every `block_time`)."""
+
+    def __init__(
+        self,
+        block_time: float | None = None,
+        mixed: bool = False,
+        accounts: int = 20,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.block_time = block_time
+        self.mixed = mixed
+        self.accounts = accounts
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Anvil:
+        args = [
+            str(anvil_binary()),
+            "--port", str(self.port),
+            "--hardfork", "prague",
+            "--accounts", str(self.accounts),
+            "--balance", "100000",
+            "--silent",
+        ]  # fmt: skip
+        if self.block_time is not None:
+            args += ["--block-time", str(self.block_time)]
+            if self.mixed:
+                args.append("--mixed-mining")
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+        w3 = self.web3()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if w3.eth.block_number >= 0:
+                    return self
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("anvil did not start") from None
+                time.sleep(0.1)
+
+    def web3(self, timeout: float = 30) -> Web3:
+        return Web3(HTTPProvider(self.url, request_kwargs={"timeout": timeout}))
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        response = self.web3().provider.make_request(method, list(params))  # type: ignore[arg-type]
+        if "error" in response:
+            raise RuntimeError(f"{method}: {response['error']}")
+        return response.get("result")
+
+    def mine(self, blocks: int = 1) -> None:
+        self.rpc("anvil_mine", hex(blocks))
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

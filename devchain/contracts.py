@@ -1,0 +1,132 @@
+"""The contracts on the dev chain: loading ape's build, deploying (`deploy`), sending calls
+from unlocked anvil accounts (`transact`), and a whole deployed market (`setup_local_market`,
+`Market`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+
+from devchain.anvil import anvil_keys
+from neurotoken.units import NTK
+from oracle.settings import DEFAULT_ABI_PATH
+
+
+def load_artifact(name: str, path: Path = DEFAULT_ABI_PATH) -> tuple[list[dict[str, Any]], str]:
+    manifest = json.loads(path.read_text())
+    contract = manifest["contractTypes"][name]
+    return contract["abi"], contract["deploymentBytecode"]["bytecode"]
+
+
+def transact(w3: Web3, fn: Any, sender: str, gas: int | None = None) -> Any:
+    """Sends a contract call from an unlocked anvil account and waits for the receipt."""
+    params: dict[str, Any] = {"from": sender}
+    if gas is not None:
+        params["gas"] = gas
+    tx_hash = fn.transact(params)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+    if receipt["status"] != 1:
+        raise RuntimeError(f"transaction {tx_hash.hex()} reverted")
+    return receipt
+
+
+def deploy(w3: Web3, name: str, sender: str, *args: Any) -> Contract:
+    abi, bytecode = load_artifact(name)
+    factory = w3.eth.contract(abi=abi, bytecode=bytecode)
+    receipt = transact(w3, factory.constructor(*args), sender)
+    address = to_checksum_address(str(receipt["contractAddress"]))
+    return w3.eth.contract(address=address, abi=abi)
+
+
+@dataclass
+class Market:
+    """A deployed NTK and market, and the anvil accounts playing each role."""
+
+    w3: Web3
+    token: Contract
+    market: Contract
+    owner: str
+    client: str
+    providers: list[str]
+    oracle_keys: list[str]
+    deploy_block: int
+
+    @property
+    def oracle_addresses(self) -> list[str]:
+        return [Account.from_key(k).address for k in self.oracle_keys]
+
+    @property
+    def client_key(self) -> str:
+        """The client's private key (anvil account 1), to sign bundle access tokens."""
+        return anvil_keys(2)[1]
+
+    def job(self, job_id: int) -> tuple[Any, ...]:
+        return tuple(self.market.functions.getJob(job_id).call())
+
+    def state(self, job_id: int) -> int:
+        return int(self.job(job_id)[6])
+
+    def settlement_logs(self, job_id: int | None = None) -> list[tuple[str, int, str]]:
+        """(event name, job id, tx hash) of every JobPaid / JobRejected on chain."""
+        out = []
+        for name in ("JobPaid", "JobRejected"):
+            for log in self.market.events[name]().get_logs(from_block=self.deploy_block):
+                jid = int(log["args"]["jobId"])
+                if job_id is None or jid == job_id:
+                    out.append((name, jid, "0x" + bytes(log["transactionHash"]).hex()))
+        return out
+
+
+def setup_local_market(
+    w3: Web3,
+    oracle_count: int = 3,
+    threshold: int = 2,
+    fee_bps: int = 250,
+    providers: int = 2,
+    min_verdict_window: int = 600,
+) -> Market:
+    """Deploys NTK and the market with anvil accounts: 0 owner, 1 client, 2.. providers,
+    then the oracles; mints and approves NTK for client and providers, registers providers."""
+    keys = anvil_keys(20)
+    addresses = [Account.from_key(k).address for k in keys]
+    owner, client = addresses[0], addresses[1]
+    provider_addrs = addresses[2 : 2 + providers]
+    oracle_keys = keys[2 + providers : 2 + providers + oracle_count]
+    oracles = [Account.from_key(k).address for k in oracle_keys]
+    token = deploy(w3, "NeuroToken", owner, owner)
+    market = deploy(
+        w3,
+        "ComputeMarket",
+        owner,
+        token.address,
+        owner,
+        7 * 86400,
+        fee_bps,
+        oracles,
+        threshold,
+        min_verdict_window,
+    )
+    transact(w3, token.functions.grantRole(token.functions.MINTER_ROLE().call(), owner), owner)
+    for account in [client, *provider_addrs]:
+        transact(w3, token.functions.mint(account, 1_000_000 * NTK), owner)
+        transact(w3, token.functions.approve(market.address, 2**256 - 1), account)
+    for provider in provider_addrs:
+        transact(w3, market.functions.registerProvider(10_000 * NTK, "local://provider"), provider)
+    return Market(
+        w3=w3,
+        token=token,
+        market=market,
+        owner=owner,
+        client=client,
+        providers=provider_addrs,
+        oracle_keys=oracle_keys,
+        deploy_block=int(w3.eth.block_number),
+    )
