@@ -24,7 +24,7 @@ from aiohttp import web
 from neurotoken.market.verdicts import MarketDomain, SignedVerdict, Verdict, VerdictError
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger
-from oracle.metrics import Metrics
+from oracle.metrics import CONTENT_TYPE, Metrics
 from oracle.store import Store
 
 log = get_logger("api")
@@ -84,10 +84,8 @@ def make_app(state: ApiState) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         counts = await asyncio.to_thread(state.store.counts_by_state)
         return web.Response(
-            text=state.metrics.render(counts),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Prometheus-Format": "0.0.4"},
+            body=state.metrics.exposition(counts),
+            headers={"Content-Type": CONTENT_TYPE, "X-Prometheus-Format": "0.0.4"},
         )
 
     async def signatures(request: web.Request) -> web.Response:

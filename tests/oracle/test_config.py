@@ -272,3 +272,37 @@ def test_sigterm_while_waiting_for_the_node__clean_stop_no_traceback(tmp_path: P
     output = "".join(lines) + rest
     assert process.returncode == 0, output
     assert "Traceback" not in output and '"oracle_stopped"' in output
+
+
+def test_metrics__exposition_parses_with_prometheus_client__instances_apart() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    first, second = Metrics(), Metrics()
+    first.inc("oracle_reorgs_total", 3)
+    first.set("oracle_head_block", 12)
+    first.counters["oracle_transactions_replaced_total"] = 4
+    first.observe_latency(0.3)
+    second.inc("oracle_signatures_total")
+    text = first.render({"settled": 2})
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    # a counter's family drops `_total`, its sample keeps it: the names served are unchanged
+    assert families["oracle_reorgs"].type == "counter"
+    assert [(s.name, s.value) for s in families["oracle_reorgs"].samples] == [
+        ("oracle_reorgs_total", 3)
+    ]
+    assert families["oracle_jobs"].type == "gauge"
+    assert families["oracle_verification_seconds"].type == "histogram"
+    assert not any(s.name.endswith("_created") for f in families.values() for s in f.samples)
+    assert first.gauges["oracle_head_block"] == 12 and first.counters["oracle_reorgs_total"] == 3
+    # a count kept elsewhere rises to the value given, and a lower one is a reset
+    first.counters["oracle_transactions_replaced_total"] = 6
+    assert first.counters["oracle_transactions_replaced_total"] == 6
+    first.counters["oracle_transactions_replaced_total"] = 1
+    assert first.counters["oracle_transactions_replaced_total"] == 1
+    # two oracles in one process: each registry holds its own values only
+    other = parse_text(second.render({}))
+    assert other["oracle_reorgs_total"] == 0 and other["oracle_signatures_total"] == 1
+    assert other["oracle_head_block"] == 0 and other["oracle_verification_seconds_count"] == 0
+    assert not any(k.startswith("oracle_jobs{") for k in other)
+    mine = parse_text(text)
+    assert mine["oracle_signatures_total"] == 0 and mine['oracle_jobs{state="settled"}'] == 2
