@@ -74,7 +74,16 @@ def outsider_key(accounts: Any) -> Any:
     return accounts[10]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def token(project: Any, owner: Any, minter: Any) -> Any:
+    """This module's NeuroToken (`minter` holds the minter role), deployed once per module
+    like the market below."""
+    ntk = project.NeuroToken.deploy(owner, sender=owner)
+    ntk.grantRole(ntk.MINTER_ROLE(), minter, sender=owner)
+    return ntk
+
+
+@pytest.fixture(scope="module")
 def market(
     project: Any,
     owner: Any,
@@ -85,7 +94,10 @@ def market(
     provider: Any,
     provider2: Any,
 ) -> Any:
-    """A market with 3 oracles, threshold 2, fee 2.5%; client and providers funded and approved."""
+    """A market with 3 oracles, threshold 2, fee 2.5%; client and providers funded and approved.
+    Deployed once per module: ape restores the chain after every test, so each test starts
+    from this freshly deployed state (and deploying nine transactions per test was a minute
+    of the suite)."""
     deployed = project.ComputeMarket.deploy(
         token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
     )
