@@ -26,7 +26,7 @@ export NO_PROXY := $(no_proxy)
 NETWORK ?= ethereum:local:foundry
 TEST_ARGS ?=
 
-.PHONY: setup demo test lint bench sale-rehearsal clean distclean
+.PHONY: setup demo test soak lint bench sale-rehearsal clean distclean
 
 setup: $(VENV)/.installed $(VENV)/.pth-ok node_modules/.installed $(SOLCX_DIR)/.installed
 
@@ -67,6 +67,13 @@ demo: setup
 
 test: setup
 	$(BIN)/ape test tests --network $(NETWORK) $(TEST_ARGS)
+
+# Long fault campaigns (tests marked `soak`: SIGKILLs at random instants, a lossy RPC) and
+# deeper state-machine searches; `make test` skips the campaigns to stay within its budget.
+soak: setup
+	NEUROTOKEN_SOAK=1 $(BIN)/ape test tests --network $(NETWORK) -m soak $(TEST_ARGS)
+	NEUROTOKEN_STATEFUL_EXAMPLES=$${NEUROTOKEN_STATEFUL_EXAMPLES:-60} $(BIN)/ape test tests \
+		--network $(NETWORK) -k "state_machine or hostile_provider_and_client" $(TEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from devchain.localnet import OracleProcess, small_spec, wait_until
 from oracle.store import SETTLED
 from tests.oracle.helpers import PAID, REJECTED, assert_settled_once, store_of
@@ -117,6 +119,7 @@ def test_sigkill_after_verify_sign_and_send__every_job_settled_exactly_once(make
     assert all(n >= 1 for n in crashes.values()) and sum(crashes.values()) >= 6, crashes
 
 
+@pytest.mark.soak
 def test_sigkill_at_random_instants__every_job_settled_exactly_once(make_net) -> None:
     net = make_net()
     oracles = net.oracle_set(env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "2"})

@@ -9,6 +9,8 @@ import json
 import threading
 import time
 
+import pytest
+
 from devchain.localnet import FaultyRpcProxy, running, small_spec, wait_until
 from oracle.store import SETTLED, SIGNED, TX_MINED
 from oracle.transmit_turns import transmit_order
@@ -59,6 +61,7 @@ class Miner:
         self.thread.join(timeout=10)
 
 
+@pytest.mark.soak
 def test_lossy_rpc__dropped_delayed_failed_requests__nothing_lost_nothing_paid_twice(
     make_net,
 ) -> None:
