@@ -141,8 +141,7 @@ class JobView(OnChainJob):
             who = "any registered provider" if self.provider == ZERO_ADDRESS else self.provider
             if now <= self.accept_by:
                 return [
-                    f"{who} may accept it until {format_when(self.accept_by)} "
-                    f"({format_duration(self.accept_by - now)} left)",
+                    f"{who} may accept it until {_until(self.accept_by, now)}",
                     "the client may cancel it",
                 ]
             return [
@@ -151,17 +150,11 @@ class JobView(OnChainJob):
             ]
         if self.label == "Accepted":
             if now <= self.deliver_by:
-                return [
-                    f"the provider must submit a result by {format_when(self.deliver_by)} "
-                    f"({format_duration(self.deliver_by - now)} left)"
-                ]
+                return [f"the provider must submit a result by {_until(self.deliver_by, now)}"]
             return ["no result in time: anyone may expire it (refund, collateral slashed)"]
         if self.label == "Submitted":
             if now <= self.verdict_by:
-                return [
-                    f"oracles may settle it until {format_when(self.verdict_by)} "
-                    f"({format_duration(self.verdict_by - now)} left)"
-                ]
+                return [f"oracles may settle it until {_until(self.verdict_by, now)}"]
             return ["no verdict in time: anyone may expire it (refund, collateral back, no fault)"]
         return ["settled: nothing more can happen"]
 
@@ -181,6 +174,11 @@ class JobView(OnChainJob):
         if self.seed_block:
             out.append(f"  result root 0x{self.result_root.hex()} (seed block {self.seed_block})")
         return out + [f"  next: {step}" for step in self.next_steps(now)]
+
+
+def _until(deadline: int, now: int) -> str:
+    """A deadline for a person: '2026-11-29 18:00:00 UTC (1h 5m left)'."""
+    return f"{format_when(deadline)} ({format_duration(deadline - now)} left)"
 
 
 def job_view(market: Any, job_id: int) -> JobView:
