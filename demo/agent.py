@@ -1,10 +1,10 @@
 """A `make demo` stage: a provider agent takes a real synthetic-shelf job on the local chain.
 
-`agent_stage(echo)` (inside `ape run`, on a local network) deploys a fresh NeuroToken and
-ComputeMarket (3 oracles, 2 needed, 2.5% fee), then, printing each step:
+`agent_stage(economy)` runs on the economy's market (3 oracles, 2 needed, 2.5% fee) and
+prints each step:
 
-1. the provider's key is decrypted from an encrypted keystore, and the agent registers it
-   with 1,000 NTK of stake (approve + register);
+1. farm C's key is decrypted from an encrypted keystore, and the agent registers it with
+   1,000 NTK of the NTK it bought in the sale as stake (approve + register);
 2. a client posts the 16-shard shelf-images job (its canonical spec in a file whose keccak256
    is the posted spec hash), escrowing 160 NTK; 100 NTK of collateral is asked;
 3. one agent step: the posted job is seen, its spec fetched and hash-checked, the policy
@@ -19,19 +19,20 @@ ComputeMarket (3 oracles, 2 needed, 2.5% fee), then, printing each step:
 6. a few of the job's images are saved with their labels drawn on.
 
 The agent talks to the node with web3.py only, exactly as the long-running CLI does; ape only
-plays the client, the oracles' transaction and the deployer.
+plays the client and the oracles' settlement transaction.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from demo.economy import Economy, approx
 from neurotoken.chain.keystore import load_account, write_keystore
 from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_json
+from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
 from neurotoken.proofs.access import BundleAccess
@@ -45,40 +46,22 @@ from neurotoken.provider.policy import Policy
 from neurotoken.provider.previews import save_job_previews
 from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
-from neurotoken.units import NTK, format_ntk
+from neurotoken.units import NTK
 from neurotoken.workloads.preview import DEMO_SPEC
 
-DEFAULT_OUT = Path("demo-output") / "agent-job"
 PASSWORD_ENV = "NEUROTOKEN_DEMO_PROVIDER_PASSWORD"
 
 
-def agent_stage(
-    echo: Callable[[str], None],
-    out_dir: Path = DEFAULT_OUT,
-    *,
-    project: Any = None,
-    test_accounts: Any = None,
-    chain: Any = None,
-) -> list[Path]:
-    """Runs the stage and returns the PNGs written. The ape handles default to ape's own
-    (`ape.project`, `ape.accounts.test_accounts`, `ape.chain`); tests pass their fixtures."""
-    if project is None or test_accounts is None or chain is None:
-        import ape
-
-        project, test_accounts, chain = ape.project, ape.accounts.test_accounts, ape.chain
-    deployer, minter, client, farm = (test_accounts[i] for i in range(4))
-    stranger = test_accounts[8]
-    oracles = [test_accounts[i] for i in (5, 6, 7)]
-    echo("== Stage: a provider agent takes a synthetic-shelf job on the compute market")
-
-    token = project.NeuroToken.deploy(deployer, sender=deployer)
-    token.grantRole(token.MINTER_ROLE(), minter, sender=deployer)
-    market = project.ComputeMarket.deploy(
-        token, deployer, 7 * 24 * 3600, 250, oracles, 2, 3600, sender=deployer
-    )
-    token.mint(client, 10_000 * NTK, sender=minter)
-    token.mint(farm, 2_000 * NTK, sender=minter)
-    echo(f"market {market.address} on NTK {token.address}: 3 oracles, 2 signatures needed")
+def agent_stage(e: Economy) -> list[Path]:
+    """Runs the stage on the economy's market; returns the PNGs written under
+    `e.out_dir / "agent-job"`."""
+    out_dir = e.out_dir / "agent-job"
+    r = e.report.stage("agent")
+    market, chain, cast = e.need_market(), e.chain, e.cast
+    client, farm, stranger, echo = cast.client, cast.farm_c, cast.stranger, e.echo
+    oracles = sorted(cast.oracles, key=lambda a: int(a.address, 16))
+    echo("== A provider agent (farm C) takes a synthetic-shelf job on the same market")
+    supply_before = int(e.need_token().totalSupply())
 
     with tempfile.TemporaryDirectory(prefix="ntk-agent-") as tmp_name:
         tmp = Path(tmp_name)
@@ -93,6 +76,8 @@ def agent_stage(
         chain_client = MarketClient.connect(str(chain.provider.uri), market.address, key)
         echo(f"provider key for {key.address} decrypted from {keystore.name}")
         acct.register(chain_client, 1_000 * NTK, "https://farm.example/offer.json", echo)
+        r.check("farm C registered with 1,000 NTK of stake",
+                1_000 * NTK, chain_client.get_provider().stake_ntk)  # fmt: skip
 
         # 2. A client posts the job.
         spec = parse_spec(DEMO_SPEC)
@@ -100,7 +85,7 @@ def agent_stage(
         spec_file = tmp / "shelf-job.json"
         spec_file.write_bytes(spec_json(spec))
         now = int(chain.pending_timestamp)
-        token.approve(market, 160 * NTK, sender=client)
+        e.need_token().approve(market, 160 * NTK, sender=client)
         request = {
             "specHash": keccak256(spec_file.read_bytes()),
             "specURI": spec_file.as_uri(),
@@ -166,7 +151,7 @@ def agent_stage(
                 signed, oracles=[o.address for o in oracles], threshold=int(market.threshold())
             )
             accepted = all(s.verdicts[0].accepted for s in signed)
-            tx = market.settle(job_id, accepted, signatures, sender=client)
+            tx = market.settle(job_id, accepted, signatures, sender=cast.treasury)
             echo(f"settled with 2 oracle signatures ({tx.gas_used:,} gas)")
 
             def download(who: Any, folder: str) -> int:
@@ -179,20 +164,30 @@ def agent_stage(
 
             count = download(client, "result")
             echo(f"client downloaded all {count} outputs, each checked, signing with its own key")
+            r.check("client downloaded every output", spec.shard_count, count)
             try:
                 download(stranger, "stolen")
                 echo("a stranger with the bundle URL got the result (this must not happen)")
+                r.check("a stranger gets no output", 1, 0)
             except ResultError as exc:
                 refused = "HTTP 403" if "HTTP 403" in str(exc) else str(exc)
                 echo(f"a stranger with the bundle URL gets nothing (refused: {refused})")
+                r.check("a stranger gets no output", 1, 1)
 
         # 5. The agent sees the payment and reports.
         agent.step()
         for line in collect_earnings(chain_client).lines():
             echo(f"  {line}")
+        before = chain_client.ntk_balance()
+        earned = int(market.getProvider(farm).earnedNtk)
         acct.withdraw_earnings(chain_client, lambda line: echo(f"  agent: {line}"))
-        echo(f"provider NTK balance now {format_ntk(chain_client.ntk_balance())}")
+        echo(f"farm C's NTK balance now {approx(chain_client.ntk_balance())}")
         agent.close()
+        r.check(f"job {job_id} paid", JobState.PAID, int(market.getJob(job_id).state))
+        r.check("farm C earned the payment less the 2.5% fee", 156 * NTK, earned)
+        r.check("farm C withdrew its earnings", before + earned, chain_client.ntk_balance())
+        r.figures.update(job=job_id, earned_ntk=earned,
+                         burned_ntk=supply_before - int(e.need_token().totalSupply()))  # fmt: skip
 
         # 6. Pictures.
         paths = save_job_previews(store, job.result_root, spec, out_dir, 2)

@@ -1,6 +1,6 @@
 """A demo stage for `make demo`: a real shelf-images job computed, proven, checked, pictured.
 
-`compute_stage(echo)` computes a 16-shard synthetic-shelf job on all cores (progress bar on
+`compute_stage(economy)` computes a 16-shard synthetic-shelf job on all cores (progress bar on
 stderr), publishes its bundle, serves it over HTTP, lets a verifier challenge 8 shards and
 re-execute them, shows a cheating provider caught, and writes PNGs of the first images with
 their labels drawn on. It needs no chain (the market stage commits the root on chain).
@@ -9,9 +9,9 @@ their labels drawn on. It needs no chain (the market stage commits the root on c
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
+from demo.economy import Economy
 from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_hash
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, challenge_indices, verify_job
 from neurotoken.proofs.bundle import from_hex
@@ -21,13 +21,12 @@ from neurotoken.provider.publish import publish_bundle
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.workloads.preview import DEMO_SPEC
 
-DEFAULT_OUT = Path("demo-output") / "shelves"
 
-
-def compute_stage(
-    echo: Callable[[str], None], out_dir: Path = DEFAULT_OUT, job_id: int = 1
-) -> list[Path]:
-    """Runs the stage, printing with `echo`; returns the PNGs written under `out_dir`."""
+def compute_stage(e: Economy, job_id: int = 1) -> list[Path]:
+    """Runs the stage, printing with `e.echo`; returns the PNGs written under
+    `e.out_dir / "shelves"`."""
+    out_dir = e.out_dir / "shelves"
+    r, echo = e.report.stage("compute"), e.echo
     spec = parse_spec(DEMO_SPEC)
     assert isinstance(spec, ShelfImagesSpec)
     echo("== Stage: compute a synthetic retail-shelf job and prove it")
@@ -61,6 +60,9 @@ def compute_stage(
                     break
             caught = verify_job(spec, cheat_commitment, cheat_seed, 8, HttpSource(server.url))
             echo(f"a provider faking one pixel of shard 3: {caught.summary()}")
+        r.check("the honest bundle is accepted", 1, int(verdict.accepted))
+        r.check("the bundle with one faked pixel is rejected", 0, int(caught.accepted))
+        r.figures.update(shards=spec.shard_count, computed=len(report.computed))
         paths = save_job_previews(store, root, spec, out_dir, count=4)
     echo("labelled images: " + ", ".join(str(p) for p in paths))
     return paths

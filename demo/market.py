@@ -1,22 +1,21 @@
 """A `make demo` stage: the compute market's rules, step by step, on a local chain.
 
-`run_market_demo(project, chain, accounts, token=None, echo=print)` deploys a ComputeMarket
-(3 oracles with test keys, 2 needed, 2.5% fee) and, printing each step:
+`market_stage(economy)` deploys a ComputeMarket on the sale's NTK (3 oracles with test keys,
+2 needed, 2.5% fee) and, printing each step:
 
-1. two providers register with stake; a client posts three jobs (one with an EIP-2612 permit
-   in the same transaction, one reserved for the second provider);
-2. the first provider accepts two jobs and commits each result as the Merkle root of its
-   shard outputs; the block after the commit fixes the challenge, read from the chain and
-   recomputed in Python;
+1. farms A and B register with stake out of the NTK they bought in the sale; the client posts
+   three jobs (one with an EIP-2612 permit in the same transaction, one reserved for farm B);
+2. farm A accepts two jobs and commits each result as the Merkle root of its shard outputs;
+   the block after the commit fixes the challenge, read from the chain and recomputed in
+   Python;
 3. the oracles check the challenged shards' inclusion proofs against the committed roots: one
    job's bundle holds, the other's does not (one shard's output differs from what was
    committed); they sign one EIP-712 batch of both verdicts, and anyone settles it in one
    transaction: the honest job pays (less the fee), the other refunds the client and slashes
    the collateral (half to the client, half burned); replaying the batch is refused;
-4. the second provider never delivers; past the deadline anyone expires the job: refund and
-   slash;
-5. the provider withdraws its earnings, the owner the fees; the market's balance still equals
-   escrow + stake + earnings + fees.
+4. farm B never delivers; past the deadline anyone expires the job: refund and slash;
+5. farm A withdraws its earnings, the owner sends the fees to the treasury; the market then
+   holds exactly the farms' stakes.
 
 The shard outputs are small byte strings (the compute stage shows real work and re-execution);
 what the oracles check here is the Merkle commitment the contract binds them to.
@@ -24,10 +23,10 @@ what the oracles check here is the Merkle commitment the contract binds them to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from demo.economy import Economy
 from neurotoken.chain.permit import sign_permit
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.market.ops import (
@@ -60,29 +59,17 @@ def _outputs(job_id: int) -> list[bytes]:
     return [f"job {job_id}, shard {i}: output".encode() for i in range(SHARDS)]
 
 
-def run_market_demo(
-    project: Any,
-    chain: Any,
-    accounts: Any,
-    token: Any = None,
-    echo: Callable[[str], None] = print,
-) -> DemoResult:
-    """Runs the stage on a local chain with ape's test accounts; see the module docstring."""
-    test = getattr(accounts, "test_accounts", accounts)  # ape.accounts, or the test fixture
-    owner, client, honest, idle = test[0], test[2], test[3], test[4]
-    oracles = sorted((test[5], test[6], test[7]), key=lambda a: int(a.address, 16))
-    treasury = test[9]
-    echo("== Stage: the compute market (stake, escrow, challenge, m-of-n verdicts, timeouts)")
-    if token is None:
-        token = project.NeuroToken.deploy(owner, sender=owner)
-        token.grantRole(token.MINTER_ROLE(), owner, sender=owner)
-        echo(f"deployed NeuroToken at {token.address}")
-    elif not token.hasRole(token.MINTER_ROLE(), owner) or token.mintingFinished():
-        raise ValueError(
-            "the demo mints NTK with test account 0: pass a token it may mint, or none"
-        )
+def market_stage(e: Economy) -> DemoResult:
+    """Deploys the market on the sale's NTK and runs the steps in the module docstring."""
+    r = e.report.stage("market")
+    token, chain, cast, echo = e.need_token(), e.chain, e.cast, e.echo
+    owner, client, honest, idle, treasury = (
+        cast.operator, cast.client, cast.farm_a, cast.farm_b, cast.treasury
+    )  # fmt: skip
+    oracles = sorted(cast.oracles, key=lambda a: int(a.address, 16))
+    echo("== The compute market (stake, escrow, challenge, m-of-n verdicts, timeouts)")
     market = deploy_market(
-        project,
+        project=e.project,
         token=token,
         owner=owner.address,
         sender=owner,
@@ -91,18 +78,25 @@ def run_market_demo(
         fee_bps=250,
         unbonding_delay=86_400,
     )
-    echo(f"deployed ComputeMarket at {market.address}: 2 of 3 oracles, fee 2.5%, 1-day unbonding")
-    for account, amount in ((client, 1_000), (honest, 500), (idle, 500)):
-        token.mint(account, amount * NTK, sender=owner)
+    e.market, e.market_block = market, int(chain.blocks.head.number)
+    e.report.contracts["ComputeMarket"] = str(market.address)
+    e.client_ntk_at_market = e.ntk(client)
+    echo(
+        f"deployed ComputeMarket at {market.address} on the sale's NTK: 2 of 3 oracles, "
+        "fee 2.5%, 1-day unbonding"
+    )
+    for account in (client, honest, idle):
         token.approve(market, 2**256 - 1, sender=account)
+    supply_before_market = int(token.totalSupply())
 
     # 1. providers and jobs
-    for account, stake in ((honest, 300), (idle, 200)):
+    for account, stake in ((honest, 2_000), (idle, 1_000)):
         tx = market.registerProvider(
             stake * NTK, f"https://gpu.example/{account.address[:8]}.json", sender=account
         )
         echo(
-            f"provider {account.address} registered with {stake} NTK of stake ({tx.gas_used:,} gas)"
+            f"farm {account.address} registered with {stake:,} NTK of its sale NTK as stake "
+            f"({tx.gas_used:,} gas)"
         )
 
     def request(provider: str = ZERO_ADDRESS, payment: int = 100) -> dict[str, Any]:
@@ -166,7 +160,9 @@ def run_market_demo(
     for job_id in (paid_job, rejected_job):
         seed = bytes(market.challengeSeed(job_id))
         challenged[job_id] = [int(i) for i in market.challengedShards(job_id)]
-        assert challenged[job_id] == challenge_indices(seed, job_id, SHARDS, CHALLENGES)
+        python = challenge_indices(seed, job_id, SHARDS, CHALLENGES)
+        r.check(f"job {job_id}: Python derives the contract's challenge",
+                1, int(challenged[job_id] == python))  # fmt: skip
         echo(
             f"job {job_id}: seed = hash of block {market.getJob(job_id).seedBlock}; "
             f"challenged shards {challenged[job_id]} (Python agrees)"
@@ -209,14 +205,20 @@ def run_market_demo(
         f"  job {rejected_job} rejected: client refunded {format_ntk(int(rejected['refundNtk']))} "
         f"(payment + half the collateral), {format_ntk(int(rejected['burnedNtk']))} burned"
     )
-    assert int(token.balanceOf(client)) - client_before == int(rejected["refundNtk"])
-    assert supply_before - int(token.totalSupply()) == int(rejected["burnedNtk"])
+    r.check("client refunded payment + half the collateral",
+            int(rejected["refundNtk"]), int(token.balanceOf(client)) - client_before)  # fmt: skip
+    r.check("the other half of the collateral burned",
+            int(rejected["burnedNtk"]), supply_before - int(token.totalSupply()))  # fmt: skip
+    r.check("provider earned the payment less the fee", 100 * NTK,
+            int(paid["providerNtk"]) + int(paid["feeNtk"]))  # fmt: skip
     try:
         preflight(market, "settleBatch", entries, signatures, sender=treasury.address)
     except MarketOperationError as refusal:
         echo(f"replaying the same signatures is refused: {refusal}")
+        r.check("a replayed settlement is refused", 1, 1)
     else:
-        raise AssertionError("a replayed settlement would go through")
+        echo("replaying the same signatures would go through (this must not happen)")
+        r.check("a replayed settlement is refused", 1, 0)
 
     # 4. the idle provider's deadline passes
     chain.mine(deltatime=3_700)
@@ -242,16 +244,17 @@ def run_market_demo(
         for p in (honest, idle)
     )
     balance = int(token.balanceOf(market))
-    assert balance == stake, "market balance != escrow + stake + earnings + fees"
+    r.check("market balance = stakes (no open job, earnings or fees left)", stake, balance)
+    r.figures.update(
+        paid_job=paid_job,
+        rejected_job=rejected_job,
+        defaulted_job=defaulted_job,
+        earned_ntk=earned,
+        fees_ntk=fees,
+        burned_ntk=supply_before_market - int(token.totalSupply()),
+    )
     echo(
         f"market holds {format_ntk(balance)} = the providers' remaining stake "
         "(no open jobs, earnings or fees left)"
     )
     return DemoResult(market.address, paid_job, rejected_job, defaulted_job, earned, fees)
-
-
-def market_stage(echo: Callable[[str], None]) -> object:
-    """The compute market on its own: stake, escrow, batch settlement, refusals, timeouts."""
-    from ape import accounts, chain, project
-
-    return run_market_demo(project, chain, accounts, echo=echo)

@@ -1,56 +1,56 @@
-"""The token stage: deploy NTK, mint to a few holders, transfer, permit, burn, close minting."""
+"""The token stage: the NTK the sale minted changes hands: a transfer, an EIP-2612 permit
+used by someone else, a burn; minting is closed for ever and the balances add up."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ape import accounts, chain, project
-
-from neurotoken.chain import deployments
-from neurotoken.chain.cli import current_network_key
+from demo.economy import Economy, approx
 from neurotoken.chain.permit import sign_permit
 from neurotoken.units import NTK
 
 
-def fmt_ntk(wei: int) -> str:
-    return f"{wei / NTK:,.2f} NTK"
-
-
-def token_stage(echo: Callable[[str], None]) -> None:
-    """Deploy NTK, mint to a few holders, transfer, permit, burn, close minting."""
-    deployer, minter, alice, bob, carol = (accounts.test_accounts[i] for i in range(5))
-    echo("== Stage 1: the Neurotoken (NTK) contract")
-    token = project.NeuroToken.deploy(deployer, sender=deployer)
-    deployments.record(current_network_key(chain.provider), "NeuroToken", token.address)
-    echo(f"deployed NeuroToken at {token.address}; cap {fmt_ntk(token.cap())}")
-    token.grantRole(token.MINTER_ROLE(), minter, sender=deployer)
-    echo(f"granted the minter role to {minter.address} (the sale's place, later)")
-    for holder, amount in ((alice, 1_000), (bob, 250), (carol, 40)):
-        token.mint(holder, amount * NTK, sender=minter)
-        echo(f"minted {fmt_ntk(amount * NTK)} to {holder.address}")
-    tx = token.transfer(bob, 100 * NTK, sender=alice)
-    echo(f"alice sent 100 NTK to bob ({tx.gas_used:,} gas)")
+def token_stage(e: Economy) -> None:
+    """A transfer, a permit and a burn on the sale's NTK, reconciled against the supply."""
+    r = e.report.stage("token")
+    token, chain, cast = e.need_token(), e.chain, e.cast
+    echo = e.echo
+    echo("== NTK after the sale: transfers, gasless approvals, burns; no more minting")
+    supply = int(token.totalSupply())
+    echo(
+        f"NeuroToken {token.address}: supply {approx(supply)} of a {approx(token.cap())} "
+        f"cap; minting finished: {token.mintingFinished()}"
+    )
+    r.check("minting is finished after the sale", 1, int(token.mintingFinished()))
+    before = {w.address: e.ntk(w) for w in (cast.client, cast.farm_a, cast.farm_c, cast.stranger)}
+    tx = token.transfer(cast.farm_c, 100 * NTK, sender=cast.client)
+    echo(f"the client sent farm C 100 NTK ({tx.gas_used:,} gas)")
     deadline = int(chain.pending_timestamp) + 3600
     sig = sign_permit(
-        alice.private_key,
+        cast.farm_a.private_key,
         token_name=token.name(),
         token_address=token.address,
         chain_id=chain.chain_id,
-        owner=alice.address,
-        spender=carol.address,
+        owner=cast.farm_a.address,
+        spender=cast.stranger.address,
         value=50 * NTK,
-        nonce=token.nonces(alice),
+        nonce=token.nonces(cast.farm_a),
         deadline=deadline,
     )
-    token.permit(alice, carol, 50 * NTK, deadline, sig.v, sig.r, sig.s, sender=carol)
-    token.transferFrom(alice, carol, 50 * NTK, sender=carol)
-    echo("alice signed an EIP-2612 permit off-chain; carol used it to pull 50 NTK")
-    token.burn(40 * NTK, sender=carol)
-    echo("carol burned 40 NTK")
-    token.finishMinting(sender=minter)
-    echo(f"minting finished for ever at a supply of {fmt_ntk(token.totalSupply())}")
-    for name, holder in (("alice", alice), ("bob", bob), ("carol", carol)):
-        echo(f"  {name:<6}{fmt_ntk(token.balanceOf(holder)):>16}")
-    total = sum(token.balanceOf(h) for h in (alice, bob, carol))
-    assert total == token.totalSupply(), "balances do not add up to the supply"
-    echo(f"  total {fmt_ntk(total):>16} == totalSupply")
+    token.permit(cast.farm_a, cast.stranger, 50 * NTK, deadline, sig.v, sig.r, sig.s,
+                 sender=cast.stranger)  # fmt: skip
+    token.transferFrom(cast.farm_a, cast.stranger, 50 * NTK, sender=cast.stranger)
+    echo("farm A signed an EIP-2612 permit off-chain; a stranger used it to pull 50 NTK")
+    token.burn(40 * NTK, sender=cast.stranger)
+    echo("the stranger burned 40 NTK")
+    r.figures["burned_ntk"] = 40 * NTK
+    r.check("supply fell by the burn", supply - 40 * NTK, token.totalSupply())
+    moved = {
+        cast.client.address: -100 * NTK,
+        cast.farm_c.address: 100 * NTK,
+        cast.farm_a.address: -50 * NTK,
+        cast.stranger.address: 50 * NTK - 40 * NTK,
+    }
+    for address, delta in moved.items():
+        r.check(f"{address[:10]} NTK balance", before[address] + delta, e.ntk(address))
+    for name, who in (("client", cast.client), ("farm A", cast.farm_a), ("farm B", cast.farm_b),
+                      ("farm C", cast.farm_c), ("stranger", cast.stranger)):  # fmt: skip
+        echo(f"  {name:<9}{approx(e.ntk(who)):>22}")

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -140,3 +141,35 @@ class Anvil:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class BlockTicker:
+    """Mines an empty block on a node every `interval` seconds, in a thread, while automine
+    stays on: a chain ape started (automine only) then moves on its own, as the oracles'
+    confirmation counts need, and transactions still mine at once."""
+
+    def __init__(self, url: str, interval: float = 1.0) -> None:
+        self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 10}))
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="block-ticker", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            except Exception:  # the node is going away; the owner stops us next
+                continue
+
+    def __enter__(self) -> BlockTicker:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

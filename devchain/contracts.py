@@ -65,8 +65,8 @@ class Market:
 
     @property
     def client_key(self) -> str:
-        """The client's private key (anvil account 1), to sign bundle access tokens."""
-        return anvil_keys(2)[1]
+        """The client's private key (an anvil dev account), to sign bundle access tokens."""
+        return next(k for k in anvil_keys(20) if Account.from_key(k).address == self.client)
 
     def job(self, job_id: int) -> tuple[Any, ...]:
         return tuple(self.market.functions.getJob(job_id).call())
@@ -83,6 +83,33 @@ class Market:
                 if job_id is None or jid == job_id:
                     out.append((name, jid, "0x" + bytes(log["transactionHash"]).hex()))
         return out
+
+
+def attach_market(
+    w3: Web3,
+    token: str,
+    market: str,
+    *,
+    owner: str,
+    client: str,
+    providers: list[str],
+    oracle_keys: list[str],
+    deploy_block: int,
+) -> Market:
+    """A `Market` over contracts already deployed (by ape, say), with the anvil dev accounts
+    that play each role (they are unlocked, so `transact` can send for them)."""
+    token_abi, _ = load_artifact("NeuroToken")
+    market_abi, _ = load_artifact("ComputeMarket")
+    return Market(
+        w3=w3,
+        token=w3.eth.contract(address=to_checksum_address(token), abi=token_abi),
+        market=w3.eth.contract(address=to_checksum_address(market), abi=market_abi),
+        owner=owner,
+        client=client,
+        providers=providers,
+        oracle_keys=oracle_keys,
+        deploy_block=deploy_block,
+    )
 
 
 def setup_local_market(

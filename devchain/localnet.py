@@ -15,8 +15,22 @@ processes), `devchain.faults` (the RPC fault proxy) and `devchain.waits` (waitin
 
 from __future__ import annotations
 
-from devchain.anvil import ANVIL_MNEMONIC, Anvil, anvil_binary, anvil_keys, free_port
-from devchain.contracts import Market, deploy, load_artifact, setup_local_market, transact
+from devchain.anvil import (
+    ANVIL_MNEMONIC,
+    Anvil,
+    BlockTicker,
+    anvil_binary,
+    anvil_keys,
+    free_port,
+)
+from devchain.contracts import (
+    Market,
+    attach_market,
+    deploy,
+    load_artifact,
+    setup_local_market,
+    transact,
+)
 from devchain.faults import FaultCounts, FaultyRpcProxy
 from devchain.oracles import OracleProcess, oracle_set, running
 from devchain.parties import SCENE, ZERO, AnySpec, Client, Provider, small_spec
@@ -28,6 +42,7 @@ __all__ = [
     "ZERO",
     "Anvil",
     "AnySpec",
+    "BlockTicker",
     "Client",
     "FaultCounts",
     "FaultyRpcProxy",
@@ -36,6 +51,7 @@ __all__ = [
     "Provider",
     "anvil_binary",
     "anvil_keys",
+    "attach_market",
     "deploy",
     "free_port",
     "load_artifact",

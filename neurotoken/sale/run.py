@@ -12,7 +12,7 @@ False if any balance differs by a single wei. It needs a chain whose clock can b
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -302,6 +302,9 @@ def default_terms(chain: Any, operator: Any, config: SaleConfig | None = None) -
 
 
 def _fund(chain: Any, operator: Any, account: Any, amount: int) -> None:
+    """Makes sure `account` holds at least `amount` wei (a richer one is left alone)."""
+    if int(account.balance) >= amount:
+        return
     if hasattr(chain.provider, "set_balance"):
         chain.provider.set_balance(account.address, amount)
     else:
@@ -319,13 +322,16 @@ def run_sale(
     terms: SaleTerms | None = None,
     seed: int = 2017,
     operator: Any = None,
+    buyers: Sequence[Any] = (),
 ) -> SaleReport:
     """Runs a whole sale on a local chain and returns its reconciled report.
 
     `terms` defaults to config/sale.toml's (60M NTK at 1,000 NTK/ETH, soft cap 5,000 ETH). The
-    operator (default: the first test account) deploys and finalizes; the buyers are new
-    accounts. Raises SaleRunError when the chain's clock cannot be moved or the plan is
-    impossible with these terms; returns a report whose `ok` says whether everything reconciled.
+    operator (default: the first test account) deploys and finalizes; the buyers are `buyers`
+    (accounts that will use their NTK afterwards, e.g. the demo's client and farms) followed
+    by new accounts up to `n_buyers`. Raises SaleRunError when the chain's clock cannot be
+    moved or the plan is impossible with these terms; returns a report whose `ok` says
+    whether everything reconciled.
     """
     ensure_local_clock(chain)
     rng = random.Random(seed)
@@ -334,8 +340,12 @@ def run_sale(
     operator = operator or test_accounts[0]
     base = terms or default_terms(chain, operator)
 
-    buyers = [test_accounts.generate_test_account() for _ in range(n_buyers)]
-    plan = _plan(base, buyers, succeed, rng)
+    if len(buyers) > n_buyers:
+        raise SaleRunError(f"{len(buyers)} named buyers, but only {n_buyers} buyers in all")
+    everyone = [*buyers] + [
+        test_accounts.generate_test_account() for _ in range(n_buyers - len(buyers))
+    ]
+    plan = _plan(base, everyone, succeed, rng)
     presale = [p.buyer.address for p in plan if p.stage == Stage.PRESALE]
     # The allow-list holds the presale buyers and some who never show up.
     allowlist = Allowlist.build(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from demo.sale import sale_stage
 from neurotoken.sale.config import SaleConfig
 from neurotoken.sale.run import SaleReport, run_sale
 from neurotoken.sale.terms import SaleState, Stage
@@ -44,11 +43,3 @@ def test_report__with_one_wei_off__is_not_ok_and_names_the_check() -> None:
     assert [c.name for c in report.failures] == ["buyer refunded exactly"]
     assert "1 MISMATCHED" in report.summary()
 
-
-def test_sale_stage__prints_a_reconciled_report(chain: Any) -> None:
-    lines: list[str] = []
-    report = sale_stage(lines.append, n_buyers=5)
-    assert report.ok
-    text = "\n".join(lines)
-    assert "outcome: **succeeded**" in text
-    assert "checks exact to the wei" in text
