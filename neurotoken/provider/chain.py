@@ -10,9 +10,10 @@ transactions: gas is estimated first (a revert is decoded into the market's or t
 custom error and raised as `ChainRevertError` before anything is signed), the fee paid is
 checked against the account's ETH, and `on_sent(tx_hash)` runs before the transaction is
 broadcast, so a caller can record it and a restart can find it. A transaction that gets no
-receipt for a few blocks is re-signed at its nonce with higher fees (`sending.PendingTx`,
-settings in `TxSettings`); `on_sent` hears of every replacement before it is broadcast, and
-`resume` takes over a transaction left pending by an earlier run.
+receipt for a few blocks is re-signed at its nonce with higher fees (the shared
+`neurotoken.chain.sender.Sender`, set up for the agent in `sending.py`, settings in
+`TxSettings`); `on_sent` hears of every replacement before it is broadcast, and `resume` takes
+over a transaction left pending by an earlier run.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from web3.types import EventData, TxData, TxParams, TxReceipt
 
 from neurotoken.chain.reverts import ErrorDecoder
+from neurotoken.chain.sender import Call, Sender
 from neurotoken.errors import ConfigError
 from neurotoken.market.job import OnChainJob
 from neurotoken.provider.errors import (
     ChainRevertError,
     InsufficientGasError,
 )
-from neurotoken.provider.sending import PendingTx, TxSettings, unsigned
+from neurotoken.provider.sending import TxSettings, agent_sender, followed, landed
 from neurotoken.redact import url_origin
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / ".build" / "__local__.json"
@@ -236,23 +238,24 @@ class MarketClient:
         """Estimates, signs, records (`on_sent`), broadcasts `fn`, and waits for the receipt of
         any attempt at its nonce, replacing it with higher fees while it is stuck."""
         account = self._signer()
-        sender = account.address
-        params: TxParams = {"from": sender, "chainId": self.chain_id}
+        params: TxParams = {"from": account.address, "chainId": self.chain_id}
         try:
+            # estimated without fees, as the account may hold no ETH (said below, in words)
             tx = fn.build_transaction(params)
         except (ContractCustomError, ContractLogicError) as exc:
             self._raise_revert(action, exc)
-        tx["nonce"] = self.w3.eth.get_transaction_count(sender, "pending")
         gas = int(tx["gas"])
-        tx["gas"] = gas + gas // 5  # headroom: estimates are exact for the state they saw
-        fee = int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
-        needed = int(tx["gas"]) * fee
-        balance = self.eth_balance(sender)
+        gas += gas // 5  # headroom: estimates are exact for the state they saw
+        sender = self._sender(account, action, on_sent)
+        fees = sender.fees()
+        needed = gas * fees.max_fee
+        balance = self.eth_balance(account.address)
         if balance < needed:
-            raise InsufficientGasError(sender, balance, needed)
-        pending = PendingTx(self.w3, account, dict(tx), self.tx_settings, action, on_sent)
-        pending.send()
-        return self._checked(*pending.wait(), action)
+            raise InsufficientGasError(account.address, balance, needed)
+        call = Call(str(tx["to"]), bytes(HexBytes(tx["data"])), gas, int(tx.get("value", 0)))
+        sender.sync()
+        sent = sender.send(call, action, fees=fees)
+        return self._checked(*followed(sender, sent, self.tx_settings), action)
 
     def resume(
         self, tx_hash: str, action: str, on_sent: Callable[[str], None] | None = None
@@ -266,10 +269,14 @@ class MarketClient:
             raise ConfigError(f"{tx_hash} was sent by {tx['from']}, not by {account.address}")
         if tx.get("blockNumber") is not None:  # mined since the caller looked
             return self._checked(tx_hash, self.w3.eth.get_transaction_receipt(tx["hash"]), action)
-        template = unsigned(tx, self.chain_id)
-        pending = PendingTx(self.w3, account, template, self.tx_settings, action, on_sent)
-        pending.adopt(tx_hash)
-        return self._checked(*pending.wait(), action)
+        sender = self._sender(account, action, on_sent)
+        pending = sender.adopt(tx, action)
+        return self._checked(*landed(sender, pending, self.tx_settings), action)
+
+    def _sender(
+        self, account: LocalAccount, action: str, on_sent: Callable[[str], None] | None
+    ) -> Sender:
+        return agent_sender(self.w3, account, self.tx_settings, action, on_sent, self.chain_id)
 
     def _signer(self) -> LocalAccount:
         if self.account is None:

@@ -13,7 +13,8 @@ from eth_utils.address import is_address, to_checksum_address
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from neurotoken.provider.sending import MIN_BUMP_PCT, TxSettings
+from neurotoken.chain.fees import MIN_BUMP_PCT
+from neurotoken.provider.sending import TxSettings
 
 DEFAULT_PASSWORD_ENV = "NEUROTOKEN_PROVIDER_PASSWORD"
 """Where the agent reads its keystore password unless --password-env names another variable."""

@@ -1,7 +1,8 @@
 """Stuck transactions of the agent on a real anvil node: automine off, a background miner, and a
 base fee pinned above what the agent's first attempt pays. The agent must re-sign at the same
 nonce with higher fees (never above its cap), record every new hash before broadcasting it, and
-have the job accepted exactly once; a restart takes over a transaction left pending."""
+have the job accepted exactly once; a restart takes over a transaction left pending. (The fee
+rule and the sender's answers to each node reply are unit-tested in tests/chain.)"""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from neurotoken.chain.answers import SendResult, classify
+from neurotoken.chain.fees import GWEI
+from neurotoken.chain.sender import PendingTx, Sender
 from neurotoken.errors import ConfigError
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import ProviderAgent, StepReport
@@ -27,7 +30,7 @@ from neurotoken.provider.errors import (
     TxTimeoutError,
 )
 from neurotoken.provider.policy import Policy
-from neurotoken.provider.sending import GWEI, Fees, PendingTx, TxSettings, bump_fees
+from neurotoken.provider.sending import TxSettings
 from neurotoken.provider.state import JobStatus
 from tests.agent.conftest import STAKE, Jobs
 
@@ -252,14 +255,17 @@ def mine_once_adopted(miner: Miner, monkeypatch: pytest.MonkeyPatch) -> list[str
     """Blocks resume once a (restarted) agent takes over a pending transaction, at a base
     fee the old attempt cannot pay; returns the hashes it took over."""
     adopted: list[str] = []
-    adopt = PendingTx.adopt
+    adopt = Sender.adopt
 
-    def adopt_then_mine(self: PendingTx, tx_hash: str) -> None:
-        adopted.append(tx_hash)
-        adopt(self, tx_hash)
+    def adopt_then_mine(
+        self: Sender, node_tx: Any, kind: str, head: int | None = None
+    ) -> PendingTx:
+        pending = adopt(self, node_tx, kind, head)
+        adopted.append(HexBytes(node_tx["hash"]).to_0x_hex())
         miner.paused = False
+        return pending
 
-    monkeypatch.setattr(PendingTx, "adopt", adopt_then_mine)
+    monkeypatch.setattr(Sender, "adopt", adopt_then_mine)
     return adopted
 
 
@@ -367,30 +373,6 @@ def test_classify__node_answers(message: str, expected: SendResult) -> None:
 def test_classify__connection_failures__are_unknown_outcomes() -> None:
     assert classify(requests.ConnectionError("refused")) is SendResult.ERROR
     assert classify(TimeoutError()) is SendResult.ERROR
-
-
-def test_bump_fees__raises_tip_and_max_fee_covers_twice_the_base_fee() -> None:
-    old = Fees(max_fee=100 * GWEI, priority_fee=2 * GWEI)
-    assert bump_fees(old, 25, base_fee=10 * GWEI, cap_wei=None) == Fees(125 * GWEI, 2_500_000_000)
-    # The base fee rose past the old max fee: twice it plus the new tip.
-    assert bump_fees(old, 25, base_fee=300 * GWEI, cap_wei=None) == Fees(
-        602_500_000_000, 2_500_000_000
-    )
-    assert bump_fees(Fees(7, 3), 25, 0, None) == Fees(9, 4)  # rounded up, never down
-
-
-def test_bump_fees__capped__or_none_when_the_cap_leaves_less_than_ten_percent() -> None:
-    old = Fees(max_fee=100 * GWEI, priority_fee=2 * GWEI)
-    assert bump_fees(old, 25, 300 * GWEI, cap_wei=150 * GWEI) == Fees(150 * GWEI, 2_500_000_000)
-    assert bump_fees(old, 25, 300 * GWEI, cap_wei=109 * GWEI) is None
-    assert bump_fees(Fees(150 * GWEI, 2_500_000_000), 25, 0, cap_wei=150 * GWEI) is None
-    assert bump_fees(Fees(GWEI, GWEI), 25, 0, cap_wei=GWEI * 105 // 100) is None  # the tip too
-
-
-def test_bump_fees__legacy_gas_price() -> None:
-    assert bump_fees(Fees(10 * GWEI, None), 25, 50 * GWEI, None) == Fees(12_500_000_000, None)
-    assert bump_fees(Fees(10 * GWEI, None), 25, 0, cap_wei=11 * GWEI) == Fees(11 * GWEI, None)
-    assert bump_fees(Fees(10 * GWEI, None), 25, 0, cap_wei=10 * GWEI) is None
 
 
 def test_tx_settings__a_bump_nodes_refuse__is_a_config_error() -> None:
