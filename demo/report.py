@@ -13,33 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from neurotoken.errors import NeurotokenError
+from neurotoken.reconcile import Check
 
 REPORT_VERSION = 1
 
 
 class DemoFailedError(NeurotokenError):
     """A check did not hold or a stage stopped; the report says which."""
-
-
-@dataclass(frozen=True)
-class Check:
-    """One reconciliation: what the rules say (`expected`) against what the chain holds."""
-
-    name: str
-    expected: int
-    actual: int
-
-    @property
-    def ok(self) -> bool:
-        return self.expected == self.actual
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "expected": str(self.expected),
-            "actual": str(self.actual),
-            "ok": self.ok,
-        }
 
 
 @dataclass

@@ -20,6 +20,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from neurotoken.errors import NeurotokenError
+from neurotoken.reconcile import Check
 from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig
 from neurotoken.sale.deploy import SaleDeployment, deploy_sale
@@ -57,17 +58,6 @@ class Purchase:
     tokens: int
     returned_wei: int
     bonus_tokens: int
-
-
-@dataclass
-class Check:
-    name: str
-    expected: int
-    actual: int
-
-    @property
-    def ok(self) -> bool:
-        return self.expected == self.actual
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,9 +33,7 @@ from devchain.localnet import (
 )
 from neurotoken.market.states import JobState
 from neurotoken.units import NTK
-
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = str(Path(sys.executable).parent / "python")
+from tests.cli.clean import BIN, ROOT, run_ok
 
 
 class Shell:
@@ -51,26 +48,13 @@ class Shell:
             **(exports or {}),
         }
 
-    def run(self, *args: str, cwd: Path | None = None) -> str:
-        result = subprocess.run(
-            [PYTHON, *args],
-            cwd=cwd or ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, f"python {' '.join(args)}\n{output}"
-        assert "Traceback" not in output
-        return output
+    def run(self, *args: str, cwd: Path = ROOT) -> str:
+        return run_ok("python", *args, env=self.env, cwd=cwd)
 
     def start(self, *args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
             return subprocess.Popen(
-                [PYTHON, *args],
+                [str(BIN / "python"), *args],
                 cwd=cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,8 @@ from eth_account import Account
 from eth_typing import HexStr
 
 from devchain.localnet import Anvil, anvil_keys
+from tests.cli.clean import ROOT, run_ok
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 ALIASES = ("deployer", "client", "provider")
 
 
@@ -52,21 +49,7 @@ class RunBook:
             self.env[f"APE_ACCOUNTS_{alias}_PASSPHRASE"] = passphrase
 
     def run(self, *command: str) -> str:
-        program = BIN / command[0]
-        result = subprocess.run(
-            [str(program), *command[1:]],
-            cwd=ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, f"{' '.join(command)}\n{output}"
-        assert "Traceback" not in output
-        return output
+        return run_ok(command[0], *command[1:], env=self.env)
 
     def ape(self, *args: str, account: str | None = None, network: bool = True) -> str:
         extra = ["--account", account] if account else []
