@@ -156,9 +156,10 @@ def test_readme_run_book__sale_then_market__one_economy_no_prompt(book: RunBook)
             "--challenges",
             "8",
             "--out",
-            "spec.json",
+            book.file("spec.json"),
         )
     )
+    assert (book.home / "spec.json").is_file()
     assert spec["problems"] == []
     posted = book.ape(
         "market",
