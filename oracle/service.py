@@ -1,5 +1,5 @@
 """The oracle's main loop: how ingestion, verification, signing, transmission and the
-transaction manager fit together.
+transaction sender (`oracle.sending`) fit together.
 
 One tick (every ``poll_interval_s``):
 
@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from web3.exceptions import Web3RPCError
 
+from neurotoken.chain.sender import Sender
 from neurotoken.errors import NeurotokenError
 from neurotoken.market.verdicts import MarketDomain
 from oracle.api import ApiServer, ApiState
@@ -52,11 +53,11 @@ from oracle.ingest import Ingestor
 from oracle.keys import OracleKey
 from oracle.logs import event, get_logger
 from oracle.metrics import Metrics
+from oracle.sending import oracle_sender
 from oracle.settings import OracleSettings
 from oracle.settlement import UPKEEP_KINDS, Ready, Settlement
-from oracle.store import Store
+from oracle.store import Store, StoreJournal
 from oracle.transmit_turns import transmit_order, transmit_rank, turn_watch
-from oracle.txmanager import TxManager
 from oracle.upkeep import Deadlines, Upkeep
 from oracle.verification import TRANSIENT_PROVIDER, Verification
 from oracle.verify import VerifierPool
@@ -100,7 +101,7 @@ class Oracle:
         self.session = requests.Session()
         self.session.trust_env = False
         self.peer_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peers")
-        self.txm: TxManager | None = None
+        self.sender: Sender | None = None
         self.api: ApiServer | None = None
         self.domain: MarketDomain | None = None
         self.stopping = threading.Event()
@@ -142,22 +143,19 @@ class Oracle:
             crash=self._crash,
         )
         if self.key is not None:
-            txm = self.txm = TxManager(
+            sender = self.sender = oracle_sender(
                 self.chain,
-                self.store,
                 self.key,
-                stuck_after_blocks=self.settings.stuck_after_blocks,
-                fee_bump_pct=self.settings.fee_bump_pct,
-                priority_fee_gwei=self.settings.priority_fee_gwei,
-                max_fee_gwei=self.settings.max_fee_gwei,
+                StoreJournal(self.store, self.key.address),
+                self.settings,
                 on_broadcast=lambda: self._crash("after_send"),
             )
-            self._retrying(txm.sync)
+            self._retrying(sender.sync)
             settlement = self.settlement = Settlement(
                 store=self.store,
                 chain=self.chain,
                 key=self.key,
-                txm=txm,
+                sender=sender,
                 domain=domain,
                 settings=self.settings,
                 metrics=self.metrics,
@@ -168,7 +166,7 @@ class Oracle:
             self.upkeep = Upkeep(
                 store=self.store,
                 chain=self.chain,
-                txm=txm,
+                sender=sender,
                 settlement=settlement,
                 settings=self.settings,
                 metrics=self.metrics,
@@ -266,7 +264,7 @@ class Oracle:
         verification.collect(chain_now)
         verification.sign()
         if settlement is not None:
-            settlement.apply_outcomes(settlement.txm.poll(head))
+            settlement.apply_outcomes(settlement.sender.poll(head))
             if self.settings.transmit:
                 settlement.transmit(head, chain_now)
         self.deadlines.expire(chain_now)
@@ -277,8 +275,8 @@ class Oracle:
         m.set("oracle_head_block", head)
         m.set("oracle_cursor_block", cursor)
         m.set("oracle_head_lag_blocks", max(0, head - cursor))
-        m.set("oracle_pending_transactions", len(self.txm.pending()) if self.txm else 0)
+        m.set("oracle_pending_transactions", len(self.sender.pending()) if self.sender else 0)
         m.set("oracle_verifications_running", self.pool.busy)
-        if self.txm is not None:
-            m.counters["oracle_transactions_replaced_total"] = self.txm.replacements
+        if self.sender is not None:
+            m.counters["oracle_transactions_replaced_total"] = self.sender.replacements
         m.set("oracle_last_tick_timestamp_seconds", time.time())

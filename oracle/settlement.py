@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import requests
 from web3.exceptions import ContractCustomError, ContractLogicError
 
+from neurotoken.chain.sender import Call, Outcome, Sender
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, SignedVerdict, Verdict
 from oracle import peers
@@ -24,7 +25,6 @@ from oracle.metrics import Metrics
 from oracle.settings import OracleSettings
 from oracle.store import SEEN, SIGNED, TX_DROPPED, TX_MINED, VERIFIED, VERIFYING, JobRow, Store
 from oracle.transmit_turns import transmit_order, turn_watch
-from oracle.txmanager import TxManager, TxOutcome
 
 UPKEEP_KINDS = ("fix_seed", "expire")
 """Transaction kinds that keep jobs moving without settling them (see `oracle.upkeep.Upkeep`)."""
@@ -47,7 +47,7 @@ class Settlement:
     store: Store
     chain: MarketChain
     key: OracleKey
-    txm: TxManager
+    sender: Sender
     domain: MarketDomain
     settings: OracleSettings
     metrics: Metrics
@@ -310,7 +310,8 @@ class Settlement:
         gas = self._estimate(data, [job_id])
         if gas is None:
             return
-        tx_id = self.txm.send("settle", [job_id], data, gas, head)
+        call = Call(self.chain.address, data, gas)
+        tx_id = self.sender.send(call, "settle", [job_id], head).tx.id
         self.metrics.inc("oracle_transactions_sent_total")
         event(
             self.log,
@@ -347,7 +348,8 @@ class Settlement:
         if gas is None:
             return False
         job_ids = [v.job_id for v in verdicts]
-        tx_id = self.txm.send("settle_batch", job_ids, data, gas, head)
+        call = Call(self.chain.address, data, gas)
+        tx_id = self.sender.send(call, "settle_batch", job_ids, head).tx.id
         self.metrics.inc("oracle_transactions_sent_total")
         event(
             self.log,
@@ -372,7 +374,7 @@ class Settlement:
         elif onchain.state == JobState.SUBMITTED:
             self.store.back_to_signed(job_id)
 
-    def apply_outcomes(self, outcomes: list[TxOutcome]) -> None:
+    def apply_outcomes(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             if outcome.tx.kind in UPKEEP_KINDS:
                 # what it changed reaches the store through ingestion, confirmed

@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from neurotoken.chain.sender import Call, Sender
 from neurotoken.market.states import JobState
 from oracle.chain import MarketChain
 from oracle.logs import event
@@ -15,7 +16,6 @@ from oracle.metrics import Metrics
 from oracle.settings import OracleSettings
 from oracle.settlement import Settlement
 from oracle.store import EXPIRED, SEEN, SIGNED, VERIFIED, VERIFYING, Store
-from oracle.txmanager import TxManager
 
 
 @dataclass(eq=False, kw_only=True)
@@ -41,7 +41,7 @@ class Upkeep:
 
     store: Store
     chain: MarketChain
-    txm: TxManager
+    sender: Sender
     settlement: Settlement
     settings: OracleSettings
     metrics: Metrics
@@ -63,7 +63,7 @@ class Upkeep:
         `expireJob` for one whose verdict deadline passed unsettled and for one that nobody
         accepted, or nobody delivered, in time."""
         now = time.monotonic()
-        busy = {(t.kind, j) for t in self.txm.pending() for j in t.job_ids}
+        busy = {(t.kind, j) for t in self.sender.pending() for j in t.job_ids}
         self._fix_old_seeds(head, busy, now)
         for job in self.store.jobs([EXPIRED], final=False):
             if ("expire", job.job_id) in busy:
@@ -150,7 +150,8 @@ class Upkeep:
         gas = self.settlement._estimate(data, [job_id], what=kind)
         if gas is None:
             return False
-        tx_id = self.txm.send(kind, [job_id], data, gas, head)
+        sent = self.sender.send(Call(self.chain.address, data, gas), kind, [job_id], head)
+        tx_id = sent.tx.id
         self.metrics.inc("oracle_transactions_sent_total")
         event(self.log, "upkeep_sent", kind=kind, tx_id=tx_id, job=job_id)
         return True

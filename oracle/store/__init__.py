@@ -35,10 +35,9 @@ from sqlalchemy import func, insert, inspect, select
 
 from oracle.errors import StoreError
 from oracle.store.jobs import JobsMixin
-from oracle.store.journal import JournalMixin
+from oracle.store.journal import JournalMixin, StoreJournal
 from oracle.store.projection import ProjectionMixin
 from oracle.store.rows import (
-    Attempt,
     ChainEvent,
     JobRow,
     RollbackReport,
@@ -88,13 +87,13 @@ __all__ = [
     "TX_REVERTED",
     "VERIFIED",
     "VERIFYING",
-    "Attempt",
     "ChainEvent",
     "JobRow",
     "RollbackReport",
     "SignatureRow",
     "SpecRow",
     "Store",
+    "StoreJournal",
     "TxRow",
     "Unsubmitted",
     "VerdictRow",

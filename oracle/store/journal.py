@@ -1,17 +1,21 @@
 """The transaction journal: every transaction and fee replacement is recorded, signed,
 before it is broadcast; a transaction's end (mined, reverted, dropped) and what it did to
-its jobs (settled, or back to signed) are recorded here too."""
+its jobs (settled, or back to signed) are recorded here too. `StoreJournal` is this journal
+as the shared sender (`neurotoken.chain.sender`) sees it."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from neurotoken.chain.fees import Fees
+from neurotoken.chain.sender import Attempt, Call, Outcome, PendingTx
 from oracle.store.base import StoreBase
-from oracle.store.rows import Attempt, TxRow
+from oracle.store.rows import TxRow
 from oracle.store.schema import (
     EXPIRED,
     SEEN,
@@ -26,6 +30,15 @@ from oracle.store.schema import (
     txs,
     unhex,
 )
+
+
+def _attempt(tx_hash: str, raw: bytes, row: Any) -> Attempt:
+    max_fee = int(row["max_fee"])
+    # EIP-2718: a typed transaction starts with its type (below 0x80), a legacy one with the
+    # head of an RLP list (0xc0 and up)
+    legacy = bool(raw) and raw[0] >= 0xC0
+    fees = Fees(max_fee, None if legacy else int(row["priority_fee"]))
+    return Attempt(tx_hash, raw, fees, sent_block=int(row["sent_block"]))
 
 
 class JournalMixin(StoreBase):
@@ -74,13 +87,15 @@ class JournalMixin(StoreBase):
         return tx_id
 
     def _insert_attempt(self, conn: Connection, tx_id: int, attempt: Attempt, now: float) -> None:
+        fees = attempt.fees
         conn.execute(
             insert(tx_attempts).values(
                 hash=attempt.hash,
                 tx_id=tx_id,
                 raw="0x" + attempt.raw.hex(),
-                max_fee=attempt.max_fee,
-                priority_fee=attempt.priority_fee,
+                max_fee=fees.max_fee,
+                # a legacy attempt's gas price stands in both columns (`_fees` tells by `raw`)
+                priority_fee=fees.max_fee if fees.priority_fee is None else fees.priority_fee,
                 sent_block=attempt.sent_block,
                 created_at=now,
             )
@@ -90,15 +105,6 @@ class JournalMixin(StoreBase):
         """Records a fee replacement (before it is broadcast)."""
         with self.engine.begin() as conn:
             self._insert_attempt(conn, tx_id, attempt, time.time())
-
-    def touch_attempt(self, tx_hash: str, sent_block: int) -> None:
-        """Notes a rebroadcast, restarting the stuck-transaction clock."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(tx_attempts)
-                .where(tx_attempts.c.hash == tx_hash)
-                .values(sent_block=sent_block)
-            )
 
     def txs(self, statuses: Sequence[str] | None = None, sender: str | None = None) -> list[TxRow]:
         query = select(txs).order_by(txs.c.nonce, txs.c.id)
@@ -129,13 +135,7 @@ class JournalMixin(StoreBase):
                         mined_hash=m["mined_hash"],
                         block_number=m["block_number"],
                         attempts=[
-                            Attempt(
-                                hash=a._mapping["hash"],
-                                raw=unhex(a._mapping["raw"]),
-                                max_fee=int(a._mapping["max_fee"]),
-                                priority_fee=int(a._mapping["priority_fee"]),
-                                sent_block=int(a._mapping["sent_block"]),
-                            )
+                            _attempt(a._mapping["hash"], unhex(a._mapping["raw"]), a._mapping)
                             for a in attempts
                         ],
                     )
@@ -190,3 +190,47 @@ class JournalMixin(StoreBase):
     def back_to_signed(self, job_id: int) -> bool:
         """A settlement transaction failed or vanished while the job is still open."""
         return self._transition(job_id, [SUBMITTED], state=SIGNED, tx_id=None)
+
+
+class StoreJournal:
+    """The store as the journal of `neurotoken.chain.sender.Sender` for the oracle's key:
+    durable and crash-safe. A transaction's first attempt is recorded in the database
+    transaction that moves its jobs to `submitted`, each replacement in its own; both are
+    committed before `record` returns, so before the attempt is broadcast. Every attempt
+    stays on record (a refused one too): following a transaction looks at all of them."""
+
+    def __init__(self, store: JournalMixin, sender: str) -> None:
+        self.store = store
+        self.sender = sender
+
+    def record(self, tx: PendingTx, attempt: Attempt) -> None:
+        if tx.call.value:
+            raise ValueError("the oracle's journal keeps no value: its transactions send none")
+        if tx.id is None:
+            call = tx.call
+            tx.id = self.store.create_tx(
+                self.sender, tx.nonce, tx.kind, tx.job_ids, call.to, call.data, call.gas, attempt
+            )
+        else:
+            self.store.add_attempt(tx.id, attempt)
+
+    def refused(self, tx: PendingTx) -> None:
+        pass  # its attempts stay on record
+
+    def finish(self, outcome: Outcome) -> None:
+        if outcome.tx.id is None:
+            raise ValueError("a transaction this journal never recorded")
+        self.store.finish_tx(outcome.tx.id, outcome.status, outcome.tx_hash, outcome.block_number)
+
+    def pending(self) -> list[PendingTx]:
+        return [
+            PendingTx(
+                nonce=row.nonce,
+                call=Call(row.to_address, row.data, row.gas),
+                kind=row.kind,
+                job_ids=list(row.job_ids),
+                attempts=list(row.attempts),
+                id=row.id,
+            )
+            for row in self.store.txs([TX_PENDING], sender=self.sender)
+        ]

@@ -1,12 +1,13 @@
 """The rows the store hands out: frozen dataclasses for chain events, specs, jobs,
-verdicts, signatures, transactions and their attempts, rollback reports, and the
-converter from a database row to a `JobRow`."""
+verdicts, signatures, transactions (their attempts are `neurotoken.chain.sender.Attempt`s),
+rollback reports, and the converter from a database row to a `JobRow`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from neurotoken.chain.sender import Attempt
 from oracle.store.schema import unhex
 
 
@@ -89,15 +90,6 @@ class SignatureRow:
     accepted: bool
     signature: bytes
     own: bool
-
-
-@dataclass(frozen=True)
-class Attempt:
-    hash: str
-    raw: bytes
-    max_fee: int
-    priority_fee: int
-    sent_block: int
 
 
 @dataclass(frozen=True)

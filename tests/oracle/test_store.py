@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, inspect, text
 
+from neurotoken.chain.fees import Fees
+from neurotoken.chain.sender import MINED, Attempt, Call, Outcome, PendingTx
 from oracle import store as store_module
 from oracle.errors import ConflictingVerdictError, StoreError
 from oracle.store import (
@@ -20,9 +22,9 @@ from oracle.store import (
     TX_PENDING,
     VERIFIED,
     VERIFYING,
-    Attempt,
     ChainEvent,
     Store,
+    StoreJournal,
     Unsubmitted,
 )
 
@@ -178,7 +180,7 @@ def test_retry_later__sets_backoff_and_reasons(store: Store) -> None:
 
 
 def _attempt(tag: int, fee: int = 10) -> Attempt:
-    return Attempt(hash=h(tag), raw=bytes([tag]) * 8, max_fee=fee, priority_fee=1, sent_block=5)
+    return Attempt(hash=h(tag), raw=bytes([tag]) * 8, fees=Fees(fee, 1), sent_block=5)
 
 
 def test_tx_records__written_before_broadcast__survive_and_move_jobs(store: Store) -> None:
@@ -199,6 +201,34 @@ def test_tx_records__written_before_broadcast__survive_and_move_jobs(store: Stor
     assert not store.settled_by_receipt(1, "paid", h(2), 11)
     job = store.job(1)
     assert job is not None and job.state == SETTLED and not job.final
+
+
+def test_store_journal__is_the_senders_journal__legacy_fees_kept(store: Store) -> None:
+    """The store as `neurotoken.chain.sender.Journal`: a transaction opens with its first
+    attempt (jobs to submitted), each replacement is added, `pending` gives them back with
+    their fees (a legacy attempt's gas price too, told by its raw bytes), `finish` ends it."""
+    ingest(store, 1, 10, posted(1, 3), submitted(1, 7))
+    store.record_verdict(1, ROOT, True, [], [1])
+    store.mark_signed(1, ROOT)
+    journal = StoreJournal(store, ORACLE)
+    tx = PendingTx(4, Call(PEER, b"\x01", 50_000), "settle", [1])
+    first = Attempt(h(1), b"\x02" + b"\x00" * 7, Fees(30, 2), sent_block=9)
+    tx.attempts.append(first)
+    journal.record(tx, first)
+    assert tx.id is not None
+    job = store.job(1)
+    assert job is not None and job.state == SUBMITTED and job.tx_id == tx.id
+    legacy = Attempt(h(2), b"\xf8" + b"\x00" * 7, Fees(40, None), sent_block=10)
+    tx.attempts.append(legacy)
+    journal.record(tx, legacy)
+    (back,) = journal.pending()
+    assert (back.id, back.nonce, back.kind, back.job_ids) == (tx.id, 4, "settle", [1])
+    assert back.call == Call(PEER, b"\x01", 50_000)
+    assert back.attempts == [first, legacy] and back.highest == legacy
+    journal.finish(Outcome(back, MINED, h(2), 12))
+    assert journal.pending() == []
+    (row,) = store.txs()
+    assert (row.status, row.mined_hash, row.block_number) == (TX_MINED, h(2), 12)
 
 
 def test_settlement_event__makes_job_final(store: Store) -> None:
