@@ -28,6 +28,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 
 from neurotoken.chain.cli import friendly, settings_problems
 from neurotoken.chain.keystore import write_keystore
+from neurotoken.chain.sender import DROPPED, MINED, Call, MemoryJournal, Sender
 from neurotoken.errors import NeurotokenError
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain
@@ -37,6 +38,7 @@ from oracle.chain import MarketChain, revert_data
 from oracle.errors import ConfigError, StartupInterruptedError
 from oracle.keys import OracleKey, load_key
 from oracle.logs import configure
+from oracle.sending import oracle_sender
 from oracle.settings import OracleSettings, load_settings
 from oracle.store import TX_PENDING, Store
 
@@ -248,8 +250,9 @@ def settle(
             f"cannot reach the node at {url_origin(settings.rpc_url)} ({type(exc).__name__}): "
             "check --rpc-url (or ORACLE_RPC_URL)"
         ) from None
+    sender = None if key is None else oracle_sender(chain, key, MemoryJournal(), settings)
     results = settle_jobs(
-        chain, settings.peers, list(job_ids), key, settings.peer_timeout_s, timeout_s
+        chain, settings.peers, list(job_ids), sender, settings.peer_timeout_s, timeout_s
     )
     click.echo(json.dumps(results, indent=2))
     if any(r["result"] not in ("settled", "already_settled", "quorum", "sent") for r in results):
@@ -260,18 +263,20 @@ def settle_jobs(
     chain: MarketChain,
     peer_urls: list[str],
     job_ids: list[int],
-    key: OracleKey | None,
+    sender: Sender | None,
     peer_timeout_s: float = 3.0,
     receipt_timeout_s: float = 120.0,
 ) -> list[dict[str, Any]]:
     """The `settle` command's work: per job, gather signatures, assemble a quorum and (with
-    a key) send `settle` and wait for its receipt."""
+    a sender) send `settle` and follow it to its receipt, replacing it while it is stuck (as
+    the oracle does, `neurotoken.chain.sender`)."""
     session = requests.Session()
     session.trust_env = False
     domain = MarketDomain(chain.chain_id, chain.address)
     threshold = chain.threshold()
     results: list[dict[str, Any]] = []
-    nonce: int | None = None
+    synced = False
+    stuck: str | None = None
     for job_id in job_ids:
         onchain = chain.get_job(job_id)
         entry: dict[str, Any] = {"job": job_id, "state": onchain.state.name.lower()}
@@ -295,47 +300,57 @@ def settle_jobs(
             continue
         entry["accepted"] = quorum.accepted
         entry["signers"] = list(quorum.signers)
-        if key is None:
+        if sender is None:
             entry["result"] = "quorum"
             continue
+        if stuck is not None:  # a later nonce could not land before it
+            entry["result"] = "not_sent"
+            entry["error"] = f"an earlier settlement ({stuck}) has no receipt yet"
+            continue
         data = chain.settle_data(job_id, quorum.accepted, list(quorum.signatures))
-        w3 = chain.w3
         try:
-            gas = int(w3.eth.estimate_gas({"from": key.address, "to": chain.address, "data": data}))
+            call = {"from": sender.address, "to": chain.address, "data": data}
+            gas = int(chain.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
         except (ContractCustomError, ContractLogicError) as exc:
             entry["result"] = "would_revert"
             entry["error"] = str(chain.decode_error(revert_data(exc)) or exc)
             continue
-        if nonce is None:
-            nonce = int(w3.eth.get_transaction_count(key.address, "pending"))  # type: ignore[arg-type]
-        block = chain.block("latest")
-        base = block.base_fee if block is not None else 10**9
-        tip = 10**9
-        signed_tx = key.sign_transaction(
-            {
-                "type": 2,
-                "chainId": chain.chain_id,
-                "nonce": nonce,
-                "to": chain.address,
-                "value": 0,
-                "data": data,
-                "gas": gas + gas // 4 + 20_000,
-                "maxFeePerGas": 2 * base + tip,
-                "maxPriorityFeePerGas": tip,
-            }
-        )
-        nonce += 1
-        tx_hash = w3.eth.send_raw_transaction(signed_tx.raw_transaction)
-        entry["tx"] = "0x" + bytes(tx_hash).hex()
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=receipt_timeout_s)
-        entry["block"] = int(receipt["blockNumber"])
-        entry["result"] = "settled" if receipt["status"] == 1 else "reverted"
-        if receipt["status"] != 1 and chain.get_job(job_id).state in (
-            JobState.PAID,
-            JobState.REJECTED,
-        ):
-            entry["result"] = "already_settled"
+        if not synced:
+            sender.sync()
+            synced = True
+        entry.update(_send_settlement(chain, sender, job_id, data, gas, receipt_timeout_s))
+        if entry["result"] == "no_receipt":
+            stuck = entry["tx"]
     return results
+
+
+def _send_settlement(
+    chain: MarketChain,
+    sender: Sender,
+    job_id: int,
+    data: bytes,
+    gas: int,
+    receipt_timeout_s: float,
+) -> dict[str, Any]:
+    """Sends one settlement and follows it: its entry's result, tx and block."""
+    sent = sender.send(Call(chain.address, data, gas + gas // 4 + 20_000), "settle", [job_id])
+    tx = sent.tx
+    if not tx.live:  # every attempt refused: nothing of it can land
+        sender.abandon(tx)
+        why = sender.held(tx) or str(sent.answer.error or sent.answer.result)
+        return {"result": "refused", "tx": tx.attempts[-1].hash, "error": why[:200]}
+    outcome = sender.wait(tx, receipt_timeout_s)
+    if outcome is None:
+        out = {"result": "no_receipt", "tx": tx.live[-1].hash}
+        held = sender.held(tx)
+        return out if held is None else {**out, "error": held}
+    if outcome.status == DROPPED:
+        sender.sync()
+        return {"result": "dropped", "tx": tx.live[-1].hash}
+    result = "settled" if outcome.status == MINED else "reverted"
+    if result == "reverted" and chain.get_job(job_id).state in (JobState.PAID, JobState.REJECTED):
+        result = "already_settled"
+    return {"result": result, "tx": outcome.tx_hash, "block": outcome.block_number}
 
 
 @main.command()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import requests
@@ -18,7 +17,6 @@ from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from neurotoken.chain.answers import SendResult
 from neurotoken.chain.fees import GWEI, MIN_BUMP_PCT, FeePolicy, Fees, raised
@@ -36,6 +34,7 @@ from neurotoken.chain.sender import (
     Sender,
 )
 from neurotoken.errors import ConfigError
+from tests.chain.fakenode import FakeEth, rpc_error
 
 ACCOUNT: LocalAccount = Account.from_key("0x" + "42" * 32)
 MARKET = "0x" + "ab" * 20
@@ -126,61 +125,6 @@ def test_fees__fields_and_back() -> None:
 # ---------------------------------------------------------------------- a scripted node
 
 
-def rpc_error(message: str) -> Web3RPCError:
-    return Web3RPCError(str({"code": -32003, "message": message}))
-
-
-class FakeEth:
-    """Just what the sender asks of a node. `answers` scripts the next broadcasts (an
-    exception to raise, or None to take it); `log` is every broadcast and journal write."""
-
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-        self.block_number = 100
-        self.base_fee: int | None = 10 * GWEI
-        self.max_priority_fee = 2 * GWEI
-        self.gas_price = 7 * GWEI
-        self.latest_nonce = 5
-        self.pending_nonce = 5
-        self.answers: list[Exception | None] = []
-        self.pool: dict[str, bytes] = {}
-        self.receipts: dict[str, dict[str, int]] = {}
-        self.sent: list[bytes] = []
-
-    def get_block(self, _which: str) -> dict[str, Any]:
-        return {} if self.base_fee is None else {"baseFeePerGas": self.base_fee}
-
-    def get_transaction_count(self, _address: str, block: str) -> int:
-        return self.pending_nonce if block == "pending" else self.latest_nonce
-
-    def send_raw_transaction(self, raw: bytes) -> HexBytes:
-        tx_hash = Web3.keccak(raw)
-        self.log.append(f"broadcast {tx_hash.to_0x_hex()}")
-        self.sent.append(bytes(raw))
-        answer = self.answers.pop(0) if self.answers else None
-        if answer is not None:
-            raise answer
-        self.pool[tx_hash.to_0x_hex()] = bytes(raw)
-        return tx_hash
-
-    def get_transaction_receipt(self, tx_hash: HexBytes) -> dict[str, int]:
-        receipt = self.receipts.get(HexBytes(tx_hash).to_0x_hex())
-        if receipt is None:
-            raise TransactionNotFound("no receipt")
-        return receipt
-
-    def get_transaction(self, tx_hash: HexBytes) -> dict[str, Any]:
-        key = HexBytes(tx_hash).to_0x_hex()
-        if key not in self.pool and key not in self.receipts:
-            raise TransactionNotFound("unknown")
-        return {"hash": key}
-
-    def mine(self, tx_hash: str, status: int = 1) -> None:
-        self.block_number += 1
-        self.receipts[tx_hash] = {"status": status, "blockNumber": self.block_number}
-        self.latest_nonce += 1
-
-
 class LoggingJournal(MemoryJournal):
     def __init__(self, log: list[str], eth: FakeEth) -> None:
         super().__init__()
@@ -208,9 +152,8 @@ class Node:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.eth = FakeEth(self.log)
         self.journal = LoggingJournal(self.log, self.eth)
-        w3 = cast(Web3, SimpleNamespace(eth=self.eth))
         self.sender = Sender(
-            w3,
+            self.eth.web3(),
             ACCOUNT,
             self.journal,
             policy or FeePolicy(bump_pct=25, max_fee=500 * GWEI, tip=GWEI),
