@@ -139,7 +139,7 @@ class Metrics:
             self._counter(name).inc(by)
 
     def set_total(self, name: str, value: float) -> None:
-        """Sets a counter kept elsewhere (a count the transaction manager holds): it rises
+        """Sets a counter kept elsewhere (a count the transaction sender holds): it rises
         by the difference; a lower value is a reset (as a restarted process would show)."""
         with self._lock:
             counter = self._counter(name)

@@ -25,6 +25,7 @@ PURE = (
     "neurotoken.errors",
     "neurotoken.eip712",
     "neurotoken.redact",
+    "neurotoken.chain.fees",
 )
 NODE_LIBRARIES = ("web3", "ape", "ape_ethereum", "ape_foundry", "ape_solidity", "ethpm_types")
 

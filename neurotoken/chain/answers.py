@@ -1,5 +1,5 @@
-"""What a node's refusal of `eth_sendRawTransaction` means, for every sender in this repository
-(the oracle's transaction manager and the provider agent).
+"""What a node's refusal of `eth_sendRawTransaction` means, for the one transaction sender of
+this repository (`neurotoken.chain.sender`: the oracle, the provider agent, `oracle settle`).
 
 * "already known" / "already imported" / "known transaction": the node has it; nothing to do.
 * "nonce too low": that nonce is used, by one of the sender's attempts or by something else.
