@@ -42,4 +42,3 @@ def test_report__with_one_wei_off__is_not_ok_and_names_the_check() -> None:
     assert not report.ok
     assert [c.name for c in report.failures] == ["buyer refunded exactly"]
     assert "1 MISMATCHED" in report.summary()
-
