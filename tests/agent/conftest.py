@@ -23,43 +23,30 @@ from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.chain import DEFAULT_MANIFEST, MarketClient
 from neurotoken.provider.policy import Policy
 from neurotoken.units import NTK
+from tests.constants import (
+    AGENT_PAYMENT,
+    AGENT_SHARDS,
+    COLLATERAL,
+    FEE_BPS,
+    MAX_UINT256,
+    MIN_VERDICT_WINDOW,
+    UNBONDING_DELAY,
+    ZERO_ADDRESS,
+    shelf_spec_dict,
+)
 
-ZERO_ADDRESS = "0x" + "00" * 20
-UNBONDING_DELAY = 7 * 24 * 3600
-MIN_VERDICT_WINDOW = 3600
-FEE_BPS = 250
-STAKE = 1_000 * NTK
-PAYMENT = 80 * NTK
-COLLATERAL = 40 * NTK
-SHARDS = 8
-
-SCENE = {
-    "width": 64,
-    "height": 48,
-    "shelves": 2,
-    "max_products_per_shelf": 5,
-    "occlusion_pct": 40,
-    "lighting_pct": 20,
-    "noise_level": 4,
-}
+# tests/agent/test_replacement.py reads STAKE from here.
+from tests.constants import STAKE as STAKE
 
 
-def shelf_spec_dict(**overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "kind": "shelf-images",
-        "version": 1,
-        "seed": 7,
-        "scene": dict(SCENE),
-        "images_per_shard": 1,
-        "shard_count": SHARDS,
-    }
-    spec.update(overrides)
-    return spec
+def spec_dict(**overrides: Any) -> dict[str, Any]:
+    """The agent tests' shelf spec: the shared one, of AGENT_SHARDS shards."""
+    return shelf_spec_dict(**{"shard_count": AGENT_SHARDS, **overrides})
 
 
 def spec_bytes(**overrides: Any) -> bytes:
-    """Canonical bytes of a valid tiny shelf spec."""
-    return spec_json(parse_spec(shelf_spec_dict(**overrides)))
+    """Canonical bytes of a valid tiny shelf spec of AGENT_SHARDS shards."""
+    return spec_json(parse_spec(spec_dict(**overrides)))
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +101,10 @@ def market(
         token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
     )
     token.mint(client, 100_000 * NTK, sender=minter)
-    token.approve(deployed, 2**256 - 1, sender=client)
+    token.approve(deployed, MAX_UINT256, sender=client)
     token.mint(farm_key.address, 10_000 * NTK, sender=minter)
     token.mint(other_provider, 10_000 * NTK, sender=minter)
-    token.approve(deployed, 2**256 - 1, sender=other_provider)
+    token.approve(deployed, MAX_UINT256, sender=other_provider)
     return deployed
 
 
@@ -191,10 +178,10 @@ class Jobs:
         request: dict[str, Any] = {
             "specHash": spec_hash if spec_hash is not None else keccak256(raw),
             "specURI": uri,
-            "paymentNtk": PAYMENT,
+            "paymentNtk": AGENT_PAYMENT,
             "provider": ZERO_ADDRESS,
             "collateralNtk": COLLATERAL,
-            "shardCount": SHARDS,
+            "shardCount": AGENT_SHARDS,
             "challengeCount": 4,
             "acceptBy": now + 3600,
             "deliverBy": now + 7200,

@@ -20,10 +20,7 @@ from neurotoken.provider.errors import (
     NotRegisteredError,
 )
 from neurotoken.units import NTK
-from tests.agent.conftest import (
-    STAKE,
-    UNBONDING_DELAY,
-)
+from tests.constants import STAKE, UNBONDING_DELAY
 
 
 def test_register__approves_exactly_and_stakes(farm: MarketClient, market: Any, token: Any) -> None:

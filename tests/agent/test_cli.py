@@ -26,7 +26,8 @@ from neurotoken.proofs.access import sign_token
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.cli import main
 from neurotoken.provider.sending import TxSettings
-from tests.agent.conftest import FEE_BPS, PAYMENT, SHARDS, Jobs
+from tests.agent.conftest import Jobs
+from tests.constants import AGENT_PAYMENT, AGENT_SHARDS, FEE_BPS
 
 PASSWORD_ENV = "TEST_FARM_PASSWORD"
 
@@ -141,9 +142,9 @@ def test_cli__register_status_run_and_earnings(cli: Any, jobs: Jobs, tmp_path: P
     jobs.settle(job_id, True, sender=jobs.client)
     result = cli("earnings", "--json")
     report = json.loads(result.output)
-    fee = PAYMENT * FEE_BPS // 10_000
+    fee = AGENT_PAYMENT * FEE_BPS // 10_000
     assert (report["gross_ntk"], report["fees_ntk"], report["net_ntk"]) == (
-        PAYMENT, fee, PAYMENT - fee,
+        AGENT_PAYMENT, fee, AGENT_PAYMENT - fee,
     )  # fmt: skip
     assert [j["outcome"] for j in report["jobs"]] == ["paid"]
     result = cli("withdraw-earnings")
@@ -288,8 +289,8 @@ def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(
             )  # fmt: skip
             assert fetched.exit_code == 0, fetched.output
             summary = json.loads(fetched.output.strip().splitlines()[-1])
-            assert summary["root"] == "0x" + root.hex() and summary["fetched"] == SHARDS
-            assert len(list(result_dir.glob("shard-*"))) == SHARDS
+            assert summary["root"] == "0x" + root.hex() and summary["fetched"] == AGENT_SHARDS
+            assert len(list(result_dir.glob("shard-*"))) == AGENT_SHARDS
         finally:
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=30)

@@ -25,15 +25,8 @@ from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus
 from neurotoken.units import NTK
-from tests.agent.conftest import (
-    COLLATERAL,
-    FEE_BPS,
-    PAYMENT,
-    SHARDS,
-    STAKE,
-    Jobs,
-    spec_bytes,
-)
+from tests.agent.conftest import Jobs, spec_bytes
+from tests.constants import AGENT_PAYMENT, AGENT_SHARDS, COLLATERAL, FEE_BPS, STAKE
 
 AgentFactory = Callable[..., ProviderAgent]
 
@@ -62,7 +55,7 @@ def test_job__accepted_computed_submitted_settled_and_reported(
 
         assert report.posted == [job_id] and report.accepted == [job_id]
         assert report.submitted == [job_id]
-        assert sorted(report.computed[job_id].computed) == list(range(SHARDS))
+        assert sorted(report.computed[job_id].computed) == list(range(AGENT_SHARDS))
         job = farm.get_job(job_id)
         assert job.state is JobState.SUBMITTED and job.provider == farm.address
         record = agent.state.get(job_id)
@@ -89,12 +82,16 @@ def test_job__accepted_computed_submitted_settled_and_reported(
     jobs.settle(job_id, True, sender=stranger)
     report = agent.step()
     assert report.settled == {job_id: JobStatus.PAID}
-    fee = PAYMENT * FEE_BPS // 10_000
+    fee = AGENT_PAYMENT * FEE_BPS // 10_000
     earned = collect_earnings(farm)
     assert [(j.job_id, j.outcome) for j in earned.jobs] == [(job_id, "paid")]
-    assert (earned.gross_ntk, earned.fees_ntk, earned.net_ntk) == (PAYMENT, fee, PAYMENT - fee)
+    assert (earned.gross_ntk, earned.fees_ntk, earned.net_ntk) == (
+        AGENT_PAYMENT,
+        fee,
+        AGENT_PAYMENT - fee,
+    )
     assert earned.slashed_ntk == 0 and earned.staked_ntk == STAKE
-    assert earned.account is not None and earned.account.earned_ntk == PAYMENT - fee
+    assert earned.account is not None and earned.account.earned_ntk == AGENT_PAYMENT - fee
     assert earned.account.stake_ntk == STAKE  # collateral back
     text = "\n".join(earned.lines())
     assert "jobs: 1 paid, 0 rejected, 0 defaulted, 0 lapsed, 0 open" in text
@@ -102,8 +99,8 @@ def test_job__accepted_computed_submitted_settled_and_reported(
 
     before = farm.ntk_balance()
     acct.withdraw_earnings(farm)
-    assert farm.ntk_balance() == before + PAYMENT - fee
-    assert collect_earnings(farm).withdrawn_ntk == PAYMENT - fee
+    assert farm.ntk_balance() == before + AGENT_PAYMENT - fee
+    assert collect_earnings(farm).withdrawn_ntk == AGENT_PAYMENT - fee
 
 
 def test_bundle_server__serves_each_result_to_its_client_and_oracles_only(
@@ -131,8 +128,8 @@ def test_bundle_server__serves_each_result_to_its_client_and_oracles_only(
             )  # fmt: skip
             return len(result.shards)
 
-        assert fetch(jobs.client, "client") == SHARDS
-        assert fetch(jobs.oracles[2], "oracle") == SHARDS
+        assert fetch(jobs.client, "client") == AGENT_SHARDS
+        assert fetch(jobs.oracles[2], "oracle") == AGENT_SHARDS
         for who in (stranger, other_provider):  # no oracle; the client of the other job
             with pytest.raises(ResultError, match="403"):
                 fetch(who, "refused")
@@ -179,7 +176,9 @@ def test_restart__mid_compute__neither_accepts_again_nor_recomputes(
     report = again.step()
     assert report.accepted == [] and report.submitted == [job_id]
     assert sorted(report.computed[job_id].reused) == sorted(finished)
-    assert sorted(report.computed[job_id].computed) == sorted(set(range(SHARDS)) - set(finished))
+    assert sorted(report.computed[job_id].computed) == sorted(
+        set(range(AGENT_SHARDS)) - set(finished)
+    )
     assert len(events(market, "JobAccepted", job_id)) == 1
     assert again.step().submitted == []
     assert len(events(market, "ResultSubmitted", job_id)) == 1
@@ -373,6 +372,6 @@ def test_restart__with_the_bundle_store_lost__recomputes_before_submitting(
     shutil.rmtree(tmp_path / "bundles")  # a disk replaced: the oracles could fetch nothing
 
     again = make_agent().step()
-    assert sorted(again.computed[job_id].computed) == list(range(SHARDS))
+    assert sorted(again.computed[job_id].computed) == list(range(AGENT_SHARDS))
     assert again.submitted == [job_id]
     assert "0x" + farm.get_job(job_id).result_root.hex() == record.root

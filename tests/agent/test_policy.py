@@ -39,16 +39,8 @@ from neurotoken.provider.policy import (
 from neurotoken.provider.spec_fetch import Refusal
 from neurotoken.provider.state import JobStatus
 from neurotoken.units import NTK
-from tests.agent.conftest import (
-    COLLATERAL,
-    PAYMENT,
-    SHARDS,
-    STAKE,
-    ZERO_ADDRESS,
-    Jobs,
-    shelf_spec_dict,
-    spec_bytes,
-)
+from tests.agent.conftest import Jobs, spec_bytes, spec_dict
+from tests.constants import AGENT_PAYMENT, AGENT_SHARDS, COLLATERAL, STAKE, ZERO_ADDRESS
 
 AgentFactory = Callable[..., ProviderAgent]
 
@@ -88,7 +80,7 @@ def test_price_at_minimum__is_accepted(
 def test_unknown_kind__is_refused_naming_the_kind(
     registered: MarketClient, jobs: Jobs, make_agent: AgentFactory
 ) -> None:
-    raw = canonical_json(dict(shelf_spec_dict(), kind="protein-folding"))
+    raw = canonical_json(dict(spec_dict(), kind="protein-folding"))
     job_id = jobs.post(raw)
     status, reason = refusal(make_agent(), job_id)
     assert status is JobStatus.REFUSED
@@ -153,11 +145,12 @@ def test_unsupported_spec_uri__is_refused(
 def test_spec_shard_count_differs_from_the_job__is_refused(
     registered: MarketClient, jobs: Jobs, make_agent: AgentFactory
 ) -> None:
-    job_id = jobs.post(spec_bytes(shard_count=SHARDS * 2))
+    job_id = jobs.post(spec_bytes(shard_count=AGENT_SHARDS * 2))
     status, reason = refusal(make_agent(), job_id)
     assert (status, reason) == (
         JobStatus.REFUSED,
-        f"SHARD_COUNT_MISMATCH: the spec has {SHARDS * 2} shards, the job on chain {SHARDS}",
+        f"SHARD_COUNT_MISMATCH: the spec has {AGENT_SHARDS * 2} shards, "
+        f"the job on chain {AGENT_SHARDS}",
     )
 
 
@@ -256,26 +249,26 @@ def test_spec_as_data_uri__is_accepted(
 
 def offer(**overrides: Any) -> OnChainJob:
     fields: dict[str, Any] = {
-        "job_id": 1, "client": "0x" + "11" * 20, "payment_ntk": PAYMENT,
+        "job_id": 1, "client": "0x" + "11" * 20, "payment_ntk": AGENT_PAYMENT,
         "provider": ZERO_ADDRESS, "collateral_ntk": COLLATERAL, "spec_hash": b"\x01" * 32,
         "result_root": bytes(32), "state": JobState.POSTED, "accept_by": 1_000,
-        "deliver_by": 10_000, "verdict_by": 20_000, "seed_block": 0, "shard_count": SHARDS,
+        "deliver_by": 10_000, "verdict_by": 20_000, "seed_block": 0, "shard_count": AGENT_SHARDS,
         "challenge_count": 4, "fee_bps": 250,
     }  # fmt: skip
     fields.update(overrides)
     return OnChainJob(**fields)
 
 
-SPEC = parse_spec(shelf_spec_dict())
+SPEC = parse_spec(spec_dict())
 ME = "0x" + "22" * 20
 
 
 def training_spec_dict(arithmetic: str) -> dict[str, Any]:
     return {
-        "kind": "classifier-training", "version": 1, "seed": 3, "scene": shelf_spec_dict()["scene"],
+        "kind": "classifier-training", "version": 1, "seed": 3, "scene": spec_dict()["scene"],
         "images_per_segment": 1, "crop_size": 6, "hidden_units": 8, "batch_size": 4,
         "steps_per_segment": 2, "learning_rate_ppm": 100_000, "arithmetic": arithmetic,
-        "shard_count": SHARDS,
+        "shard_count": AGENT_SHARDS,
     }  # fmt: skip
 
 
@@ -309,24 +302,27 @@ def test_evaluate__float32_training__is_refused_by_the_oracles_own_check() -> No
 
 
 def test_evaluate__result_too_large_for_oracles_to_download__is_refused() -> None:
-    big = {**shelf_spec_dict()["scene"], "width": 1024, "height": 1024}
-    fits = MAX_RESULT_BYTES // max_shard_bytes(parse_spec(shelf_spec_dict(scene=big)))
+    big = {**spec_dict()["scene"], "width": 1024, "height": 1024}
+    fits = MAX_RESULT_BYTES // max_shard_bytes(parse_spec(spec_dict(scene=big)))
     policy, capacity = Policy(max_shards=1 << 16), Capacity(ME, STAKE)
     for shards, accept in ((fits, True), (fits + 1, False)):
-        spec = parse_spec(shelf_spec_dict(scene=big, shard_count=shards))
+        spec = parse_spec(spec_dict(scene=big, shard_count=shards))
         decision = evaluate(offer(shard_count=shards, deliver_by=10**9), spec, policy, capacity, 0)
         assert decision.accept is accept, decision.summary()
     assert decision.code is Refusal.SPEC_UNPAYABLE
     assert f"over the {MAX_RESULT_BYTES} an oracle downloads" in decision.summary()
 
 
-@pytest.mark.parametrize("k", [0, SHARDS + 1])
+@pytest.mark.parametrize("k", [0, AGENT_SHARDS + 1])
 def test_evaluate__challenge_count_outside_1_to_shards__is_refused(k: int) -> None:
     decision = evaluate(offer(challenge_count=k), SPEC, Policy(), Capacity(ME, STAKE), now=0)
     assert decision.reasons == (
-        (Refusal.SPEC_UNPAYABLE, f"{k} challenged shards: a job of {SHARDS} shards needs 1 to 8"),
+        (
+            Refusal.SPEC_UNPAYABLE,
+            f"{k} challenged shards: a job of {AGENT_SHARDS} shards needs 1 to 8",
+        ),
     )
-    assert SHARDS < MAX_CHALLENGES
+    assert AGENT_SHARDS < MAX_CHALLENGES
 
 
 def test_net_price_per_shard__is_after_the_jobs_own_fee() -> None:
@@ -338,7 +334,7 @@ def test_net_price_per_shard__is_after_the_jobs_own_fee() -> None:
 def test_estimate_seconds__scales_with_pixels_and_workers() -> None:
     policy = Policy(shelf_mpixels_per_s_per_core=1.0)
     one = estimate_seconds(SPEC, policy, workers=1)
-    assert one == pytest.approx(SHARDS * 64 * 48 / 1e6)
+    assert one == pytest.approx(AGENT_SHARDS * 64 * 48 / 1e6)
     assert estimate_seconds(SPEC, policy, workers=4) == pytest.approx(one / 4)
 
 
@@ -365,7 +361,7 @@ def test_cached_spec__is_still_checked_against_each_jobs_shard_count(
     first = jobs.post()
     assert agent.step().accepted == [first]  # its spec is now in the agent's cache
     # k = 3 of 4: no minimum collateral on chain (N + 1 <= 2k), so only the spec can refuse it
-    second = jobs.post(shardCount=SHARDS // 2, challengeCount=3)
+    second = jobs.post(shardCount=AGENT_SHARDS // 2, challengeCount=3)
     status, reason = refusal(agent, second)
     assert status is JobStatus.REFUSED
-    assert reason == f"SHARD_COUNT_MISMATCH: the spec has {SHARDS} shards, the job on chain 4"
+    assert reason == f"SHARD_COUNT_MISMATCH: the spec has {AGENT_SHARDS} shards, the job on chain 4"

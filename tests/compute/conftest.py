@@ -1,11 +1,11 @@
-"""Fixtures for the compute tests: tiny job specs and factories for built bundles."""
+"""Fixtures for the compute tests: tiny job specs (built by tests/constants.py) and factories
+for built bundles."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +14,7 @@ from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, parse_spec, spec_hash
 from neurotoken.proofs import Commitment, LocalStore, Manifest
 from neurotoken.proofs.bundle import from_hex
 from neurotoken.provider import compute_job, publish_bundle
+from tests.constants import shelf_spec_dict, training_spec_dict
 
 # Compute-heavy property tests: few examples, no deadline (the machine is shared).
 COMPUTE_SETTINGS = settings(
@@ -21,48 +22,6 @@ COMPUTE_SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-SCENE = {
-    "width": 64,
-    "height": 48,
-    "shelves": 2,
-    "max_products_per_shelf": 5,
-    "occlusion_pct": 40,
-    "lighting_pct": 20,
-    "noise_level": 4,
-}
-
-
-def shelf_spec_dict(**overrides: Any) -> dict[str, Any]:
-    spec = {
-        "kind": "shelf-images",
-        "version": 1,
-        "seed": 11,
-        "scene": dict(SCENE),
-        "images_per_shard": 1,
-        "shard_count": 16,
-    }
-    spec.update(overrides)
-    return spec
-
-
-def training_spec_dict(**overrides: Any) -> dict[str, Any]:
-    spec = {
-        "kind": "classifier-training",
-        "version": 1,
-        "seed": 5,
-        "scene": dict(SCENE, max_products_per_shelf=6),
-        "images_per_segment": 1,
-        "crop_size": 6,
-        "hidden_units": 12,
-        "batch_size": 8,
-        "steps_per_segment": 4,
-        "learning_rate_ppm": 200_000,
-        "arithmetic": "fixed-point",
-        "shard_count": 12,
-    }
-    spec.update(overrides)
-    return spec
 
 
 @pytest.fixture

@@ -36,8 +36,7 @@ from neurotoken.provider import compute_job, publish_bundle
 from neurotoken.provider import server as server_module
 from neurotoken.provider.readers import JobReaders
 from neurotoken.provider.server import BundleGate, BundleServer, make_app
-
-from .conftest import shelf_spec_dict
+from tests.constants import shelf_spec_dict
 
 CHAIN_ID = 31337
 MARKET = "0x" + "5a" * 20

@@ -36,8 +36,9 @@ from neurotoken.proofs.store import manifest_path, object_path, proof_path, spec
 from neurotoken.proofs.verifier import MAX_AVAILABILITY_FINDINGS, OracleSideError
 from neurotoken.provider import BundleServer, make_app
 from neurotoken.workloads import max_shard_bytes
+from tests.constants import shelf_spec_dict, training_spec_dict
 
-from .conftest import BuiltJob, build_job, shelf_spec_dict, training_spec_dict
+from .conftest import BuiltJob, build_job
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAST = HttpLimits(timeout_s=0.5, retries=2, backoff_s=0.05)

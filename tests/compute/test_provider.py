@@ -18,8 +18,7 @@ import pytest
 from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec, spec_json
 from neurotoken.proofs import LocalStore, MerkleTree
 from neurotoken.provider import Journal, compute_job, publish_bundle
-
-from .conftest import shelf_spec_dict, training_spec_dict
+from tests.constants import shelf_spec_dict, training_spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,7 @@ from neurotoken.jobs import (
     spec_hash,
     spec_json,
 )
-
-from .conftest import shelf_spec_dict, training_spec_dict
+from tests.constants import shelf_spec_dict, training_spec_dict
 
 
 def test_keccak256__matches_ethereum_known_vector() -> None:

@@ -40,8 +40,9 @@ from neurotoken.jobs.spec import (
 from neurotoken.workloads import compute_shard, training
 from neurotoken.workloads.shelf import render_image
 from neurotoken.workloads.shelf_job import decode_shelf_shard
+from tests.constants import shelf_spec_dict, training_spec_dict
 
-from .conftest import COMPUTE_SETTINGS, shelf_spec_dict, training_spec_dict
+from .conftest import COMPUTE_SETTINGS
 
 # --- the limits: the largest shards are verifiable ------------------------------------------
 

@@ -25,8 +25,9 @@ from neurotoken.provider import publish_bundle
 from neurotoken.workloads import compute_shard, container
 from neurotoken.workloads import training as tr
 from neurotoken.workloads.shelf_job import compute_shelf_shard
+from tests.constants import shelf_spec_dict, training_spec_dict
 
-from .conftest import COMPUTE_SETTINGS, BuiltJob, shelf_spec_dict
+from .conftest import COMPUTE_SETTINGS, BuiltJob
 
 SEEDS = st.binary(min_size=32, max_size=32)
 
@@ -134,7 +135,7 @@ def test_tampered_training_checkpoint__is_detected_whenever_challenged(
 
 @pytest.fixture(scope="module")
 def fixed_training_job(tmp_path_factory: pytest.TempPathFactory) -> BuiltJob:
-    from .conftest import build_job, training_spec_dict
+    from .conftest import build_job
 
     return build_job(parse_spec(training_spec_dict()), tmp_path_factory.mktemp("fixed-training"))
 

@@ -42,8 +42,9 @@ from neurotoken.proofs.bundle import MAX_MANIFEST_BYTES, MAX_PROOF_BYTES
 from neurotoken.proofs.store import manifest_path, object_path, proof_path, spec_path
 from neurotoken.workloads.container import MAGIC
 from oracle.verify import Kind, VerifyTask, run_task
+from tests.constants import shelf_spec_dict, training_spec_dict
 
-from .conftest import BuiltJob, build_job, shelf_spec_dict, training_spec_dict
+from .conftest import BuiltJob, build_job
 from .test_verifier import recommit
 
 SEED = b"\x42" * 32

@@ -16,8 +16,9 @@ from neurotoken.jobs.spec import FLOAT32_UNPAYABLE
 from neurotoken.workloads import CheckFailure, check_shard, compute_shard, container, training
 from neurotoken.workloads.shelf import render_image
 from neurotoken.workloads.shelf_job import decode_shelf_shard
+from tests.constants import shelf_spec_dict, training_spec_dict
 
-from .conftest import COMPUTE_SETTINGS, shelf_spec_dict, training_spec_dict
+from .conftest import COMPUTE_SETTINGS
 
 # Pinned output hashes. They hold on any machine: the workloads use integer numpy arithmetic
 # and SHAKE-256 only. If one changes, every committed job root changes with it.

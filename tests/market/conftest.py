@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import (
     MarketDomain,
     SignedVerdict,
@@ -18,23 +17,26 @@ from neurotoken.market.verdicts import (
     sign_verdict,
 )
 from neurotoken.units import NTK
+from tests.constants import (
+    CHALLENGES,
+    COLLATERAL,
+    FEE_BPS,
+    MAX_UINT256,
+    MIN_VERDICT_WINDOW,
+    PAYMENT,
+    SHARDS,
+    STAKE,
+    UNBONDING_DELAY,
+    ZERO_ADDRESS,
+)
 
-ZERO_ADDRESS = "0x" + "00" * 20
-UNBONDING_DELAY = 7 * 24 * 3600
-FEE_BPS = 250
-PAYMENT = 100 * NTK
-COLLATERAL = 40 * NTK  # above the minimum for PAYMENT, SHARDS and CHALLENGES (12.5 NTK)
-STAKE = 1_000 * NTK
-SHARDS = 16
-CHALLENGES = 8
-MIN_VERDICT_WINDOW = 3600
+# tests/market/test_demo.py reads these three from here.
+from tests.constants import DEFAULTED as DEFAULTED
+from tests.constants import PAID as PAID
+from tests.constants import REJECTED as REJECTED
+
 SPEC_HASH = b"\x5e" * 32
 RESULT_ROOT = b"\x7a" * 32
-
-# JobState enum values (IComputeMarket.JobState), from the one Python definition.
-NONE, POSTED, ACCEPTED, SUBMITTED, PAID, REJECTED, CANCELLED, EXPIRED, DEFAULTED, LAPSED = (
-    int(state) for state in JobState
-)
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +105,7 @@ def market(
     )
     for account in (client, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)
-        token.approve(deployed, 2**256 - 1, sender=account)
+        token.approve(deployed, MAX_UINT256, sender=account)
     return deployed
 
 

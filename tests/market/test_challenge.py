@@ -9,17 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurotoken.market.verdicts import VerdictError, challenged_indices
-from tests.market.conftest import (
-    CHALLENGES,
-    LAPSED,
-    PAYMENT,
-    POSTED,
-    RESULT_ROOT,
-    SHARDS,
-    event_args,
-)
-
-HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"  # EIP-2935
+from tests.constants import CHALLENGES, HISTORY_STORAGE, LAPSED, PAYMENT, POSTED, SHARDS
+from tests.market.conftest import RESULT_ROOT, event_args
 
 
 @pytest.fixture

@@ -25,13 +25,8 @@ from neurotoken.market.ops import (
     preflight,
 )
 from neurotoken.units import NTK, parse_ntk
-from tests.market.conftest import (
-    PAID,
-    POSTED,
-    RESULT_ROOT,
-    SHARDS,
-    SPEC_HASH,
-)
+from tests.constants import PAID, POSTED, SHARDS
+from tests.market.conftest import RESULT_ROOT, SPEC_HASH
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("market_cli", ROOT / "scripts" / "market.py")

@@ -9,14 +9,8 @@ import ape
 import pytest
 from eth_account import Account
 
-from tests.market.conftest import (
-    FEE_BPS,
-    MIN_VERDICT_WINDOW,
-    PAYMENT,
-    UNBONDING_DELAY,
-    ZERO_ADDRESS,
-    event_args,
-)
+from tests.constants import FEE_BPS, MIN_VERDICT_WINDOW, PAYMENT, UNBONDING_DELAY, ZERO_ADDRESS
+from tests.market.conftest import event_args
 
 MAX_FEE_BPS = 1_000
 MAX_UNBONDING_DELAY = 90 * 24 * 3600

@@ -9,7 +9,7 @@ import pytest
 from neurotoken.market.ops import (
     minimum_collateral,
 )
-from tests.market.conftest import (
+from tests.constants import (
     ACCEPTED,
     CANCELLED,
     CHALLENGES,
@@ -21,14 +21,12 @@ from tests.market.conftest import (
     MIN_VERDICT_WINDOW,
     PAYMENT,
     POSTED,
-    RESULT_ROOT,
     SHARDS,
-    SPEC_HASH,
     STAKE,
     SUBMITTED,
     ZERO_ADDRESS,
-    event_args,
 )
+from tests.market.conftest import RESULT_ROOT, SPEC_HASH, event_args
 
 MAX_JOB_DURATION = 365 * 24 * 3600
 

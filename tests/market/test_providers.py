@@ -5,11 +5,8 @@ from __future__ import annotations
 import ape
 
 from neurotoken.units import NTK
-from tests.market.conftest import (
-    STAKE,
-    UNBONDING_DELAY,
-    event_args,
-)
+from tests.constants import STAKE, UNBONDING_DELAY
+from tests.market.conftest import event_args
 
 
 def test_register__pulls_stake_and_records_metadata(m, market, token, provider, balance_of):

@@ -9,16 +9,16 @@ import ape
 import pytest
 
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
-from tests.market.conftest import (
+from tests.constants import (
     COLLATERAL,
+    MAX_UINT256,
     MIN_VERDICT_WINDOW,
     PAYMENT,
     SHARDS,
-    SPEC_HASH,
     UNBONDING_DELAY,
     ZERO_ADDRESS,
-    sorted_signatures,
 )
+from tests.market.conftest import SPEC_HASH, sorted_signatures
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def hostile(
     )
     for account in (client, provider):
         token.mint(account, 10_000 * 10**18, sender=owner)
-        token.approve(market, 2**256 - 1, sender=account)
+        token.approve(market, MAX_UINT256, sender=account)
     return token, market
 
 

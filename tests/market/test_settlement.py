@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 
 from neurotoken.market.verdicts import MarketDomain, Verdict, malleate, sign_batch, sign_verdict
-from tests.market.conftest import (
+from tests.constants import (
     ACCEPTED,
     COLLATERAL,
     FEE_BPS,
@@ -19,13 +19,11 @@ from tests.market.conftest import (
     PAID,
     PAYMENT,
     REJECTED,
-    RESULT_ROOT,
     SHARDS,
     STAKE,
     SUBMITTED,
-    event_args,
-    sorted_signatures,
 )
+from tests.market.conftest import RESULT_ROOT, event_args, sorted_signatures
 
 
 def fee_of(payment: int) -> int:

@@ -27,19 +27,20 @@ from neurotoken.market.ops import (
 from neurotoken.market.states import PAYOUT_EVENTS
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 from neurotoken.units import NTK
-from tests.market.conftest import (
+from tests.constants import (
     ACCEPTED,
     CANCELLED,
     DEFAULTED,
     EXPIRED,
     LAPSED,
+    MAX_UINT256,
     PAID,
     POSTED,
     REJECTED,
     SUBMITTED,
     ZERO_ADDRESS,
-    sorted_signatures,
 )
+from tests.market.conftest import sorted_signatures
 from tests.stateful import ChainStateMachine, batch_view, run_machine
 
 SHARDS = 8
@@ -674,7 +675,7 @@ def test_market_state_machine(
     second_client = accounts[11]
     for account in (client, second_client, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)
-        token.approve(market, 2**256 - 1, sender=account)
+        token.approve(market, MAX_UINT256, sender=account)
     # One provider starts registered so that early steps already reach deep states; the
     # other registers (or not) inside the machine.
     market.registerProvider(600 * NTK, "uri", sender=provider)

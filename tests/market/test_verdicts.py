@@ -28,7 +28,7 @@ from neurotoken.market.verdicts import (
     verdict_digest,
     verdict_typed_data,
 )
-from tests.market.conftest import PAID
+from tests.constants import PAID
 
 DOMAIN = MarketDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 SEED = b"\x5d" * 32

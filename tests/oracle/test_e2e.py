@@ -12,9 +12,8 @@ from eth_account import Account
 from devchain.localnet import running, small_spec, wait_until
 from neurotoken.proofs.results import ResultError, fetch_result
 from oracle.store import SETTLED, SIGNED
+from tests.constants import PAID, REJECTED
 from tests.oracle.helpers import (
-    PAID,
-    REJECTED,
     GarbagePeer,
     RogueOracle,
     assert_settled_once,

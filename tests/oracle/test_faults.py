@@ -14,15 +14,8 @@ import pytest
 from devchain.localnet import FaultyRpcProxy, running, small_spec, wait_until
 from oracle.store import SETTLED, SIGNED, TX_MINED
 from oracle.transmit_turns import transmit_order
-from tests.oracle.helpers import (
-    PAID,
-    REJECTED,
-    assert_settled_once,
-    events_of,
-    oracle_cli,
-    store_of,
-    wait_settled,
-)
+from tests.constants import PAID, REJECTED
+from tests.oracle.helpers import assert_settled_once, events_of, oracle_cli, store_of, wait_settled
 
 
 class Miner:

@@ -88,24 +88,28 @@ from neurotoken.provider import compute_job, publish_bundle
 from neurotoken.units import NTK
 from oracle.service import TRANSIENT_PROVIDER
 from oracle.verify import Kind, VerifyOutcome, VerifyTask, run_task
-from tests.market.conftest import (
+from tests.constants import (
     ACCEPTED,
     DEFAULTED,
+    FEE_BPS,
+    HOUR,
     LAPSED,
+    MAX_UINT256,
+    MIN_VERDICT_WINDOW,
     PAID,
     REJECTED,
     ZERO_ADDRESS,
-    sorted_signatures,
 )
+from tests.market.conftest import sorted_signatures
 from tests.stateful import ChainStateMachine
 
 AnySpec = ShelfImagesSpec | TrainingSpec
 
-FEE_BPS = 250
-UNBONDING_DELAY = 3600
-MIN_VERDICT_WINDOW = 3600
+# This harness's own market figures (not tests/constants.py's STAKE and UNBONDING_DELAY):
+# its providers stake a thousand times deeper and unbond within the hour.
+HOSTILE_UNBONDING_DELAY = HOUR
+HOSTILE_STAKE = 1_000_000 * NTK
 THRESHOLD = 2
-STAKE = 1_000_000 * NTK
 SLASH_TO_CLIENT_BPS = 5_000  # ComputeMarket.SLASH_TO_CLIENT_BPS
 GIVE_UP_MARGIN_S = 300  # oracle.settings: give_up_margin_s's default
 
@@ -847,15 +851,15 @@ def harness(
     """A market with 3 oracles (threshold 2), fee 2.5%; 2 clients and 2 staked providers."""
     oracles = [accounts[5], accounts[6], accounts[7]]
     market = project.ComputeMarket.deploy(
-        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, THRESHOLD, MIN_VERDICT_WINDOW,
+        token, owner, HOSTILE_UNBONDING_DELAY, FEE_BPS, oracles, THRESHOLD, MIN_VERDICT_WINDOW,
         sender=owner,
     )  # fmt: skip
     clients, providers = [accounts[2], accounts[11]], [accounts[3], accounts[4]]
     for account in (*clients, *providers):
         token.mint(account, 10_000_000 * NTK, sender=minter)
-        token.approve(market, 2**256 - 1, sender=account)
+        token.approve(market, MAX_UINT256, sender=account)
     for provider in providers:
-        market.registerProvider(STAKE, "file:///provider.json", sender=provider)
+        market.registerProvider(HOSTILE_STAKE, "file:///provider.json", sender=provider)
     return Harness(
         chain, market, token, owner, clients, providers, oracles,
         relayer=accounts[8], treasury=accounts[9], folder=tmp_path,

@@ -13,17 +13,11 @@ from web3.exceptions import ContractCustomError
 
 from devchain.localnet import OracleProcess, running, small_spec, wait_until
 from oracle.store import EXPIRED, SIGNED
-from tests.oracle.helpers import (
-    LAPSED,
-    PAID,
-    assert_settled_once,
-    events_of,
-    store_of,
-    wait_settled,
-)
-
-ACCEPTED_ONCHAIN, EXPIRED_ONCHAIN, DEFAULTED_ONCHAIN = 2, 7, 8
-HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"
+from tests.constants import ACCEPTED as ACCEPTED_ONCHAIN
+from tests.constants import DEFAULTED as DEFAULTED_ONCHAIN
+from tests.constants import EXPIRED as EXPIRED_ONCHAIN
+from tests.constants import HISTORY_STORAGE, LAPSED, PAID
+from tests.oracle.helpers import assert_settled_once, events_of, store_of, wait_settled
 
 
 def upkeep_sent(oracles: list[OracleProcess], kind: str) -> list[dict[str, Any]]:

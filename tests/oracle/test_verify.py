@@ -34,8 +34,8 @@ from oracle.verify import (
     bundle_access,
     run_task,
 )
-from tests.compute.conftest import training_spec_dict
 from tests.compute.test_hostile import HostileServer, body
+from tests.constants import training_spec_dict
 
 SEED = b"\x42" * 32
 DOMAIN = MarketDomain(31337, "0x" + "5a" * 20)

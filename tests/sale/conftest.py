@@ -12,11 +12,7 @@ from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.deploy import SaleDeployment, deploy_sale
 from neurotoken.sale.terms import SaleTerms, Stage
 from neurotoken.units import NTK
-
-ETH = 10**18
-HOUR = 3600
-DAY = 24 * HOUR
-WEEK = 7 * DAY
+from tests.constants import DAY, ETH, HOUR, WEEK, ZERO_ADDRESS
 
 # Small figures so a test can sell out with a few accounts; the rate and bonuses are the defaults.
 HARD_CAP = 100_000 * NTK
@@ -57,7 +53,7 @@ def make_terms(chain: Any, allowlist: Allowlist) -> Callable[..., SaleTerms]:
     def _make(**overrides: Any) -> SaleTerms:
         start = chain.pending_timestamp + DAY
         base = SaleTerms(
-            token="0x0000000000000000000000000000000000000000",
+            token=ZERO_ADDRESS,
             treasury=TREASURY,
             ntk_per_eth=1_000,
             hard_cap_tokens=HARD_CAP,

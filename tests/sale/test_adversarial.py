@@ -11,10 +11,8 @@ from eth_utils.crypto import keccak
 from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.terms import SaleState, Stage, wei_for_tokens
 from neurotoken.units import NTK
-from tests.sale.conftest import (
-    ETH,
-    SaleEnv,
-)
+from tests.constants import ETH
+from tests.sale.conftest import SaleEnv
 from tests.sale.helpers import reverts
 
 REENTRANT_CALL = keccak(text="ReentrancyGuardReentrantCall()")[:4]

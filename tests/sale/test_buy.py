@@ -12,13 +12,8 @@ from hypothesis import strategies as st
 
 from neurotoken.sale.terms import BUYING_STAGES, SaleTerms, Stage, tokens_for, wei_for_tokens
 from neurotoken.units import NTK
-from tests.sale.conftest import (
-    ETH,
-    HARD_CAP,
-    MAX_WEI,
-    MIN_WEI,
-    SaleEnv,
-)
+from tests.constants import ETH
+from tests.sale.conftest import HARD_CAP, MAX_WEI, MIN_WEI, SaleEnv
 from tests.sale.helpers import reverts
 
 

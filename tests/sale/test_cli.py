@@ -22,10 +22,8 @@ from neurotoken.chain import deployments
 from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.terms import SaleState, Stage
 from neurotoken.units import NTK
-from tests.sale.conftest import (
-    ETH,
-    SaleEnv,
-)
+from tests.constants import ETH
+from tests.sale.conftest import SaleEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("sale_cli", ROOT / "scripts" / "sale.py")

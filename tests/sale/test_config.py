@@ -9,9 +9,9 @@ import pytest
 
 from neurotoken.sale.config import DEFAULT_CONFIG, SaleConfig, SaleConfigError
 from neurotoken.sale.terms import BUYING_STAGES, Stage
+from tests.constants import DAY
 
 WALLET = "0x" + "11" * 20
-DAY = 86_400
 
 
 def test_default_config__holds_the_2017_terms() -> None:

@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
 from neurotoken.sale.terms import SaleState, SaleTerms, Stage
-from tests.sale.conftest import HARD_CAP, MAX_WEI, TEAM, WEEK, SaleEnv
+from tests.constants import WEEK, ZERO_ADDRESS
+from tests.sale.conftest import HARD_CAP, MAX_WEI, TEAM, SaleEnv
 from tests.sale.helpers import reverts
-
-ZERO = "0x0000000000000000000000000000000000000000"
 
 
 @pytest.fixture
@@ -76,14 +75,14 @@ def test_deploy__makes_the_team_vesting_wallet_with_a_cliff(project: Any, env: S
 )
 def test_deploy__with_a_zero_address__reverts(project: Any, deploy_raw: Any, field: str) -> None:
     with reverts(project.TokenSale.SaleZeroAddress):
-        deploy_raw(**{field: ZERO})
+        deploy_raw(**{field: ZERO_ADDRESS})
 
 
 def test_deploy__with_a_zero_token__reverts(
     project: Any, owner: Any, make_terms: Callable[..., SaleTerms]
 ) -> None:
     with reverts(project.TokenSale.SaleZeroAddress):
-        project.TokenSale.deploy(make_terms(token=ZERO).as_tuple(), owner, sender=owner)
+        project.TokenSale.deploy(make_terms(token=ZERO_ADDRESS).as_tuple(), owner, sender=owner)
 
 
 @pytest.mark.parametrize("rate", [0, 2**128])
@@ -234,8 +233,8 @@ CHANGES: dict[str, Callable[[SaleTerms], dict[str, Any]]] = {
     },
     "cliff longer than vesting": lambda t: {"team_cliff_seconds": t.team_vesting_seconds + 1},
     "cliff equal to vesting (edge)": lambda t: {"team_cliff_seconds": t.team_vesting_seconds},
-    "zero treasury": lambda t: {"treasury": ZERO},
-    "zero team beneficiary": lambda t: {"team_beneficiary": ZERO},
+    "zero treasury": lambda t: {"treasury": ZERO_ADDRESS},
+    "zero team beneficiary": lambda t: {"team_beneficiary": ZERO_ADDRESS},
     "sold out passes the token cap": lambda t: {
         "hard_cap_tokens": 60_000_000 * 10**18 + 1,
         "soft_cap_wei": 10**18,

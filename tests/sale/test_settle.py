@@ -9,16 +9,8 @@ import pytest
 
 from neurotoken.sale.terms import Allocation, SaleState, Stage
 from neurotoken.units import NTK
-from tests.sale.conftest import (
-    ETH,
-    HARD_CAP,
-    LIQUIDITY,
-    PARTNERS,
-    RESEARCHERS,
-    TREASURY,
-    WEEK,
-    SaleEnv,
-)
+from tests.constants import ETH, WEEK
+from tests.sale.conftest import HARD_CAP, LIQUIDITY, PARTNERS, RESEARCHERS, TREASURY, SaleEnv
 from tests.sale.helpers import reverts
 
 SOLD = 10 * 1100 * NTK + 15 * 1150 * NTK  # alice 10 ETH in presale, carol 15 ETH in week 1

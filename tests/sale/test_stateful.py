@@ -19,9 +19,7 @@ from hypothesis.stateful import initialize, invariant, rule
 
 from neurotoken.sale.terms import BUYING_STAGES, SaleState, SaleTerms, Stage
 from neurotoken.units import NTK
-from tests.sale.conftest import (
-    ETH,
-)
+from tests.constants import ETH
 from tests.sale.helpers import FastReader
 from tests.stateful import ChainStateMachine, run_machine
 

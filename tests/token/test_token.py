@@ -9,16 +9,14 @@ import pytest
 from ape.exceptions import VirtualMachineError
 from eth_utils.crypto import keccak
 
-CAP = 100_000_000 * 10**18
-MAX_UINT = 2**256 - 1
-ZERO = "0x0000000000000000000000000000000000000000"
+from tests.constants import MAX_UINT256, NTK_CAP, ZERO_ADDRESS
 
 
 def test_metadata__is_neurotoken_ntk_18_decimals(token: Any) -> None:
     assert token.name() == "Neurotoken"
     assert token.symbol() == "NTK"
     assert token.decimals() == 18
-    assert token.cap() == CAP == token.CAP()
+    assert token.cap() == NTK_CAP == token.CAP()
     assert token.totalSupply() == 0
     assert not token.mintingFinished()
 
@@ -39,7 +37,11 @@ def test_mint__by_minter__credits_and_emits_transfer(token: Any, minter: Any, al
     assert token.totalSupply() == 5 * 10**18
     events = tx.decode_logs(token.Transfer)
     assert len(events) == 1
-    assert events[0].event_arguments == {"from": ZERO, "to": alice.address, "value": 5 * 10**18}
+    assert events[0].event_arguments == {
+        "from": ZERO_ADDRESS,
+        "to": alice.address,
+        "value": 5 * 10**18,
+    }
 
 
 def test_mint__by_non_minter__reverts(token: Any, owner: Any, alice: Any) -> None:
@@ -52,18 +54,18 @@ def test_mint__by_non_minter__reverts(token: Any, owner: Any, alice: Any) -> Non
 
 
 def test_mint__to_zero_address__reverts(token: Any, minter: Any) -> None:
-    with ape.reverts(token.ERC20InvalidReceiver, receiver=ZERO):
-        token.mint(ZERO, 1, sender=minter)
+    with ape.reverts(token.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
+        token.mint(ZERO_ADDRESS, 1, sender=minter)
 
 
 def test_mint__exactly_the_cap__succeeds(token: Any, minter: Any, alice: Any) -> None:
-    token.mint(alice, CAP, sender=minter)
-    assert token.totalSupply() == CAP
+    token.mint(alice, NTK_CAP, sender=minter)
+    assert token.totalSupply() == NTK_CAP
 
 
 def test_mint__past_the_cap__reverts(token: Any, minter: Any, alice: Any) -> None:
-    token.mint(alice, CAP - 1, sender=minter)
-    with ape.reverts(token.ERC20ExceededCap, increasedSupply=CAP + 1, cap=CAP):
+    token.mint(alice, NTK_CAP - 1, sender=minter)
+    with ape.reverts(token.ERC20ExceededCap, increasedSupply=NTK_CAP + 1, cap=NTK_CAP):
         token.mint(alice, 2, sender=minter)
 
 
@@ -71,7 +73,7 @@ def test_mint__max_uint__reverts_without_overflow(token: Any, minter: Any, alice
     token.mint(alice, 1, sender=minter)
     # totalSupply + MAX overflows in ERC20._update: a checked-arithmetic panic (0x11).
     with pytest.raises(VirtualMachineError, match="0x11"):
-        token.mint(alice, MAX_UINT, sender=minter)
+        token.mint(alice, MAX_UINT256, sender=minter)
     assert token.totalSupply() == 1
 
 
@@ -153,8 +155,8 @@ def test_transfer__more_than_balance__reverts(
 
 def test_transfer__to_zero_address__reverts(token: Any, minter: Any, alice: Any) -> None:
     token.mint(alice, 10, sender=minter)
-    with ape.reverts(token.ERC20InvalidReceiver, receiver=ZERO):
-        token.transfer(ZERO, 1, sender=alice)
+    with ape.reverts(token.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
+        token.transfer(ZERO_ADDRESS, 1, sender=alice)
 
 
 def test_transfer__to_self__keeps_balance(token: Any, minter: Any, alice: Any) -> None:
@@ -171,8 +173,8 @@ def test_approve__sets_allowance_and_emits(token: Any, alice: Any, bob: Any) -> 
 
 
 def test_approve__zero_spender__reverts(token: Any, alice: Any) -> None:
-    with ape.reverts(token.ERC20InvalidSpender, spender=ZERO):
-        token.approve(ZERO, 1, sender=alice)
+    with ape.reverts(token.ERC20InvalidSpender, spender=ZERO_ADDRESS):
+        token.approve(ZERO_ADDRESS, 1, sender=alice)
 
 
 def test_transfer_from__spends_allowance(
@@ -191,9 +193,9 @@ def test_transfer_from__infinite_allowance__is_not_spent(
     token: Any, minter: Any, alice: Any, bob: Any
 ) -> None:
     token.mint(alice, 10, sender=minter)
-    token.approve(bob, MAX_UINT, sender=alice)
+    token.approve(bob, MAX_UINT256, sender=alice)
     token.transferFrom(alice, bob, 10, sender=bob)
-    assert token.allowance(alice, bob) == MAX_UINT
+    assert token.allowance(alice, bob) == MAX_UINT256
 
 
 def test_burn__reduces_supply(token: Any, minter: Any, alice: Any) -> None:
@@ -203,7 +205,7 @@ def test_burn__reduces_supply(token: Any, minter: Any, alice: Any) -> None:
     assert token.totalSupply() == 7
     assert token.balanceOf(alice) == 7
     event = tx.decode_logs(token.Transfer)[0]
-    assert (event["from"], event.to, event.value) == (alice.address, ZERO, 3)
+    assert (event["from"], event.to, event.value) == (alice.address, ZERO_ADDRESS, 3)
 
 
 def test_burn__more_than_balance__reverts(token: Any, minter: Any, alice: Any) -> None:
@@ -225,8 +227,8 @@ def test_burn_from__needs_and_spends_allowance(
 def test_burn__does_not_free_room_under_the_cap_after_finish(
     token: Any, minter: Any, alice: Any
 ) -> None:
-    token.mint(alice, CAP, sender=minter)
-    token.burn(CAP // 2, sender=alice)
+    token.mint(alice, NTK_CAP, sender=minter)
+    token.burn(NTK_CAP // 2, sender=alice)
     token.finishMinting(sender=minter)
     with ape.reverts(token.NeuroTokenMintingFinished):
         token.mint(alice, 1, sender=minter)

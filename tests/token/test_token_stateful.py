@@ -12,15 +12,15 @@ import ape
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
+from tests.constants import MAX_UINT256, NTK_CAP
 from tests.stateful import ChainStateMachine, batch_view, run_machine
 
-CAP = 100_000_000 * 10**18
 HOLDERS = 4  # indices into `holders`
 
 amounts = st.one_of(
     st.integers(min_value=0, max_value=10**6),
-    st.integers(min_value=0, max_value=CAP),
-    st.sampled_from([0, 1, CAP - 1, CAP, 2**255]),
+    st.integers(min_value=0, max_value=NTK_CAP),
+    st.sampled_from([0, 1, NTK_CAP - 1, NTK_CAP, 2**255]),
 )
 who = st.integers(min_value=0, max_value=HOLDERS - 1)
 
@@ -48,8 +48,8 @@ class TokenMachine(ChainStateMachine):
         if self.finished:
             with ape.reverts(self.token.NeuroTokenMintingFinished):
                 self.token.mint(self.holders[to], amount, sender=self.minter)
-        elif self.supply + amount > CAP:
-            with ape.reverts(self.token.ERC20ExceededCap, cap=CAP):
+        elif self.supply + amount > NTK_CAP:
+            with ape.reverts(self.token.ERC20ExceededCap, cap=NTK_CAP):
                 self.token.mint(self.holders[to], amount, sender=self.minter)
         else:
             self.token.mint(self.holders[to], amount, sender=self.minter)
@@ -66,7 +66,7 @@ class TokenMachine(ChainStateMachine):
         self.balances[src] -= amount
         self.balances[dst] += amount
 
-    @rule(owner=who, spender=who, amount=st.one_of(amounts, st.just(2**256 - 1)))
+    @rule(owner=who, spender=who, amount=st.one_of(amounts, st.just(MAX_UINT256)))
     def approve(self, owner: int, spender: int, amount: int) -> None:
         self.token.approve(self.holders[spender], amount, sender=self.holders[owner])
         self.allowances[(owner, spender)] = amount
@@ -84,7 +84,7 @@ class TokenMachine(ChainStateMachine):
                 self.token.transferFrom(*args, sender=self.holders[spender])
         else:
             self.token.transferFrom(*args, sender=self.holders[spender])
-            if allowed != 2**256 - 1:
+            if allowed != MAX_UINT256:
                 self.allowances[(owner, spender)] = allowed - amount
             self.balances[owner] -= amount
             self.balances[dst] += amount
@@ -173,7 +173,7 @@ class TokenMachine(ChainStateMachine):
         allowances = values[2 * n : 2 * n + len(pairs)]
         supply, finished = values[-2:]
         assert balances == self.balances
-        assert supply == sum(balances) == self.supply <= CAP
+        assert supply == sum(balances) == self.supply <= NTK_CAP
         assert allowances == [self.allowances[p] for p in pairs]
         assert nonces == self.nonces
         assert finished == self.finished
