@@ -1,4 +1,5 @@
-"""Shared fixtures: accounts named by role, and factories for the contracts under test."""
+"""Shared fixtures: the accounts, one per role (tests/roles.py), and factories for the
+contracts under test."""
 
 from __future__ import annotations
 
@@ -9,38 +10,95 @@ from typing import Any
 import pytest
 
 from neurotoken.chain.permit import PermitSignature, sign_permit
+from tests.roles import ORACLES, ROLES
+
+# ---------------------------------------------------------------- accounts, one per role
+# Each role is its own account: the table is tests/roles.py. No folder picks an index of its own.
 
 
 @pytest.fixture(scope="session")
 def owner(accounts: Any) -> Any:
-    """Deploys contracts and holds admin roles."""
-    return accounts[0]
+    return accounts[ROLES["owner"]]
 
 
 @pytest.fixture(scope="session")
 def minter(accounts: Any) -> Any:
-    """Stands in for the token sale: the only account with the minter role."""
-    return accounts[1]
+    return accounts[ROLES["minter"]]
+
+
+@pytest.fixture(scope="session")
+def client(accounts: Any) -> Any:
+    return accounts[ROLES["client"]]
+
+
+@pytest.fixture(scope="session")
+def client2(accounts: Any) -> Any:
+    return accounts[ROLES["client2"]]
+
+
+@pytest.fixture(scope="session")
+def provider(accounts: Any) -> Any:
+    return accounts[ROLES["provider"]]
+
+
+@pytest.fixture(scope="session")
+def provider2(accounts: Any) -> Any:
+    return accounts[ROLES["provider2"]]
+
+
+@pytest.fixture(scope="session")
+def oracles(accounts: Any) -> list[Any]:
+    """The three oracles; the markets under test start with all three and a threshold of two."""
+    return [accounts[ROLES[name]] for name in ORACLES]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts: Any) -> Any:
+    return accounts[ROLES["stranger"]]
+
+
+@pytest.fixture(scope="session")
+def treasury(accounts: Any) -> Any:
+    return accounts[ROLES["treasury"]]
+
+
+@pytest.fixture(scope="session")
+def outsider_key(accounts: Any) -> Any:
+    return accounts[ROLES["outsider_key"]]
 
 
 @pytest.fixture(scope="session")
 def alice(accounts: Any) -> Any:
-    return accounts[2]
+    return accounts[ROLES["alice"]]
 
 
 @pytest.fixture(scope="session")
 def bob(accounts: Any) -> Any:
-    return accounts[3]
+    return accounts[ROLES["bob"]]
 
 
 @pytest.fixture(scope="session")
 def carol(accounts: Any) -> Any:
-    return accounts[4]
+    return accounts[ROLES["carol"]]
 
 
 @pytest.fixture(scope="session")
-def holders(alice: Any, bob: Any, carol: Any) -> list[Any]:
-    return [alice, bob, carol]
+def dave(accounts: Any) -> Any:
+    return accounts[ROLES["dave"]]
+
+
+@pytest.fixture(scope="session")
+def erin(accounts: Any) -> Any:
+    return accounts[ROLES["erin"]]
+
+
+@pytest.fixture(scope="session")
+def holders(alice: Any, bob: Any, carol: Any, dave: Any) -> list[Any]:
+    """The token holders of the token tests."""
+    return [alice, bob, carol, dave]
+
+
+# ---------------------------------------------------------------- contracts and signatures
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Provider-agent fixtures: a token and a market deployed with ape on anvil, and the agent's
 own web3 client pointed at the same node (as the agent would be, at any node).
 
-Roles: `client` posts jobs (ape account), `farm` is the provider the agent drives (its key
-becomes an eth-account LocalAccount; ape never sends from it), `oracles` sign verdicts.
+Roles (the accounts of tests/conftest.py): `client` posts jobs, `farm` is `provider` as the
+agent drives it (its key becomes an eth-account LocalAccount; ape never sends from it),
+`oracles` sign verdicts.
 """
 
 from __future__ import annotations
@@ -50,30 +51,10 @@ def spec_bytes(**overrides: Any) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def client(accounts: Any) -> Any:
-    return accounts[2]
-
-
-@pytest.fixture(scope="session")
-def farm_key(accounts: Any) -> LocalAccount:
-    """The provider's key as the agent holds it (decrypted from a keystore in real life)."""
-    key: LocalAccount = Account.from_key(accounts[3].private_key)
+def farm_key(provider: Any) -> LocalAccount:
+    """`provider`'s key as the agent holds it (decrypted from a keystore in real life)."""
+    key: LocalAccount = Account.from_key(provider.private_key)
     return key
-
-
-@pytest.fixture(scope="session")
-def other_provider(accounts: Any) -> Any:
-    return accounts[4]
-
-
-@pytest.fixture(scope="session")
-def oracles(accounts: Any) -> list[Any]:
-    return [accounts[5], accounts[6], accounts[7]]
-
-
-@pytest.fixture(scope="session")
-def stranger(accounts: Any) -> Any:
-    return accounts[8]
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +75,7 @@ def market(
     oracles: list[Any],
     client: Any,
     farm_key: LocalAccount,
-    other_provider: Any,
+    provider2: Any,
 ) -> Any:
     """A market with 3 oracles (threshold 2) and a 2.5% fee; client and farm hold NTK."""
     deployed = project.ComputeMarket.deploy(
@@ -103,8 +84,8 @@ def market(
     token.mint(client, 100_000 * NTK, sender=minter)
     token.approve(deployed, MAX_UINT256, sender=client)
     token.mint(farm_key.address, 10_000 * NTK, sender=minter)
-    token.mint(other_provider, 10_000 * NTK, sender=minter)
-    token.approve(deployed, MAX_UINT256, sender=other_provider)
+    token.mint(provider2, 10_000 * NTK, sender=minter)
+    token.approve(deployed, MAX_UINT256, sender=provider2)
     return deployed
 
 

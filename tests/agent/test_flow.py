@@ -26,7 +26,7 @@ from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.state import JobStatus
 from neurotoken.units import NTK
 from tests.agent.conftest import Jobs, spec_bytes
-from tests.constants import AGENT_PAYMENT, AGENT_SHARDS, COLLATERAL, FEE_BPS, STAKE
+from tests.constants import AGENT_PAYMENT, AGENT_SHARDS, COLLATERAL, FEE_BPS, MAX_UINT256, STAKE
 
 AgentFactory = Callable[..., ProviderAgent]
 
@@ -104,14 +104,16 @@ def test_job__accepted_computed_submitted_settled_and_reported(
 
 
 def test_bundle_server__serves_each_result_to_its_client_and_oracles_only(
-    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, stranger: Any,
-    other_provider: Any, tmp_path: Any,
+    farm: MarketClient, market: Any, token: Any, minter: Any, jobs: Jobs,
+    make_agent: AgentFactory, stranger: Any, client2: Any, tmp_path: Any,
 ) -> None:  # fmt: skip
     """The agent's gate, on the chain: the client of each job and the job's oracles read its
     result; a stranger, an account that is no oracle of the job and the client of another
     job get nothing."""
     acct.register(farm, STAKE)
-    other_client = replace(jobs, client=other_provider)
+    token.mint(client2, 10_000 * NTK, sender=minter)
+    token.approve(market, MAX_UINT256, sender=client2)
+    other_client = replace(jobs, client=client2)
     gate = agent_gate(tmp_path / "state", farm)
     with BundleServer(make_app(LocalStore(tmp_path / "bundles"), gate)) as server:
         agent = make_agent(bundle_uri=server.url)
@@ -130,7 +132,7 @@ def test_bundle_server__serves_each_result_to_its_client_and_oracles_only(
 
         assert fetch(jobs.client, "client") == AGENT_SHARDS
         assert fetch(jobs.oracles[2], "oracle") == AGENT_SHARDS
-        for who in (stranger, other_provider):  # no oracle; the client of the other job
+        for who in (stranger, client2):  # no oracle; the client of the other job
             with pytest.raises(ResultError, match="403"):
                 fetch(who, "refused")
         assert not (tmp_path / "refused").exists()
@@ -296,14 +298,14 @@ def test_two_jobs__best_paying_first__and_stake_bounds_how_many_are_taken(
 
 
 def test_job_taken_by_another_provider__is_marked_gone(
-    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, other_provider: Any
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, provider2: Any
 ) -> None:
     acct.register(farm, STAKE)
     job_id = jobs.post()
     agent = make_agent()
     agent.scan()
-    market.registerProvider(STAKE, "", sender=other_provider)
-    market.acceptJob(job_id, sender=other_provider)
+    market.registerProvider(STAKE, "", sender=provider2)
+    market.acceptJob(job_id, sender=provider2)
     report = agent.step()
     assert report.accepted == []
     record = agent.state.get(job_id)

@@ -175,13 +175,13 @@ def test_fixed_point_training_job__is_accepted(
 
 
 def test_job_reserved_for_another_provider__is_refused(
-    registered: MarketClient, jobs: Jobs, make_agent: AgentFactory, other_provider: Any
+    registered: MarketClient, jobs: Jobs, make_agent: AgentFactory, provider2: Any
 ) -> None:
-    job_id = jobs.post(provider=other_provider.address)
+    job_id = jobs.post(provider=provider2.address)
     status, reason = refusal(make_agent(), job_id)
     assert (status, reason) == (
         JobStatus.REFUSED,
-        f"RESERVED_FOR_OTHER: posted for {other_provider.address}",
+        f"RESERVED_FOR_OTHER: posted for {provider2.address}",
     )
 
 

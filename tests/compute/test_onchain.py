@@ -11,8 +11,8 @@ from neurotoken.proofs import MerkleTree, challenge_indices, shard_leaf
 
 
 @pytest.fixture(scope="module")
-def harness(project: Any, accounts: Any) -> Any:
-    return project.MerkleProofHarness.deploy(sender=accounts[0])
+def harness(project: Any, owner: Any) -> Any:
+    return project.MerkleProofHarness.deploy(sender=owner)
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7, 16, 33])

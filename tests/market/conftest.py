@@ -1,5 +1,5 @@
-"""Compute-market fixtures: role accounts, a deployed market, and builders for jobs in
-each lifecycle state and for oracle signatures."""
+"""Compute-market fixtures: a token and a market deployed once per module, and builders for
+jobs in each lifecycle state and for oracle signatures (the accounts: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -37,43 +37,6 @@ from tests.constants import REJECTED as REJECTED
 
 SPEC_HASH = b"\x5e" * 32
 RESULT_ROOT = b"\x7a" * 32
-
-
-@pytest.fixture(scope="session")
-def client(accounts: Any) -> Any:
-    return accounts[2]
-
-
-@pytest.fixture(scope="session")
-def provider(accounts: Any) -> Any:
-    return accounts[3]
-
-
-@pytest.fixture(scope="session")
-def provider2(accounts: Any) -> Any:
-    return accounts[4]
-
-
-@pytest.fixture(scope="session")
-def oracles(accounts: Any) -> list[Any]:
-    """Three oracles; the market starts with all three and a threshold of two."""
-    return [accounts[5], accounts[6], accounts[7]]
-
-
-@pytest.fixture(scope="session")
-def stranger(accounts: Any) -> Any:
-    return accounts[8]
-
-
-@pytest.fixture(scope="session")
-def treasury(accounts: Any) -> Any:
-    return accounts[9]
-
-
-@pytest.fixture(scope="session")
-def outsider_key(accounts: Any) -> Any:
-    """A key that is not (and never was) an oracle."""
-    return accounts[10]
 
 
 @pytest.fixture(scope="module")

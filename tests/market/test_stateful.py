@@ -667,13 +667,12 @@ def test_market_state_machine(
     oracles,
     outsider_key,
     treasury,
-    accounts,
+    client2,
 ):
     # A short unbonding delay, so that withdrawals fall within an example's clock moves.
     # A short minimum verdict window too: a fifth of the windows drawn fall below it.
     market = project.ComputeMarket.deploy(token, owner, 3_000, 250, oracles, 2, 800, sender=owner)
-    second_client = accounts[11]
-    for account in (client, second_client, provider, provider2):
+    for account in (client, client2, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)
         token.approve(market, MAX_UINT256, sender=account)
     # One provider starts registered so that early steps already reach deep states; the
@@ -684,7 +683,7 @@ def test_market_state_machine(
         chain,
         market=market,
         token=token,
-        clients=[client, second_client],
+        clients=[client, client2],
         providers=[provider, provider2],
         signers=[*oracles, outsider_key],
         owner=owner,

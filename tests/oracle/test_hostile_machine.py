@@ -846,15 +846,16 @@ HOSTILE_SETTINGS = settings(
 
 @pytest.fixture
 def harness(
-    project: Any, chain: Any, accounts: Any, token: Any, owner: Any, minter: Any, tmp_path: Path
-) -> Harness:
+    project: Any, chain: Any, token: Any, owner: Any, minter: Any, client: Any, client2: Any,
+    provider: Any, provider2: Any, oracles: list[Any], stranger: Any, treasury: Any,
+    tmp_path: Path,
+) -> Harness:  # fmt: skip
     """A market with 3 oracles (threshold 2), fee 2.5%; 2 clients and 2 staked providers."""
-    oracles = [accounts[5], accounts[6], accounts[7]]
     market = project.ComputeMarket.deploy(
         token, owner, HOSTILE_UNBONDING_DELAY, FEE_BPS, oracles, THRESHOLD, MIN_VERDICT_WINDOW,
         sender=owner,
     )  # fmt: skip
-    clients, providers = [accounts[2], accounts[11]], [accounts[3], accounts[4]]
+    clients, providers = [client, client2], [provider, provider2]
     for account in (*clients, *providers):
         token.mint(account, 10_000_000 * NTK, sender=minter)
         token.approve(market, MAX_UINT256, sender=account)
@@ -862,7 +863,7 @@ def harness(
         market.registerProvider(HOSTILE_STAKE, "file:///provider.json", sender=provider)
     return Harness(
         chain, market, token, owner, clients, providers, oracles,
-        relayer=accounts[8], treasury=accounts[9], folder=tmp_path,
+        relayer=stranger, treasury=treasury, folder=tmp_path,
     )  # fmt: skip
 
 

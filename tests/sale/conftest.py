@@ -31,16 +31,6 @@ FILLER = [f"0x{0xA110 + i:040x}" for i in range(14)]
 
 
 @pytest.fixture(scope="session")
-def dave(accounts: Any) -> Any:
-    return accounts[5]
-
-
-@pytest.fixture(scope="session")
-def erin(accounts: Any) -> Any:
-    return accounts[6]
-
-
-@pytest.fixture(scope="session")
 def allowlist(alice: Any, bob: Any, dave: Any) -> Allowlist:
     """alice, bob and dave are allow-listed; carol and erin are not."""
     return Allowlist.build([alice.address, bob.address, dave.address, *FILLER])

@@ -171,9 +171,9 @@ def test_leaf_hash__is_the_contracts_leaf(project: Any, owner: Any) -> None:
 
 
 def test_sale__accepts_a_proof_from_a_65536_address_list(
-    project: Any, owner: Any, make_terms: Any, accounts: Any
+    project: Any, owner: Any, make_terms: Any, carol: Any, erin: Any
 ) -> None:
-    buyer = accounts[7]
+    buyer = carol
     addresses = [f"0x{0x5EED0000 + i:040x}" for i in range(65_535)] + [buyer.address]
     tree = Allowlist.build(addresses)
     token = project.NeuroToken.deploy(owner, sender=owner)
@@ -182,4 +182,4 @@ def test_sale__accepts_a_proof_from_a_65536_address_list(
     proof = tree.proof(buyer.address)
     assert len(proof) == 16
     assert sale.isAllowlisted(buyer, proof)
-    assert not sale.isAllowlisted(accounts[8], proof)
+    assert not sale.isAllowlisted(erin, proof)

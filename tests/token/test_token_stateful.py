@@ -15,7 +15,7 @@ from hypothesis.stateful import invariant, precondition, rule
 from tests.constants import MAX_UINT256, NTK_CAP
 from tests.stateful import ChainStateMachine, batch_view, run_machine
 
-HOLDERS = 4  # indices into `holders`
+HOLDERS = 4  # indices into `holders` (the fixture: alice, bob, carol and dave)
 
 amounts = st.one_of(
     st.integers(min_value=0, max_value=10**6),
@@ -180,9 +180,9 @@ class TokenMachine(ChainStateMachine):
 
 
 def test_token_state_machine(
-    chain: Any, token: Any, minter: Any, accounts: Any, make_permit: Any
+    chain: Any, token: Any, minter: Any, holders: list[Any], make_permit: Any
 ) -> None:
-    holders = [accounts[i] for i in range(2, 2 + HOLDERS)]
+    assert len(holders) == HOLDERS
     run_machine(
         TokenMachine, chain, token=token, minter=minter, holders=holders, make_permit=make_permit
     )
