@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from neurotoken.chain.permit import PermitSignature, sign_permit
+from tests.helpers import deploy_token
 from tests.roles import ORACLES, ROLES
 
 # ---------------------------------------------------------------- accounts, one per role
@@ -104,9 +106,15 @@ def holders(alice: Any, bob: Any, carol: Any, dave: Any) -> list[Any]:
 @pytest.fixture
 def token(project: Any, owner: Any, minter: Any) -> Any:
     """A fresh NeuroToken with `minter` holding the minter role."""
-    ntk = project.NeuroToken.deploy(owner, sender=owner)
-    ntk.grantRole(ntk.MINTER_ROLE(), minter, sender=owner)
-    return ntk
+    return deploy_token(project, owner, minter)
+
+
+@pytest.fixture
+def deployments_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder of recorded deployments (NEUROTOKEN_DEPLOYMENTS_DIR) for this test."""
+    folder = tmp_path / "deployments"
+    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture

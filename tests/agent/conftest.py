@@ -28,16 +28,14 @@ from tests.constants import (
     AGENT_PAYMENT,
     AGENT_SHARDS,
     COLLATERAL,
-    FEE_BPS,
     MAX_UINT256,
-    MIN_VERDICT_WINDOW,
-    UNBONDING_DELAY,
     ZERO_ADDRESS,
     shelf_spec_dict,
 )
 
 # tests/agent/test_replacement.py reads STAKE from here.
 from tests.constants import STAKE as STAKE
+from tests.helpers import deploy_market, sorted_signatures
 
 
 def spec_dict(**overrides: Any) -> dict[str, Any]:
@@ -78,9 +76,7 @@ def market(
     provider2: Any,
 ) -> Any:
     """A market with 3 oracles (threshold 2) and a 2.5% fee; client and farm hold NTK."""
-    deployed = project.ComputeMarket.deploy(
-        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
-    )
+    deployed = deploy_market(project, token, owner, oracles)
     token.mint(client, 100_000 * NTK, sender=minter)
     token.approve(deployed, MAX_UINT256, sender=client)
     token.mint(farm_key.address, 10_000 * NTK, sender=minter)
@@ -182,8 +178,7 @@ class Jobs:
             sign_verdict(o.private_key, domain, Verdict(job_id, root, seed, accepted))
             for o in self.oracles[:2]
         ]
-        signatures = [s.signature for s in sorted(signed, key=lambda s: int(s.signer, 16))]
-        return self.market.settle(job_id, accepted, signatures, sender=sender)
+        return self.market.settle(job_id, accepted, sorted_signatures(signed), sender=sender)
 
 
 @pytest.fixture

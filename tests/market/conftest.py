@@ -11,7 +11,6 @@ import pytest
 
 from neurotoken.market.verdicts import (
     MarketDomain,
-    SignedVerdict,
     Verdict,
     sign_batch,
     sign_verdict,
@@ -20,13 +19,10 @@ from neurotoken.units import NTK
 from tests.constants import (
     CHALLENGES,
     COLLATERAL,
-    FEE_BPS,
     MAX_UINT256,
-    MIN_VERDICT_WINDOW,
     PAYMENT,
     SHARDS,
     STAKE,
-    UNBONDING_DELAY,
     ZERO_ADDRESS,
 )
 
@@ -34,6 +30,7 @@ from tests.constants import (
 from tests.constants import DEFAULTED as DEFAULTED
 from tests.constants import PAID as PAID
 from tests.constants import REJECTED as REJECTED
+from tests.helpers import deploy_market, deploy_token, sorted_signatures
 
 SPEC_HASH = b"\x5e" * 32
 RESULT_ROOT = b"\x7a" * 32
@@ -43,9 +40,7 @@ RESULT_ROOT = b"\x7a" * 32
 def token(project: Any, owner: Any, minter: Any) -> Any:
     """This module's NeuroToken (`minter` holds the minter role), deployed once per module
     like the market below."""
-    ntk = project.NeuroToken.deploy(owner, sender=owner)
-    ntk.grantRole(ntk.MINTER_ROLE(), minter, sender=owner)
-    return ntk
+    return deploy_token(project, owner, minter)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +58,7 @@ def market(
     Deployed once per module: ape restores the chain after every test, so each test starts
     from this freshly deployed state (and deploying nine transactions per test was a minute
     of the suite)."""
-    deployed = project.ComputeMarket.deploy(
-        token, owner, UNBONDING_DELAY, FEE_BPS, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
-    )
+    deployed = deploy_market(project, token, owner, oracles)
     for account in (client, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)
         token.approve(deployed, MAX_UINT256, sender=account)
@@ -87,21 +80,7 @@ class Market:
         return MarketDomain(self.chain.chain_id, self.contract.address)
 
     def request(self, **overrides: Any) -> dict[str, Any]:
-        now = self.chain.pending_timestamp
-        fields: dict[str, Any] = {
-            "specHash": SPEC_HASH,
-            "specURI": "ipfs://spec",
-            "paymentNtk": PAYMENT,
-            "provider": ZERO_ADDRESS,
-            "collateralNtk": COLLATERAL,
-            "shardCount": SHARDS,
-            "challengeCount": CHALLENGES,
-            "acceptBy": now + 3600,
-            "deliverBy": now + 7200,
-            "verdictBy": now + 10800,
-        }
-        fields.update(overrides)
-        return fields
+        return job_request(self.chain, **overrides)
 
     def register(self, provider: Any | None = None, stake: int = STAKE) -> Any:
         return self.contract.registerProvider(
@@ -165,8 +144,24 @@ class Market:
         )
 
 
-def sorted_signatures(signed: Sequence[SignedVerdict]) -> list[bytes]:
-    return [s.signature for s in sorted(signed, key=lambda s: int(s.signer, 16))]
+def job_request(chain: Any, **overrides: Any) -> dict[str, Any]:
+    """postJob's request: a job open to any provider on the market defaults, its deadlines an
+    hour apart from the next block on; `overrides` replace fields."""
+    now = chain.pending_timestamp
+    fields: dict[str, Any] = {
+        "specHash": SPEC_HASH,
+        "specURI": "ipfs://spec",
+        "paymentNtk": PAYMENT,
+        "provider": ZERO_ADDRESS,
+        "collateralNtk": COLLATERAL,
+        "shardCount": SHARDS,
+        "challengeCount": CHALLENGES,
+        "acceptBy": now + 3600,
+        "deliverBy": now + 7200,
+        "verdictBy": now + 10800,
+    }
+    fields.update(overrides)
+    return fields
 
 
 @pytest.fixture

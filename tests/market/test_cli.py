@@ -4,7 +4,6 @@ bodies are called directly, the `friendly` error wrapper included.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -26,24 +25,12 @@ from neurotoken.market.ops import (
 )
 from neurotoken.units import NTK, parse_ntk
 from tests.constants import PAID, POSTED, SHARDS
+from tests.helpers import load_script, run
 from tests.market.conftest import RESULT_ROOT, SPEC_HASH
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("market_cli", ROOT / "scripts" / "market.py")
-assert _spec is not None and _spec.loader is not None
-market_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(market_cli)
-
-
-def run(command: click.Command, **params: Any) -> None:
-    assert command.callback is not None
-    command.callback(**params)
-
-
-@pytest.fixture(autouse=True)
-def deployments_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path / "deployments"))
-    return tmp_path / "deployments"
+market_cli = load_script("market")
+pytestmark = pytest.mark.usefixtures("deployments_dir")
 
 
 POST = {

@@ -9,16 +9,9 @@ import ape
 import pytest
 
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
-from tests.constants import (
-    COLLATERAL,
-    MAX_UINT256,
-    MIN_VERDICT_WINDOW,
-    PAYMENT,
-    SHARDS,
-    UNBONDING_DELAY,
-    ZERO_ADDRESS,
-)
-from tests.market.conftest import SPEC_HASH, sorted_signatures
+from tests.constants import MAX_UINT256, SHARDS
+from tests.helpers import deploy_market, sorted_signatures
+from tests.market.conftest import job_request
 
 
 @pytest.fixture
@@ -26,34 +19,16 @@ def hostile(
     project: Any, owner: Any, client: Any, provider: Any, oracles: list[Any]
 ) -> tuple[Any, Any]:
     token = project.ReentrantToken.deploy(sender=owner)
-    market = project.ComputeMarket.deploy(
-        token, owner, UNBONDING_DELAY, 250, oracles, 2, MIN_VERDICT_WINDOW, sender=owner
-    )
+    market = deploy_market(project, token, owner, oracles)
     for account in (client, provider):
         token.mint(account, 10_000 * 10**18, sender=owner)
         token.approve(market, MAX_UINT256, sender=account)
     return token, market
 
 
-def request(chain: Any) -> dict[str, Any]:
-    now = chain.pending_timestamp
-    return {
-        "specHash": SPEC_HASH,
-        "specURI": "ipfs://spec",
-        "paymentNtk": PAYMENT,
-        "provider": ZERO_ADDRESS,
-        "collateralNtk": COLLATERAL,
-        "shardCount": SHARDS,
-        "challengeCount": 8,
-        "acceptBy": now + 3600,
-        "deliverBy": now + 7200,
-        "verdictBy": now + 10800,
-    }
-
-
 def test_cancel__token_reenters_cancel__refused_by_guard(hostile, chain, client):
     token, market = hostile
-    market.postJob(request(chain), sender=client)
+    market.postJob(job_request(chain), sender=client)
     token.arm(market, market.cancelJob.encode_input(1), sender=client)
     with ape.reverts(market.ReentrancyGuardReentrantCall):
         market.cancelJob(1, sender=client)
@@ -62,9 +37,9 @@ def test_cancel__token_reenters_cancel__refused_by_guard(hostile, chain, client)
 
 def test_post__token_reenters_post__refused_by_guard(hostile, chain, client):
     token, market = hostile
-    token.arm(market, market.postJob.encode_input(request(chain)), sender=client)
+    token.arm(market, market.postJob.encode_input(job_request(chain)), sender=client)
     with ape.reverts(market.ReentrancyGuardReentrantCall):
-        market.postJob(request(chain), sender=client)
+        market.postJob(job_request(chain), sender=client)
     assert market.nextJobId() == 1
 
 
@@ -73,7 +48,7 @@ def test_withdraw_earnings__token_reenters_withdraw__refused_by_guard(
 ):
     token, market = hostile
     market.registerProvider(1_000 * 10**18, "uri", sender=provider)
-    market.postJob(request(chain), sender=client)
+    market.postJob(job_request(chain), sender=client)
     market.acceptJob(1, sender=provider)
     market.submitResult(1, b"\x01" * 32, SHARDS, "", sender=provider)
     chain.mine(2)

@@ -23,7 +23,8 @@ from tests.constants import (
     STAKE,
     SUBMITTED,
 )
-from tests.market.conftest import RESULT_ROOT, event_args, sorted_signatures
+from tests.helpers import sorted_signatures
+from tests.market.conftest import RESULT_ROOT, event_args
 
 
 def fee_of(payment: int) -> int:

@@ -40,7 +40,7 @@ from tests.constants import (
     SUBMITTED,
     ZERO_ADDRESS,
 )
-from tests.market.conftest import sorted_signatures
+from tests.helpers import sorted_signatures
 from tests.stateful import ChainStateMachine, batch_view, run_machine
 
 SHARDS = 8

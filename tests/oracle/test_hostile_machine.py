@@ -100,7 +100,7 @@ from tests.constants import (
     REJECTED,
     ZERO_ADDRESS,
 )
-from tests.market.conftest import sorted_signatures
+from tests.helpers import deploy_market, sorted_signatures
 from tests.stateful import ChainStateMachine
 
 AnySpec = ShelfImagesSpec | TrainingSpec
@@ -851,9 +851,9 @@ def harness(
     tmp_path: Path,
 ) -> Harness:  # fmt: skip
     """A market with 3 oracles (threshold 2), fee 2.5%; 2 clients and 2 staked providers."""
-    market = project.ComputeMarket.deploy(
-        token, owner, HOSTILE_UNBONDING_DELAY, FEE_BPS, oracles, THRESHOLD, MIN_VERDICT_WINDOW,
-        sender=owner,
+    market = deploy_market(
+        project, token, owner, oracles,
+        unbonding_delay=HOSTILE_UNBONDING_DELAY, threshold=THRESHOLD,
     )  # fmt: skip
     clients, providers = [client, client2], [provider, provider2]
     for account in (*clients, *providers):

@@ -7,7 +7,6 @@ would connect a fresh anvil of its own); the command line itself is run end to e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,19 +22,12 @@ from neurotoken.sale.allowlist import Allowlist
 from neurotoken.sale.terms import SaleState, Stage
 from neurotoken.units import NTK
 from tests.constants import ETH
+from tests.helpers import load_script, run
 from tests.sale.conftest import SaleEnv
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("sale_cli", ROOT / "scripts" / "sale.py")
-assert _spec is not None and _spec.loader is not None
-sale_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sale_cli)
-
-
-def run(command: click.Command, **params: Any) -> None:
-    """Runs a subcommand's body (the friendly wrapper included) on the connected chain."""
-    assert command.callback is not None
-    command.callback(**params)
+sale_cli = load_script("sale")
+pytestmark = pytest.mark.usefixtures("deployments_dir")  # nothing reads or records the real ones
 
 
 @pytest.fixture
@@ -59,21 +51,15 @@ def test_status__shows_stage_bonus_raised_sold_and_time_left(
     assert f"buyer         {alice.address}: paid 2 ETH for 2,200 NTK" in out
 
 
-def test_status__without_a_recorded_sale__says_to_deploy_first(
-    env: SaleEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+def test_status__without_a_recorded_sale__says_to_deploy_first(env: SaleEnv) -> None:
     with pytest.raises(click.ClickException, match="ape run sale deploy"):
         run(sale_cli.status, sale_address=None, buyer=None)
 
 
 def test_status__finds_the_recorded_sale(
     env: SaleEnv,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
     deployments.record(sale_cli.network_name(), "TokenSale", env.sale.address)
     run(sale_cli.status, sale_address=None, buyer=None)
     assert "presale opens in" in capsys.readouterr().out
@@ -236,9 +222,8 @@ def test_refund__after_a_failed_sale__returns_the_eth(
 
 
 def test_deploy__from_the_config__records_and_hands_over_minting(
-    project: Any, owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allowlist_file: Path
+    project: Any, owner: Any, allowlist_file: Path
 ) -> None:
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
     run(
         sale_cli.deploy,
         account=owner,
@@ -343,10 +328,9 @@ def _deploy(owner: Any, config: Path, **flags: Any) -> None:
     ],
 )
 def test_deploy__terms_the_contract_would_refuse__refused_before_anything_is_deployed(
-    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    owner: Any, tmp_path: Path,
     replacements: dict[str, str], said: str,
 ) -> None:  # fmt: skip
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
     text = (ROOT / "config" / "sale.toml").read_text()
     for old, new in replacements.items():
         assert old in text
@@ -361,10 +345,7 @@ def test_deploy__terms_the_contract_would_refuse__refused_before_anything_is_dep
     assert deployments.load(sale_cli.network_name()) == {}
 
 
-def test_deploy__start_in_the_past__needs_allow_past_start(
-    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+def test_deploy__start_in_the_past__needs_allow_past_start(owner: Any, tmp_path: Path) -> None:
     text = (ROOT / "config" / "sale.toml").read_text()
     text = text.replace("# start = 2026-03-01T12:00:00Z", "start = 2020-03-01T12:00:00Z")
     config = tmp_path / "sale.toml"
@@ -377,10 +358,7 @@ def test_deploy__start_in_the_past__needs_allow_past_start(
     assert "TokenSale" in deployments.load(sale_cli.network_name())
 
 
-def test_deploy__over_a_recorded_sale__needs_replace(
-    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+def test_deploy__over_a_recorded_sale__needs_replace(owner: Any) -> None:
     config = ROOT / "config" / "sale.toml"
     _deploy(owner, config)
     first = deployments.address_of(sale_cli.network_name(), "TokenSale")
@@ -392,10 +370,7 @@ def test_deploy__over_a_recorded_sale__needs_replace(
     assert deployments.address_of(sale_cli.network_name(), "TokenSale") != first
 
 
-def test_deploy__empty_config__refused_not_silently_defaulted(
-    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NEUROTOKEN_DEPLOYMENTS_DIR", str(tmp_path))
+def test_deploy__empty_config__refused_not_silently_defaulted(owner: Any, tmp_path: Path) -> None:
     config = tmp_path / "empty.toml"
     config.write_text("# nothing here\n")
     with pytest.raises(click.ClickException, match="is empty: every term would silently take"):
