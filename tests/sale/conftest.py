@@ -36,43 +36,48 @@ def allowlist(alice: Any, bob: Any, dave: Any) -> Allowlist:
     return Allowlist.build([alice.address, bob.address, dave.address, *FILLER])
 
 
+def default_terms(chain: Any, allowlist: Allowlist, **overrides: Any) -> SaleTerms:
+    """The test terms: presale in a day, lasting a week; three ICO weeks; a final week."""
+    start = chain.pending_timestamp + DAY
+    base = SaleTerms(
+        token=ZERO_ADDRESS,
+        treasury=TREASURY,
+        ntk_per_eth=1_000,
+        hard_cap_tokens=HARD_CAP,
+        soft_cap_wei=SOFT_CAP,
+        min_contribution_wei=MIN_WEI,
+        max_contribution_wei=MAX_WEI,
+        allowlist_root=allowlist.root,
+        stage_starts=(
+            start,
+            start + WEEK,
+            start + 2 * WEEK,
+            start + 3 * WEEK,
+            start + 4 * WEEK,
+        ),
+        ends_at=start + 5 * WEEK,
+        bonus_bps=(1000, 1500, 1000, 500, 0),
+        liquidity_wallet=LIQUIDITY,
+        partners_wallet=PARTNERS,
+        researchers_wallet=RESEARCHERS,
+        liquidity_bps=1000,
+        team_bps=1200,
+        partners_bps=1200,
+        researchers_bps=600,
+        team_beneficiary=TEAM,
+        team_vesting_start=start + 5 * WEEK,
+        team_cliff_seconds=52 * WEEK,
+        team_vesting_seconds=156 * WEEK,
+    )
+    return replace(base, **overrides)
+
+
 @pytest.fixture
 def make_terms(chain: Any, allowlist: Allowlist) -> Callable[..., SaleTerms]:
-    """make_terms(**overrides): presale in a day, lasting a week; three ICO weeks; a final week."""
+    """make_terms(**overrides): `default_terms` from this block on, with the overrides."""
 
     def _make(**overrides: Any) -> SaleTerms:
-        start = chain.pending_timestamp + DAY
-        base = SaleTerms(
-            token=ZERO_ADDRESS,
-            treasury=TREASURY,
-            ntk_per_eth=1_000,
-            hard_cap_tokens=HARD_CAP,
-            soft_cap_wei=SOFT_CAP,
-            min_contribution_wei=MIN_WEI,
-            max_contribution_wei=MAX_WEI,
-            allowlist_root=allowlist.root,
-            stage_starts=(
-                start,
-                start + WEEK,
-                start + 2 * WEEK,
-                start + 3 * WEEK,
-                start + 4 * WEEK,
-            ),
-            ends_at=start + 5 * WEEK,
-            bonus_bps=(1000, 1500, 1000, 500, 0),
-            liquidity_wallet=LIQUIDITY,
-            partners_wallet=PARTNERS,
-            researchers_wallet=RESEARCHERS,
-            liquidity_bps=1000,
-            team_bps=1200,
-            partners_bps=1200,
-            researchers_bps=600,
-            team_beneficiary=TEAM,
-            team_vesting_start=start + 5 * WEEK,
-            team_cliff_seconds=52 * WEEK,
-            team_vesting_seconds=156 * WEEK,
-        )
-        return replace(base, **overrides)
+        return default_terms(chain, allowlist, **overrides)
 
     return _make
 
@@ -127,10 +132,13 @@ def deploy(
     return _deploy
 
 
-@pytest.fixture
-def env(deploy: Callable[..., SaleEnv]) -> SaleEnv:
-    """A sale on the default test terms, not started yet."""
-    return deploy()
+@pytest.fixture(scope="module")
+def env(project: Any, chain: Any, owner: Any, allowlist: Allowlist) -> SaleEnv:
+    """A sale on the default test terms, not started yet. Deployed once per module (ape
+    restores the chain, clock included, after every test, so each test still starts from it
+    untouched); tests that need other terms use `deploy`."""
+    deployment = deploy_sale(project, owner, default_terms(chain, allowlist))
+    return SaleEnv(deployment, allowlist, chain)
 
 
 @pytest.fixture
