@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devchain.parties import SCENE as DEVCHAIN_SCENE
 from neurotoken.market.states import JobState
 from neurotoken.units import NTK
 
@@ -44,16 +45,8 @@ NONE, POSTED, ACCEPTED, SUBMITTED, PAID, REJECTED, CANCELLED, EXPIRED, DEFAULTED
     int(state) for state in JobState
 )
 
-# A small shelf scene: a job of these computes in moments.
-SCENE: dict[str, int] = {
-    "width": 64,
-    "height": 48,
-    "shelves": 2,
-    "max_products_per_shelf": 5,
-    "occlusion_pct": 40,
-    "lighting_pct": 20,
-    "noise_level": 4,
-}
+# A small shelf scene: a job of these computes in moments (the dev chain's parties use it too).
+SCENE: dict[str, int] = DEVCHAIN_SCENE
 
 
 def shelf_spec_dict(**overrides: Any) -> dict[str, Any]:
