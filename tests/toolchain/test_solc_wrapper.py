@@ -133,3 +133,45 @@ def test_bad_command_line__exits_non_zero_with_a_message(args: list[str]) -> Non
     out = run(*args)
     assert out.returncode != 0
     assert out.stderr.strip()
+
+
+# The second compiler (issue 14): solc 0.8.19 from the npm alias `solc-0.8.19`, for the
+# Chainlink reference, behind the same wrapper.
+OLD_VERSION = json.loads((ROOT / "node_modules" / "solc-0.8.19" / "package.json").read_text())[
+    "version"
+]
+OLD_SOLC = SOLC.parent / f"solc-v{OLD_VERSION}"
+
+
+def evm_version_compiled_for(solc: Path, evm_version: str) -> str:
+    text = json.loads(standard_input({"A.sol": GOOD}, ["metadata"]))
+    text["settings"]["evmVersion"] = evm_version
+    out = subprocess.run(
+        [str(solc), "--standard-json"], input=json.dumps(text), capture_output=True, text=True,
+        cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert not [e for e in result.get("errors", []) if e["severity"] == "error"], result
+    metadata = json.loads(result["contracts"]["A.sol"]["A"]["metadata"])
+    evm: str = metadata["settings"]["evmVersion"]
+    return evm
+
+
+def test_second_compiler__is_installed_beside_the_first_and_answers_its_own_version() -> None:
+    assert OLD_VERSION == "0.8.19"
+    out = subprocess.run([str(OLD_SOLC), "--version"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    match = re.search(PYSOLCX_VERSION_REGEX, out.stdout)
+    assert match is not None and match.group(1) == OLD_VERSION
+    assert (SOLC.parent / "solc").resolve() == SOLC.resolve()  # `solc` stays the project's
+
+
+def test_second_compiler__an_evm_it_does_not_know_is_compiled_for_its_newest() -> None:
+    # ape-config.yaml's `prague` reaches every compiler; solc 0.8.19 knows up to `paris`.
+    assert evm_version_compiled_for(OLD_SOLC, "prague") == "paris"
+    assert evm_version_compiled_for(OLD_SOLC, "london") == "london"
+
+
+def test_first_compiler__compiles_for_the_evm_asked_for() -> None:
+    assert evm_version_compiled_for(SOLC, "prague") == "prague"

@@ -9,11 +9,46 @@
 // Output is written with a completion callback and the exit status is set through
 // `process.exitCode`: calling process.exit() right after a large write truncates piped
 // stdout at 64 KiB.
+//
+// Which npm package compiles is set by tools/solc/install.sh in the generated executable:
+// SOLC_NATIVE_PACKAGE (default `solc`; e.g. `solc-0.8.19`, an npm alias of solc@0.8.19) and,
+// for a compiler older than the EVM the project targets, SOLC_NATIVE_EVM_CEILING: the newest
+// EVM version that compiler knows. A request for a later EVM version is compiled for the
+// ceiling instead (solc 0.8.19 knows nothing past `paris`, and its code generator emits no
+// opcode added since, so its `paris` code is what it would give for any later fork). Without
+// these variables the wrapper is the plain npm `solc` package.
 'use strict';
 
 const fs = require('fs');
 const path = require('path');
-const solc = require('solc');
+const solc = require(process.env.SOLC_NATIVE_PACKAGE || 'solc');
+
+// EVM versions in order, as solc names them.
+const EVM_VERSIONS = [
+  'homestead',
+  'tangerineWhistle',
+  'spuriousDragon',
+  'byzantium',
+  'constantinople',
+  'petersburg',
+  'istanbul',
+  'berlin',
+  'london',
+  'paris',
+  'shanghai',
+  'cancun',
+  'prague',
+  'osaka',
+];
+
+// The EVM version to compile for: `requested`, or the ceiling where it is later than that.
+function capEvmVersion(requested) {
+  const ceiling = process.env.SOLC_NATIVE_EVM_CEILING;
+  if (!ceiling || !requested) return requested;
+  const at = EVM_VERSIONS.indexOf(requested);
+  const top = EVM_VERSIONS.indexOf(ceiling);
+  return at > top && top >= 0 ? ceiling : requested;
+}
 
 const USAGE = `solc, the solidity compiler commandline interface (npm solc wrapper)
 Usage: solc --version
@@ -141,6 +176,10 @@ function makeImportCallback(basePath, includePaths) {
 }
 
 function compile(input, opts) {
+  const settings = input && input.settings;
+  if (settings && capEvmVersion(settings.evmVersion) !== settings.evmVersion) {
+    settings.evmVersion = capEvmVersion(settings.evmVersion);
+  }
   const output = solc.compile(JSON.stringify(input), {
     import: makeImportCallback(opts.basePath, opts.includePaths),
   });
