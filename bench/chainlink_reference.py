@@ -166,6 +166,7 @@ def lifecycle_table(market: dict[str, int], chainlink: ChainlinkFigures) -> Tabl
         "already holds LINK and the consumer has had an answer before. A job's life: post with "
         "the client's first permit + accept + submit + settle with two oracle signatures, each "
         "as measured in the first table.",
+        "",
         f"Issue 14 quotes {ISSUE_REQUEST:,} + {ISSUE_FULFILL:,} = {issue:,} "
         f"(measured here: {ratio(trip.total, issue)} of that). Fulfilling through "
         f"`fulfillOracleRequest2` (multi-word, as Chainlink's current job specs do) costs "

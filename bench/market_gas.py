@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import chainlink_reference
 from bench.common import BenchContext, Table, gas_used, ratio
 from neurotoken.chain.permit import sign_permit
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
@@ -353,7 +354,10 @@ def run(ctx: BenchContext) -> list[Table]:
         f"{WARM_ACCESS} + oracle lookup {COLD_SLOAD:,}). Oracles sign one EIP-712 VerdictBatch "
         "over all entries, so signatures are paid once per batch.",
     ]
-    return [paths, batch]
+    # Issue 14: a job's life beside Chainlink's request + fulfill, measured on this chain now.
+    market = {name: gas for name, gas, _ in rows}
+    lifecycle = chainlink_reference.lifecycle_table(market, chainlink_reference.measure(ctx))
+    return [paths, batch, lifecycle]
 
 
 def _floor_notes() -> list[str]:
