@@ -65,8 +65,10 @@ $(SOLCX_DIR)/.installed: tools/solc/solc-native.js tools/solc/install.sh node_mo
 demo: setup
 	$(BIN)/ape run demo --network $(NETWORK) -v WARNING
 
+# Two lanes at once, each on its own anvil (tools/test_lanes.py): the oracle, run-book and demo
+# tests mostly wait on blocks while the rest keep a core busy. One lane: ape test tests ...
 test: setup
-	$(BIN)/ape test tests --network $(NETWORK) $(TEST_ARGS)
+	$(BIN)/python tools/test_lanes.py --network $(NETWORK) $(TEST_ARGS)
 
 # Long fault campaigns (tests marked `soak`: SIGKILLs at random instants, a lossy RPC) and
 # deeper state-machine searches; `make test` skips the campaigns to stay within its budget.
