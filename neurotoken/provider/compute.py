@@ -7,18 +7,18 @@ written only after the object, so a provider killed at any instant restarts with
 finished shard intact and recomputes none of them (each is re-hashed on load, so a damaged
 object is recomputed rather than trusted).
 
-Shelf-images shards are independent and run in a process pool. Training segments form a
-chain, so they run in order; their data (rendering and cropping, most of the work) is
-prepared ahead in the pool, and float32 segments run on a CUDA GPU when torch sees one.
+Shards are computed by a compute backend (`neurotoken.provider.backends`: a local process
+pool by default, or a Ray cluster); their outputs come back here, and only this module
+writes the store and the journal. Shelf-images shards are independent and run at once.
+Training segments form a chain, so they run in order; their data (rendering and cropping,
+most of the work) is prepared ahead on the backend, and float32 segments run on a CUDA GPU
+when torch sees one.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import sys
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec, spec_hash, spec_json
 from neurotoken.proofs.store import LocalStore, atomic_write
+from neurotoken.provider.backends import ComputeBackend, LocalBackend
+from neurotoken.provider.backends import default_workers as default_workers
 from neurotoken.workloads import shelf_job, training, training_torch
 
 AnySpec = ShelfImagesSpec | TrainingSpec
@@ -89,10 +91,6 @@ def _segment_worker(spec_data: bytes, index: int) -> training.SegmentData:
     return training.segment_data(spec, index)
 
 
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def compute_job(
     spec: AnySpec,
     store: LocalStore,
@@ -101,10 +99,14 @@ def compute_job(
     progress: bool = True,
     on_shard: ShardHook | None = None,
     device: str = "auto",
+    backend: ComputeBackend | None = None,
 ) -> ComputeReport:
     """Computes every unfinished shard of `spec` into `store`; returns all output hashes.
 
-    `workers` processes (default: all cores; 1 runs everything in this process);
+    `backend` computes the shards (default: a `LocalBackend` of `workers` processes, all
+    cores by default, 1 running everything in this process); only this function writes
+    their outputs to the store and the journal, and only shards missing from the journal
+    are handed to the backend;
     `on_shard(index)` is called after each shard is durably recorded; `device` is 'cpu',
     'cuda' or 'auto' (cuda for float32 training when torch sees a GPU).
     """
@@ -118,7 +120,8 @@ def compute_job(
         done = {i: done[i] for i in range(prefix)}
     report = ComputeReport(output_hashes=[], reused=sorted(done))
     todo = [i for i in range(spec.shard_count) if i not in done]
-    workers = max(1, workers or default_workers())
+    if backend is None:
+        backend = LocalBackend(workers)
     bar = tqdm(
         total=spec.shard_count,
         initial=len(done),
@@ -139,46 +142,21 @@ def compute_job(
 
     try:
         if isinstance(spec, ShelfImagesSpec):
-            _run_shelf(spec, todo, workers, finish)
+            with closing(backend.run(_shelf_worker, spec_json(spec), todo)) as outputs:
+                for index, output in outputs:
+                    finish(index, output)
         else:
-            report.device = _run_training(spec, todo, workers, store, done, finish, device)
+            report.device = _run_training(spec, todo, backend, store, done, finish, device)
     finally:
         bar.close()
     report.output_hashes = [done[i] for i in range(spec.shard_count)]
     return report
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # Spawned workers start with this process's sys.path. Tools that load packages on a
-    # temporary path (`ape run` does) leave it without the folder this package came from,
-    # and the workers could not unpickle their task; make sure it is there.
-    home = str(Path(__file__).resolve().parents[2])
-    if home not in sys.path:
-        sys.path.append(home)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-def _run_shelf(
-    spec: ShelfImagesSpec, todo: list[int], workers: int, finish: Callable[[int, bytes], None]
-) -> None:
-    if workers == 1 or len(todo) <= 1:
-        for index in todo:
-            finish(index, shelf_job.compute_shelf_shard(spec, index))
-        return
-    data = spec_json(spec)
-    pool = _pool(min(workers, len(todo)))
-    try:
-        futures = {pool.submit(_shelf_worker, data, i): i for i in todo}
-        for future in as_completed(futures):
-            finish(futures[future], future.result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _run_training(
     spec: TrainingSpec,
     todo: list[int],
-    workers: int,
+    backend: ComputeBackend,
     store: LocalStore,
     done: dict[int, bytes],
     finish: Callable[[int, bytes], None],
@@ -191,18 +169,9 @@ def _run_training(
         return "cuda" if use_cuda else "cpu"
     first = todo[0]
     previous = store.object(done[first - 1], 1 << 30) if first > 0 else None
-    pool = _pool(min(workers, len(todo))) if workers > 1 and len(todo) > 1 else None
-    ahead: dict[int, Future[training.SegmentData]] = {}
-    data_json = spec_json(spec)
-    try:
-        for pos, index in enumerate(todo):
-            if pool is not None:
-                for nxt in todo[pos : pos + 2 * workers]:
-                    if nxt not in ahead:
-                        ahead[nxt] = pool.submit(_segment_worker, data_json, nxt)
-                data = ahead.pop(index).result()
-            else:
-                data = training.segment_data(spec, index)
+    segments = backend.ordered(_segment_worker, spec_json(spec), todo, 2 * backend.parallelism)
+    with closing(segments):
+        for index, data in segments:
             if use_cuda:
                 params = (
                     training.decode_training_shard(spec, previous).params
@@ -215,7 +184,4 @@ def _run_training(
                 output = training.compute_training_shard(spec, index, previous, data)
             finish(index, output)
             previous = output
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return "cuda" if use_cuda else "cpu"
