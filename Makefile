@@ -30,10 +30,12 @@ TEST_ARGS ?=
 
 setup: $(VENV)/.installed $(VENV)/.pth-ok node_modules/.installed $(SOLCX_DIR)/.installed
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock requirements-ray.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# --no-compile: bytecode is compiled on first import instead (set-up ~30 s faster).
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.lock
+	@# Ray for the provider's --backend ray: --no-deps, see requirements-ray.lock.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps -r requirements-ray.lock
 	@# The project itself, editable, with its console scripts; every dependency comes from the
 	@# lock. Built with the venv's own setuptools and this pinned wheel (pip freeze omits it).
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check wheel==0.45.1
