@@ -36,6 +36,7 @@ from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec
 from neurotoken.market.job import OnChainJob
 from neurotoken.market.states import JobState as Chain
 from neurotoken.proofs.store import LocalStore, atomic_write, manifest_path
+from neurotoken.provider.backends import ComputeBackend
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.compute import ComputeReport, ShardHook, compute_job, default_workers
 from neurotoken.provider.errors import (
@@ -89,6 +90,8 @@ class AgentConfig:
     max_spec_attempts: int = 5
     on_shard: ShardHook | None = None
     """Called after each shard is durably recorded (progress hooks, tests)."""
+    backend: ComputeBackend | None = None
+    """Computes the shards (default: a local process pool of `workers` processes)."""
     read_only: bool = False
     """Look only (`agent jobs`): the state is read into memory, nothing is written to disk."""
 
@@ -422,9 +425,12 @@ class ProviderAgent:
 
     def compute(self, job: OnChainJob, record: JobRecord, report: StepReport) -> JobRecord:
         fetched = self.load_spec(job, record.spec_uri)
-        self.echo(
-            f"job {job.job_id}: computing {job.shard_count} shards on {self.config.workers} workers"
+        where = (
+            f"{self.config.workers} workers"
+            if self.config.backend is None or self.config.backend.name == "local"
+            else f"the {self.config.backend.name} backend ({self.config.workers} CPUs)"
         )
+        self.echo(f"job {job.job_id}: computing {job.shard_count} shards on {where}")
         result = compute_job(
             fetched.spec,
             self.store,
@@ -433,6 +439,7 @@ class ProviderAgent:
             progress=self.config.progress,
             on_shard=self.config.on_shard,
             device=self.config.device,
+            backend=self.config.backend,
         )
         report.computed[job.job_id] = result
         manifest = publish_bundle(self.store, job.job_id, fetched.spec, result.output_hashes)

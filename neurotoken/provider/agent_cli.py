@@ -33,6 +33,7 @@ from neurotoken.jobs.spec import KINDS
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import AgentConfig, ProviderAgent
+from neurotoken.provider.backends import ComputeBackend, LocalBackend
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.compute import default_workers
 from neurotoken.provider.earnings import collect_earnings
@@ -89,6 +90,19 @@ class Connection:
             s.rpc_url, market, account, manifest=s.abi, tx_settings=s.tx_settings()
         )
 
+    def compute_backend(self, workers: int | None) -> ComputeBackend:
+        """The backend the settings name: the local pool, or Ray at `ray_address`."""
+        s = self.settings
+        if s.backend == "local":
+            return LocalBackend(workers)
+        try:
+            from neurotoken.provider.ray_backend import RayBackend
+        except ImportError:
+            raise ConfigError(
+                "--backend ray needs Ray: pip install --no-deps -r requirements-ray.lock"
+            ) from None
+        return RayBackend(s.ray_address or None)
+
 
 pass_connection = click.make_pass_decorator(Connection)
 
@@ -135,6 +149,14 @@ def _setting_option(flag: str, field: str, help_text: str, **kwargs: Any) -> Any
     "--max-fee-gwei", "max_fee_gwei",
     "No transaction pays more than this per gas, replacements included (0: no cap).",
     type=float,
+)  # fmt: skip
+@_setting_option(
+    "--backend", "backend", "Where shards are computed: local (process pool) or ray.",
+    type=click.Choice(["local", "ray"]),
+)  # fmt: skip
+@_setting_option(
+    "--ray-address", "ray_address",
+    "Ray cluster head for --backend ray (HOST:6379 or auto; default: start Ray in-process).",
 )  # fmt: skip
 @click.pass_context
 def agent(ctx: click.Context, /, **options: Any) -> None:
@@ -325,6 +347,7 @@ def run(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | No
     client = conn.client()
     if not client.get_provider().registered:
         raise NotRegisteredError(client.address)
+    backend = conn.compute_backend(workers)
     server: BundleServer | None = None
     if not no_serve:
         # each bundle only to its job's client and oracles (docs/proofs.md, section 5)
@@ -332,8 +355,9 @@ def run(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | No
         server = BundleServer(app, serve_host, serve_port).start()
     bundle_uri = public_url or (server.url if server else store_dir.resolve().as_uri())
     config = AgentConfig(
-        state_dir, store_dir, bundle_uri, build_policy(**policy), workers or default_workers(),
+        state_dir, store_dir, bundle_uri, build_policy(**policy), backend.parallelism,
         device=device, progress=not quiet, confirmations=confirmations, from_block=from_block,
+        backend=backend,
     )  # fmt: skip
     runner = ProviderAgent(client, config, echo=click.echo)
     stopping = False
@@ -354,5 +378,6 @@ def run(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | No
         sys.exit(130)
     finally:
         runner.close()
+        backend.close()
         if server is not None:
             server.stop()

@@ -8,6 +8,7 @@ quotes a value (see `neurotoken.chain.cli.settings_problems`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from eth_utils.address import is_address, to_checksum_address
 from pydantic import AliasChoices, Field, field_validator
@@ -62,6 +63,14 @@ class ProviderSettings(BaseSettings):
         TxSettings.max_fee_gwei or 0.0, ge=0, validation_alias=_env("NEUROTOKEN_MAX_FEE_GWEI")
     )
     """No transaction pays more than this per gas, replacements included (0: no cap)."""
+    backend: Literal["local", "ray"] = Field(
+        "local", validation_alias=AliasChoices("backend", "NEUROTOKEN_PROVIDER_BACKEND")
+    )
+    """Where shards are computed: a local process pool, or a Ray cluster (the `ray` extra)."""
+    ray_address: str = Field(
+        "", validation_alias=AliasChoices("ray_address", "NEUROTOKEN_PROVIDER_RAY_ADDRESS")
+    )
+    """The Ray cluster's head (HOST:6379, or `auto`); empty: a Ray started in this process."""
 
     @field_validator("market")
     @classmethod

@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
 
 from neurotoken.jobs import ShelfImagesSpec, TrainingSpec
 from neurotoken.proofs import LocalStore
 from neurotoken.provider import compute_job, publish_bundle
+from neurotoken.provider.agent_cli import Connection, agent
 from neurotoken.provider.backends import LocalBackend
+from neurotoken.provider.settings import ProviderSettings
 
 pytest.importorskip("ray")
 
@@ -84,3 +89,43 @@ def test_ray_backend__half_journalled__computes_only_the_rest(
     fresh = compute_job(shelf_spec, LocalStore(tmp_path / "f"), tmp_path / "fs", progress=False)
     assert resumed.output_hashes == fresh.output_hashes
     assert compute_job(shelf_spec, store, state, progress=False, backend=ray_backend).computed == []
+
+
+def test_settings__backend_and_ray_address__from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, ray_backend: RayBackend
+) -> None:
+    assert ProviderSettings.model_validate({}).backend == "local"
+    assert isinstance(
+        Connection(ProviderSettings.model_validate({})).compute_backend(3), LocalBackend
+    )
+    monkeypatch.setenv("NEUROTOKEN_PROVIDER_BACKEND", "ray")
+    monkeypatch.setenv("NEUROTOKEN_PROVIDER_RAY_ADDRESS", "head:6379")
+    settings = ProviderSettings.model_validate({})
+    assert (settings.backend, settings.ray_address) == ("ray", "head:6379")
+    monkeypatch.setenv("NEUROTOKEN_PROVIDER_BACKEND", "slurm")
+    with pytest.raises(ValidationError):
+        ProviderSettings.model_validate({})
+    # Ray already running in this process (the module's local Ray): joined, not owned.
+    backend = Connection(ProviderSettings.model_validate({"backend": "ray"})).compute_backend(None)
+    assert isinstance(backend, RayBackend) and backend.parallelism == 2
+    backend.close()
+    assert ray_backend.parallelism == 2
+
+
+def test_agent_cli__backend_options__reach_the_settings() -> None:
+    seen: list[ProviderSettings] = []
+
+    @agent.command("show-backend")
+    @click.pass_obj
+    def show(conn: Connection) -> None:
+        seen.append(conn.settings)
+
+    try:
+        result = CliRunner().invoke(
+            agent, ["--backend", "ray", "--ray-address", "10.0.0.1:6379", "show-backend"]
+        )
+    finally:
+        agent.commands.pop("show-backend")
+    assert result.exit_code == 0, result.output
+    assert (seen[0].backend, seen[0].ray_address) == ("ray", "10.0.0.1:6379")
+    assert "--ray-address" in CliRunner().invoke(agent, ["--help"]).output
