@@ -102,7 +102,14 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     port = free_port()
     address = f"127.0.0.1:{port}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # a dead node is declared dead after ~1.5 s (default ~15 s), so its tasks are retried
+        "RAY_health_check_period_ms": "500",
+        "RAY_health_check_timeout_ms": "500",
+        "RAY_health_check_failure_threshold": "3",
+    }
     common = ["--block", "--object-store-memory=100000000"]
     # short temp dirs: Ray's sockets live there (AF_UNIX paths of 107 bytes at most)
     head_tmp = tempfile.mkdtemp(prefix="rh")
