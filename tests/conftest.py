@@ -94,17 +94,6 @@ def erin(accounts: Any) -> Any:
     return accounts[ROLES["erin"]]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _roles_first(
-    owner: Any, minter: Any, client: Any, client2: Any, provider: Any, provider2: Any,
-    oracles: Any, stranger: Any, treasury: Any, outsider_key: Any,
-    alice: Any, bob: Any, carol: Any, dave: Any, erin: Any,
-) -> None:  # fmt: skip
-    """Every role is looked up once, before any test's chain fixtures: ape snapshots the
-    chain around each fixture scope, and a session fixture first requested after a test's
-    own fixtures makes it rebuild them (InvalidIsolationWarning, and time)."""
-
-
 @pytest.fixture(scope="session")
 def holders(alice: Any, bob: Any, carol: Any, dave: Any) -> list[Any]:
     """The token holders of the token tests."""
