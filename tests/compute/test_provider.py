@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,24 +17,10 @@ import pytest
 from neurotoken.jobs import ShelfImagesSpec, TrainingSpec, keccak256, parse_spec, spec_json
 from neurotoken.proofs import LocalStore, MerkleTree
 from neurotoken.provider import Journal, compute_job, publish_bundle
+from tests.compute.crashes import SimulatedCrashError, crash_after
 from tests.constants import shelf_spec_dict, training_spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class SimulatedCrashError(Exception):
-    """Stands in for the provider dying between two shards."""
-
-
-def crash_after(count: int) -> Callable[[int], None]:
-    seen: list[int] = []
-
-    def hook(index: int) -> None:
-        seen.append(index)
-        if len(seen) == count:
-            raise SimulatedCrashError
-
-    return hook
 
 
 def test_compute_job__after_a_crash__resumes_without_recomputing(

@@ -3,7 +3,7 @@ journal still decides what is computed (a local Ray of 2 CPUs, started once per 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -17,25 +17,11 @@ from neurotoken.provider import compute_job, publish_bundle
 from neurotoken.provider.agent_cli import Connection, agent
 from neurotoken.provider.backends import LocalBackend
 from neurotoken.provider.settings import ProviderSettings
+from tests.compute.crashes import SimulatedCrashError, crash_after
 
 pytest.importorskip("ray")
 
 from neurotoken.provider.ray_backend import RayBackend
-
-
-class SimulatedCrashError(Exception):
-    """Stands in for the provider dying between two shards."""
-
-
-def crash_after(count: int) -> Callable[[int], None]:
-    seen: list[int] = []
-
-    def hook(index: int) -> None:
-        seen.append(index)
-        if len(seen) == count:
-            raise SimulatedCrashError
-
-    return hook
 
 
 @pytest.fixture(scope="module")
