@@ -68,7 +68,8 @@ demo: setup
 	$(BIN)/ape run demo --network $(NETWORK) -v WARNING
 
 # Two lanes at once, each on its own anvil (tools/test_lanes.py): the oracle, run-book and demo
-# tests mostly wait on blocks while the rest keep a core busy. One lane: ape test tests ...
+# tests mostly wait on blocks while the rest keep a core busy (the sale's join the first lane to
+# even them). One lane: ape test tests ...
 test: setup
 	$(BIN)/python tools/test_lanes.py --network $(NETWORK) $(TEST_ARGS)
 

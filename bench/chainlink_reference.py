@@ -117,20 +117,34 @@ def measure(ctx: BenchContext) -> ChainlinkFigures:
 
 # A job's life at m = 2 with a permit: the market paths bench/market_gas.py measures.
 LIFECYCLE = [
+    "postAcceptedJob with a permit (a quote; the client's first permit)",
+    "submitResult",
+    "settle, m = 2",
+]
+"""A job's life as the market is meant to be used: the provider quotes (accepts off chain),
+the client posts the quoted job, the provider submits, the oracles settle."""
+OPEN_LIFECYCLE = [
     "postJobWithPermit (the client's first permit)",
     "acceptJob",
     "submitResult",
     "settle, m = 2",
 ]
+"""A job posted for any provider to take: one transaction more (the acceptance on chain)."""
 TARGET, AIM = 1.25, 1.10
 
 
 def lifecycle_table(market: dict[str, int], chainlink: ChainlinkFigures) -> Table:
-    """A job's life (the LIFECYCLE paths of `market`, path -> gas) beside Chainlink's round
-    trip measured in the same run."""
+    """A job's life (the LIFECYCLE paths of `market`, path -> gas, and the open market's
+    OPEN_LIFECYCLE) beside Chainlink's round trip measured in the same run."""
     life = sum(market[name] for name in LIFECYCLE)
+    open_life = sum(market[name] for name in OPEN_LIFECYCLE)
     trip = chainlink.steady
-    met = "met" if life <= TARGET * trip.total else "not met"
+
+    def verdict(gas: int) -> str:
+        if gas <= AIM * trip.total:
+            return "met, and the aim"
+        return "met" if gas <= TARGET * trip.total else "not met"
+
     table = Table(
         title="Compute market: a job's life beside Chainlink's request + fulfill (same run)",
         columns=["path", "gas", "/ Chainlink round trip", "target"],
@@ -138,10 +152,16 @@ def lifecycle_table(market: dict[str, int], chainlink: ChainlinkFigures) -> Tabl
     for name in LIFECYCLE:
         table.add(f"market: {name}", f"{market[name]:,}", ratio(market[name], trip.total), "")
     table.add(
-        "**market: a job's life (m = 2, with a permit)**",
+        "**market: a quoted job's life (m = 2, with a permit)**",
         f"**{life:,}**",
         f"**{ratio(life, trip.total)}**",
-        f"<= {TARGET:.2f}x (aim {AIM:.2f}x): {met}",
+        f"<= {TARGET:.2f}x (aim {AIM:.2f}x): {verdict(life)}",
+    )
+    table.add(
+        "market: an open job's life (post with a permit + acceptJob + submit + settle, m = 2)",
+        f"{open_life:,}",
+        ratio(open_life, trip.total),
+        f"{verdict(open_life)} (one transaction more)",
     )
     table.add(
         "Chainlink: request (sendChainlinkRequest: LINK transferAndCall, Operator oracleRequest)",
@@ -163,14 +183,16 @@ def lifecycle_table(market: dict[str, int], chainlink: ChainlinkFigures) -> Tabl
         "1.2.0 (compiled by solc 0.8.19, their pragma) and a `ChainlinkClient` consumer asking "
         "for one uint256 as Chainlink's Get > Uint256 example does, on this chain "
         "(contracts/reference/Chainlink*.sol). Steady state, as the market's paths: the Operator "
-        "already holds LINK and the consumer has had an answer before. A job's life: post with "
-        "the client's first permit + accept + submit + settle with two oracle signatures, each "
-        "as measured in the first table.",
+        "already holds LINK and the consumer has had an answer before. A quoted job's life: the "
+        "client posts a job its provider accepted off chain (an EIP-712 acceptance checked on "
+        "chain; the client's first permit) + submit + settle with two oracle signatures; an "
+        "open job's life adds the provider's acceptJob transaction; each path as measured in "
+        "the first table.",
         "",
         f"Issue 14 quotes {ISSUE_REQUEST:,} + {ISSUE_FULFILL:,} = {issue:,} "
         f"(measured here: {ratio(trip.total, issue)} of that). Fulfilling through "
         f"`fulfillOracleRequest2` (multi-word, as Chainlink's current job specs do) costs "
-        f"{chainlink.fulfill2:,}: a round trip of {multiword:,}, the job's life "
+        f"{chainlink.fulfill2:,}: a round trip of {multiword:,}, the quoted job's life "
         f"{ratio(life, multiword)} of it. The consumer's first round trip: "
         f"{first.request:,} + {first.fulfill:,} = {first.total:,} (the Operator's first LINK, "
         "the consumer's value slot set from zero).",

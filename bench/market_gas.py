@@ -16,6 +16,8 @@ from typing import Any
 from bench import chainlink_reference
 from bench.common import BenchContext, Table, gas_used, ratio
 from neurotoken.chain.permit import sign_permit
+from neurotoken.market.acceptance import quoted_job, sign_acceptance
+from neurotoken.market.records import ape_reader
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 from neurotoken.units import NTK
 
@@ -29,6 +31,7 @@ COLD_ACCOUNT = 2_600  # first CALL to the token in a transaction
 SSTORE_SET = 20_000  # zero -> non-zero (plus COLD_SLOAD when the slot is cold)
 SSTORE_RESET = 2_900  # non-zero -> non-zero (EIP-2929: 5,000 - 2,100)
 REFUND_CLEAR_DIRTY = 19_900  # EIP-3529: a slot set from zero and back to zero in one tx
+REFUND_CLEAR = 4_800  # EIP-3529: a slot non-zero at the start of the tx set to zero
 ECRECOVER = 3_000
 LOG_BASE, LOG_TOPIC, LOG_BYTE = 375, 375, 8
 REFUND_CAP_DIVISOR = 5  # EIP-3529
@@ -119,6 +122,10 @@ class MarketBench:
         (self.client,) = ctx.fresh_accounts(1)
         self.fund(self.client, 1_000_000 * NTK)
         self.token.approve(self.market, 2**256 - 1, sender=self.client)
+        self.jobs = ape_reader(self.market)
+
+    def record(self, job_id: int) -> tuple[Any, ...]:
+        return self.jobs.get(job_id).record()
 
     def fund(self, account: Any, amount: int) -> None:
         self.token.mint(account, amount, sender=self.owner)
@@ -152,9 +159,11 @@ class MarketBench:
         for _ in range(count):
             job_id = int(self.market.nextJobId())
             self.market.postJob(self.request(), sender=self.client)
-            self.market.acceptJob(job_id, sender=provider)
+            self.market.acceptJob(job_id, self.record(job_id), sender=provider)
             root = job_id.to_bytes(32, "big")
-            self.market.submitResult(job_id, root, SHARDS, BUNDLE_URI, sender=provider)
+            self.market.submitResult(
+                job_id, self.record(job_id), root, SHARDS, BUNDLE_URI, sender=provider
+            )
             ids.append(job_id)
         self.chain.mine(2)
         return ids
@@ -171,8 +180,8 @@ def settle_floor(
     receipt: Any, jobs: int, providers: int, signatures: int, seed_blocks: list[int]
 ) -> Floor:
     floor = base_floor(receipt)
-    floor.add(f"{jobs} x job: 4 cold slots read", jobs * 4 * COLD_SLOAD)
-    floor.add(f"{jobs} x job: state written", jobs * SSTORE_RESET)
+    floor.add(f"{jobs} x job digest cleared", jobs * slot_write(False))
+    floor.refund = jobs * REFUND_CLEAR
     recent, old = seed_reads(int(receipt.block_number), seed_blocks)
     if recent:
         floor.add(f"{recent} x challenge seed by BLOCKHASH (bound into the verdict)", recent * 20)
@@ -195,7 +204,7 @@ Row = tuple[str, int, Floor]
 
 
 def _post_floor(receipt: Any) -> Floor:
-    floor = base_floor(receipt).add("4 job slots", 4 * slot_write(True))
+    floor = base_floor(receipt).add("job digest slot", slot_write(True))
     return floor.add("job counter (shares the fee-rate slot)", slot_write(False))
 
 
@@ -246,16 +255,55 @@ def _provider_paths(bench: MarketBench) -> tuple[list[Row], Any, int]:
     floor.refund = REFUND_CLEAR_DIRTY
     rows.append(("postJobWithPermit (the client's first permit)", gas_used(tx), floor))
 
+    (quote_client,) = bench.ctx.fresh_accounts(1)
+    bench.fund(quote_client, 1_000 * NTK)
+    request = bench.request(provider=provider.address)
+    quoted = quoted_job(
+        request,
+        quote_client.address,
+        fee_bps=int(market.feeBps()),
+        oracle_epoch=int(market.oracleEpoch()),
+        threshold=int(market.threshold()),
+    )
+    acceptance = sign_acceptance(provider.private_key, bench.domain, quoted)
+    permit = sign_permit(
+        quote_client.private_key,
+        token_name=token.name(),
+        token_address=token.address,
+        chain_id=chain.chain_id,
+        owner=quote_client.address,
+        spender=market.address,
+        value=PAYMENT,
+        nonce=token.nonces(quote_client),
+        deadline=deadline,
+    )
+    tx = market.postAcceptedJob(
+        request, acceptance, deadline, permit.v, permit.r, permit.s, sender=quote_client
+    )
+    floor = _post_floor(tx)
+    floor.add("permit: nonce 0 -> 1", slot_write(True))
+    floor.add("permit: ecrecover", ECRECOVER + WARM_ACCESS)
+    floor.add("permit: allowance set", slot_write(True))
+    floor.add("transferFrom: allowance spent back to 0", WARM_ACCESS)
+    floor.add("token transferFrom", token_pull(False))
+    floor.add("acceptance: ecrecover", ECRECOVER + WARM_ACCESS)
+    floor.add("provider account", slot_write(False))
+    floor.refund = REFUND_CLEAR_DIRTY
+    rows.append(
+        ("postAcceptedJob with a permit (a quote; the client's first permit)", gas_used(tx), floor)
+    )
+
     job_id = int(market.nextJobId())
     market.postJob(bench.request(), sender=bench.client)
-    tx = market.acceptJob(job_id, sender=provider)
-    floor = base_floor(tx).add("job terms slot", slot_write(False))
-    floor.add("job provider slot", slot_write(False)).add("provider account", slot_write(False))
+    tx = market.acceptJob(job_id, bench.record(job_id), sender=provider)
+    floor = base_floor(tx).add("job digest slot", slot_write(False))
+    floor.add("provider account", slot_write(False))
     rows.append(("acceptJob", gas_used(tx), floor))
 
-    tx = market.submitResult(job_id, b"\x7a" * 32, SHARDS, BUNDLE_URI, sender=provider)
-    floor = base_floor(tx).add("job terms slot", slot_write(False))
-    floor.add("job provider slot read", COLD_SLOAD).add("result root", slot_write(True))
+    tx = market.submitResult(
+        job_id, bench.record(job_id), b"\x7a" * 32, SHARDS, BUNDLE_URI, sender=provider
+    )
+    floor = base_floor(tx).add("job digest slot", slot_write(False))
     rows.append(("submitResult", gas_used(tx), floor))
     chain.mine(2)
     return rows, provider, job_id
@@ -268,14 +316,16 @@ def _settle_paths(bench: MarketBench, provider: Any, first_job: int) -> list[Row
         if m > 1:  # m of m oracles: a threshold is always more than half of the set
             bench.market.updateOracles([bench.oracles[m - 1]], [], m, sender=bench.owner)
         (job,) = bench.submitted(provider, 1) if m > 1 else (first_job,)
-        root = bytes(bench.market.getJob(job).resultRoot)
-        seed = bytes(bench.market.challengeSeed(job))
+        record = bench.jobs.get(job)
+        seed = bytes(bench.market.challengeSeed(job, record.seed_block))
         signatures = [
-            sign_verdict(o.private_key, bench.domain, Verdict(job, root, seed, True)).signature
+            sign_verdict(
+                o.private_key, bench.domain, Verdict(job, record.result_root, seed, True)
+            ).signature
             for o in bench.oracles[:m]
         ]
-        tx = bench.market.settle(job, True, signatures, sender=bench.oracles[0])
-        seeds = [int(bench.market.getJob(job).seedBlock)]
+        tx = bench.market.settle(job, record.record(), True, signatures, sender=bench.oracles[0])
+        seeds = [record.seed_block]
         rows.append((f"settle, m = {m}", gas_used(tx), settle_floor(tx, 1, 1, m, seeds)))
     return rows
 
@@ -291,22 +341,23 @@ def _batches(bench: MarketBench, provider: Any) -> list[tuple[str, int, int, Flo
             else:
                 providers = [bench.new_provider() for _ in range(n)]
                 jobs = [job for p in providers for job in bench.submitted(p, 1)]
-            entries = [(job, True) for job in jobs]
+            records = [bench.jobs.get(j) for j in jobs]
+            entries = [(r.job_id, r.record(), True) for r in records]
             verdicts = [
                 Verdict(
-                    j,
-                    bytes(bench.market.getJob(j).resultRoot),
-                    bytes(bench.market.challengeSeed(j)),
+                    r.job_id,
+                    r.result_root,
+                    bytes(bench.market.challengeSeed(r.job_id, r.seed_block)),
                     True,
                 )
-                for j in jobs
+                for r in records
             ]
             signatures = [
                 sign_batch(o.private_key, bench.domain, verdicts).signature
                 for o in bench.oracles[:2]
             ]
             tx = bench.market.settleBatch(entries, signatures, sender=bench.oracles[0])
-            seeds = [int(bench.market.getJob(j).seedBlock) for j in jobs]
+            seeds = [r.seed_block for r in records]
             floor = settle_floor(tx, n, len(providers), 2, seeds)
             out.append((spread, n, gas_used(tx), floor))
     return out
@@ -341,11 +392,11 @@ def run(ctx: BenchContext) -> list[Table]:
             f"{gas // n:,}",
             f"{floor.total // n:,}",
             ratio(gas, floor.total),
-            "<= 25,000 / job at 100; <= 1.25x",
+            "<= 15,000 / job at 100; <= 1.25x",
         )
     batch.notes = [
-        "Batch floor = tx base + calldata + logs + per job (4 cold job slots read - terms, "
-        f"root, payment, provider - {4 * COLD_SLOAD:,}; state written {SSTORE_RESET:,}; the "
+        "Batch floor = tx base + calldata + logs + per job (its digest slot read and cleared "
+        f"{slot_write(False):,}, refunding {REFUND_CLEAR:,} up to the cap of 1/5 of the gas; the "
         "challenge seed the verdict is bound to: 20 by BLOCKHASH within 256 blocks, else a cold "
         f"slot of the EIP-2935 history contract {COLD_SLOAD + WARM_ACCESS:,}, its account "
         f"{COLD_ACCOUNT:,} once) + per "
@@ -369,11 +420,11 @@ def _floor_notes() -> list[str]:
         f"first call to the token {COLD_ACCOUNT:,}; a token transferFrom with unlimited "
         f"allowance {token_pull(False):,} (account + both balances + allowance read); "
         f"ecrecover {ECRECOVER:,} per signature; refunds (EIP-3529, capped at 1/5 of the gas) "
-        "where a path sets and clears a slot. A job is five slots (client+payment, "
-        "provider+collateral, spec hash, result root, state+deadlines+counts+fee); a provider "
-        "account is one slot on these paths; spec and bundle URIs are logged, not stored; the "
-        "provider's metadata URI is stored. Providers and clients hold NTK already; allowances "
-        "are unlimited except on the permit path.",
+        "where a path sets and clears a slot. A job is one slot, the keccak256 of its record "
+        "(five words passed in every call's calldata, each change in the events), cleared when "
+        "the job ends; a provider account is one slot on these paths; spec and bundle URIs are "
+        "logged, not stored; the provider's metadata URI is stored. Providers and clients hold "
+        "NTK already; allowances are unlimited except on the permit path.",
     ]
 
 

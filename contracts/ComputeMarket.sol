@@ -21,7 +21,9 @@ import {ChallengeDerivation} from "./libraries/ChallengeDerivation.sol";
 /// @notice Provider stake, job escrow, m-of-n EIP-712 oracle verdicts, timeouts and slashing
 /// for NTK-paid compute jobs. See IComputeMarket for the lifecycle, the challenge derivation,
 /// the verdict types and the accounting identity.
-/// @dev Storage is packed: a job is five slots, a provider two (plus its metadata string), and
+/// @dev A job is one slot: the keccak256 of its record, which every call passes in calldata
+/// and every change emits (cleared when the job ends, so terminal paths earn the EIP-3529
+/// refund). A provider is two slots (plus its metadata string), and
 /// the job counter, fee pot, fee rate, threshold and oracle epoch share one slot; the current
 /// oracle set is an OpenZeppelin EnumerableSet, so off-chain oracles can read all of it
 /// (`oracles()`), and each oracle's term (the epochs it served) decides which jobs it may settle. Every entry
@@ -52,7 +54,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint256 earnedNtk;
     }
 
-    // EIP-712 type strings are what they are; both hash at compile time.
+    // EIP-712 type strings are what they are; all three hash at compile time.
     // solhint-disable gas-small-strings
     /// @notice EIP-712 type of a single-job verdict.
     bytes32 public constant VERDICT_TYPEHASH = keccak256(
@@ -62,6 +64,12 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @notice EIP-712 type of a batch of verdicts (an array of Verdict structs).
     bytes32 public constant VERDICT_BATCH_TYPEHASH = keccak256(
         "VerdictBatch(Verdict[] verdicts)Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,bool accepted)"
+    );
+
+    /// @notice EIP-712 type of a provider's acceptance of a job it quoted: the job's record as
+    /// it will be stored once accepted (state Accepted, no result root).
+    bytes32 public constant ACCEPTANCE_TYPEHASH = keccak256(
+        "Acceptance(uint256 clientAndPayment,uint256 providerAndCollateral,uint256 terms,bytes32 specHash)"
     );
     // solhint-enable gas-small-strings
 
@@ -92,11 +100,25 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     uint256 private constant _BPS = 10_000;
 
+    // Bit offsets in a record's words (IComputeMarket.Job): an address is bits 0-159 and an
+    // amount bits 160-255; `terms` packs the state and the fields below.
+    uint256 private constant _HIGH = 160;
+    uint256 private constant _ACCEPT_BY = 8;
+    uint256 private constant _DELIVER_BY = 48;
+    uint256 private constant _VERDICT_BY = 88;
+    uint256 private constant _SEED_BLOCK = 128;
+    uint256 private constant _SHARD_COUNT = 168;
+    uint256 private constant _CHALLENGE_COUNT = 192;
+    uint256 private constant _FEE_BPS = 208;
+    uint256 private constant _ORACLE_EPOCH = 224;
+    uint256 private constant _THRESHOLD = 248;
+
     IERC20 private immutable _token;
     uint256 private immutable _unbondingDelay;
     uint256 private immutable _minVerdictWindow;
 
-    mapping(uint256 jobId => Job) private _jobs;
+    /// @dev keccak256(abi.encode(record)) of each open job; cleared when the job ends.
+    mapping(uint256 jobId => bytes32) private _jobDigests;
     mapping(address provider => Provider) private _providers;
     mapping(address provider => string) private _metadataURIs;
     mapping(uint256 jobId => bytes32) private _fixedSeeds;
@@ -218,7 +240,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @inheritdoc IComputeMarket
     function postJob(JobRequest calldata request) external nonReentrant returns (uint256 jobId) {
-        jobId = _postJob(request);
+        jobId = _postJob(request, msg.data[0:0]);
         _token.safeTransferFrom(msg.sender, address(this), request.paymentNtk);
     }
 
@@ -230,63 +252,93 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         bytes32 r,
         bytes32 s
     ) external nonReentrant returns (uint256 jobId) {
-        jobId = _postJob(request);
-        // A front-runner may have spent the permit already; the allowance it set still serves,
-        // and transferFrom below fails with the token's own error if it does not.
-        // solhint-disable no-empty-blocks
-        try
-            IERC20Permit(address(_token)).permit(msg.sender, address(this), request.paymentNtk, permitDeadline, v, r, s)
-        {} catch {}
-        // solhint-enable no-empty-blocks
-        _token.safeTransferFrom(msg.sender, address(this), request.paymentNtk);
+        jobId = _postJob(request, msg.data[0:0]);
+        _pullPayment(request.paymentNtk, permitDeadline, v, r, s);
     }
 
     /// @inheritdoc IComputeMarket
-    function acceptJob(uint256 jobId) external {
-        Job storage job = _existingJob(jobId);
-        if (job.state != JobState.Posted) revert MarketJobWrongState(jobId, job.state);
-        if (block.timestamp > job.acceptBy) revert MarketDeadlinePassed(jobId, job.acceptBy, block.timestamp);
-        address chosen = job.provider;
-        if (chosen != address(0) && chosen != msg.sender) revert MarketNotChosenProvider(jobId, chosen, msg.sender);
-        Provider storage provider = _registered(msg.sender);
-        uint96 collateralNtk = job.collateralNtk;
-        uint96 stakeNtk = provider.stakeNtk;
-        if (stakeNtk < collateralNtk) revert MarketInsufficientStake(msg.sender, stakeNtk, collateralNtk);
-        // Cannot underflow: checked just above.
-        unchecked {
-            provider.stakeNtk = stakeNtk - collateralNtk;
+    function postAcceptedJob(
+        JobRequest calldata request,
+        bytes calldata acceptance,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (uint256 jobId) {
+        if (acceptance.length == 0 || request.provider == address(0)) {
+            revert MarketAcceptanceNotByProvider(request.provider, address(0));
         }
-        job.provider = msg.sender;
-        job.state = JobState.Accepted;
+        jobId = _postJob(request, acceptance);
+        _pullPayment(request.paymentNtk, permitDeadline, v, r, s);
+    }
+
+    /// @inheritdoc IComputeMarket
+    function acceptJob(uint256 jobId, Job calldata job) external {
+        _checkRecord(jobId, job);
+        uint256 terms = job.terms;
+        _requireState(jobId, terms, JobState.Posted);
+        uint256 acceptBy = uint40(terms >> _ACCEPT_BY);
+        if (block.timestamp > acceptBy) revert MarketDeadlinePassed(jobId, acceptBy, block.timestamp);
+        uint256 providerAndCollateral = job.providerAndCollateral;
+        address chosen = address(uint160(providerAndCollateral));
+        if (chosen != address(0) && chosen != msg.sender) revert MarketNotChosenProvider(jobId, chosen, msg.sender);
+        uint96 collateralNtk = uint96(providerAndCollateral >> _HIGH);
+        _lockCollateral(msg.sender, collateralNtk);
+        _storeRecord(
+            jobId,
+            job.clientAndPayment,
+            (uint256(collateralNtk) << _HIGH) | uint160(msg.sender),
+            _withState(terms, JobState.Accepted),
+            job.specHash,
+            job.resultRoot
+        );
         emit JobAccepted(jobId, msg.sender, collateralNtk);
     }
 
     /// @inheritdoc IComputeMarket
-    function submitResult(uint256 jobId, bytes32 resultRoot, uint256 shardCount, string calldata bundleURI) external {
-        Job storage job = _existingJob(jobId);
-        if (job.state != JobState.Accepted) revert MarketJobWrongState(jobId, job.state);
-        address provider = job.provider;
+    function submitResult(
+        uint256 jobId,
+        Job calldata job,
+        bytes32 resultRoot,
+        uint256 shardCount,
+        string calldata bundleURI
+    ) external {
+        _checkRecord(jobId, job);
+        uint256 terms = job.terms;
+        _requireState(jobId, terms, JobState.Accepted);
+        address provider = address(uint160(job.providerAndCollateral));
         if (msg.sender != provider) revert MarketNotJobProvider(jobId, provider, msg.sender);
-        if (block.timestamp > job.deliverBy) revert MarketDeadlinePassed(jobId, job.deliverBy, block.timestamp);
+        uint256 deliverBy = uint40(terms >> _DELIVER_BY);
+        if (block.timestamp > deliverBy) revert MarketDeadlinePassed(jobId, deliverBy, block.timestamp);
         if (resultRoot == bytes32(0)) revert MarketZeroResultRoot(jobId);
-        if (shardCount != job.shardCount) revert MarketShardCountMismatch(jobId, job.shardCount, shardCount);
+        uint256 jobShardCount = uint24(terms >> _SHARD_COUNT);
+        if (shardCount != jobShardCount) revert MarketShardCountMismatch(jobId, jobShardCount, shardCount);
         uint256 seedBlock = block.number + 1;
-        job.resultRoot = resultRoot;
-        job.seedBlock = SafeCast.toUint40(seedBlock);
-        job.state = JobState.Submitted;
+        // The seed block field is zero until now; the cast is safe for any real block number.
+        _storeRecord(
+            jobId,
+            job.clientAndPayment,
+            job.providerAndCollateral,
+            _withState(terms, JobState.Submitted) | (uint256(uint40(seedBlock)) << _SEED_BLOCK),
+            job.specHash,
+            resultRoot
+        );
         emit ResultSubmitted(jobId, provider, resultRoot, shardCount, seedBlock, bundleURI);
     }
 
     /// @inheritdoc IComputeMarket
-    function settle(uint256 jobId, bool accepted, bytes[] calldata signatures) external nonReentrant {
+    function settle(uint256 jobId, Job calldata job, bool accepted, bytes[] calldata signatures) external nonReentrant {
         Credit memory credit = Credit(address(0), 0, 0);
         Quorum memory quorum = Quorum(0, 0);
-        (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) = _settleEffects(jobId, accepted, credit, quorum);
+        (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) = _settleEffects(jobId, job, accepted, credit, quorum);
         _flushCredit(credit);
         _requireQuorum(_hashTypedDataV4(structHash), signatures, quorum);
         if (feeNtk != 0) _feesNtk += SafeCast.toUint96(feeNtk);
         // Interactions: only a rejection moves tokens now (earnings are withdrawn by the provider).
-        if (!accepted) _refundRejected(jobId, burnNtk);
+        if (!accepted) {
+            _token.safeTransfer(_client(job), _rejectRefund(job));
+            if (burnNtk != 0) ERC20Burnable(address(_token)).burn(burnNtk);
+        }
     }
 
     /// @inheritdoc IComputeMarket
@@ -303,6 +355,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
             BatchEntry calldata entry = entries[i];
             (bytes32 structHash, uint256 jobFeeNtk, uint256 jobBurnNtk) = _settleEffects(
                 entry.jobId,
+                entry.job,
                 entry.accepted,
                 credit,
                 quorum
@@ -320,63 +373,65 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (feeNtk != 0) _feesNtk += SafeCast.toUint96(feeNtk);
         if (anyRejected) {
             for (uint256 i; i < count; ++i) {
-                uint256 jobId = entries[i].jobId;
-                if (!entries[i].accepted) _token.safeTransfer(_jobs[jobId].client, _rejectRefund(jobId));
+                BatchEntry calldata entry = entries[i];
+                if (!entry.accepted) _token.safeTransfer(_client(entry.job), _rejectRefund(entry.job));
             }
             if (burnNtk != 0) ERC20Burnable(address(_token)).burn(burnNtk);
         }
     }
 
     /// @inheritdoc IComputeMarket
-    function cancelJob(uint256 jobId) external nonReentrant {
-        Job storage job = _existingJob(jobId);
-        if (job.state != JobState.Posted) revert MarketJobWrongState(jobId, job.state);
-        address client = job.client;
+    function cancelJob(uint256 jobId, Job calldata job) external nonReentrant {
+        _checkRecord(jobId, job);
+        _requireState(jobId, job.terms, JobState.Posted);
+        address client = _client(job);
         if (msg.sender != client) revert MarketNotJobClient(jobId, client, msg.sender);
-        uint256 refundNtk = job.paymentNtk;
-        job.state = JobState.Cancelled;
+        uint256 refundNtk = _payment(job);
+        delete _jobDigests[jobId];
         emit JobCancelled(jobId, client, refundNtk);
         _token.safeTransfer(client, refundNtk);
     }
 
     /// @inheritdoc IComputeMarket
-    function expireJob(uint256 jobId) external nonReentrant {
-        Job storage job = _existingJob(jobId);
-        JobState state = job.state;
-        address client = job.client;
-        uint256 paymentNtk = job.paymentNtk;
+    function expireJob(uint256 jobId, Job calldata job) external nonReentrant {
+        _checkRecord(jobId, job);
+        uint256 terms = job.terms;
+        JobState state = JobState(uint8(terms));
+        address client = _client(job);
+        uint256 paymentNtk = _payment(job);
+        uint256 providerAndCollateral = job.providerAndCollateral;
+        address provider = address(uint160(providerAndCollateral));
+        uint96 collateralNtk = uint96(providerAndCollateral >> _HIGH);
         if (state == JobState.Posted) {
-            _requireDue(jobId, job.acceptBy);
-            job.state = JobState.Expired;
+            _requireDue(jobId, uint40(terms >> _ACCEPT_BY));
+            delete _jobDigests[jobId];
             emit JobExpired(jobId, client, paymentNtk);
             _token.safeTransfer(client, paymentNtk);
         } else if (state == JobState.Accepted) {
-            _requireDue(jobId, job.deliverBy);
-            job.state = JobState.Defaulted;
-            (uint256 compensationNtk, uint256 burnNtk) = _slashSplit(job.collateralNtk);
-            emit JobDefaulted(jobId, job.provider, paymentNtk + compensationNtk, compensationNtk, burnNtk);
+            _requireDue(jobId, uint40(terms >> _DELIVER_BY));
+            delete _jobDigests[jobId];
+            (uint256 compensationNtk, uint256 burnNtk) = _slashSplit(collateralNtk);
+            emit JobDefaulted(jobId, provider, paymentNtk + compensationNtk, compensationNtk, burnNtk);
             _token.safeTransfer(client, paymentNtk + compensationNtk);
             if (burnNtk != 0) ERC20Burnable(address(_token)).burn(burnNtk);
-        } else if (state == JobState.Submitted) {
-            _requireDue(jobId, job.verdictBy);
-            job.state = JobState.Lapsed;
-            address provider = job.provider;
-            uint96 collateralNtk = job.collateralNtk;
+        } else {
+            // A current record is Posted, Accepted or Submitted: ended jobs have no digest.
+            _requireDue(jobId, uint40(terms >> _VERDICT_BY));
+            delete _jobDigests[jobId];
             _providers[provider].stakeNtk += collateralNtk;
             emit JobLapsed(jobId, provider, paymentNtk, collateralNtk);
             _token.safeTransfer(client, paymentNtk);
-        } else {
-            revert MarketJobWrongState(jobId, state);
         }
     }
 
     /// @inheritdoc IComputeMarket
-    function fixChallengeSeed(uint256 jobId) external {
-        Job storage job = _existingJob(jobId);
-        if (job.state != JobState.Submitted) revert MarketJobWrongState(jobId, job.state);
+    function fixChallengeSeed(uint256 jobId, Job calldata job) external {
+        _checkRecord(jobId, job);
+        uint256 terms = job.terms;
+        _requireState(jobId, terms, JobState.Submitted);
         bytes32 fixedSeed = _fixedSeeds[jobId];
         if (fixedSeed != bytes32(0)) revert MarketChallengeSeedAlreadyFixed(jobId, fixedSeed);
-        uint256 seedBlock = job.seedBlock;
+        uint256 seedBlock = uint40(terms >> _SEED_BLOCK);
         if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
         bytes32 seed = Blockhash.blockHash(seedBlock);
         // Never a second draw: a seed out of reach (older than the EIP-2935 window) is lost for
@@ -449,8 +504,13 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function getJob(uint256 jobId) external view returns (Job memory) {
-        return _existingJob(jobId);
+    function jobDigest(uint256 jobId) external view returns (bytes32) {
+        return _jobDigests[jobId];
+    }
+
+    /// @inheritdoc IComputeMarket
+    function hashJob(Job calldata job) external pure returns (bytes32) {
+        return _digest(job);
     }
 
     /// @inheritdoc IComputeMarket
@@ -474,8 +534,8 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function isJobOracle(uint256 jobId, address account) external view returns (bool) {
-        return _servesEpoch(account, _existingJob(jobId).oracleEpoch);
+    function isEpochOracle(uint256 epoch, address account) external view returns (bool) {
+        return _servesEpoch(account, epoch);
     }
 
     /// @inheritdoc IComputeMarket
@@ -526,64 +586,98 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IComputeMarket
-    function challengeSeed(uint256 jobId) public view returns (bytes32) {
-        Job storage job = _existingJob(jobId);
-        if (job.resultRoot == bytes32(0)) revert MarketJobWrongState(jobId, job.state);
-        uint256 seedBlock = job.seedBlock;
+    function challengeSeed(uint256 jobId, uint256 seedBlock) public view returns (bytes32) {
         if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
         return _seedOf(jobId, seedBlock);
     }
 
     /// @inheritdoc IComputeMarket
-    function challengedShards(uint256 jobId) external view returns (uint256[] memory) {
-        Job storage job = _jobs[jobId];
-        return ChallengeDerivation.derive(challengeSeed(jobId), jobId, job.shardCount, job.challengeCount);
+    function challengedShards(uint256 jobId, Job calldata job) external view returns (uint256[] memory) {
+        uint256 terms = job.terms;
+        uint256 seedBlock = uint40(terms >> _SEED_BLOCK);
+        if (job.resultRoot == bytes32(0) || seedBlock == 0) {
+            revert MarketJobWrongState(jobId, JobState(uint8(terms)));
+        }
+        return
+            ChallengeDerivation.derive(
+                challengeSeed(jobId, seedBlock),
+                jobId,
+                uint24(terms >> _SHARD_COUNT),
+                uint16(terms >> _CHALLENGE_COUNT)
+            );
     }
 
     // ================================================================ internal
 
-    /// @dev Validates a request, stores the job and emits JobPosted. The caller pulls payment.
-    function _postJob(JobRequest calldata request) private returns (uint256 jobId) {
+    /// @dev Pulls `amountNtk` from the caller, first trying its EIP-2612 permit when
+    /// `permitDeadline` is not zero.
+    function _pullPayment(uint256 amountNtk, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) private {
+        if (permitDeadline != 0) {
+            // A front-runner may have spent the permit already; the allowance it set still
+            // serves, and transferFrom below fails with the token's own error if it does not.
+            // solhint-disable no-empty-blocks
+            try
+                IERC20Permit(address(_token)).permit(msg.sender, address(this), amountNtk, permitDeadline, v, r, s)
+            {} catch {}
+            // solhint-enable no-empty-blocks
+        }
+        _token.safeTransferFrom(msg.sender, address(this), amountNtk);
+    }
+
+    /// @dev Locks `collateralNtk` of a registered provider's free stake.
+    function _lockCollateral(address account, uint96 collateralNtk) private {
+        Provider storage provider = _registered(account);
+        uint96 stakeNtk = provider.stakeNtk;
+        if (stakeNtk < collateralNtk) revert MarketInsufficientStake(account, stakeNtk, collateralNtk);
+        // Cannot underflow: checked just above.
+        unchecked {
+            provider.stakeNtk = stakeNtk - collateralNtk;
+        }
+    }
+
+    /// @dev Validates a request, stores the job's digest and emits JobPosted. With an
+    /// `acceptance` (the provider's EIP-712 signature over the accepted record) the job starts
+    /// Accepted: the provider's collateral is locked and JobAccepted follows. The caller pulls
+    /// payment.
+    function _postJob(JobRequest calldata request, bytes calldata acceptance) private returns (uint256 jobId) {
         _validateRequest(request);
         jobId = _nextJobId;
         // Cannot overflow: one id per transaction would take longer than the chain will live.
         unchecked {
             _nextJobId = uint64(jobId + 1);
         }
-        Job storage job = _jobs[jobId];
-        job.client = msg.sender;
-        job.paymentNtk = request.paymentNtk;
-        if (request.provider != address(0) || request.collateralNtk != 0) {
-            job.provider = request.provider;
-            job.collateralNtk = request.collateralNtk;
-        }
-        job.specHash = request.specHash;
-        job.state = JobState.Posted;
-        // The casts are safe: verdictBy (the largest deadline) is at most a year from now.
-        job.acceptBy = uint40(request.acceptBy);
-        job.deliverBy = uint40(request.deliverBy);
-        job.verdictBy = uint40(request.verdictBy);
-        // The casts are safe: `_validateRequest` bounds both counts.
-        job.shardCount = uint24(request.shardCount);
-        job.challengeCount = uint16(request.challengeCount);
-        job.feeBps = _feeBps;
-        job.oracleEpoch = _oracleEpoch;
-        // Cannot truncate: the threshold is at most the oracle count, at most MAX_ORACLES.
-        job.threshold = uint8(_threshold);
-        emit JobPosted(
-            jobId,
-            msg.sender,
-            request.provider,
+        // The casts are safe: `_validateRequest` bounds the deadlines (verdictBy, the largest,
+        // is at most a year from now) and both counts; the threshold is at most MAX_ORACLES.
+        uint256 terms =
+            uint256(JobState.Posted) |
+                (uint256(uint40(request.acceptBy)) << _ACCEPT_BY) |
+                (uint256(uint40(request.deliverBy)) << _DELIVER_BY) |
+                (uint256(uint40(request.verdictBy)) << _VERDICT_BY) |
+                (uint256(uint24(request.shardCount)) << _SHARD_COUNT) |
+                (uint256(uint16(request.challengeCount)) << _CHALLENGE_COUNT) |
+                (uint256(_feeBps) << _FEE_BPS) |
+                (uint256(_oracleEpoch) << _ORACLE_EPOCH) |
+                (uint256(uint8(_threshold)) << _THRESHOLD);
+        bool accepted = acceptance.length != 0;
+        if (accepted) terms = _withState(terms, JobState.Accepted);
+        Job memory job = Job(
+            (uint256(request.paymentNtk) << _HIGH) | uint160(msg.sender),
+            (uint256(request.collateralNtk) << _HIGH) | uint160(request.provider),
+            terms,
             request.specHash,
-            request.specURI,
-            request.paymentNtk,
-            request.collateralNtk,
-            request.shardCount,
-            request.challengeCount,
-            request.acceptBy,
-            request.deliverBy,
-            request.verdictBy
+            bytes32(0)
         );
+        if (accepted) {
+            bytes32 structHash = keccak256(
+                abi.encode(ACCEPTANCE_TYPEHASH, job.clientAndPayment, job.providerAndCollateral, terms, job.specHash)
+            );
+            address signer = ECDSA.recoverCalldata(_hashTypedDataV4(structHash), acceptance);
+            if (signer != request.provider) revert MarketAcceptanceNotByProvider(request.provider, signer);
+            _lockCollateral(request.provider, request.collateralNtk);
+        }
+        _storeRecord(jobId, job.clientAndPayment, job.providerAndCollateral, terms, request.specHash, bytes32(0));
+        emit JobPosted(jobId, msg.sender, request.provider, job, request.specURI);
+        if (accepted) emit JobAccepted(jobId, request.provider, request.collateralNtk);
     }
 
     /// @dev The checks `postJob` makes before storing anything.
@@ -621,75 +715,67 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         }
     }
 
-    /// @dev Checks that `jobId` awaits a verdict that may be given now, applies the verdict to
-    /// the job and emits its event. A paid job's credit (collateral back to free stake, net
-    /// payment to earnings) accumulates in `credit` and is written by `_flushCredit` once per
-    /// run of consecutive jobs of one provider. Tokens move later, after the quorum check.
-    /// @return structHash The EIP-712 struct hash of Verdict(jobId, stored root, accepted).
+    /// @dev Checks that `job` is the current record of a job that awaits a verdict that may be
+    /// given now, ends the job (its digest is cleared) and emits its event. A paid job's credit
+    /// (collateral back to free stake, net payment to earnings) accumulates in `credit` and is
+    /// written by `_flushCredit` once per run of consecutive jobs of one provider. Tokens move
+    /// later, after the quorum check.
+    /// @return structHash The EIP-712 struct hash of Verdict(jobId, record's root, seed, accepted).
     /// @return feeNtk The protocol fee to add to the pot.
     /// @return burnNtk Collateral to burn (rejections only).
     function _settleEffects(
         uint256 jobId,
+        Job calldata job,
         bool accepted,
         Credit memory credit,
         Quorum memory quorum
     ) private returns (bytes32 structHash, uint256 feeNtk, uint256 burnNtk) {
-        Job storage job = _jobs[jobId];
-        (uint256 seedBlock, uint256 jobFeeBps) = _checkSettleable(jobId, job, quorum);
+        _checkRecord(jobId, job);
+        uint256 terms = job.terms;
+        _requireState(jobId, terms, JobState.Submitted);
+        {
+            uint256 verdictBy = uint40(terms >> _VERDICT_BY);
+            if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
+        }
+        uint256 seedBlock = uint40(terms >> _SEED_BLOCK);
+        if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
+        {
+            uint256 epoch = uint24(terms >> _ORACLE_EPOCH);
+            if (quorum.epoch == 0) {
+                quorum.epoch = epoch;
+            } else if (epoch != quorum.epoch) {
+                revert MarketBatchEpochMismatch(jobId, epoch, quorum.epoch);
+            }
+            uint256 required = terms >> _THRESHOLD;
+            if (required > quorum.required) quorum.required = required;
+        }
+        delete _jobDigests[jobId];
         // The verdict is bound to the one challenge draw it judged.
         structHash = _verdictStructHash(jobId, job.resultRoot, _seedOf(jobId, seedBlock), accepted);
-        (feeNtk, burnNtk) = _applyVerdict(jobId, job, jobFeeBps, accepted, credit);
+        (feeNtk, burnNtk) = _applyVerdict(jobId, job, uint16(terms >> _FEE_BPS), accepted, credit);
     }
 
-    /// @dev Reverts unless the job awaits a verdict that may be given now; adds its signers to
-    /// `quorum`. Reads the job's packed slot once.
-    /// @return seedBlock The job's seed block.
-    /// @return jobFeeBps The job's fee rate.
-    function _checkSettleable(
-        uint256 jobId,
-        Job storage job,
-        Quorum memory quorum
-    ) private view returns (uint256 seedBlock, uint256 jobFeeBps) {
-        JobState state = job.state;
-        uint256 verdictBy = job.verdictBy;
-        seedBlock = job.seedBlock;
-        jobFeeBps = job.feeBps;
-        uint256 epoch = job.oracleEpoch;
-        uint256 required = job.threshold;
-        if (state != JobState.Submitted) {
-            if (state == JobState.None) revert MarketJobNotFound(jobId);
-            revert MarketJobWrongState(jobId, state);
-        }
-        if (block.timestamp > verdictBy) revert MarketDeadlinePassed(jobId, verdictBy, block.timestamp);
-        if (block.number <= seedBlock) revert MarketChallengeSeedPending(jobId, seedBlock);
-        if (quorum.epoch == 0) {
-            quorum.epoch = epoch;
-        } else if (epoch != quorum.epoch) {
-            revert MarketBatchEpochMismatch(jobId, epoch, quorum.epoch);
-        }
-        if (required > quorum.required) quorum.required = required;
-    }
-
-    /// @dev Moves a submitted job to Paid (crediting `credit`) or Rejected and emits the event.
+    /// @dev Emits a settled job's event; a paid job's credit goes to `credit`.
     /// @return feeNtk The protocol fee to add to the pot.
     /// @return burnNtk Collateral to burn (rejections only).
     function _applyVerdict(
         uint256 jobId,
-        Job storage job,
+        Job calldata job,
         uint256 jobFeeBps,
         bool accepted,
         Credit memory credit
     ) private returns (uint256 feeNtk, uint256 burnNtk) {
-        address provider = job.provider;
-        uint256 collateralNtk = job.collateralNtk;
-        uint256 paymentNtk = job.paymentNtk;
+        uint256 providerAndCollateral = job.providerAndCollateral;
+        address provider = address(uint160(providerAndCollateral));
+        uint256 collateralNtk = providerAndCollateral >> _HIGH;
+        uint256 paymentNtk = _payment(job);
         if (accepted) {
-            job.state = JobState.Paid;
-            feeNtk = Math.mulDiv(paymentNtk, jobFeeBps, _BPS, Math.Rounding.Ceil);
             uint256 earnedNtk;
+            // Cannot overflow: payment < 2^96 and feeBps < 2^16 (the record's field widths).
             // Cannot underflow: feeBps <= MAX_FEE_BPS < _BPS, so the fee is below the payment.
             // Cannot overflow: the sums are NTK held by this contract.
             unchecked {
+                feeNtk = (paymentNtk * jobFeeBps + _BPS - 1) / _BPS; // rounded up
                 earnedNtk = paymentNtk - feeNtk;
                 if (provider != credit.provider) {
                     _flushCredit(credit);
@@ -698,9 +784,8 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
                 credit.stakeNtk += collateralNtk;
                 credit.earnedNtk += earnedNtk;
             }
-            emit JobPaid(jobId, provider, earnedNtk, feeNtk, collateralNtk);
+            emit JobPaid(jobId, provider, earnedNtk, feeNtk);
         } else {
-            job.state = JobState.Rejected;
             uint256 compensationNtk;
             (compensationNtk, burnNtk) = _slashSplit(collateralNtk);
             emit JobRejected(jobId, provider, paymentNtk + compensationNtk, compensationNtk, burnNtk);
@@ -728,27 +813,31 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         }
     }
 
-    /// @dev Writes a provider's accumulated settlement credit and clears it.
+    /// @dev Writes a provider's accumulated settlement credit and clears it: one read and one
+    /// write of the account's first slot (stakeNtk is bits 0-95, earnedNtk bits 96-191).
     function _flushCredit(Credit memory credit) private {
         if (credit.provider == address(0)) return;
         Provider storage account = _providers[credit.provider];
-        account.stakeNtk += SafeCast.toUint96(credit.stakeNtk);
-        account.earnedNtk += SafeCast.toUint96(credit.earnedNtk);
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(account.slot)
+        }
+        uint256 stakeNtk = uint96(word) + credit.stakeNtk;
+        uint256 earnedNtk = uint96(word >> 96) + credit.earnedNtk;
+        if (stakeNtk > type(uint96).max) revert SafeCast.SafeCastOverflowedUintDowncast(96, stakeNtk);
+        if (earnedNtk > type(uint96).max) revert SafeCast.SafeCastOverflowedUintDowncast(96, earnedNtk);
+        word = (word & ~uint256(type(uint192).max)) | stakeNtk | (earnedNtk << 96);
+        assembly ("memory-safe") {
+            sstore(account.slot, word)
+        }
         credit.stakeNtk = 0;
         credit.earnedNtk = 0;
     }
 
-    /// @dev Pays a rejected job's refund to its client and burns `burnNtk`.
-    function _refundRejected(uint256 jobId, uint256 burnNtk) private {
-        _token.safeTransfer(_jobs[jobId].client, _rejectRefund(jobId));
-        if (burnNtk != 0) ERC20Burnable(address(_token)).burn(burnNtk);
-    }
-
     /// @dev What a rejected job's client gets: the payment plus the compensation share.
-    function _rejectRefund(uint256 jobId) private view returns (uint256) {
-        Job storage job = _jobs[jobId];
-        (uint256 compensationNtk, ) = _slashSplit(job.collateralNtk);
-        return job.paymentNtk + compensationNtk;
+    function _rejectRefund(Job calldata job) private pure returns (uint256) {
+        (uint256 compensationNtk, ) = _slashSplit(job.providerAndCollateral >> _HIGH);
+        return _payment(job) + compensationNtk;
     }
 
     /// @dev Reverts unless `signatures` are at least `quorum.required` signatures of `digest`
@@ -800,17 +889,65 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @dev Collateral split on a fault: compensation to the client (rounded down), the rest burned.
     function _slashSplit(uint256 collateralNtk) private pure returns (uint256 compensationNtk, uint256 burnNtk) {
-        compensationNtk = Math.mulDiv(collateralNtk, SLASH_TO_CLIENT_BPS, _BPS);
-        burnNtk = collateralNtk - compensationNtk;
+        // Cannot overflow or underflow: collateral < 2^96 (a record field) and the share < 1.
+        unchecked {
+            compensationNtk = (collateralNtk * SLASH_TO_CLIENT_BPS) / _BPS;
+            burnNtk = collateralNtk - compensationNtk;
+        }
     }
 
     function _requireDue(uint256 jobId, uint256 deadline) private view {
         if (block.timestamp <= deadline) revert MarketDeadlineNotReached(jobId, deadline, block.timestamp);
     }
 
-    function _existingJob(uint256 jobId) private view returns (Job storage job) {
-        job = _jobs[jobId];
-        if (job.state == JobState.None) revert MarketJobNotFound(jobId);
+    /// @dev Reverts unless `job` is the current record of open job `jobId`.
+    function _checkRecord(uint256 jobId, Job calldata job) private view {
+        bytes32 stored = _jobDigests[jobId];
+        if (stored == bytes32(0)) revert MarketJobNotFound(jobId);
+        if (stored != _digest(job)) revert MarketJobRecordMismatch(jobId);
+    }
+
+    /// @dev Stores the digest of the record (a, b, c, d, e): keccak256(abi.encode(Job(a, b, c,
+    /// d, e))), hashed in scratch memory past the free pointer.
+    function _storeRecord(uint256 jobId, uint256 a, uint256 b, uint256 c, bytes32 d, bytes32 e) private {
+        bytes32 digest;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, a)
+            mstore(add(ptr, 0x20), b)
+            mstore(add(ptr, 0x40), c)
+            mstore(add(ptr, 0x60), d)
+            mstore(add(ptr, 0x80), e)
+            digest := keccak256(ptr, 0xa0)
+        }
+        _jobDigests[jobId] = digest;
+    }
+
+    /// @dev keccak256(abi.encode(job)) of a record in calldata (five static words).
+    function _digest(Job calldata job) private pure returns (bytes32 digest) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, job, 0xa0)
+            digest := keccak256(ptr, 0xa0)
+        }
+    }
+
+    /// @dev Reverts unless the record's state is `expected`.
+    function _requireState(uint256 jobId, uint256 terms, JobState expected) private pure {
+        if (uint8(terms) != uint8(expected)) revert MarketJobWrongState(jobId, JobState(uint8(terms)));
+    }
+
+    /// @dev `terms` with its state field replaced.
+    function _withState(uint256 terms, JobState state) private pure returns (uint256) {
+        return (terms & ~uint256(0xff)) | uint256(state);
+    }
+
+    function _client(Job calldata job) private pure returns (address) {
+        return address(uint160(job.clientAndPayment));
+    }
+
+    function _payment(Job calldata job) private pure returns (uint256) {
+        return job.clientAndPayment >> _HIGH;
     }
 
     function _registered(address account) private view returns (Provider storage provider) {

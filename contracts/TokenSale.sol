@@ -226,8 +226,8 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
         if (current != SaleState.Succeeded) revert SaleNotSucceeded(current);
         Contribution storage contribution = _contributions[buyer];
         amount = contribution.tokens;
-        if (amount == 0 || contribution.settled) revert SaleNothingToClaim(buyer);
-        contribution.settled = true;
+        if (amount == 0) revert SaleNothingToClaim(buyer);
+        delete _contributions[buyer];
         emit TokensClaimed(buyer, msg.sender, amount);
         _TOKEN.safeTransfer(buyer, amount);
     }
@@ -238,8 +238,8 @@ contract TokenSale is ITokenSale, Ownable2Step, ReentrancyGuardTransient {
         if (current != SaleState.Failed) revert SaleNotFailed(current);
         Contribution storage contribution = _contributions[buyer];
         amountWei = contribution.paidWei;
-        if (amountWei == 0 || contribution.settled) revert SaleNothingToRefund(buyer);
-        contribution.settled = true;
+        if (amountWei == 0) revert SaleNothingToRefund(buyer);
+        delete _contributions[buyer];
         emit Refunded(buyer, msg.sender, amountWei);
         _sendEth(payable(buyer), amountWei);
     }

@@ -32,6 +32,7 @@ from typing import Any
 from demo.economy import Economy, approx
 from neurotoken.chain.keystore import load_account, write_keystore
 from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_json
+from neurotoken.market.ops import market_reader
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
@@ -126,7 +127,7 @@ def agent_stage(e: Economy) -> list[Path]:
 
             # 4. Oracles verify the challenged shards and sign; anyone settles.
             chain.mine(2)
-            seed = bytes(market.challengeSeed(job_id))
+            seed = bytes(market.challengeSeed(job_id, job.seed_block))
             commitment = Commitment(job_id, job.spec_hash, job.shard_count, job.result_root)
             domain = MarketDomain(chain.chain_id, market.address)
             signed = []
@@ -151,7 +152,8 @@ def agent_stage(e: Economy) -> list[Path]:
                 signed, oracles=[o.address for o in oracles], threshold=int(market.threshold())
             )
             accepted = all(s.verdicts[0].accepted for s in signed)
-            tx = market.settle(job_id, accepted, signatures, sender=cast.treasury)
+            # the job's current record goes with the settlement (the market keeps its digest)
+            tx = market.settle(job_id, job.record(), accepted, signatures, sender=cast.treasury)
             echo(f"settled with 2 oracle signatures ({tx.gas_used:,} gas)")
 
             def download(who: Any, folder: str) -> int:
@@ -183,7 +185,8 @@ def agent_stage(e: Economy) -> list[Path]:
         acct.withdraw_earnings(chain_client, lambda line: echo(f"  agent: {line}"))
         echo(f"farm C's NTK balance now {approx(chain_client.ntk_balance())}")
         agent.close()
-        r.check(f"job {job_id} paid", JobState.PAID, int(market.getJob(job_id).state))
+        final = market_reader(market, e.market_block).get(job_id)  # from its events
+        r.check(f"job {job_id} paid", JobState.PAID, int(final.state))
         r.check("farm C earned the payment less the 2.5% fee", 156 * NTK, earned)
         r.check("farm C withdrew its earnings", before + earned, chain_client.ntk_balance())
         r.figures.update(job=job_id, earned_ntk=earned,

@@ -19,7 +19,7 @@ stage's processes and web3 helpers can act for them too):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from typing import Any
 from demo.report import DemoReport
 from neurotoken.chain.explain import explain_error
 from neurotoken.chain.reverts import ErrorDecoder
+from neurotoken.market.job import OnChainJob
+from neurotoken.market.ops import market_reader
+from neurotoken.market.states import JobState
 
 Echo = Callable[[str], None]
 REFUND_EVENTS = ("JobRejected", "JobDefaulted", "JobCancelled", "JobExpired", "JobLapsed")
@@ -188,11 +191,14 @@ def ledger_stage(economy: Economy) -> None:
     for p in providers:
         acct = market.getProvider(p)
         owed_providers += int(acct.stakeNtk) + int(acct.earnedNtk) + int(acct.unbondingNtk)
+    # The market stores only a digest per open job; each job's record comes from its events.
+    records = market_reader(market, e.market_block)
     open_jobs = 0
     for job_id in range(1, int(market.nextJobId())):
-        job = market.getJob(job_id)
-        if int(job.state) in (1, 2, 3):  # posted, accepted, submitted
-            open_jobs += int(job.paymentNtk) + (int(job.collateralNtk) if int(job.state) > 1 else 0)
+        job = records.get(job_id)
+        if job.is_open:  # posted (payment escrowed), accepted or submitted (collateral locked)
+            locked = job.collateral_ntk if job.state != JobState.POSTED else 0
+            open_jobs += job.payment_ntk + locked
     fees = int(market.feesNtk())
     r.check("market balance = stakes + earnings + fees + open jobs",
             owed_providers + fees + open_jobs, int(token.balanceOf(market)))  # fmt: skip
@@ -200,9 +206,13 @@ def ledger_stage(economy: Economy) -> None:
     # The client: every job it escrowed is paid for, or refunded (with compensation when the
     # provider failed it); its balance moved by exactly that since the market opened.
     client = e.cast.client.address
-    posted = [j for j in _logs(market.JobPosted, e) if str(j["client"]) == client]
-    escrowed = sum(int(j["paymentNtk"]) for j in posted)
-    mine = {int(j["jobId"]) for j in posted}
+    posted = [
+        OnChainJob.from_record(int(j["jobId"]), record_words(j["job"]))
+        for j in _logs(market.JobPosted, e)
+        if str(j["client"]) == client
+    ]
+    escrowed = sum(j.payment_ntk for j in posted)
+    mine = {j.job_id for j in posted}
     spent = sum(
         int(j["providerNtk"]) + int(j["feeNtk"])
         for j in _logs(market.JobPaid, e)
@@ -239,6 +249,12 @@ def ledger_stage(economy: Economy) -> None:
         f"burned, held by {len(e.holders)} addresses; the market holds what it owes"
     )
     e.echo(e.report.summary())
+
+
+def record_words(raw: Any) -> list[Any]:
+    """JobPosted's `job` (an IComputeMarket.Job struct, as ape decodes it) as its five words."""
+    keys = ("clientAndPayment", "providerAndCollateral", "terms", "specHash", "resultRoot")
+    return [raw[k] for k in keys] if isinstance(raw, Mapping) else list(raw)
 
 
 def _logs(event: Any, e: Economy) -> list[Any]:

@@ -3,11 +3,15 @@
 `market_stage(economy)` deploys a ComputeMarket on the sale's NTK (3 oracles with test keys,
 2 needed, 2.5% fee) and, printing each step:
 
-1. farms A and B register with stake out of the NTK they bought in the sale; the client posts
-   three jobs (one with an EIP-2612 permit in the same transaction, one reserved for farm B);
-2. farm A accepts two jobs and commits each result as the Merkle root of its shard outputs;
-   the block after the commit fixes the challenge, read from the chain and recomputed in
-   Python;
+1. farms A and B register with stake out of the NTK they bought in the sale; the client gets
+   its first job quoted: it writes the request for farm A (`quote-request.json` in the output
+   folder, as `ape run market post --request-out` does), farm A signs its EIP-712 acceptance
+   of the record the job will get, and the client checks the signature off chain and posts
+   the job with it and an EIP-2612 permit: one transaction, the job starts Accepted with farm
+   A's collateral locked. It posts two more jobs (one with a permit, one reserved for farm B);
+2. farm A accepts the second job and commits each of its two results as the Merkle root of
+   its shard outputs; the block after the commit fixes the challenge, read from the chain and
+   recomputed in Python;
 3. the oracles check the challenged shards' inclusion proofs against the committed roots: one
    job's bundle holds, the other's does not (one shard's output differs from what was
    committed); they sign one EIP-712 batch of both verdicts, and anyone settles it in one
@@ -15,7 +19,8 @@
    the collateral (half to the client, half burned); replaying the batch is refused;
 4. farm B never delivers; past the deadline anyone expires the job: refund and slash;
 5. farm A withdraws its earnings, the owner sends the fees to the treasury; the market then
-   holds exactly the farms' stakes.
+   holds exactly the farms' stakes. The quoted job's life took three transactions (post,
+   submit, settle), one fewer than the job posted and accepted apart.
 
 The shard outputs are small byte strings (the compute stage shows real work and re-execution);
 what the oracles check here is the Merkle commitment the contract binds them to.
@@ -26,15 +31,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from demo.economy import Economy
+from demo.economy import Economy, record_words
 from neurotoken.chain.permit import sign_permit
 from neurotoken.jobs.canonical import keccak256
+from neurotoken.market.acceptance import quoted_job, sign_acceptance
+from neurotoken.market.job import RECORD_EVENTS, OnChainJob
 from neurotoken.market.ops import (
     ZERO_ADDRESS,
     MarketOperationError,
+    MarketTerms,
+    QuoteRequest,
+    check_acceptance,
     deploy_market,
+    market_reader,
     preflight,
 )
+from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_batch
 from neurotoken.proofs import MerkleTree, challenge_indices, shard_leaf, verify
 from neurotoken.units import NTK, format_ntk
@@ -114,57 +126,101 @@ def market_stage(e: Economy) -> DemoResult:
             "verdictBy": now + 7_200,
         }
 
+    def permit(value: int) -> tuple[int, int, bytes, bytes]:
+        deadline = int(chain.pending_timestamp) + 600
+        signed = sign_permit(
+            client.private_key,
+            token_name=token.name(),
+            token_address=token.address,
+            chain_id=chain.chain_id,
+            owner=client.address,
+            spender=market.address,
+            value=value,
+            nonce=int(token.nonces(client)),
+            deadline=deadline,
+        )
+        return deadline, signed.v, signed.r, signed.s
+
+    # A quote: the client writes the request for farm A; farm A signs its acceptance of the
+    # record the job will get (fee, oracle epoch and threshold in force); the client checks the
+    # signature as the market will and posts the job already accepted, paying with a permit.
+    token.approve(market, 0, sender=client)  # the permits pay from here on
+    domain = MarketDomain(chain.chain_id, market.address)
+    written = QuoteRequest(request(provider=honest.address), client.address, chain.chain_id,
+                           str(market.address))  # fmt: skip
+    quote_file = e.out_dir / "quote-request.json"
+    quote_file.parent.mkdir(parents=True, exist_ok=True)
+    quote_file.write_text(written.to_json() + "\n")
+    echo(f"client wrote its request for farm A to quote: {quote_file}")
+    quoted = QuoteRequest.read(quote_file)  # what farm A reads
+    terms = MarketTerms.current(market)
+    to_sign = quoted_job(quoted.request, client.address, fee_bps=terms.fee_bps,
+                         oracle_epoch=terms.oracle_epoch, threshold=terms.threshold)  # fmt: skip
+    acceptance = sign_acceptance(honest.private_key, domain, to_sign)
+    echo(f"farm A signed its acceptance (EIP-712, {terms}): 0x{acceptance.hex()[:16]}...")
+    check_acceptance(market, quoted.request, client.address, acceptance,
+                     chain_id=chain.chain_id, at=int(chain.pending_timestamp),
+                     from_block=e.market_block)  # fmt: skip
     paid_job = int(market.nextJobId())
-    tx = market.postJob(request(), sender=client)
+    stake_before = int(market.getProvider(honest).stakeNtk)
+    tx = market.postAcceptedJob(quoted.request, acceptance, *permit(100 * NTK), sender=client)
+    stake_after = int(market.getProvider(honest).stakeNtk)
+    posted = OnChainJob.from_record(
+        paid_job, record_words(tx.events.filter(market.JobPosted)[0].event_arguments["job"])
+    )
     echo(
-        f"client posted job {paid_job}: 100 NTK escrowed, 40 NTK collateral asked "
-        f"({tx.gas_used:,} gas)"
+        f"client checked the signature and posted job {paid_job} with it and a permit: one "
+        f"transaction ({tx.gas_used:,} gas), the job starts {posted.state.label}, 40 NTK of "
+        "farm A's stake locked"
     )
+    r.check(f"job {paid_job} (quoted) starts Accepted", JobState.ACCEPTED, int(posted.state))
+    r.check(f"job {paid_job}: farm A's collateral locked by the client's post",
+            40 * NTK, stake_before - stake_after)  # fmt: skip
+    r.check(f"job {paid_job}: the record farm A signed is the record stored",
+            1, int(posted.digest() == bytes(market.jobDigest(paid_job))))  # fmt: skip
     rejected_job = paid_job + 1
-    token.approve(market, 0, sender=client)
-    deadline = int(chain.pending_timestamp) + 600
-    permit = sign_permit(
-        client.private_key,
-        token_name=token.name(),
-        token_address=token.address,
-        chain_id=chain.chain_id,
-        owner=client.address,
-        spender=market.address,
-        value=100 * NTK,
-        nonce=int(token.nonces(client)),
-        deadline=deadline,
-    )
-    tx = market.postJobWithPermit(request(), deadline, permit.v, permit.r, permit.s, sender=client)
+    tx = market.postJobWithPermit(request(), *permit(100 * NTK), sender=client)
     echo(f"client posted job {rejected_job} with a permit, one transaction ({tx.gas_used:,} gas)")
     token.approve(market, 2**256 - 1, sender=client)
     defaulted_job = rejected_job + 1
     market.postJob(request(provider=idle.address), sender=client)
     echo(f"client posted job {defaulted_job}, reserved for provider {idle.address}")
 
-    # 2. accept, commit, challenge
+    # 2. accept, commit, challenge: the market stores only a digest of each job's record, so
+    # every call about a job carries its current record, rebuilt from the job's events
+    records = market_reader(market, e.market_block)
     trees: dict[int, MerkleTree] = {}
     for job_id in (paid_job, rejected_job):
-        market.acceptJob(job_id, sender=honest)
+        if job_id != paid_job:  # the quoted job was accepted when it was posted
+            market.acceptJob(job_id, records.get(job_id).record(), sender=honest)
         trees[job_id] = MerkleTree.of_shards([keccak256(o) for o in _outputs(job_id)])
         tx = market.submitResult(
-            job_id, trees[job_id].root, SHARDS, f"https://bundles.example/{job_id}", sender=honest
+            job_id,
+            records.get(job_id).record(),
+            trees[job_id].root,
+            SHARDS,
+            f"https://bundles.example/{job_id}",
+            sender=honest,
         )
+        how = "(quoted: accepted when posted)" if job_id == paid_job else "(40 NTK locked) and"
         echo(
-            f"provider accepted job {job_id} (40 NTK locked) and committed root "
+            f"provider accepted job {job_id} {how} committed root "
             f"0x{trees[job_id].root.hex()[:16]}..."
         )
-    market.acceptJob(defaulted_job, sender=idle)
+    market.acceptJob(defaulted_job, records.get(defaulted_job).record(), sender=idle)
     echo(f"provider {idle.address} accepted job {defaulted_job} (and will never deliver)")
     chain.mine(2)
+    jobs = {job_id: records.get(job_id) for job_id in (paid_job, rejected_job)}
     challenged: dict[int, list[int]] = {}
-    for job_id in (paid_job, rejected_job):
-        seed = bytes(market.challengeSeed(job_id))
-        challenged[job_id] = [int(i) for i in market.challengedShards(job_id)]
-        python = challenge_indices(seed, job_id, SHARDS, CHALLENGES)
+    seeds: dict[int, bytes] = {}
+    for job_id, job in jobs.items():
+        seeds[job_id] = bytes(market.challengeSeed(job_id, job.seed_block))
+        challenged[job_id] = [int(i) for i in market.challengedShards(job_id, job.record())]
+        python = challenge_indices(seeds[job_id], job_id, SHARDS, CHALLENGES)
         r.check(f"job {job_id}: Python derives the contract's challenge",
                 1, int(challenged[job_id] == python))  # fmt: skip
         echo(
-            f"job {job_id}: seed = hash of block {market.getJob(job_id).seedBlock}; "
+            f"job {job_id}: seed = hash of block {job.seed_block}; "
             f"challenged shards {challenged[job_id]} (Python agrees)"
         )
 
@@ -174,7 +230,7 @@ def market_stage(e: Economy) -> DemoResult:
         outputs = _outputs(job_id)
         if job_id == rejected_job:
             outputs[challenged[job_id][0]] = b"a different output than the one committed"
-        root = bytes(market.getJob(job_id).resultRoot)
+        root = jobs[job_id].result_root
         ok = all(
             verify(trees[job_id].proof(i), root, shard_leaf(i, keccak256(outputs[i])))
             for i in challenged[job_id]
@@ -183,11 +239,11 @@ def market_stage(e: Economy) -> DemoResult:
             f"oracles check job {job_id}'s challenged shards against its root: "
             + ("all hold" if ok else "a shard does not match")
         )
-        verdicts.append(Verdict(job_id, root, bytes(market.challengeSeed(job_id)), ok))
+        verdicts.append(Verdict(job_id, root, seeds[job_id], ok))
     domain = MarketDomain(chain.chain_id, market.address)
     signed = [sign_batch(o.private_key, domain, verdicts) for o in oracles[:2]]
     signatures = assemble_quorum(signed, oracles=[o.address for o in oracles], threshold=2)
-    entries = [(v.job_id, v.accepted) for v in verdicts]
+    entries = [(v.job_id, jobs[v.job_id].record(), v.accepted) for v in verdicts]
     client_before = int(token.balanceOf(client))
     supply_before = int(token.totalSupply())
     tx = market.settleBatch(entries, signatures, sender=treasury)
@@ -222,7 +278,7 @@ def market_stage(e: Economy) -> DemoResult:
 
     # 4. the idle provider's deadline passes
     chain.mine(deltatime=3_700)
-    tx = market.expireJob(defaulted_job, sender=treasury)
+    tx = market.expireJob(defaulted_job, records.get(defaulted_job).record(), sender=treasury)
     defaulted = tx.events.filter(market.JobDefaulted)[0].event_arguments
     echo(
         f"job {defaulted_job} not delivered by its deadline: anyone expired it; client got "
@@ -245,6 +301,16 @@ def market_stage(e: Economy) -> DemoResult:
     )
     balance = int(token.balanceOf(market))
     r.check("market balance = stakes (no open job, earnings or fees left)", stake, balance)
+    lives = {job_id: _transactions(market, e.market_block, job_id)
+             for job_id in (paid_job, rejected_job)}  # fmt: skip
+    echo(
+        f"job {paid_job} (quoted) took {lives[paid_job]} transactions: post, submit, settle; "
+        f"job {rejected_job} took {lives[rejected_job]}: post, accept, submit, settle"
+    )
+    r.check(f"job {paid_job} (quoted) took 3 transactions: post, submit, settle",
+            3, lives[paid_job])  # fmt: skip
+    r.check(f"job {paid_job} took one transaction fewer than job {rejected_job}",
+            lives[rejected_job] - 1, lives[paid_job])  # fmt: skip
     r.figures.update(
         paid_job=paid_job,
         rejected_job=rejected_job,
@@ -258,3 +324,14 @@ def market_stage(e: Economy) -> DemoResult:
         "(no open jobs, earnings or fees left)"
     )
     return DemoResult(market.address, paid_job, rejected_job, defaulted_job, earned, fees)
+
+
+def _transactions(market: Any, from_block: int, job_id: int) -> int:
+    """How many transactions job `job_id`'s life took: those that emitted its record events."""
+    head = int(market.provider.get_block("latest").number) + 1
+    hashes = {
+        str(log.transaction_hash)
+        for name in RECORD_EVENTS
+        for log in getattr(market, name).range(from_block, head, search_topics={"jobId": job_id})
+    }
+    return len(hashes)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from web3 import Web3
 from web3.contract import Contract
 
 from devchain.anvil import anvil_keys
+from neurotoken.market.job import OnChainJob
+from neurotoken.market.records import JobReader
+from neurotoken.market.states import JobState
 from neurotoken.units import NTK
 from oracle.settings import DEFAULT_ABI_PATH
 
@@ -68,11 +72,26 @@ class Market:
         """The client's private key (an anvil dev account), to sign bundle access tokens."""
         return next(k for k in anvil_keys(20) if Account.from_key(k).address == self.client)
 
-    def job(self, job_id: int) -> tuple[Any, ...]:
-        return tuple(self.market.functions.getJob(job_id).call())
+    @cached_property
+    def reader(self) -> JobReader:
+        """Reads job records (rebuilt from the market's events, checked against the digest
+        it stores: `neurotoken.market.records`)."""
+        return JobReader(self.w3, self.market.address, load_artifact("ComputeMarket")[0])
+
+    def job(self, job_id: int) -> OnChainJob:
+        """The job's record (its last one, with its final state, once it has ended). Raises
+        `neurotoken.market.records.JobRecordError` for a job never posted."""
+        return self.reader.get(job_id)
+
+    def record(self, job_id: int) -> tuple[int, int, int, bytes, bytes]:
+        """The job's current record as the market's calls take it (IComputeMarket.Job)."""
+        return self.job(job_id).record()
 
     def state(self, job_id: int) -> int:
-        return int(self.job(job_id)[6])
+        """The job's state (`JobState`; 0 for a job never posted)."""
+        if not self.reader.events(job_id):
+            return int(JobState.NONE)
+        return int(self.job(job_id).state)
 
     def settlement_logs(self, job_id: int | None = None) -> list[tuple[str, int, str]]:
         """(event name, job id, tx hash) of every JobPaid / JobRejected on chain."""

@@ -28,7 +28,12 @@ class FaultCounts:
 class FaultyRpcProxy:
     """An HTTP proxy in front of a JSON-RPC node that, at random (seeded), closes the
     connection without an answer (`drop`), answers late (`delay`, up to `max_delay_s`), or
-    answers HTTP 502 / a JSON-RPC error (`error`). Runs on a background thread."""
+    answers HTTP 502 / a JSON-RPC error (`error`). Runs on a background thread.
+
+    While `job_logs_until` is set (a block number), it also answers every `eth_getLogs`
+    filtered by a job id (topic 1, as `neurotoken.market.records.JobReader` asks) with only
+    the logs up to that block, as a node whose log index lags its state would: the record
+    rebuilt from them no longer hashes to the digest the market stores."""
 
     def __init__(
         self,
@@ -45,6 +50,9 @@ class FaultyRpcProxy:
         self.random = random.Random(seed)
         self.counts = FaultCounts()
         self.enabled = True
+        self.job_logs_until: int | None = None
+        self.lagged = 0
+        """job log queries answered from the lagging index"""
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -87,7 +95,31 @@ class FaultyRpcProxy:
             self.upstream, data=body, headers={"Content-Type": "application/json"}
         ) as resp:
             payload = await resp.read()
+            until = self.job_logs_until
+            if until is not None and resp.status == 200:
+                payload = self._lag_job_logs(body, payload, until)
             return web.Response(body=payload, status=resp.status, content_type="application/json")
+
+    def _lag_job_logs(self, body: bytes, payload: bytes, until: int) -> bytes:
+        """The answer to a job-filtered eth_getLogs with the logs above `until` left out."""
+        try:
+            request, answer = json.loads(body), json.loads(payload)
+        except ValueError:
+            return payload
+        if not isinstance(request, dict) or request.get("method") != "eth_getLogs":
+            return payload
+        params = request.get("params") or [{}]
+        topics = params[0].get("topics") if isinstance(params[0], dict) else None
+        if not isinstance(topics, list) or len(topics) < 2 or topics[1] is None:
+            return payload
+        logs = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(logs, list):
+            return payload
+        kept = [log for log in logs if int(log["blockNumber"], 16) <= until]
+        if len(kept) == len(logs):
+            return payload
+        self.lagged += 1
+        return json.dumps({**answer, "result": kept}).encode()
 
     async def _start(self) -> None:
         self._session = aiohttp.ClientSession()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from web3 import HTTPProvider, Web3
 
-from devchain.contracts import Market, transact
+from devchain.contracts import Market, load_artifact, transact
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec, spec_hash, spec_json
+from neurotoken.market.records import JobReader
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
 from neurotoken.provider.readers import JobReaders
@@ -110,10 +111,11 @@ class Provider:
         endpoint = self.m.w3.provider.endpoint_uri  # type: ignore[attr-defined]
         w3 = Web3(HTTPProvider(endpoint, request_kwargs={"timeout": 30}))
         market = w3.eth.contract(address=self.m.market.address, abi=self.m.market.abi)
+        records = JobReader(w3, self.m.market.address, load_artifact("ComputeMarket")[0])
         readers = JobReaders(
             lambda root: list(self.roots.get(root, ())),
-            lambda job: str(market.functions.getJob(job).call()[0]),
-            lambda job, who: bool(market.functions.isJobOracle(job, who).call()),
+            records.get,
+            lambda epoch, who: bool(market.functions.isEpochOracle(epoch, who).call()),
         )
         return BundleGate(int(w3.eth.chain_id), self.m.market.address, readers)
 
@@ -142,7 +144,8 @@ class Provider:
         return self.server.url
 
     def accept(self, job_id: int) -> None:
-        transact(self.m.w3, self.m.market.functions.acceptJob(job_id), self.address)
+        fn = self.m.market.functions.acceptJob(job_id, self.m.record(job_id))
+        transact(self.m.w3, fn, self.address)
 
     def build(self, job_id: int, spec: AnySpec) -> bytes:
         """Computes (or forges) and publishes the bundle; returns the root to commit."""
@@ -163,11 +166,10 @@ class Provider:
 
     def submit(self, job_id: int, root: bytes, shards: int, bundle_uri: str | None = None) -> int:
         self._record(root, job_id)
-        receipt = transact(
-            self.m.w3,
-            self.m.market.functions.submitResult(job_id, root, shards, bundle_uri or self.url),
-            self.address,
+        fn = self.m.market.functions.submitResult(
+            job_id, self.m.record(job_id), root, shards, bundle_uri or self.url
         )
+        receipt = transact(self.m.w3, fn, self.address)
         return int(receipt["blockNumber"])
 
     def fulfil(self, job_id: int, spec: AnySpec, bundle_uri: str | None = None) -> int:

@@ -1,14 +1,27 @@
 """The market as the oracle sees it: web3.py over plain JSON-RPC, nothing else.
 
 `MarketChain` reads heads, block hashes, market logs (decoded into `ChainEvent`s), job
-records and the challenge seed, decodes the market's custom errors, and builds settlement
-calldata. The ABI comes from ape's build manifest (`.build/__local__.json`), the one place
-ABIs live.
+records and the challenge seed, decodes the market's custom errors, and builds the calldata
+of settlements and upkeep calls. The ABI comes from ape's build manifest
+(`.build/__local__.json`), the one place ABIs live.
+
+The market stores only the keccak256 of each open job's record; the record lives in the
+job's events. `get_job` rebuilds it from them (`neurotoken.market.records.JobReader`, which
+checks it against `jobDigest` at the same block and raises `JobRecordError` when the two
+disagree: a node whose logs lag its state, or a reorg in between; the callers treat that as
+transient and ask again next tick). The events are searched for from the block the job was
+posted in when the caller knows it (the oracle's store does), else from `from_block` (the
+oracle's start block), in ranges of at most `block_range` blocks.
+
+Every call about a job takes its CURRENT record: the calldata builders take the `OnChainJob`
+read just before, never one remembered from earlier (a stale record reverts
+`MarketJobRecordMismatch`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +37,7 @@ from web3.types import BlockIdentifier, LogReceipt
 
 from neurotoken.chain.reverts import DecodedError, ErrorDecoder, plain
 from neurotoken.market.job import OnChainJob
+from neurotoken.market.records import MAX_BLOCK_RANGE, JobReader, JobRecordError
 from oracle.errors import ConfigError
 from oracle.store import ChainEvent, SpecRow
 
@@ -38,6 +52,21 @@ EVENTS = (
     "JobDefaulted",
 )
 """The market events the oracle ingests."""
+
+RECORD_KEYS = ("clientAndPayment", "providerAndCollateral", "terms", "specHash", "resultRoot")
+"""IComputeMarket.Job's words, in order."""
+
+__all__ = [
+    "EVENTS",
+    "RECORD_KEYS",
+    "BlockInfo",
+    "JobRecordError",
+    "MarketChain",
+    "load_abi",
+    "posted_fields",
+    "revert_data",
+    "spec_row",
+]
 
 
 @dataclass(frozen=True)
@@ -63,7 +92,15 @@ def load_abi(path: Path, name: str = "ComputeMarket") -> list[dict[str, Any]]:
 class MarketChain:
     """Read access to the chain and the market, plus the calldata of settlements."""
 
-    def __init__(self, rpc_url: str, market: str, abi_path: Path, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        rpc_url: str,
+        market: str,
+        abi_path: Path,
+        timeout_s: float = 10.0,
+        from_block: int = 0,
+        block_range: int = MAX_BLOCK_RANGE,
+    ) -> None:
         if not market:
             raise ConfigError("no market address: set ORACLE_MARKET")
         self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
@@ -77,6 +114,10 @@ class MarketChain:
         }
         self._errors = ErrorDecoder(self.abi, hex_bytes=True)
         self._chain_id: int | None = None
+        self.from_block = from_block
+        self.block_range = block_range
+        self._readers: dict[int, JobReader] = {}
+        self._epoch_oracles: dict[tuple[int, str], bool] = {}
 
     # ------------------------------------------------------------------ chain
 
@@ -135,8 +176,12 @@ class MarketChain:
         if name is None:
             return None
         decoded = self.contract.events[name]().process_log(log)
-        data = {k: plain(v, hex_bytes=True) for k, v in decoded["args"].items()}
+        args = dict(decoded["args"])
+        record = args.pop("job", None)
+        data = {k: plain(v, hex_bytes=True) for k, v in args.items()}
         job_id = data.get("jobId")
+        if record is not None:  # JobPosted: its first record, as words and unpacked
+            data.update(posted_fields(int(args["jobId"]), record))
         return ChainEvent(
             block_number=int(log["blockNumber"]),
             log_index=int(log["logIndex"]),
@@ -149,15 +194,37 @@ class MarketChain:
 
     # ------------------------------------------------------------------ market views
 
-    def get_job(self, job_id: int, block: BlockIdentifier = "latest") -> OnChainJob:
-        raw = self.contract.functions.getJob(job_id).call(block_identifier=block)
-        return OnChainJob.from_struct(job_id, raw)
+    def records(self, from_block: int | None = None) -> JobReader:
+        """The reader of job records whose events are searched for from `from_block`
+        (default: this chain's `from_block`)."""
+        start = self.from_block if from_block is None else max(0, from_block)
+        reader = self._readers.get(start)
+        if reader is None:
+            reader = JobReader(self.w3, self.address, self.abi, start, self.block_range)
+            if len(self._readers) >= 256:  # one per posting block of the jobs in flight
+                self._readers.clear()
+            self._readers[start] = reader
+        return reader
 
-    def challenge_seed(self, job_id: int, block: BlockIdentifier = "latest") -> bytes:
-        return bytes(self.contract.functions.challengeSeed(job_id).call(block_identifier=block))
+    def get_job(
+        self, job_id: int, block: BlockIdentifier = "latest", *, from_block: int | None = None
+    ) -> OnChainJob:
+        """The job's record at `block` (an ended job's last one, with its final state),
+        rebuilt from its events since `from_block` (best: the block it was posted in) and
+        checked against `jobDigest` at that block.
 
-    def threshold(self) -> int:
-        return int(self.contract.functions.threshold().call())
+        Raises JobRecordError when the job was never posted (since `from_block`) or its
+        events and digest disagree (a lagging node, a reorg in between): transient, ask
+        again later."""
+        return self.records(from_block).get(job_id, block)
+
+    def challenge_seed(
+        self, job_id: int, seed_block: int, block: BlockIdentifier = "latest"
+    ) -> bytes:
+        """The challenge seed of a job committed with seed block `seed_block` (its
+        ResultSubmitted's, from the record)."""
+        fn = self.contract.functions.challengeSeed(job_id, seed_block)
+        return bytes(fn.call(block_identifier=block))
 
     def oracles(self) -> list[str]:
         """The current oracle set, sorted by address (the order every oracle ranks by)."""
@@ -174,12 +241,16 @@ class MarketChain:
             return False
         return int(pending) > int(latest)
 
-    def is_oracle(self, account: str) -> bool:
-        return bool(self.contract.functions.isOracle(checksum(account)).call())
-
-    def is_job_oracle(self, job_id: int, account: str) -> bool:
-        """Whether `account`'s signature counts for `job_id` (an oracle of its epoch)."""
-        return bool(self.contract.functions.isJobOracle(job_id, checksum(account)).call())
+    def is_epoch_oracle(self, epoch: int, account: str) -> bool:
+        """Whether `account`'s signature counts for the jobs posted in oracle epoch `epoch`
+        (a record's `oracle_epoch`). Every change of the oracle set starts a new epoch, so
+        the answer never changes: each is read once."""
+        key = (int(epoch), checksum(account))
+        value = self._epoch_oracles.get(key)
+        if value is None:
+            value = bool(self.contract.functions.isEpochOracle(*key).call())
+            self._epoch_oracles[key] = value
+        return value
 
     def find_spec(self, job_id: int) -> tuple[SpecRow, int] | None:
         """The JobPosted record of a job (for one posted before the oracle's start block)."""
@@ -195,43 +266,69 @@ class MarketChain:
         for log in raw:
             ev = self.decode_log(log)
             if ev is not None and ev.name == "JobPosted":
-                d = ev.data
-                return (
-                    SpecRow(
-                        job_id=job_id,
-                        spec_hash=bytes.fromhex(str(d["specHash"])[2:]),
-                        spec_uri=str(d["specURI"]),
-                        shard_count=int(d["shardCount"]),
-                        challenge_count=int(d["challengeCount"]),
-                        verdict_by=int(d["verdictBy"]),
-                        accept_by=int(d["acceptBy"]),
-                        deliver_by=int(d["deliverBy"]),
-                    ),
-                    ev.block_number,
-                )
+                return spec_row(job_id, ev.data), ev.block_number
         return None
 
     # ------------------------------------------------------------------ settlements
 
-    def settle_data(self, job_id: int, accepted: bool, sigs: list[bytes]) -> bytes:
-        return bytes(HexBytes(self.contract.encode_abi("settle", args=[job_id, accepted, sigs])))
+    def settle_data(self, job: OnChainJob, accepted: bool, sigs: list[bytes]) -> bytes:
+        """`settle` of `job` (its current record) with a quorum's signatures."""
+        args = [job.job_id, job.record(), accepted, sigs]
+        return bytes(HexBytes(self.contract.encode_abi("settle", args=args)))
 
-    def settle_batch_data(self, entries: list[tuple[int, bool]], sigs: list[bytes]) -> bytes:
-        return bytes(
-            HexBytes(
-                self.contract.encode_abi("settleBatch", args=[[list(e) for e in entries], sigs])
-            )
-        )
+    def settle_batch_data(self, entries: list[tuple[OnChainJob, bool]], sigs: list[bytes]) -> bytes:
+        """`settleBatch` of (current record, verdict) entries with the batch's signatures."""
+        batch = [(job.job_id, job.record(), accepted) for job, accepted in entries]
+        return bytes(HexBytes(self.contract.encode_abi("settleBatch", args=[batch, sigs])))
 
-    def fix_seed_data(self, job_id: int) -> bytes:
-        return bytes(HexBytes(self.contract.encode_abi("fixChallengeSeed", args=[job_id])))
+    def fix_seed_data(self, job: OnChainJob) -> bytes:
+        args = [job.job_id, job.record()]
+        return bytes(HexBytes(self.contract.encode_abi("fixChallengeSeed", args=args)))
 
-    def expire_data(self, job_id: int) -> bytes:
-        return bytes(HexBytes(self.contract.encode_abi("expireJob", args=[job_id])))
+    def expire_data(self, job: OnChainJob) -> bytes:
+        args = [job.job_id, job.record()]
+        return bytes(HexBytes(self.contract.encode_abi("expireJob", args=args)))
 
     def decode_error(self, data: bytes | str | None) -> DecodedError | None:
         """A market (or OpenZeppelin) custom error from revert data, if it is one."""
         return self._errors.decode(data)
+
+
+def posted_fields(job_id: int, record: Any) -> dict[str, Any]:
+    """What ingestion keeps of a JobPosted's `job` record (decoded: a mapping or the five
+    words): the words (bytes32 as 0x hex, for JSON) and, unpacked, the fields the event
+    carried before records were passed around (specHash, paymentNtk, ..., verdictBy), so
+    the store reads a posted job as it always has."""
+    words = [record[k] for k in RECORD_KEYS] if isinstance(record, Mapping) else list(record)
+    job = OnChainJob.from_record(job_id, words)
+    return {
+        "job": [plain(w, hex_bytes=True) for w in words],
+        "specHash": "0x" + job.spec_hash.hex(),
+        "paymentNtk": job.payment_ntk,
+        "collateralNtk": job.collateral_ntk,
+        "shardCount": job.shard_count,
+        "challengeCount": job.challenge_count,
+        "acceptBy": job.accept_by,
+        "deliverBy": job.deliver_by,
+        "verdictBy": job.verdict_by,
+        "feeBps": job.fee_bps,
+        "oracleEpoch": job.oracle_epoch,
+        "threshold": job.threshold,
+    }
+
+
+def spec_row(job_id: int, data: dict[str, Any]) -> SpecRow:
+    """The spec row of a JobPosted, from its decoded data (`posted_fields` and specURI)."""
+    return SpecRow(
+        job_id=job_id,
+        spec_hash=bytes.fromhex(str(data["specHash"])[2:]),
+        spec_uri=str(data["specURI"]),
+        shard_count=int(data["shardCount"]),
+        challenge_count=int(data["challengeCount"]),
+        verdict_by=int(data["verdictBy"]),
+        accept_by=int(data["acceptBy"]),
+        deliver_by=int(data["deliverBy"]),
+    )
 
 
 def revert_data(exc: BaseException) -> bytes | None:

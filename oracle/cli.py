@@ -12,6 +12,7 @@ given on the command line win over both.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain
 from neurotoken.redact import redact_urls, url_origin
 from oracle import peers
-from oracle.chain import MarketChain, revert_data
+from oracle.chain import JobRecordError, MarketChain, revert_data
 from oracle.errors import ConfigError, StartupInterruptedError
 from oracle.keys import OracleKey, load_key
 from oracle.logs import configure
@@ -241,7 +242,12 @@ def settle(
     if key is None and not dry_run:
         raise click.UsageError("no keystore: pass --keystore (or --dry-run to only check)")
     chain = MarketChain(
-        settings.rpc_url, settings.market, settings.abi_path, settings.rpc_timeout_s
+        settings.rpc_url,
+        settings.market,
+        settings.abi_path,
+        settings.rpc_timeout_s,
+        from_block=settings.start_block,  # job records are searched for from here
+        block_range=settings.block_range,
     )
     try:
         chain.w3.eth.chain_id  # noqa: B018 - one call, to fail here with a clear line
@@ -267,18 +273,22 @@ def settle_jobs(
     peer_timeout_s: float = 3.0,
     receipt_timeout_s: float = 120.0,
 ) -> list[dict[str, Any]]:
-    """The `settle` command's work: per job, gather signatures, assemble a quorum and (with
-    a sender) send `settle` and follow it to its receipt, replacing it while it is stuck (as
-    the oracle does, `neurotoken.chain.sender`)."""
+    """The `settle` command's work: per job, gather signatures, assemble a quorum (of the
+    oracles of the job's epoch, at the job's threshold) and (with a sender) send `settle`
+    with the job's current record and follow it to its receipt, replacing it while it is
+    stuck (as the oracle does, `neurotoken.chain.sender`)."""
     session = requests.Session()
     session.trust_env = False
     domain = MarketDomain(chain.chain_id, chain.address)
-    threshold = chain.threshold()
     results: list[dict[str, Any]] = []
     synced = False
     stuck: str | None = None
     for job_id in job_ids:
-        onchain = chain.get_job(job_id)
+        try:
+            onchain = chain.get_job(job_id)
+        except JobRecordError as exc:  # never posted, or the node's logs lag its state
+            results.append({"job": job_id, "result": "record_unavailable", "error": str(exc)})
+            continue
         entry: dict[str, Any] = {"job": job_id, "state": onchain.state.name.lower()}
         results.append(entry)
         if onchain.state in (JobState.PAID, JobState.REJECTED):
@@ -293,7 +303,8 @@ def settle_jobs(
         ]
         entry["garbage"] = [g for r in reports for g in r.garbage]
         entry["unreachable"] = [r.peer for r in reports if r.error]
-        quorum = peers.assemble(signed, threshold, chain.is_oracle)
+        serves = functools.partial(chain.is_epoch_oracle, onchain.oracle_epoch)
+        quorum = peers.assemble(signed, onchain.threshold, serves)
         if quorum is None:
             entry["result"] = "no_quorum"
             entry["signatures"] = len(signed)
@@ -307,7 +318,7 @@ def settle_jobs(
             entry["result"] = "not_sent"
             entry["error"] = f"an earlier settlement ({stuck}) has no receipt yet"
             continue
-        data = chain.settle_data(job_id, quorum.accepted, list(quorum.signatures))
+        data = chain.settle_data(onchain, quorum.accepted, list(quorum.signatures))
         try:
             call = {"from": sender.address, "to": chain.address, "data": data}
             gas = int(chain.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
@@ -348,9 +359,17 @@ def _send_settlement(
         sender.sync()
         return {"result": "dropped", "tx": tx.live[-1].hash}
     result = "settled" if outcome.status == MINED else "reverted"
-    if result == "reverted" and chain.get_job(job_id).state in (JobState.PAID, JobState.REJECTED):
+    if result == "reverted" and _settled(chain, job_id):
         result = "already_settled"
     return {"result": result, "tx": outcome.tx_hash, "block": outcome.block_number}
+
+
+def _settled(chain: MarketChain, job_id: int) -> bool:
+    """Whether the job is settled by now (False while the node cannot say)."""
+    try:
+        return chain.get_job(job_id).state in (JobState.PAID, JobState.REJECTED)
+    except JobRecordError:
+        return False
 
 
 @main.command()

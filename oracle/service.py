@@ -86,7 +86,12 @@ class Oracle:
         self.store = store or Store(settings.database_url)
         self.metrics = Metrics()
         self.chain = MarketChain(
-            settings.rpc_url, settings.market, settings.abi_path, settings.rpc_timeout_s
+            settings.rpc_url,
+            settings.market,
+            settings.abi_path,
+            settings.rpc_timeout_s,
+            from_block=settings.start_block,
+            block_range=settings.block_range,
         )
         self.ingestor = Ingestor(
             self.chain,

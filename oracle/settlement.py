@@ -1,6 +1,13 @@
 """Settlement, the oracle's step 5 (see `oracle.service`): the rules each job was posted
 under, the on-chain oracle set, peers' signatures, which jobs have a quorum, whose turn it
-is to transmit, and the settlement transactions with what became of them."""
+is to transmit, and the settlement transactions with what became of them.
+
+Every settlement carries the job's current record, read at the head just before its
+calldata is built and checked against what the oracle verified (the root and seed block of
+its confirmed ResultSubmitted). A record the node cannot give yet (`JobRecordError`: its
+logs lag its state, or a reorg) leaves the job for the next tick; a job that has ended by
+then (another oracle settled it: the market answers `MarketJobNotFound`) is recorded
+settled elsewhere, never sent again."""
 
 from __future__ import annotations
 
@@ -14,20 +21,38 @@ import requests
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from neurotoken.chain.sender import Call, Outcome, Sender
+from neurotoken.market.job import OnChainJob
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, SignedVerdict, Verdict
 from oracle import peers
-from oracle.chain import MarketChain, revert_data
+from oracle.chain import JobRecordError, MarketChain, revert_data
 from oracle.errors import ConflictingVerdictError
 from oracle.keys import OracleKey
 from oracle.logs import event
 from oracle.metrics import Metrics
 from oracle.settings import OracleSettings
-from oracle.store import SEEN, SIGNED, TX_DROPPED, TX_MINED, VERIFIED, VERIFYING, JobRow, Store
+from oracle.store import (
+    SEEN,
+    SIGNED,
+    SUBMITTED,
+    TX_DROPPED,
+    TX_MINED,
+    VERIFIED,
+    VERIFYING,
+    JobRow,
+    Store,
+)
 from oracle.transmit_turns import transmit_order, turn_watch
 
 UPKEEP_KINDS = ("fix_seed", "expire")
 """Transaction kinds that keep jobs moving without settling them (see `oracle.upkeep.Upkeep`)."""
+
+SETTLED_STATES = {JobState.PAID: "paid", JobState.REJECTED: "rejected"}
+"""The states a settlement leaves, and the outcome the store records for each."""
+
+JOB_ENDED = "MarketJobNotFound"
+"""What the market answers for a call about a job that has ended (its digest is cleared):
+for a settlement, the benign news that another transaction settled (or lapsed) it first."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +81,6 @@ class Settlement:
     log: logging.Logger
     _job_rules: dict[int, tuple[int, int]] = field(init=False, default_factory=dict)
     """job -> (oracle epoch, threshold)"""
-    _serves: dict[tuple[int, str], bool] = field(init=False, default_factory=dict)
-    """(epoch, address) -> may sign"""
     _peer_polled: dict[int, float] = field(init=False, default_factory=dict)
     _ready_since: dict[int, float] = field(init=False, default_factory=dict)
     _oracle_set: list[str] | None = field(init=False, default=None)
@@ -67,24 +90,73 @@ class Settlement:
         self._oracle_set = None
 
     def job_rule(self, job_id: int) -> tuple[int, int]:
-        """(oracle epoch, threshold) of a job: fixed when it was posted, so read once."""
+        """(oracle epoch, threshold) of a job: fixed when it was posted, so read once.
+        Raises JobRecordError while the node cannot give the job's record."""
         rule = self._job_rules.get(job_id)
         if rule is None:
-            onchain = self.chain.get_job(job_id)
-            rule = (onchain.oracle_epoch, onchain.threshold)
-            self._job_rules[job_id] = rule
+            self._learn_rule(self.read_job(job_id))
+            rule = self._job_rules[job_id]
         return rule
+
+    def read_job(self, job_id: int) -> OnChainJob:
+        """The job's record at the head, rebuilt from its events since the block it was
+        posted in (as the store has it). Raises JobRecordError while the node cannot give
+        it."""
+        return self.chain.get_job(job_id, from_block=self.store.posted_block(job_id))
+
+    def _learn_rule(self, onchain: OnChainJob) -> None:
+        self._job_rules.setdefault(onchain.job_id, (onchain.oracle_epoch, onchain.threshold))
 
     def serves(self, job_id: int, address: str) -> bool:
         """Whether `address` may sign for `job_id` (an oracle of the job's epoch; that never
-        changes, so each answer is kept)."""
+        changes, so `MarketChain.is_epoch_oracle` keeps each answer)."""
         epoch, _ = self.job_rule(job_id)
-        key = (epoch, address)
-        value = self._serves.get(key)
-        if value is None:
-            value = self.chain.is_job_oracle(job_id, address)
-            self._serves[key] = value
-        return value
+        return self.chain.is_epoch_oracle(epoch, address)
+
+    def _record_unavailable(self, job_id: int, exc: Exception, step: str) -> None:
+        """Logs a job record the node could not give (tried again next tick)."""
+        self.metrics.inc("oracle_rpc_errors_total")
+        event(
+            self.log,
+            "job_record_unavailable",
+            level=30,
+            job=job_id,
+            step=step,
+            error=str(exc)[:200],
+        )
+
+    def current_record(self, row: JobRow) -> OnChainJob | None:
+        """The job's current record, read at the head, when a settlement of what this
+        oracle verified can still be sent with it: the job still awaits its verdict, on the
+        root and seed block the oracle judged. None otherwise (logged; a job that ended is
+        brought in line with the chain, one the node cannot give is tried next tick)."""
+        try:
+            onchain = self.read_job(row.job_id)
+        except JobRecordError as exc:
+            self._record_unavailable(row.job_id, exc, "settle")
+            return None
+        self._learn_rule(onchain)
+        if not onchain.is_open:
+            self._reconcile_with(onchain)
+            return None
+        if (
+            onchain.state != JobState.SUBMITTED
+            or onchain.result_root != row.result_root
+            or onchain.seed_block != row.seed_block
+        ):
+            # The head disagrees with the confirmed logs the oracle verified: a reorg is under
+            # way. Ingestion brings the row in line once it is confirmed either way.
+            event(
+                self.log,
+                "record_differs",
+                level=30,
+                job=row.job_id,
+                state=onchain.state.name,
+                root=onchain.result_root,
+                seed_block=onchain.seed_block,
+            )
+            return None
+        return onchain
 
     def oracle_set(self) -> list[str]:
         """The on-chain oracle set, sorted; read at most once per tick."""
@@ -184,7 +256,11 @@ class Settlement:
             if not mine:
                 continue
             own_accepted = mine[0].accepted
-            _, threshold = self.job_rule(job.job_id)
+            try:
+                _, threshold = self.job_rule(job.job_id)
+            except JobRecordError as exc:
+                self._record_unavailable(job.job_id, exc, "rules")
+                continue
 
             def serves(address: str, job_id: int = job.job_id) -> bool:
                 return self.serves(job_id, address)
@@ -195,7 +271,7 @@ class Settlement:
             due = now - self._peer_polled.get(job.job_id, 0.0) >= self.settings.poll_interval_s
             if quorum is None and self.settings.peers and due:
                 self._peer_polled[job.job_id] = now
-                self.gather(job)
+                self.gather(job)  # the job's rule is known by now: `serves` reads no record
                 quorum = peers.assemble(
                     self.signed_verdicts(job.job_id, root), threshold, serves, own_accepted
                 )
@@ -282,7 +358,11 @@ class Settlement:
         self, data: bytes, job_ids: Iterable[int], what: str = "settlement"
     ) -> int | None:
         """Gas for a market call with headroom, or None (logged) when it would revert; a
-        settlement that would revert brings its jobs' rows in line with the chain."""
+        settlement that would revert brings its jobs' rows in line with the chain.
+
+        A job that has ended by now (`MarketJobNotFound`: another oracle's settlement, or a
+        lapse, came first) is the benign outcome of a race every oracle set runs, logged
+        at info; any other revert is a warning."""
         try:
             gas = int(
                 self.chain.w3.eth.estimate_gas(
@@ -291,12 +371,14 @@ class Settlement:
             )
         except (ContractCustomError, ContractLogicError) as exc:
             decoded = self.chain.decode_error(revert_data(exc))
+            ended = decoded is not None and decoded.name == JOB_ENDED
             event(
                 self.log,
                 f"{what}_would_revert",
-                level=30,
+                level=20 if ended else 30,
                 jobs=list(job_ids),
                 error=str(decoded or exc)[:200],
+                job_ended=ended,
             )
             if what == "settlement":
                 for job_id in job_ids:
@@ -306,7 +388,10 @@ class Settlement:
 
     def _settle_one(self, item: Ready, head: int) -> None:
         job_id = item.job.job_id
-        data = self.chain.settle_data(job_id, item.quorum.accepted, list(item.quorum.signatures))
+        onchain = self.current_record(item.job)
+        if onchain is None:
+            return
+        data = self.chain.settle_data(onchain, item.quorum.accepted, list(item.quorum.signatures))
         gas = self._estimate(data, [job_id])
         if gas is None:
             return
@@ -323,6 +408,11 @@ class Settlement:
         )
 
     def _settle_batch(self, chunk: list[Ready], head: int) -> bool:
+        records = [self.current_record(r.job) for r in chunk]
+        current = [(r, job) for r, job in zip(chunk, records, strict=True) if job is not None]
+        if len(current) < 2:
+            return False  # what is left goes one by one (each reads its record again)
+        chunk = [r for r, _ in current]
         verdicts = [r.quorum.verdicts[0] for r in chunk]
         signed = [self.key.sign_batch(self.domain, verdicts)]
         for peer in self.settings.peers:
@@ -342,7 +432,7 @@ class Settlement:
                 signers=len(signed),
             )
             return False
-        entries = [(v.job_id, v.accepted) for v in verdicts]
+        entries = [(job, v.accepted) for (_, job), v in zip(current, verdicts, strict=True)]
         data = self.chain.settle_batch_data(entries, list(quorum.signatures))
         gas = self._estimate(data, [])
         if gas is None:
@@ -361,20 +451,46 @@ class Settlement:
         )
         return True
 
-    def reconcile(self, job_id: int) -> None:
-        """Brings a job's row in line with the chain after a failed or refused settlement."""
-        onchain = self.chain.get_job(job_id)
-        if onchain.state in (JobState.PAID, JobState.REJECTED):
-            outcome = "paid" if onchain.state == JobState.PAID else "rejected"
-            if self.store.settled_elsewhere(job_id, outcome, None):
-                event(self.log, "settled_by_other", job=job_id, outcome=outcome)
+    def reconcile(self, job_id: int) -> bool:
+        """Brings a job's row in line with the chain after a failed or refused settlement.
+        False (logged) when the node cannot give the job's record: the row stays as it is
+        and `follow_up` tries again next tick."""
+        try:
+            onchain = self.read_job(job_id)
+        except JobRecordError as exc:
+            self._record_unavailable(job_id, exc, "reconcile")
+            return False
+        self._reconcile_with(onchain)
+        return True
+
+    def _reconcile_with(self, onchain: OnChainJob) -> None:
+        job_id = onchain.job_id
+        outcome = SETTLED_STATES.get(onchain.state)
+        if outcome is not None:
+            # Our settlement failed or was refused, and the chain has the job settled: another
+            # transaction did it. Said every time (the store may have it from the logs first).
+            recorded = self.store.settled_elsewhere(job_id, outcome, None)
+            event(self.log, "settled_by_other", job=job_id, outcome=outcome, recorded=recorded)
         elif onchain.state == JobState.LAPSED:
             self.store.back_to_signed(job_id)
             self.store.expire(job_id, ["LAPSED"])
         elif onchain.state == JobState.SUBMITTED:
             self.store.back_to_signed(job_id)
 
+    def follow_up(self) -> None:
+        """Reconciles each job left `submitted` with no transaction of ours pending for it:
+        its transaction ended (reverted, dropped, or an upkeep call) while the job's
+        record could not be read, or before a crash. Nothing to do in the common case."""
+        pending = {j for tx in self.sender.pending() for j in tx.job_ids}
+        for row in self.store.jobs([SUBMITTED], final=False):
+            if row.job_id not in pending:
+                self.reconcile(row.job_id)
+
     def apply_outcomes(self, outcomes: list[Outcome]) -> None:
+        self._apply(outcomes)
+        self.follow_up()
+
+    def _apply(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             if outcome.tx.kind in UPKEEP_KINDS:
                 # what it changed reaches the store through ingestion, confirmed
@@ -389,10 +505,13 @@ class Settlement:
                 continue
             for job_id in outcome.tx.job_ids:
                 if outcome.status == TX_MINED and outcome.tx_hash is not None:
-                    onchain = self.chain.get_job(job_id)
-                    result = {JobState.PAID: "paid", JobState.REJECTED: "rejected"}.get(
-                        onchain.state
-                    )
+                    # mined, not reverted: it settled the job. Which way, the record tells
+                    # (or, while the node cannot give it, the JobPaid/JobRejected log will).
+                    try:
+                        result = SETTLED_STATES.get(self.read_job(job_id).state)
+                    except JobRecordError as exc:
+                        self._record_unavailable(job_id, exc, "receipt")
+                        result = None
                     if self.store.settled_by_receipt(
                         job_id, result, outcome.tx_hash, outcome.block_number or 0
                     ):

@@ -1,6 +1,10 @@
 """Deadlines and upkeep, the oracle's steps 6 and 7 (see `oracle.service`): mark jobs
 whose verdict deadline passed as ``expired``; then, in turn with the other oracles, send the
-calls anyone may make that keep jobs moving (``fixChallengeSeed``, ``expireJob``)."""
+calls anyone may make that keep jobs moving (``fixChallengeSeed``, ``expireJob``).
+
+Each call carries the job's current record, read at the head right before the call is built
+(the same read that says whether the call is due); a record the node cannot give yet
+(`JobRecordError`) leaves the job for the next tick."""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 from neurotoken.chain.sender import Call, Sender
+from neurotoken.market.job import OnChainJob
 from neurotoken.market.states import JobState
-from oracle.chain import MarketChain
+from oracle.chain import JobRecordError, MarketChain
 from oracle.logs import event
 from oracle.metrics import Metrics
 from oracle.settings import OracleSettings
@@ -74,9 +79,10 @@ class Upkeep:
             since = self._upkeep_since.setdefault(("expire", job.job_id), now)
             if not self.settlement._turn(job.job_id, since):
                 continue
-            if self.chain.get_job(job.job_id).state != JobState.SUBMITTED:
+            onchain = self._record(job.job_id, "expire")
+            if onchain is None or onchain.state != JobState.SUBMITTED:
                 continue  # lapsed or settled already: ingestion will make it final
-            self._upkeep_send("expire", job.job_id, self.chain.expire_data(job.job_id), head)
+            self._upkeep_send("expire", job.job_id, self.chain.expire_data(onchain), head)
         self._expire_unsubmitted(head, chain_now, busy, now)
 
     def _fix_old_seeds(self, head: int, busy: set[tuple[str, int]], now: float) -> None:
@@ -97,10 +103,13 @@ class Upkeep:
                 job_id, self._upkeep_since.setdefault(("fix_seed", job_id), now)
             ):
                 continue
-            if self.chain.get_job(job_id).state != JobState.SUBMITTED:
+            onchain = self._record(job_id, "fix_seed")
+            if onchain is None:
+                continue
+            if onchain.state != JobState.SUBMITTED:
                 self._seed_settled.add(job_id)
                 continue
-            if self._upkeep_send("fix_seed", job_id, self.chain.fix_seed_data(job_id), head):
+            if self._upkeep_send("fix_seed", job_id, self.chain.fix_seed_data(onchain), head):
                 self._seed_fix_sent[job_id] = head
             else:
                 self._seed_settled.add(job_id)  # fixed already (or lost): nothing to send
@@ -123,27 +132,39 @@ class Upkeep:
             if chain_now <= self._deliver_by.get(job_id, 0):
                 continue  # accepted; its delivery deadline is still ahead
             if key not in self._upkeep_since:
-                if not self._expirable(job_id, chain_now):
+                if self._expirable(job_id, chain_now) is None:
                     continue
                 self._upkeep_since[key] = now
             if not self.settlement._turn(job_id, self._upkeep_since[key]):
                 continue
-            if self._expirable(job_id, chain_now):  # the turn may have come late
-                self._upkeep_send("expire", job_id, self.chain.expire_data(job_id), head)
+            onchain = self._expirable(job_id, chain_now)  # the turn may have come late
+            if onchain is not None:
+                self._upkeep_send("expire", job_id, self.chain.expire_data(onchain), head)
 
-    def _expirable(self, job_id: int, chain_now: int) -> bool:
-        """Whether `expireJob(job_id)` is due by the chain's state (as at `chain_now`)."""
-        onchain = self.chain.get_job(job_id)
+    def _record(self, job_id: int, kind: str) -> OnChainJob | None:
+        """The job's current record, or None (logged) while the node cannot give it."""
+        try:
+            return self.settlement.read_job(job_id)
+        except JobRecordError as exc:
+            self.settlement._record_unavailable(job_id, exc, kind)
+            return None
+
+    def _expirable(self, job_id: int, chain_now: int) -> OnChainJob | None:
+        """The job's current record when `expireJob(job_id)` is due by the chain's state (as
+        at `chain_now`), else None."""
+        onchain = self._record(job_id, "expire")
+        if onchain is None:
+            return None
         if onchain.state == JobState.POSTED:
-            return chain_now > onchain.accept_by
+            return onchain if chain_now > onchain.accept_by else None
         if onchain.state == JobState.ACCEPTED:
             if chain_now > onchain.deliver_by:
-                return True
+                return onchain
             self._deliver_by[job_id] = onchain.deliver_by
-            return False
+            return None
         if onchain.state != JobState.SUBMITTED:  # ended; ingestion will close its spec
             self._ended.add(job_id)
-        return False
+        return None
 
     def _upkeep_send(self, kind: str, job_id: int, data: bytes, head: int) -> bool:
         """Sends an upkeep call; False (logged) when it would revert, so nothing went out."""

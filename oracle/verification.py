@@ -76,7 +76,7 @@ class Verification:
             if not self.pool.has_room():
                 break
             try:
-                seed = self.chain.challenge_seed(job.job_id)
+                seed = self.chain.challenge_seed(job.job_id, job.seed_block)
             except (ContractCustomError, ContractLogicError) as exc:
                 decoded = self.chain.decode_error(revert_data(exc))
                 # Out of reach and never fixed: no party may draw again; the job can only lapse.
@@ -165,7 +165,8 @@ class Verification:
     ) -> None:
         seed = self._task_seeds.pop(job.job_id, None)
         if seed is None:  # verification started before a restart: read the seed again
-            seed = self.chain.challenge_seed(job.job_id)
+            assert job.seed_block is not None  # a job is verified once its seed block is known
+            seed = self.chain.challenge_seed(job.job_id, job.seed_block)
         stored = self.store.record_verdict(
             job.job_id,
             root,

@@ -6,6 +6,8 @@
     ape run market provider info ADDRESS
     ape run market post --spec-hash 0x.. --spec-uri ipfs://.. --payment 100 [--collateral min] \\
         --shards 16 --challenges 8 [--permit | --approve]
+    ape run market post ... --provider 0xFARM --request-out request.json  (writes, sends nothing)
+    ape run market post --request request.json --acceptance 0x.. [--permit | --approve]
     ape run market accept JOB | submit JOB --root 0x.. --shards 16 --bundle-uri URL
     ape run market sign JOB --accept|--reject --out verdict.json      (an oracle's account)
     ape run market settle verdicts/*.json                              (anyone)
@@ -15,6 +17,17 @@ Every command takes --network; those that send a transaction take --account. The
 the one recorded for the network (deployments/<network>.json) unless --market is given.
 Irreversible actions ask first (skip with --yes). A user mistake prints what was wrong and
 what to do, and exits with status 1.
+
+A quote: the client writes the request for one provider (`--request-out`, absolute deadlines,
+the client, chain and market beside it), the provider signs its EIP-712 acceptance of the
+record the job will get, and the client posts exactly that request with the signature
+(`postAcceptedJob`): the job starts Accepted, the provider's collateral locked, one
+transaction fewer. The acceptance is checked off chain first, as the market will check it.
+
+The market stores only a digest of each open job's record; a command about a job rebuilds the
+record from the job's events (checked against the digest) and sends it with the call. An ended
+job keeps only its events: `status` shows how it ended. If the job changes between the read
+and the send (another transaction came first), the command says so: run it again.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from typing import Any
 import click
 from ape import chain, project
 from ape.cli import account_option, network_option
+from eth_utils.address import to_checksum_address
 
 from neurotoken.chain import deployments
 from neurotoken.chain.cli import (
@@ -37,14 +51,20 @@ from neurotoken.chain.cli import (
 )
 from neurotoken.chain.network_command import NetworkCommand
 from neurotoken.chain.permit import permit_typed_data
+from neurotoken.market.job import ENDINGS
 from neurotoken.market.ops import (
+    JobView,
     MarketOperationError,
+    QuoteRequest,
     challenge_of,
+    check_acceptance,
     check_payment,
     deploy_market,
     job_view,
     load_signed,
+    market_reader,
     minimum_collateral,
+    parse_acceptance,
     parse_bytes32,
     parse_duration,
     preflight,
@@ -52,6 +72,7 @@ from neurotoken.market.ops import (
     sign_typed,
     verdict_to_sign,
 )
+from neurotoken.market.records import JobReader
 from neurotoken.market.verdicts import MarketDomain, SignedVerdict, verdict_typed_data
 from neurotoken.units import format_duration, format_ntk, format_when, parse_ntk
 
@@ -75,6 +96,20 @@ def the_market(address: str | None) -> Any:
     return project.ComputeMarket.at(
         address or deployments.address_of(network_key(), "ComputeMarket")
     )
+
+
+def the_reader(market: Any) -> JobReader:
+    """Reads job records from the market's events, from its deployment block when it is the
+    market recorded for the network (else from genesis)."""
+    entry = deployments.load(network_key()).get("ComputeMarket") or {}
+    recorded = str(entry.get("address", "")).lower() == str(market.address).lower()
+    return market_reader(market, int(entry.get("block", 0)) if recorded else 0)
+
+
+def view_of(market: Any, job_id: int) -> JobView:
+    """Job `job_id`'s current record: rebuilt from its events and checked against the digest
+    the market stores. Every call about the job is sent with it."""
+    return job_view(market, job_id, the_reader(market))
 
 
 def the_token(market: Any) -> Any:
@@ -346,54 +381,172 @@ def provider_info(market_address: str | None, address: str) -> None:
 @network_option()
 @account_option()
 @market_option
-@click.option("--spec-hash", required=True, help="keccak256 of the canonical spec (0x + 64 hex).")
-@click.option("--spec-uri", required=True, help="Where providers fetch the spec.")
-@click.option("--payment", required=True, help="NTK escrowed for the job.")
+@click.option("--spec-hash", help="keccak256 of the canonical spec (0x + 64 hex).")
+@click.option("--spec-uri", help="Where providers fetch the spec.")
+@click.option("--payment", help="NTK escrowed for the job.")
 @click.option(
     "--collateral",
-    default="min",
-    show_default=True,
-    help="NTK the provider locks; 'min' is the market's deterrent minimum for the payment, "
-    "shards and challenges.",
+    default=None,
+    help="NTK the provider locks; 'min' (the default) is the market's deterrent minimum for "
+    "the payment, shards and challenges.",
 )
 @click.option(
-    "--provider", "chosen", type=ADDRESS, default=None, help="Reserve the job for this provider."
+    "--provider",
+    "chosen",
+    type=ADDRESS,
+    default=None,
+    help="Reserve the job for this provider (the quoting provider, for a quote).",
 )
-@click.option("--shards", type=int, required=True)
-@click.option("--challenges", type=int, required=True, help="Shards the oracles re-execute.")
-@click.option("--accept-within", default="1h", show_default=True)
-@click.option("--deliver-within", default="1d", show_default=True, help="After accept-by.")
-@click.option("--verdict-within", default="1d", show_default=True, help="After deliver-by.")
+@click.option("--shards", type=int, default=None)
+@click.option("--challenges", type=int, default=None, help="Shards the oracles re-execute.")
+@click.option("--accept-within", default=None, help="Default 1h (a quote's validity).")
+@click.option("--deliver-within", default=None, help="After accept-by; default 1d.")
+@click.option("--verdict-within", default=None, help="After deliver-by; default 1d.")
 @click.option("--permit", is_flag=True, help="Sign an EIP-2612 permit: one transaction.")
 @click.option("--approve", is_flag=True, help="Approve the payment first if needed.")
+@click.option(
+    "--request-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Send nothing: write the request (absolute deadlines) to FILE for --provider to quote.",
+)
+@click.option(
+    "--request",
+    "request_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Post exactly the request in FILE (written by --request-out), instead of the flags.",
+)
+@click.option(
+    "--acceptance",
+    default=None,
+    help="The provider's acceptance (0x..., or its quote file): the job is posted accepted.",
+)
 @friendly
 @signs
 def post(
     account: Any,
     market_address: str | None,
-    spec_hash: str,
-    spec_uri: str,
-    payment: str,
-    collateral: str,
+    spec_hash: str | None,
+    spec_uri: str | None,
+    payment: str | None,
+    collateral: str | None,
     chosen: str | None,
-    shards: int,
-    challenges: int,
-    accept_within: str,
-    deliver_within: str,
-    verdict_within: str,
+    shards: int | None,
+    challenges: int | None,
+    accept_within: str | None,
+    deliver_within: str | None,
+    verdict_within: str | None,
     permit: bool,
     approve: bool,
+    request_out: Path | None,
+    request_file: Path | None,
+    acceptance: str | None,
 ) -> None:
-    """Post a job and escrow its payment."""
+    """Post a job and escrow its payment; or write a request for a provider to quote
+    (--request-out), then post it with the provider's acceptance (--request, --acceptance):
+    the job starts accepted."""
     sender = require_account(account)
     market = the_market(market_address)
     token = the_token(market)
-    amount = parse_ntk(payment)
     if permit and approve:
         raise MarketOperationError("choose --permit or --approve, not both")
+    start = int(chain.pending_timestamp)
+    domain = MarketDomain(chain.chain_id, market.address)
+    flags = {
+        "--spec-hash": spec_hash,
+        "--spec-uri": spec_uri,
+        "--payment": payment,
+        "--collateral": collateral,
+        "--provider": chosen,
+        "--shards": shards,
+        "--challenges": challenges,
+        "--accept-within": accept_within,
+        "--deliver-within": deliver_within,
+        "--verdict-within": verdict_within,
+    }
+    if request_file is not None:
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given:
+            raise MarketOperationError(
+                f"--request {request_file} holds the whole request: drop {', '.join(given)}"
+            )
+        if request_out is not None:
+            raise MarketOperationError("--request posts a written request; drop --request-out")
+        quote = QuoteRequest.read(request_file)
+        quote.check_for(sender.address, domain, str(request_file))
+        request = quote.request
+    else:
+        request = _request_from_flags(market, start, **flags)
+    if request_out is not None:
+        _write_request(request_out, request, sender.address, domain, permit, approve, acceptance)
+        return
+    amount = int(request["paymentNtk"])
+    accept_by = int(request["acceptBy"])
+    signature = None
+    if acceptance is not None:
+        signature = parse_acceptance(acceptance)
+        check_acceptance(
+            market,
+            request,
+            sender.address,
+            signature,
+            chain_id=chain.chain_id,
+            at=start,
+            from_block=the_reader(market).from_block,
+            rebuilt=request_file is None,
+        )
+    elif start > accept_by:
+        raise MarketOperationError(
+            f"the request's accept-by {format_when(accept_by)} has passed (now "
+            f"{format_when(start)}): write a new one"
+        )
+    if approve and int(token.allowance(sender, market)) < amount:
+        token.approve(market, amount, sender=sender)
+    check_payment(token, sender, market, amount, permit=permit)
+    job_id = int(market.nextJobId())
+    no_permit: tuple[int, int, bytes, bytes] = (0, 0, bytes(32), bytes(32))
+    pay = _permit(token, market, sender, amount, start + 3_600) if permit else no_permit
+    if signature is not None:
+        tx = transact(market, "postAcceptedJob", request, signature, *pay, sender=sender)
+        show_tx(
+            tx,
+            f"posted job {job_id}, already accepted by {request['provider']}: "
+            f"{format_ntk(amount)} escrowed, {format_ntk(int(request['collateralNtk']))} of its "
+            f"stake locked; deliver by {format_when(int(request['deliverBy']))}",
+        )
+        return
+    if permit:
+        tx = transact(market, "postJobWithPermit", request, *pay, sender=sender)
+    else:
+        tx = transact(market, "postJob", request, sender=sender)
+    show_tx(
+        tx,
+        f"posted job {job_id}: {format_ntk(amount)} escrowed, accept by {format_when(accept_by)}",
+    )
+
+
+def _request_from_flags(
+    market: Any,
+    start: int,
+    **flags: Any,
+) -> dict[str, Any]:
+    """The JobRequest the flags describe, its deadlines counted from `start`."""
+    missing = [
+        flag
+        for flag in ("--spec-hash", "--spec-uri", "--payment", "--shards", "--challenges")
+        if flags[flag] is None
+    ]
+    if missing:
+        raise MarketOperationError(
+            f"give {', '.join(missing)} (or --request FILE, a request written by --request-out)"
+        )
+    shards, challenges = int(flags["--shards"]), int(flags["--challenges"])
+    amount = parse_ntk(flags["--payment"])
     if not 1 <= challenges <= shards:
         raise MarketOperationError(f"--challenges must be between 1 and --shards ({shards})")
     least = minimum_collateral(amount, shards, challenges)
+    collateral = flags["--collateral"] or "min"
     collateral_ntk = least if collateral == "min" else parse_ntk(collateral)
     if collateral_ntk < least:
         raise MarketOperationError(
@@ -401,57 +554,75 @@ def post(
             f"{shards} shards with {challenges} challenged (so that faking a shard loses money); "
             "pass --collateral min"
         )
-    window = parse_duration(verdict_within)
+    window = parse_duration(flags["--verdict-within"] or "1d")
     if window < int(market.minVerdictWindow()):
         raise MarketOperationError(
             f"--verdict-within must be at least {int(market.minVerdictWindow())}s on this market"
         )
-    start = int(chain.pending_timestamp)
-    accept_by = start + parse_duration(accept_within)
-    deliver_by = accept_by + parse_duration(deliver_within)
-    verdict_by = deliver_by + window
-    request = {
-        "specHash": parse_bytes32(spec_hash, "--spec-hash"),
-        "specURI": spec_uri,
+    accept_by = start + parse_duration(flags["--accept-within"] or "1h")
+    deliver_by = accept_by + parse_duration(flags["--deliver-within"] or "1d")
+    return {
+        "specHash": parse_bytes32(flags["--spec-hash"], "--spec-hash"),
+        "specURI": flags["--spec-uri"],
         "paymentNtk": amount,
-        "provider": chosen or ZERO_ADDRESS,
+        "provider": flags["--provider"] or ZERO_ADDRESS,
         "collateralNtk": collateral_ntk,
         "shardCount": shards,
         "challengeCount": challenges,
         "acceptBy": accept_by,
         "deliverBy": deliver_by,
-        "verdictBy": verdict_by,
+        "verdictBy": deliver_by + window,
     }
-    if approve and int(token.allowance(sender, market)) < amount:
-        token.approve(market, amount, sender=sender)
-    check_payment(token, sender, market, amount, permit=permit)
-    job_id = int(market.nextJobId())
-    if permit:
-        deadline = start + 3_600
-        message = permit_typed_data(
-            token_name=token.name(),
-            token_address=token.address,
-            chain_id=chain.chain_id,
-            owner=sender.address,
-            spender=market.address,
-            value=amount,
-            nonce=int(token.nonces(sender)),
-            deadline=deadline,
+
+
+def _write_request(
+    out: Path,
+    request: dict[str, Any],
+    client: str,
+    domain: MarketDomain,
+    permit: bool,
+    approve: bool,
+    acceptance: str | None,
+) -> None:
+    """Writes the request for its provider to quote (`--request-out`), sending nothing."""
+    flags = (("--permit", permit), ("--approve", approve), ("--acceptance", acceptance))
+    given = [flag for flag, value in flags if value]
+    if given:
+        raise MarketOperationError(
+            f"--request-out only writes the request; give {', '.join(given)} when posting it "
+            "(--request FILE)"
         )
-        signature = sign_typed(sender, message)
-        tx = transact(
-            market,
-            "postJobWithPermit",
-            request,
-            deadline,
-            signature[64],
-            signature[:32],
-            signature[32:64],
-            sender=sender,
+    if int(str(request["provider"]), 16) == 0:
+        raise MarketOperationError(
+            "a quote is one provider's: name it with --provider ADDRESS to write a request "
+            "for it to quote"
         )
-    else:
-        tx = transact(market, "postJob", request, sender=sender)
-    show_tx(tx, f"posted job {job_id}: {payment} NTK escrowed, accept by {format_when(accept_by)}")
+    quote = QuoteRequest(request, client, domain.chain_id, to_checksum_address(domain.market))
+    out.write_text(quote.to_json() + "\n")
+    click.echo(
+        f"wrote the request to {out} for {request['provider']} to quote (nothing sent): "
+        f"{format_ntk(int(request['paymentNtk']))} for {request['shardCount']} shards, good "
+        f"until {format_when(int(request['acceptBy']))}; post it with --request {out} "
+        "--acceptance QUOTE (the provider's signature, 0x..., or its quote file)"
+    )
+
+
+def _permit(
+    token: Any, market: Any, sender: Any, amount: int, deadline: int
+) -> tuple[int, int, bytes, bytes]:
+    """An EIP-2612 permit by `sender` for the market to pull `amount`: (deadline, v, r, s)."""
+    message = permit_typed_data(
+        token_name=token.name(),
+        token_address=token.address,
+        chain_id=chain.chain_id,
+        owner=sender.address,
+        spender=market.address,
+        value=amount,
+        nonce=int(token.nonces(sender)),
+        deadline=deadline,
+    )
+    signature = sign_typed(sender, message)
+    return deadline, signature[64], signature[:32], signature[32:64]
 
 
 @cli.command(cls=NetworkCommand)
@@ -465,9 +636,9 @@ def accept(account: Any, market_address: str | None, job_id: int) -> None:
     """Accept a posted job (locks its collateral from your free stake)."""
     sender = require_account(account)
     market = the_market(market_address)
-    view = job_view(market, job_id)
+    view = view_of(market, job_id).require_open()
     show_tx(
-        transact(market, "acceptJob", job_id, sender=sender),
+        transact(market, "acceptJob", job_id, view.record(), sender=sender),
         f"accepted job {job_id}; deliver by {format_when(view.deliver_by)}",
     )
 
@@ -488,13 +659,14 @@ def submit(
     """Commit the result of an accepted job."""
     sender = require_account(account)
     market = the_market(market_address)
-    view = job_view(market, job_id)
+    view = view_of(market, job_id).require_open()
     if shards != view.shard_count:
         raise MarketOperationError(f"job {job_id} has {view.shard_count} shards, not {shards}")
     tx = transact(
         market,
         "submitResult",
         job_id,
+        view.record(),
         parse_bytes32(root, "--root"),
         shards,
         bundle_uri,
@@ -517,9 +689,14 @@ def sign(account: Any, market_address: str | None, job_id: int, accepted: bool, 
     """Sign an EIP-712 verdict on a submitted job (as an oracle) and write it to OUT."""
     signer = require_account(account)
     market = the_market(market_address)
-    if not market.isJobOracle(job_id, signer):
-        click.echo(f"warning: {signer.address} is not an oracle of job {job_id}", err=True)
-    verdict = verdict_to_sign(market, job_id, accepted)
+    view = view_of(market, job_id)
+    if not market.isEpochOracle(view.oracle_epoch, signer):
+        click.echo(
+            f"warning: {signer.address} is not an oracle of job {job_id} (oracle epoch "
+            f"{view.oracle_epoch}): its signature will not count",
+            err=True,
+        )
+    verdict = verdict_to_sign(market, view, accepted)
     domain = MarketDomain(chain.chain_id, market.address)
     signed = SignedVerdict(
         domain=domain,
@@ -544,15 +721,12 @@ def settle(account: Any, market_address: str | None, files: tuple[Path, ...]) ->
     """Settle with oracle verdict signatures read from FILES (JSON; directories allowed)."""
     sender = require_account(account)
     market = the_market(market_address)
-    settlement = prepare_settlement(market, chain.chain_id, load_signed(files))
-    if settlement.kind == "verdict":
-        ((job_id, accepted),) = settlement.entries
-        args: tuple[Any, ...] = (job_id, accepted, list(settlement.signatures))
-        tx = transact(market, "settle", *args, sender=sender)
-    else:
-        args = (list(settlement.entries), list(settlement.signatures))
-        tx = transact(market, "settleBatch", *args, sender=sender)
-    verdicts = ", ".join(f"{j} {'paid' if a else 'rejected'}" for j, a in settlement.entries)
+    settlement = prepare_settlement(market, chain.chain_id, load_signed(files), the_reader(market))
+    method, args = settlement.call()
+    tx = transact(market, method, *args, sender=sender)
+    verdicts = ", ".join(
+        f"{e.job_id} {'paid' if e.accepted else 'rejected'}" for e in settlement.entries
+    )
     show_tx(tx, f"settled with {len(settlement.signatures)} oracle signatures: {verdicts}")
 
 
@@ -568,11 +742,12 @@ def cancel(account: Any, market_address: str | None, job_id: int, yes: bool) -> 
     """Cancel your posted job before anyone accepts it (full refund)."""
     sender = require_account(account)
     market = the_market(market_address)
-    view = job_view(market, job_id)
+    view = view_of(market, job_id).require_open()
     if view.client != sender.address:
         raise MarketOperationError(f"only the client {view.client} may cancel job {job_id}")
     confirm_irreversible(f"Cancel job {job_id} and refund {format_ntk(view.payment_ntk)}.", yes)
-    show_tx(transact(market, "cancelJob", job_id, sender=sender), f"cancelled job {job_id}")
+    tx = transact(market, "cancelJob", job_id, view.record(), sender=sender)
+    show_tx(tx, f"cancelled job {job_id}")
 
 
 @cli.command(cls=NetworkCommand)
@@ -586,7 +761,7 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
     """End a job whose deadline passed (anyone may)."""
     sender = require_account(account)
     market = the_market(market_address)
-    view = job_view(market, job_id)
+    view = view_of(market, job_id)
     deadline = {"Posted": view.accept_by, "Accepted": view.deliver_by, "Submitted": view.verdict_by}
     if view.label not in deadline:
         raise MarketOperationError(f"job {job_id} is {view.label}: nothing to expire")
@@ -596,8 +771,8 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
             f"{format_when(deadline[view.label])} "
             f"({format_duration(deadline[view.label] - now())} from now)"
         )
-    tx = transact(market, "expireJob", job_id, sender=sender)
-    show_tx(tx, f"expired job {job_id}: now {job_view(market, job_id).label}")
+    tx = transact(market, "expireJob", job_id, view.record(), sender=sender)
+    show_tx(tx, f"expired job {job_id}: now {_ending(tx)}")
 
 
 @cli.command("fix-seed", cls=NetworkCommand)
@@ -611,8 +786,9 @@ def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
     """Store a submitted job's challenge seed for good (before it ages out of reach)."""
     sender = require_account(account)
     market = the_market(market_address)
-    tx = transact(market, "fixChallengeSeed", job_id, sender=sender)
-    show_tx(tx, f"seed of job {job_id}: block {job_view(market, job_id).seed_block}")
+    view = view_of(market, job_id).require_open()
+    tx = transact(market, "fixChallengeSeed", job_id, view.record(), sender=sender)
+    show_tx(tx, f"seed of job {job_id} fixed: the hash of block {view.seed_block}")
 
 
 @cli.command(cls=NetworkCommand)
@@ -623,10 +799,18 @@ def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
 def status(market_address: str | None, job_id: int) -> None:
     """Show a job: its state, parties, amounts, deadlines, challenge and next steps."""
     market = the_market(market_address)
-    view = job_view(market, job_id)
+    view = view_of(market, job_id)
     for line in view.lines(now()):
         click.echo(line)
-    challenge = challenge_of(market, job_id, int(chain.blocks.head.number))
+    challenge = challenge_of(market, view, int(chain.blocks.head.number))
     if challenge:
         seed, shards = challenge
         click.echo(f"  challenge   seed 0x{seed.hex()}: shards {shards}")
+
+
+def _ending(tx: Any) -> str:
+    """The state the ending event of `tx` left its job in, e.g. 'Expired'."""
+    for log in tx.events:
+        if log.event_name in ENDINGS:
+            return ENDINGS[log.event_name].label
+    raise MarketOperationError(f"transaction {tx.txn_hash} ended no job")

@@ -228,9 +228,12 @@ def status(sale_address: str | None, buyer: str | None) -> None:
     for line in info.lines():
         click.echo(line)
     if buyer:
-        paid, tokens, settled = sale.contributionOf(buyer)
-        record = f"paid {format_units(int(paid))} ETH for {format_units(int(tokens))} NTK"
-        click.echo(f"buyer         {buyer}: {record}" + (" (settled)" if settled else ""))
+        paid, tokens = sale.contributionOf(buyer)
+        if int(paid) == 0:
+            record = "nothing awaiting settlement (no purchase, or already claimed or refunded)"
+        else:
+            record = f"paid {format_units(int(paid))} ETH for {format_units(int(tokens))} NTK"
+        click.echo(f"buyer         {buyer}: {record}")
 
 
 @cli.command(cls=NetworkCommand)

@@ -10,8 +10,18 @@ pragma solidity ^0.8.28;
 /// every wait has a deadline after which anyone can end the job, so no funds stay locked for
 /// ever and no path needs a trusted party to return the client's money.
 ///
+/// Storage: one slot per open job, the keccak256 of its record (`Job`, five words; see
+/// `jobDigest`). Every call about a job passes the record and the market checks it against
+/// the slot; every change is in the events (JobPosted carries the first record; JobAccepted,
+/// ResultSubmitted and the event that ends the job carry the rest), so anyone can rebuild a
+/// job's record, and the slot is cleared when the job ends (an ended job is known by its
+/// events only; calls about it revert MarketJobNotFound). The views that take a record
+/// (`challengedShards`) or a seed block (`challengeSeed`) answer for what they are given: read
+/// the record from the events, never from a counterparty.
+///
 /// Lifecycle (the enum only moves forward, each terminal state is final):
 ///   Posted --acceptJob--> Accepted --submitResult--> Submitted --settle(m of n)--> Paid | Rejected
+///   postAcceptedJob (the provider's signed acceptance, a quote) --> Accepted
 ///   Posted --cancelJob (client)--> Cancelled; Posted --expireJob (after acceptBy)--> Expired
 ///   Accepted --expireJob (after deliverBy)--> Defaulted: refund, collateral slashed
 ///   Submitted --expireJob (after verdictBy)--> Lapsed: refund, collateral unlocked, no fault
@@ -34,8 +44,9 @@ pragma solidity ^0.8.28;
 ///   VerdictBatch(Verdict[] verdicts)Verdict(uint256 jobId,bytes32 resultRoot,bytes32 seed,
 ///   bool accepted)                                                     - many jobs, one signature
 /// A settlement carries the signatures of at least the job's threshold of distinct oracles of
-/// the job's oracle epoch, in strictly ascending signer address order; the result root and the
-/// challenge seed are read from the chain, so a signature over any other root, seed, job,
+/// the job's oracle epoch, in strictly ascending signer address order; the result root comes
+/// from the job's record (checked against its digest) and the challenge seed from the chain,
+/// so a signature over any other root, seed, job,
 /// contract or chain recovers to a stranger.
 ///
 /// Governance never reaches into a live job: a job records the oracle epoch and the threshold
@@ -67,42 +78,29 @@ interface IComputeMarket {
         Lapsed
     }
 
-    /// @notice A job as stored: five slots.
-    /// @param client Who posted and paid; receives every refund.
-    /// @param paymentNtk The escrowed payment.
-    /// @param provider While Posted: the only provider allowed to accept (zero: any registered
-    /// provider). From acceptance on: the provider that accepted.
-    /// @param collateralNtk Stake the provider locks on acceptance and loses on a fault.
+    /// @notice A job's record. Storage keeps only its keccak256 (`jobDigest(jobId)`, one slot per
+    /// job, cleared when the job ends); every call about a job passes the record, which must
+    /// hash to the stored digest, and the events carry every change, so anyone can rebuild it
+    /// (`neurotoken.market.records`). Five words, packed so that the calldata stays small:
+    /// @param clientAndPayment client (bits 0-159) | paymentNtk (bits 160-255). The client
+    /// posted and paid and receives every refund.
+    /// @param providerAndCollateral provider (bits 0-159) | collateralNtk (bits 160-255). While
+    /// Posted the provider is the only one allowed to accept (zero: any registered provider);
+    /// from acceptance on, the provider that accepted. The collateral is the stake it locks on
+    /// acceptance and loses on a fault.
+    /// @param terms state (bits 0-7) | acceptBy (8-47) | deliverBy (48-87) | verdictBy (88-127) |
+    /// seedBlock (128-167, zero until submitted) | shardCount (168-191) | challengeCount
+    /// (192-207) | feeBps (208-223) | oracleEpoch (224-247) | threshold (248-255). Deadlines are
+    /// the last second the step may happen; fee, oracle epoch and threshold are those in force
+    /// when the job was posted (only that epoch's oracles, at that threshold, settle it).
     /// @param specHash keccak256 of the canonical job spec.
     /// @param resultRoot Merkle root of the shard outputs (zero until submitted).
-    /// @param state The lifecycle state.
-    /// @param acceptBy Last second at which the job may be accepted.
-    /// @param deliverBy Last second at which the result may be submitted.
-    /// @param verdictBy Last second at which a verdict may settle the job.
-    /// @param seedBlock The block whose hash seeds the challenge (zero until submitted).
-    /// @param shardCount Number of shards the work is split into.
-    /// @param challengeCount Number of shards the oracles re-execute (k).
-    /// @param feeBps Protocol fee in basis points, fixed when the job was posted.
-    /// @param oracleEpoch The oracle epoch in force when the job was posted: only oracles of
-    /// that epoch can settle it.
-    /// @param threshold Signatures a settlement of this job needs, fixed when it was posted.
     struct Job {
-        address client;
-        uint96 paymentNtk;
-        address provider;
-        uint96 collateralNtk;
+        uint256 clientAndPayment;
+        uint256 providerAndCollateral;
+        uint256 terms;
         bytes32 specHash;
         bytes32 resultRoot;
-        JobState state;
-        uint40 acceptBy;
-        uint40 deliverBy;
-        uint40 verdictBy;
-        uint40 seedBlock;
-        uint24 shardCount;
-        uint16 challengeCount;
-        uint16 feeBps;
-        uint24 oracleEpoch;
-        uint8 threshold;
     }
 
     /// @notice What a client asks for when posting a job.
@@ -145,9 +143,10 @@ interface IComputeMarket {
         uint96 unbondingNtk;
     }
 
-    /// @notice One entry of a batch settlement; the result root comes from storage.
+    /// @notice One entry of a batch settlement: the job, its current record and the verdict.
     struct BatchEntry {
         uint256 jobId;
+        Job job;
         bool accepted;
     }
 
@@ -169,21 +168,8 @@ interface IComputeMarket {
 
     // ---------------------------------------------------------------- events: jobs
 
-    /// @notice A client posted a job and escrowed its payment.
-    event JobPosted(
-        uint256 indexed jobId,
-        address indexed client,
-        address indexed provider,
-        bytes32 specHash,
-        string specURI,
-        uint256 paymentNtk,
-        uint256 collateralNtk,
-        uint256 shardCount,
-        uint256 challengeCount,
-        uint256 acceptBy,
-        uint256 deliverBy,
-        uint256 verdictBy
-    );
+    /// @notice A client posted a job and escrowed its payment; `job` is its first record.
+    event JobPosted(uint256 indexed jobId, address indexed client, address indexed provider, Job job, string specURI);
     /// @notice A provider accepted a job and locked `collateralNtk` of its stake.
     event JobAccepted(uint256 indexed jobId, address indexed provider, uint256 collateralNtk);
     /// @notice The provider committed the result; the challenge seed is the hash of `seedBlock`.
@@ -197,15 +183,10 @@ interface IComputeMarket {
     );
     /// @notice The challenge seed of a job was stored for good.
     event ChallengeSeedFixed(uint256 indexed jobId, uint256 seedBlock, bytes32 seed);
-    /// @notice Oracles accepted the result: the provider earned `providerNtk`, the protocol
-    /// `feeNtk`, and `collateralNtk` returned to the provider's free stake.
-    event JobPaid(
-        uint256 indexed jobId,
-        address indexed provider,
-        uint256 providerNtk,
-        uint256 feeNtk,
-        uint256 collateralNtk
-    );
+    /// @notice Oracles accepted the result: the provider earned `providerNtk` and the protocol
+    /// `feeNtk`, and the job's collateral (its record's, as in JobAccepted) returned to the
+    /// provider's free stake.
+    event JobPaid(uint256 indexed jobId, address indexed provider, uint256 providerNtk, uint256 feeNtk);
     /// @notice Oracles rejected the result: the client got `refundNtk` (payment plus
     /// compensation `compensationNtk`) and `burnedNtk` of the collateral was burned.
     event JobRejected(
@@ -251,9 +232,13 @@ interface IComputeMarket {
 
     // ---------------------------------------------------------------- errors
 
-    /// @notice No job has this id.
+    /// @notice No open job has this id: it was never posted, or it has ended (its events tell how).
     /// @param jobId The job id that was asked for.
     error MarketJobNotFound(uint256 jobId);
+    /// @notice The record passed for an open job is not its current one (keccak256 differs from
+    /// `jobDigest(jobId)`): rebuild it from the job's events.
+    /// @param jobId The job the call was about.
+    error MarketJobRecordMismatch(uint256 jobId);
     /// @notice The job is not in a state that allows the call.
     /// @param jobId The job the call was about.
     /// @param state The job's current state.
@@ -369,6 +354,10 @@ interface IComputeMarket {
     /// @param previous The signer of the signature before.
     /// @param signer The signer that is not above `previous`.
     error MarketSignersNotAscending(address previous, address signer);
+    /// @notice A quoted job's acceptance was not signed by the provider it names.
+    /// @param provider The provider the request names (zero: a quote must name one).
+    /// @param signer The address the acceptance recovered to.
+    error MarketAcceptanceNotByProvider(address provider, address signer);
     /// @notice A batch settlement had no entries.
     error MarketEmptyBatch();
 
@@ -446,38 +435,70 @@ interface IComputeMarket {
         bytes32 s
     ) external returns (uint256 jobId);
 
+    /// @notice Posts a job that its provider has already accepted (a quote): the job starts
+    /// Accepted, with `request.collateralNtk` of the provider's free stake locked, and the
+    /// payment is pulled from the caller (with an EIP-2612 permit first when `permitDeadline`
+    /// is not zero, as `postJobWithPermit`). The provider signed, off chain, an EIP-712
+    /// `Acceptance(clientAndPayment, providerAndCollateral, terms, specHash)`: the record the
+    /// job gets (state Accepted, the fee, oracle epoch and threshold in force), so the quote
+    /// fails if governance changed any of them since. A quote is good until its `acceptBy`; a
+    /// client that posts one twice gets (and pays for) two identical jobs, which one result
+    /// serves.
+    /// @param request The job; `provider` is the quoting provider (non-zero).
+    /// @param acceptance The provider's 65-byte signature.
+    function postAcceptedJob(
+        JobRequest calldata request,
+        bytes calldata acceptance,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256 jobId);
+
     /// @notice Accepts a posted job, locking `collateralNtk` of the caller's free stake.
-    function acceptJob(uint256 jobId) external;
+    /// @param job The job's current record (see `Job`).
+    function acceptJob(uint256 jobId, Job calldata job) external;
 
     /// @notice Commits the result of an accepted job; only its provider, by `deliverBy`.
+    /// @param job The job's current record.
     /// @param resultRoot Merkle root of the shard outputs (OpenZeppelin MerkleProof layout).
     /// @param shardCount Must equal the job's shard count.
     /// @param bundleURI Where the proof bundle can be fetched; published in the event only.
-    function submitResult(uint256 jobId, bytes32 resultRoot, uint256 shardCount, string calldata bundleURI) external;
+    function submitResult(
+        uint256 jobId,
+        Job calldata job,
+        bytes32 resultRoot,
+        uint256 shardCount,
+        string calldata bundleURI
+    ) external;
 
     /// @notice Settles one submitted job with oracle signatures over
-    /// `Verdict(jobId, stored resultRoot, challenge seed, accepted)`. Anyone may call, by
-    /// `verdictBy`, once the seed block exists.
+    /// `Verdict(jobId, resultRoot, challenge seed, accepted)`. Anyone may call, by `verdictBy`,
+    /// once the seed block exists.
+    /// @param job The job's current record (its result root is the one the verdict judged).
     /// @param signatures 65-byte (r, s, v) signatures of distinct oracles of the job's oracle
     /// epoch, ascending by signer address, at least the job's threshold of them.
-    function settle(uint256 jobId, bool accepted, bytes[] calldata signatures) external;
+    function settle(uint256 jobId, Job calldata job, bool accepted, bytes[] calldata signatures) external;
 
     /// @notice Settles many jobs with signatures over one `VerdictBatch` of all `entries` (in
     /// order). Every per-job check of `settle` applies to each entry; any failure reverts all.
     function settleBatch(BatchEntry[] calldata entries, bytes[] calldata signatures) external;
 
     /// @notice The client withdraws a job that no provider has accepted; full refund.
-    function cancelJob(uint256 jobId) external;
+    /// @param job The job's current record.
+    function cancelJob(uint256 jobId, Job calldata job) external;
 
     /// @notice Ends a job whose deadline passed; anyone may call. Posted after acceptBy:
     /// refund (Expired). Accepted after deliverBy: refund and slash (Defaulted). Submitted after
     /// verdictBy: refund and unlock the collateral (Lapsed).
-    function expireJob(uint256 jobId) external;
+    /// @param job The job's current record.
+    function expireJob(uint256 jobId, Job calldata job) external;
 
     /// @notice Stores the challenge seed of a submitted job for good, so that it outlives the
     /// 8,191 blocks of EIP-2935 history. Anyone may call; the seed never changes (reverts with
     /// MarketChallengeSeedUnavailable once the seed block's hash is out of reach).
-    function fixChallengeSeed(uint256 jobId) external;
+    /// @param job The job's current record.
+    function fixChallengeSeed(uint256 jobId, Job calldata job) external;
 
     // ---------------------------------------------------------------- governance (owner)
 
@@ -516,8 +537,12 @@ interface IComputeMarket {
     /// @notice Seconds between requesting an unbond and being able to withdraw it.
     function unbondingDelay() external view returns (uint256);
 
-    /// @notice The job `jobId` (reverts with MarketJobNotFound for unknown ids).
-    function getJob(uint256 jobId) external view returns (Job memory);
+    /// @notice keccak256(abi.encode(record)) of open job `jobId`; zero for an id never posted
+    /// and for a job that has ended.
+    function jobDigest(uint256 jobId) external view returns (bytes32);
+
+    /// @notice The digest a record has (what `jobDigest` holds while it is current).
+    function hashJob(Job calldata job) external pure returns (bytes32);
 
     /// @notice The id the next posted job will get.
     function nextJobId() external view returns (uint256);
@@ -531,9 +556,9 @@ interface IComputeMarket {
     /// @notice Whether `account` is a current oracle.
     function isOracle(address account) external view returns (bool);
 
-    /// @notice Whether `account`'s signature counts for job `jobId` (an oracle of the oracle
-    /// epoch the job was posted in).
-    function isJobOracle(uint256 jobId, address account) external view returns (bool);
+    /// @notice Whether `account` was an oracle in oracle epoch `epoch`: its signature counts
+    /// for the jobs posted in that epoch (a record's `oracleEpoch`).
+    function isEpochOracle(uint256 epoch, address account) external view returns (bool);
 
     /// @notice The current oracle epoch: it grows by one with every change of the oracle set.
     function oracleEpoch() external view returns (uint256);
@@ -564,9 +589,12 @@ interface IComputeMarket {
     /// @notice Protocol fees not yet withdrawn.
     function feesNtk() external view returns (uint256);
 
-    /// @notice The challenge seed of a job that has a result (see the derivation above).
-    function challengeSeed(uint256 jobId) external view returns (bytes32);
+    /// @notice The challenge seed of a job whose result was committed with seed block
+    /// `seedBlock` (see the derivation above): the block's hash while it is in reach, else the
+    /// seed `fixChallengeSeed` stored.
+    function challengeSeed(uint256 jobId, uint256 seedBlock) external view returns (bytes32);
 
-    /// @notice The k challenged shard indices of a job that has a result, in the order drawn.
-    function challengedShards(uint256 jobId) external view returns (uint256[] memory);
+    /// @notice The k challenged shard indices of a job that has a result, in the order drawn,
+    /// from its record (any record with a result: the job may have ended).
+    function challengedShards(uint256 jobId, Job calldata job) external view returns (uint256[] memory);
 }

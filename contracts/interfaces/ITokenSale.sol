@@ -98,14 +98,15 @@ interface ITokenSale {
         uint64 teamVestingSeconds;
     }
 
-    /// @notice One buyer's record, one storage slot.
+    /// @notice One buyer's record, one storage slot, cleared when the buyer is settled (its
+    /// tokens claimed after a success, its ETH refunded after a failure): the clearing earns the
+    /// EIP-3529 refund, and the purchases and the settlement stay in the events
+    /// (TokensPurchased, TokensClaimed, Refunded).
     /// @param paidWei ETH kept by the sale for this buyer (excess returned is not counted).
     /// @param tokens Tokens bought, bonus included.
-    /// @param settled Whether the tokens were claimed (success) or the ETH refunded (failure).
     struct Contribution {
         uint128 paidWei;
         uint120 tokens;
-        bool settled;
     }
 
     /// @notice A purchase was made.
@@ -309,7 +310,8 @@ interface ITokenSale {
     /// @notice Whether `proof` places `account` on the presale allow-list.
     function isAllowlisted(address account, bytes32[] calldata proof) external view returns (bool);
 
-    /// @notice `buyer`'s record.
+    /// @notice `buyer`'s record while it awaits settlement (all zero before a purchase and
+    /// after the claim or refund).
     function contributionOf(address buyer) external view returns (Contribution memory);
 
     /// @notice ETH raised (kept) so far.

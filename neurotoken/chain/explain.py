@@ -19,8 +19,22 @@ def _amount(inputs: dict[str, Any], key: str) -> str:
     return format_ntk(int(inputs[key]))
 
 
+def _hex(value: Any) -> str:
+    """bytes (or 0x hex, as some decoders give them) as 0x hex."""
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()
+
+
 _MARKET: dict[str, Callable[[dict[str, Any]], str]] = {
-    "MarketJobNotFound": lambda i: f"there is no job {i['jobId']}",
+    "MarketJobNotFound": lambda i: (
+        f"job {i['jobId']} is not open on this market: it was never posted, or it has ended "
+        f"(an ended job keeps only its events; `ape run market status {i['jobId']}` shows how "
+        "it ended)"
+    ),
+    "MarketJobRecordMismatch": lambda i: (
+        f"the record of job {i['jobId']} sent with the call is not its current one: the job "
+        "changed since it was read (another transaction about it came first), or the record "
+        "was altered; run the command again, it reads the job afresh from its events"
+    ),
     "MarketJobWrongState": lambda i: (
         f"job {i['jobId']} is {state_label(int(i['state']))}, which does not allow this"
     ),
@@ -45,6 +59,18 @@ _MARKET: dict[str, Callable[[dict[str, Any]], str]] = {
     "MarketInsufficientStake": lambda i: (
         f"{i['provider']} has {_amount(i, 'available')} of free "
         f"stake, {_amount(i, 'required')} is needed (stake locked by accepted jobs is not free)"
+    ),
+    "MarketAcceptanceNotByProvider": lambda i: (
+        f"the acceptance is not a signature by {i['provider']}, the provider the job names"
+        + (
+            ": a quoted job needs the provider's acceptance (or no provider was named); post "
+            "with --request FILE --acceptance 0x<its signature>"
+            if int(str(i["signer"]), 16) == 0 or int(str(i["provider"]), 16) == 0
+            else f" (it recovers to {i['signer']}): it was signed by another key, or over "
+            "another request, client or market, or under another fee, oracle epoch or "
+            "threshold (governance changed them since the quote); post exactly the quoted "
+            "request from the account it names, or ask the provider for a new quote"
+        )
     ),
     "MarketUnbondNotReady": lambda i: (
         f"the unbonded stake is withdrawable from {i['readyAt']} (now {i['timestamp']})"
@@ -88,6 +114,9 @@ _MARKET: dict[str, Callable[[dict[str, Any]], str]] = {
     "MarketChallengeSeedUnavailable": lambda i: (
         f"job {i['jobId']}'s seed block is out of reach and its seed was never fixed: the job "
         "can only lapse at its verdict deadline"
+    ),
+    "MarketChallengeSeedAlreadyFixed": lambda i: (
+        f"job {i['jobId']}'s challenge seed is already fixed ({_hex(i['seed'])}): nothing to do"
     ),
     "MarketQuorumNotReached": lambda i: f"{i['signatures']} signature(s), {i['threshold']} needed",
     "MarketSignerNotOracle": lambda i: (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,14 @@ from eth_utils.address import to_checksum_address
 
 from neurotoken.chain.preflight import preflight as chain_preflight
 from neurotoken.errors import ChainError, NeurotokenError
+from neurotoken.market.acceptance import (
+    REQUEST_FIELDS,
+    AcceptanceError,
+    acceptance_signer,
+    quoted_job,
+)
 from neurotoken.market.job import OnChainJob
+from neurotoken.market.records import JobReader, JobRecordError, contract_abi
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import (
     MarketDomain,
@@ -127,8 +134,13 @@ def minimum_collateral(payment: int, shard_count: int, challenge_count: int) -> 
 
 @dataclass(frozen=True)
 class JobView(OnChainJob):
-    """A job as stored (IComputeMarket.Job, decoded once: `OnChainJob`), told for a person:
-    its state's name, what can happen next, the lines `ape run market status` prints."""
+    """A job's record (IComputeMarket.Job, rebuilt from its events: `OnChainJob`), told for a
+    person: its state's name, what can happen next, the lines `ape run market status` prints.
+    An ended job's view is its last record, with the state its ending event left."""
+
+    @classmethod
+    def of(cls, job: OnChainJob) -> JobView:
+        return cls(**{f.name: getattr(job, f.name) for f in fields(OnChainJob)})
 
     @property
     def label(self) -> str:
@@ -137,7 +149,7 @@ class JobView(OnChainJob):
 
     def next_steps(self, now: int) -> list[str]:
         """What can happen to the job now, and who can do it."""
-        if self.label == "Posted":
+        if self.state == JobState.POSTED:
             who = "any registered provider" if self.provider == ZERO_ADDRESS else self.provider
             if now <= self.accept_by:
                 return [
@@ -148,15 +160,15 @@ class JobView(OnChainJob):
                 "nobody accepted it in time: anyone may expire it (refund)",
                 "or the client cancels",
             ]
-        if self.label == "Accepted":
+        if self.state == JobState.ACCEPTED:
             if now <= self.deliver_by:
                 return [f"the provider must submit a result by {_until(self.deliver_by, now)}"]
             return ["no result in time: anyone may expire it (refund, collateral slashed)"]
-        if self.label == "Submitted":
+        if self.state == JobState.SUBMITTED:
             if now <= self.verdict_by:
                 return [f"oracles may settle it until {_until(self.verdict_by, now)}"]
             return ["no verdict in time: anyone may expire it (refund, collateral back, no fault)"]
-        return ["settled: nothing more can happen"]
+        return ["ended: nothing more can happen to it"]
 
     def lines(self, now: int) -> list[str]:
         out = [
@@ -167,6 +179,7 @@ class JobView(OnChainJob):
             f"  collateral  {format_ntk(self.collateral_ntk)}",
             f"  spec hash   0x{self.spec_hash.hex()}",
             f"  shards      {self.shard_count}, {self.challenge_count} challenged",
+            f"  oracles     epoch {self.oracle_epoch}, {self.threshold} signatures to settle",
             f"  accept by   {format_when(self.accept_by)}",
             f"  deliver by  {format_when(self.deliver_by)}",
             f"  verdict by  {format_when(self.verdict_by)} (now {format_when(now)})",
@@ -175,13 +188,33 @@ class JobView(OnChainJob):
             out.append(f"  result root 0x{self.result_root.hex()} (seed block {self.seed_block})")
         return out + [f"  next: {step}" for step in self.next_steps(now)]
 
+    def require_open(self) -> JobView:
+        """Itself if the job is open; else MarketOperationError (an ended job takes no call:
+        the market keeps nothing of it but its events)."""
+        if not self.is_open:
+            raise MarketOperationError(
+                f"job {self.job_id} has ended ({self.label}): nothing more can happen to it "
+                f"(`ape run market status {self.job_id}` shows it)"
+            )
+        return self
+
 
 def _until(deadline: int, now: int) -> str:
     """A deadline for a person: '2026-11-29 18:00:00 UTC (1h 5m left)'."""
     return f"{format_when(deadline)} ({format_duration(deadline - now)} left)"
 
 
-def job_view(market: Any, job_id: int) -> JobView:
+def market_reader(market: Any, from_block: int = 0) -> JobReader:
+    """A JobReader of the ape contract handle `market` over its provider, reading events from
+    `from_block` (the market's deployment block when known: fewer blocks to search)."""
+    return JobReader(market.provider.web3, str(market.address), contract_abi(market), from_block)
+
+
+def job_view(market: Any, job_id: int, reader: JobReader | None = None) -> JobView:
+    """Job `job_id`'s current record, rebuilt from its events and checked against the digest
+    the market stores (an ended job: its last record, in the state its ending left).
+    MarketOperationError for an id never posted, or when the events and the digest disagree
+    (a node whose logs lag its state: ask again)."""
     next_id = int(market.nextJobId())
     if not 1 <= job_id < next_id:
         raise MarketOperationError(
@@ -189,40 +222,25 @@ def job_view(market: Any, job_id: int) -> JobView:
             if next_id > 1
             else "no job has been posted on this market yet"
         )
-    job = market.getJob(job_id)
-    return JobView(
-        job_id=job_id,
-        client=str(job.client),
-        payment_ntk=int(job.paymentNtk),
-        provider=str(job.provider),
-        collateral_ntk=int(job.collateralNtk),
-        spec_hash=bytes(job.specHash),
-        result_root=bytes(job.resultRoot),
-        state=JobState(int(job.state)),
-        accept_by=int(job.acceptBy),
-        deliver_by=int(job.deliverBy),
-        verdict_by=int(job.verdictBy),
-        seed_block=int(job.seedBlock),
-        shard_count=int(job.shardCount),
-        challenge_count=int(job.challengeCount),
-        fee_bps=int(job.feeBps),
-        oracle_epoch=int(job.oracleEpoch),
-        threshold=int(job.threshold),
-    )
+    try:
+        job = (reader or market_reader(market)).get(job_id)
+    except JobRecordError as exc:
+        raise MarketOperationError(str(exc)) from None
+    return JobView.of(job)
 
 
-def challenge_of(market: Any, job_id: int, head_block: int) -> tuple[bytes, list[int]] | None:
-    """The seed and the challenged shards once readable (None before the seed block has a
-    successor, or once out of reach and not fixed)."""
-    view = job_view(market, job_id)
+def challenge_of(market: Any, view: OnChainJob, head_block: int) -> tuple[bytes, list[int]] | None:
+    """The seed and the challenged shards of the job whose record is `view`, once readable
+    (None before it has a result, before the seed block has a successor, or once the seed is
+    out of reach and was never fixed). An ended job's last record still gives them."""
     if not view.seed_block or head_block <= view.seed_block:
         return None
     try:
-        return bytes(market.challengeSeed(job_id)), [
-            int(i) for i in market.challengedShards(job_id)
-        ]
+        seed = bytes(market.challengeSeed(view.job_id, view.seed_block))
+        shards = [int(i) for i in market.challengedShards(view.job_id, view.record())]
     except Exception:  # out of reach and never fixed: the job can only lapse
         return None
+    return seed, shards
 
 
 def check_payment(token: Any, payer: Any, market: Any, amount: int, *, permit: bool) -> None:
@@ -240,6 +258,273 @@ def check_payment(token: Any, payer: Any, market: Any, amount: int, *, permit: b
                 f"--approve to approve {format_ntk(amount)} first"
                 + (", or --permit to sign a permit in the same transaction" if amount else "")
             )
+
+
+# ---------------------------------------------------------------- quotes
+
+
+@dataclass(frozen=True)
+class QuoteRequest:
+    """A job request written for its provider to quote (`ape run market post --request-out`).
+
+    The file is one JSON object: the JobRequest's fields under their Solidity names (amounts in
+    wei and deadlines in unix seconds as integers, `specHash` as 0x hex, `provider` the
+    quoting provider), and beside them `client` (the account that will post it: the provider's
+    acceptance binds it), `chainId` and `market` (the acceptance's EIP-712 domain). The
+    provider signs `neurotoken.market.acceptance.quoted_job(request, client, ...)` with the
+    market's fee, oracle epoch and threshold; the client posts exactly this request with that
+    signature (`post --request FILE --acceptance 0x...`)."""
+
+    request: dict[str, Any]
+    """The JobRequest as the contract takes it (`specHash` as bytes)."""
+    client: str | None = None
+    chain_id: int | None = None
+    market: str | None = None
+
+    def to_json(self) -> str:
+        fields_ = {
+            k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in self.request.items()
+        }
+        extra = {"client": self.client, "chainId": self.chain_id, "market": self.market}
+        extra = {k: v for k, v in extra.items() if v is not None}
+        return json.dumps({**fields_, **extra}, indent=2)
+
+    @classmethod
+    def read(cls, path: Path) -> QuoteRequest:
+        """The request in file `path`; MarketOperationError naming what is missing or wrong."""
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise MarketOperationError(f"cannot read the request {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise MarketOperationError(f"{path} is not a job request (a JSON object)")
+        missing = [k for k in REQUEST_FIELDS if k not in data]
+        if missing:
+            raise MarketOperationError(
+                f"{path} is not a whole job request: no {', '.join(missing)}"
+            )
+        request: dict[str, Any] = {}
+        for key in REQUEST_FIELDS:
+            value = data[key]
+            if key == "specHash":
+                request[key] = parse_bytes32(str(value), f"{path}: specHash")
+            elif key == "specURI":
+                request[key] = str(value)
+            elif key == "provider":
+                request[key] = _address(value, f"{path}: provider")
+            else:
+                request[key] = _whole(value, f"{path}: {key}")
+        client = data.get("client")
+        chain_id = data.get("chainId")
+        market = data.get("market")
+        return cls(
+            request,
+            None if client is None else _address(client, f"{path}: client"),
+            None if chain_id is None else _whole(chain_id, f"{path}: chainId"),
+            None if market is None else _address(market, f"{path}: market"),
+        )
+
+    def check_for(self, client: str, domain: MarketDomain, what: str) -> None:
+        """Refuses to post the request from another account, chain or market than the one it
+        was written for (an acceptance binds all three)."""
+        if self.chain_id is not None and self.chain_id != domain.chain_id:
+            raise MarketOperationError(
+                f"{what} was written for chain {self.chain_id}, not this network's chain "
+                f"{domain.chain_id}: choose its --network"
+            )
+        if self.market is not None and self.market != to_checksum_address(domain.market):
+            raise MarketOperationError(
+                f"{what} was written for market {self.market}, not {domain.market}: pass "
+                f"--market {self.market}"
+            )
+        if self.client is not None and self.client != to_checksum_address(client):
+            raise MarketOperationError(
+                f"{what} was written for client {self.client} (the provider's acceptance binds "
+                f"it), not {client}: post it with that account"
+            )
+
+
+def _address(value: Any, what: str) -> str:
+    try:
+        return to_checksum_address(str(value))
+    except ValueError:
+        raise MarketOperationError(f"{what} must be an address, got {value!r}") from None
+
+
+def _whole(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise MarketOperationError(f"{what} must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise MarketOperationError(f"{what} must be a whole number, got {value!r}") from None
+    if number < 0:
+        raise MarketOperationError(f"{what} must not be negative, got {number}")
+    return number
+
+
+def parse_acceptance(text: str) -> bytes:
+    """A provider's acceptance as given on the command line: 0x and 130 hex digits, or a quote
+    file holding it as "acceptance" (what `python -m neurotoken.provider agent quote --out`
+    writes)."""
+    given = text.strip()
+    if not given.startswith("0x") and Path(given).is_file():
+        try:
+            document = json.loads(Path(given).read_text())
+        except (OSError, ValueError) as exc:
+            raise MarketOperationError(f"cannot read the quote {given}: {exc}") from None
+        value = document.get("acceptance") if isinstance(document, dict) else None
+        if not isinstance(value, str):
+            raise MarketOperationError(f'{given} holds no "acceptance" (0x hex)')
+        given = value.strip()
+    try:
+        signature = bytes.fromhex(given.removeprefix("0x"))
+    except ValueError:
+        raise MarketOperationError(
+            "--acceptance must be the provider's signature in hex (0x and 130 hex digits) or a "
+            f"quote file holding it, got {text!r}"
+        ) from None
+    if len(signature) != 65:
+        raise MarketOperationError(
+            f"--acceptance must be a 65-byte signature (0x and 130 hex digits), got "
+            f"{len(signature)} bytes"
+        )
+    return signature
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """What the market stamps on a job when it lands: the fee, the oracle epoch and the
+    threshold in force (an acceptance covers them)."""
+
+    fee_bps: int
+    oracle_epoch: int
+    threshold: int
+
+    @classmethod
+    def current(cls, market: Any) -> MarketTerms:
+        return cls(int(market.feeBps()), int(market.oracleEpoch()), int(market.threshold()))
+
+    def __str__(self) -> str:
+        return (
+            f"fee {self.fee_bps} bps, oracle epoch {self.oracle_epoch}, threshold {self.threshold}"
+        )
+
+
+def past_terms(market: Any, from_block: int = 0) -> list[MarketTerms]:
+    """Every fee, oracle epoch and threshold combination the market's governance events
+    (FeeSet, OracleAdded/OracleRemoved, ThresholdSet) since `from_block` make possible, the
+    current one excluded: the terms an old quote may have been signed under."""
+    now = MarketTerms.current(market)
+    stop = int(market.provider.get_block("latest").number) + 1
+    fees, epochs, thresholds = {now.fee_bps}, {now.oracle_epoch}, {now.threshold}
+    for log in market.FeeSet.range(from_block, stop):
+        fees |= {int(log.oldFeeBps), int(log.newFeeBps)}
+    for log in market.ThresholdSet.range(from_block, stop):
+        thresholds |= {int(log.oldThreshold), int(log.newThreshold)}
+    for event in (market.OracleAdded, market.OracleRemoved):
+        for log in event.range(from_block, stop):
+            epochs |= {int(log.epoch) - 1, int(log.epoch)}
+    return [
+        MarketTerms(fee, epoch, threshold)
+        for epoch in sorted(epochs, reverse=True)
+        for fee in sorted(fees)
+        for threshold in sorted(thresholds)
+        if epoch >= 1 and MarketTerms(fee, epoch, threshold) != now
+    ]
+
+
+def check_acceptance(
+    market: Any,
+    request: Mapping[str, Any],
+    client: str,
+    acceptance: bytes,
+    *,
+    chain_id: int,
+    at: int,
+    from_block: int = 0,
+    rebuilt: bool = False,
+) -> OnChainJob:
+    """The record a quoted post of `request` by `client` will get, once the provider's
+    `acceptance` is checked off chain as the market will check it (at timestamp `at`, the next
+    block's). MarketOperationError, saying what to do, when the quote has expired (its
+    acceptBy), when it is another key's signature, when the request differs from what the
+    provider signed (`rebuilt`: the request was built anew from flags, its deadlines from now),
+    or when governance changed the fee, oracle epoch or threshold since it was signed."""
+    provider = str(request["provider"])
+    if int(provider, 16) == 0:
+        raise MarketOperationError(
+            "a quoted job names its provider: pass --provider, the address that signed the "
+            "acceptance"
+        )
+    provider = to_checksum_address(provider)
+    accept_by = int(request["acceptBy"])
+    if at > accept_by:
+        raise MarketOperationError(
+            f"the quote has expired: its accept-by {format_when(accept_by)} has passed (now "
+            f"{format_when(at)}); ask the provider for a new quote on a new request "
+            "(--request-out)"
+        )
+    domain = MarketDomain(chain_id, str(market.address))
+    terms = MarketTerms.current(market)
+
+    def signer_under(t: MarketTerms) -> tuple[OnChainJob, str | None]:
+        try:
+            job = quoted_job(
+                request,
+                client,
+                fee_bps=t.fee_bps,
+                oracle_epoch=t.oracle_epoch,
+                threshold=t.threshold,
+            )
+        except AcceptanceError as exc:
+            raise MarketOperationError(str(exc)) from None
+        try:
+            return job, to_checksum_address(acceptance_signer(domain, job, acceptance))
+        except Exception:  # not a signature at all (r or s out of range): nobody signed it
+            return job, None
+
+    job, signer = signer_under(terms)
+    if signer == provider:
+        return job
+    for earlier in past_terms(market, from_block):
+        if signer_under(earlier)[1] == provider:
+            raise MarketOperationError(
+                f"the market's terms changed since {provider} quoted: it signed for "
+                f"{earlier}, the market now has {terms} (governance changed them); ask the "
+                "provider for a new quote"
+            )
+    if signer is None:
+        raise MarketOperationError(
+            f"the acceptance is not a signature (it recovers to no address): ask {provider} "
+            "for its quote again"
+        )
+    if _known(market, signer, client):
+        raise MarketOperationError(
+            f"the acceptance was signed by {signer}, not by {provider}, the provider the "
+            f"request names: only the provider's own signature commits its stake; ask "
+            f"{provider} for its quote"
+        )
+    hint = (
+        "a request rebuilt from flags gets new deadlines and never matches a quote: post the "
+        "quoted file with --request FILE"
+        if rebuilt
+        else f"post exactly the request it quoted, from the account it names ({client} here)"
+    )
+    raise MarketOperationError(
+        f"the acceptance is not {provider}'s signature of this request: the request (its "
+        f"amounts, spec, shards or deadlines), the client or the market differ from what was "
+        f"signed; {hint}"
+    )
+
+
+def _known(market: Any, account: str, client: str) -> bool:
+    """Whether `account` is someone on this chain (the client, a registered provider, or an
+    account that has sent transactions): a signature over other terms than these recovers to
+    an address nobody uses."""
+    if account == to_checksum_address(client) or market.getProvider(account).registered:
+        return True
+    return int(market.provider.get_nonce(account)) > 0
 
 
 # ---------------------------------------------------------------- verdicts
@@ -267,27 +552,46 @@ def load_signed(paths: Iterable[Path]) -> list[SignedVerdict]:
 
 
 @dataclass(frozen=True)
+class SettlementEntry:
+    """One job of a settlement: its id, its current record and the verdict."""
+
+    job_id: int
+    record: tuple[int, int, int, bytes, bytes]
+    accepted: bool
+
+
+@dataclass(frozen=True)
 class Settlement:
-    """What to send: `settle(job, accepted, signatures)` or `settleBatch(entries, signatures)`."""
+    """What to send: `settle(jobId, job, accepted, signatures)` for one verdict, or
+    `settleBatch(entries, signatures)` for a batch; each job with the record read for it."""
 
     kind: str
-    entries: tuple[tuple[int, bool], ...]
+    entries: tuple[SettlementEntry, ...]
     signatures: tuple[bytes, ...]
 
-    def send(self, market: Any, sender: Any) -> Any:
+    def call(self) -> tuple[str, tuple[Any, ...]]:
+        """The market method and its arguments."""
         if self.kind == "verdict":
-            ((job_id, accepted),) = self.entries
-            return market.settle(job_id, accepted, list(self.signatures), sender=sender)
-        return market.settleBatch(list(self.entries), list(self.signatures), sender=sender)
+            (entry,) = self.entries
+            return "settle", (entry.job_id, entry.record, entry.accepted, list(self.signatures))
+        batch = [(e.job_id, e.record, e.accepted) for e in self.entries]
+        return "settleBatch", (batch, list(self.signatures))
+
+    def send(self, market: Any, sender: Any) -> Any:
+        method, args = self.call()
+        return getattr(market, method)(*args, sender=sender)
 
 
-def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdict]) -> Settlement:
-    """Checks signed verdicts against the chain as the contract will, and assembles them.
+def prepare_settlement(
+    market: Any, chain_id: int, signed: Sequence[SignedVerdict], reader: JobReader | None = None
+) -> Settlement:
+    """Checks signed verdicts against the chain as the contract will, and assembles them with
+    each job's current record (read from its events).
 
-    Refuses signatures for another chain or market, verdicts over a root other than the
-    job's committed one or a seed other than its challenge seed, jobs not awaiting a verdict,
-    and fewer than the jobs' threshold of distinct oracles of their oracle epoch. Signatures
-    by others are dropped, not sent.
+    Refuses signatures for another chain or market, a job twice, verdicts over a root other
+    than the job's committed one or a seed other than its challenge seed, jobs not awaiting a
+    verdict, a batch mixing oracle epochs, and fewer than the jobs' threshold of distinct
+    oracles of their oracle epoch. Signatures by others are dropped, not sent.
     """
     domain = MarketDomain(chain_id, str(market.address))
     first = signed[0]
@@ -297,11 +601,13 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
                 f"a verdict by {item.signer} is for chain {item.domain.chain_id} and market "
                 f"{item.domain.market}, not chain {chain_id} and market {market.address}"
             )
-    threshold = 0
+    reader = reader or market_reader(market)
+    views: list[JobView] = []
     for verdict in first.verdicts:
-        view = job_view(market, verdict.job_id)
-        threshold = max(threshold, view.threshold)
-        if view.label != "Submitted":
+        if any(v.job_id == verdict.job_id for v in views):
+            raise MarketOperationError(f"job {verdict.job_id} is in the batch twice")
+        view = job_view(market, verdict.job_id, reader)
+        if view.state != JobState.SUBMITTED:
             raise MarketOperationError(
                 f"job {verdict.job_id} is {view.label}, not awaiting a verdict"
             )
@@ -310,15 +616,22 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
                 f"the verdict on job {verdict.job_id} is over root 0x{verdict.result_root.hex()}, "
                 f"but the job committed 0x{view.result_root.hex()}"
             )
-        seed = bytes(market.challengeSeed(verdict.job_id))
+        seed = bytes(market.challengeSeed(view.job_id, view.seed_block))
         if verdict.seed != seed:
             raise MarketOperationError(
                 f"the verdict on job {verdict.job_id} judged seed 0x{verdict.seed.hex()}, "
                 f"but the job's challenge seed is 0x{seed.hex()}"
             )
+        if views and view.oracle_epoch != views[0].oracle_epoch:
+            raise MarketOperationError(
+                f"job {view.job_id} is of oracle epoch {view.oracle_epoch}, job "
+                f"{views[0].job_id} of {views[0].oracle_epoch}: a batch settles jobs of one "
+                "oracle epoch; sign and settle them separately"
+            )
+        views.append(view)
+    epoch, threshold = views[0].oracle_epoch, max(v.threshold for v in views)
     signers = {to_checksum_address(item.signer) for item in signed}
-    job_id = first.verdicts[0].job_id
-    oracles = [s for s in signers if market.isJobOracle(job_id, s)]
+    oracles = [s for s in signers if market.isEpochOracle(epoch, s)]
     try:
         signatures = assemble_quorum(signed, oracles=oracles, threshold=threshold)
     except QuorumNotReachedError as exc:
@@ -327,18 +640,22 @@ def prepare_settlement(market: Any, chain_id: int, signed: Sequence[SignedVerdic
         raise MarketOperationError(f"no quorum: {exc}{hint}") from exc
     except VerdictError as exc:
         raise MarketOperationError(str(exc)) from exc
-    entries = tuple((v.job_id, v.accepted) for v in first.verdicts)
+    entries = tuple(
+        SettlementEntry(view.job_id, view.record(), verdict.accepted)
+        for view, verdict in zip(views, first.verdicts, strict=True)
+    )
     return Settlement(first.kind, entries, tuple(signatures))
 
 
-def verdict_to_sign(market: Any, job_id: int, accepted: bool) -> Verdict:
-    """The verdict an oracle signs for `job_id`, over the root the job committed."""
-    view = job_view(market, job_id)
-    if view.label != "Submitted":
+def verdict_to_sign(market: Any, view: JobView, accepted: bool) -> Verdict:
+    """The verdict an oracle signs on the job whose record is `view`: over the root it
+    committed and its challenge seed."""
+    if view.state != JobState.SUBMITTED:
         raise MarketOperationError(
-            f"job {job_id} is {view.label}; only a submitted job gets a verdict"
+            f"job {view.job_id} is {view.label}; only a submitted job gets a verdict"
         )
-    return Verdict(job_id, view.result_root, bytes(market.challengeSeed(job_id)), accepted)
+    seed = bytes(market.challengeSeed(view.job_id, view.seed_block))
+    return Verdict(view.job_id, view.result_root, seed, accepted)
 
 
 def sign_typed(account: Any, full_message: dict[str, Any]) -> bytes:

@@ -127,7 +127,7 @@ class Verdict:
     job_id: int
     result_root: bytes
     seed: bytes
-    """The challenge seed the verdict judged (the contract's `challengeSeed(jobId)`)."""
+    """The challenge seed the verdict judged (the contract's `challengeSeed(jobId, seedBlock)`)."""
     accepted: bool
 
     def __post_init__(self) -> None:

@@ -7,15 +7,35 @@ One `step()` does, in order:
    is still pending is followed to its end, replaced at its nonce with higher fees while it
    is stuck (so it can never land next to a second one), one that landed is recorded, one
    that vanished is retried only if the chain says the action has not happened;
-2. scan - `JobPosted` logs from the last scanned block to head - confirmations;
+2. scan - `JobPosted` logs from the last scanned block to head - confirmations (a job posted
+   with this provider's quote, `postAcceptedJob`, arrives Accepted), and `JobAccepted` logs
+   naming this provider (an acceptance signed with its key elsewhere brings back a job the
+   agent had let go);
 3. follow - jobs this provider holds are updated from the chain (paid, rejected, lapsed,
    defaulted, taken by someone else);
 4. decide - each undecided posted job is checked (spec fetched and hash-checked, policy
-   applied; best-paying first) and accepted when allowed;
+   applied; best-paying first) and accepted when allowed; one that is already this
+   provider's (quoted, or accepted outside this agent) is taken on whatever the policy says
+   now - its collateral is locked - with a warning for each rule it breaks;
 5. work - each accepted job is computed on all cores (finished shards come from the compute
    journal, never recomputed), its bundle published to the store the bundle server serves,
    and its result submitted - once: the job is re-read from the chain right before, and the
-   contract refuses a second submission anyway.
+   contract refuses a second submission anyway. A job whose spec cannot be had stays in hand
+   (a warning) and is tried again each step until deliverBy; the other jobs go on.
+
+Quotes (`quote.py`) are signed by the `agent quote` command, not by the loop; a quote not yet
+posted counts in `capacity` as a job in hand.
+
+The market stores only a digest of each job's record, and acceptJob and submitResult take the
+record itself, which must be the current one. The agent never keeps a record: it reads it
+(rebuilt from the job's events since the block it began scanning at, checked against the
+digest) right before each send. When the record changed in between (another provider took
+the job, its client cancelled it, it expired) the call reverts (MarketJobRecordMismatch, or
+MarketJobNotFound for an ended job) and the agent reads it again and decides once more from
+what the chain says - it never sends again in the same step. A transaction an earlier run left
+in flight carries the record of its time: if that record is stale it reverts when mined, and
+the restarted agent, which follows it to its end, reads the job again and decides the same
+way.
 
 `run()` repeats steps until stopped. Deadlines are judged by chain time.
 """
@@ -33,7 +53,7 @@ from web3.exceptions import TransactionNotFound
 from neurotoken.errors import ConfigError
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec
-from neurotoken.market.job import OnChainJob
+from neurotoken.market.job import OnChainJob, fold
 from neurotoken.market.states import JobState as Chain
 from neurotoken.proofs.store import LocalStore, atomic_write, manifest_path
 from neurotoken.provider.backends import ComputeBackend
@@ -53,11 +73,24 @@ from neurotoken.provider.spec_fetch import (
     fetch_spec,
 )
 from neurotoken.provider.state import OPEN_WORK, UNDECIDED, AgentState, JobRecord, JobStatus
+from neurotoken.units import format_ntk
 
 AnySpec = ShelfImagesSpec | TrainingSpec
 Echo = Callable[[str], None]
 
 _log = logging.getLogger("neurotoken.provider.agent")
+
+#: The chain states of a job some provider has accepted (the record names which).
+_TAKEN = frozenset(
+    {Chain.ACCEPTED, Chain.SUBMITTED, Chain.PAID, Chain.REJECTED, Chain.DEFAULTED, Chain.LAPSED}
+)
+#: The chain states of a job whose result its provider submitted.
+_DELIVERED = frozenset({Chain.SUBMITTED, Chain.PAID, Chain.REJECTED, Chain.LAPSED})
+
+#: Policy rules about taking a job, not about doing it: moot for a job already held.
+_ACCEPTING_ONLY = frozenset(
+    {Refusal.ACCEPT_WINDOW_CLOSED, Refusal.STAKE_TOO_LOW, Refusal.RESERVED_FOR_OTHER}
+)
 
 #: Terminal chain states and the status they map to for a job this provider held.
 _SETTLED = {
@@ -94,6 +127,9 @@ class AgentConfig:
     """Computes the shards (default: a local process pool of `workers` processes)."""
     read_only: bool = False
     """Look only (`agent jobs`): the state is read into memory, nothing is written to disk."""
+    scans: bool = True
+    """False for a command that never scans for jobs (`agent quote`): a new state file's first
+    block is then left for the first `run` to fix (its --from-block)."""
 
 
 @dataclass
@@ -123,6 +159,8 @@ class ProviderAgent:
             read_only=config.read_only,
         )
         self.store = LocalStore(config.store_dir)
+        self.first_block = self.state.first_block(config.from_block, keep=config.scans)
+        """Where job records are searched for: the block the first scan started at."""
 
     def close(self) -> None:
         self.state.close()
@@ -169,21 +207,38 @@ class ProviderAgent:
 
     def reconcile(self, report: StepReport) -> None:
         for record in self.state.with_status(JobStatus.ACCEPTING, JobStatus.SUBMITTING):
-            job = self.client.get_job(record.job_id)
+            job = self.read_job(record.job_id)
             if record.status is JobStatus.ACCEPTING:
                 self._reconcile_accept(record, job, report)
             else:
                 self._reconcile_submit(record, job, report)
 
+    def read_job(self, job_id: int) -> OnChainJob:
+        """The job's record as the chain has it now (its last one, once it has ended)."""
+        return self.client.get_job(job_id, from_block=self.first_block)
+
     def _mine(self, job: OnChainJob) -> bool:
         return job.provider.lower() == self.client.address.lower()
+
+    def held(self, job: OnChainJob) -> bool:
+        """Whether this provider accepted the job (while a job is posted, its record names the
+        provider it is reserved for, if any: that is not holding it)."""
+        return job.state in _TAKEN and self._mine(job)
+
+    def _fate(self, job: OnChainJob) -> str:
+        """What became of a job this provider does not hold, in words."""
+        if job.state in _TAKEN:
+            return f"taken by {job.provider}"
+        return f"{job.state.name.lower()} on chain"
 
     def _reconcile_accept(self, record: JobRecord, job: OnChainJob, report: StepReport) -> None:
         pending = self._pending_attempt(job.job_id, "accept_tx")
         if pending is not None:
+            # Its record may be stale by now: then it reverts when mined, and the job read
+            # again below says what happened instead.
             self._resume(job.job_id, pending, "accept_tx", f"acceptJob({job.job_id})")
-            job = self.client.get_job(job.job_id)
-        if job.state >= Chain.ACCEPTED and self._mine(job):
+            job = self.read_job(job.job_id)
+        if self.held(job):
             self.state.update(job.job_id, status=JobStatus.ACCEPTED)
             self.echo(f"job {job.job_id}: acceptance found on chain after a restart")
             return
@@ -191,14 +246,16 @@ class ProviderAgent:
             # Never landed, and nothing of ours pending at its nonce: decide again, from scratch.
             self.state.update(job.job_id, status=JobStatus.SEEN, accept_tx=None)
             return
-        self.state.update(job.job_id, status=JobStatus.GONE, reason=f"chain state {job.state.name}")
+        fate = self._fate(job)
+        self.echo(f"job {job.job_id}: giving it up - {fate} (found after a restart)")
+        self.state.update(job.job_id, status=JobStatus.GONE, reason=fate)
 
     def _reconcile_submit(self, record: JobRecord, job: OnChainJob, report: StepReport) -> None:
         pending = self._pending_attempt(job.job_id, "submit_tx")
         if pending is not None:
             self._resume(job.job_id, pending, "submit_tx", f"submitResult({job.job_id})")
-            job = self.client.get_job(job.job_id)
-        if job.state >= Chain.SUBMITTED and job.state != Chain.DEFAULTED and self._mine(job):
+            job = self.read_job(job.job_id)
+        if job.state in _DELIVERED and self._mine(job):
             self.state.update(job.job_id, status=JobStatus.SUBMITTED)
             self.echo(f"job {job.job_id}: submission found on chain after a restart")
             return
@@ -250,23 +307,52 @@ class ProviderAgent:
         for log in self.client.logs("JobPosted", start, head):
             args = log["args"]
             job_id = int(args["jobId"])
-            if self.state.add_seen(
-                job_id, str(args["specURI"]), "0x" + bytes(args["specHash"]).hex()
-            ):
+            posted = fold(job_id, [("JobPosted", args)])  # the job's first record
+            assert posted is not None
+            if self.state.add_seen(job_id, str(args["specURI"]), "0x" + posted.spec_hash.hex()):
                 new.append(job_id)
+                quoted = ""
+                if posted.state is Chain.ACCEPTED and self._mine(posted):
+                    # postAcceptedJob: this provider's acceptance came with it
+                    quote = self.state.quote_posted("0x" + posted.digest().hex(), job_id)
+                    quoted = " on this provider's quote" if quote else " already accepted"
                 self.echo(
-                    f"job {job_id}: posted by {args['client']} - {args['shardCount']} shards, "
-                    f"spec {args['specURI']}"
+                    f"job {job_id}: posted by {posted.client}{quoted} - {posted.shard_count} "
+                    f"shards, spec {args['specURI']}"
                 )
+        self._scan_acceptances(start, head)
         self.state.set_next_block(head + 1)
         return new
+
+    def _scan_acceptances(self, start: int, head: int) -> None:
+        """Jobs accepted for this provider that this agent had let go (refused, or seen taken):
+        an acceptance signed with its key elsewhere (a quote, another program) locks its
+        collateral all the same, so the job is decided again - and, held, taken on."""
+        for log in self.client.logs("JobAccepted", start, head, {"provider": self.client.address}):
+            job_id = int(log["args"]["jobId"])
+            record = self.state.get(job_id)
+            if record is None:
+                # posted before the block this state file began at: not readable from here
+                self.echo(
+                    f"job {job_id}: WARNING - accepted with this provider's key but posted "
+                    f"before block {self.first_block}, where this state folder begins: deliver "
+                    "it from the program that accepted it, or run an agent with a new --state "
+                    "and --from-block at or before its post"
+                )
+                _log.warning("job %d: held but posted before the first scanned block", job_id)
+            elif record.status in (JobStatus.REFUSED, JobStatus.GONE):
+                self.echo(
+                    f"job {job_id}: accepted on chain with this provider's key, not by this "
+                    f"agent (it was {record.status.value}): taking it on"
+                )
+                self.state.update(job_id, status=JobStatus.SEEN, reason=None, attempts=0)
 
     # ------------------------------------------------------------------ 3. follow
 
     def follow(self, report: StepReport) -> None:
         held = self.state.with_status(JobStatus.ACCEPTED, JobStatus.COMPUTED, JobStatus.SUBMITTED)
         for record in held + self.state.with_status(JobStatus.MISSED):
-            job = self.client.get_job(record.job_id)
+            job = self.read_job(record.job_id)
             self._record_chain_outcome(record, job, report)
 
     def _record_chain_outcome(self, record: JobRecord, job: OnChainJob, report: StepReport) -> None:
@@ -275,8 +361,8 @@ class ProviderAgent:
             self.state.update(job.job_id, status=status)
             report.settled[job.job_id] = status
             self.echo(f"job {job.job_id}: {status.value} on chain")
-        elif not self._mine(job) and job.state != Chain.POSTED:
-            self.state.update(job.job_id, status=JobStatus.GONE, reason=f"held by {job.provider}")
+        elif job.state != Chain.POSTED and not self.held(job):
+            self.state.update(job.job_id, status=JobStatus.GONE, reason=self._fate(job))
 
     # ------------------------------------------------------------------ 4. decide
 
@@ -295,20 +381,28 @@ class ProviderAgent:
             atomic_write(path, fetched.raw)
         return fetched
 
-    def capacity(self) -> Capacity:
+    def capacity(self, now: int | None = None, *, besides: str | None = None) -> Capacity:
+        """What the provider has to offer at chain time `now`: the jobs it holds, and the
+        quotes it signed that may still be posted (each counts as a job in hand, its
+        collateral held back from the free stake), except the quote of digest `besides`."""
         open_work = self.state.with_status(*OPEN_WORK)
+        when = self.client.timestamp() if now is None else now
+        quotes = [q for q in self.state.outstanding_quotes(when) if q.digest != besides]
+        promised = sum(q.collateral_ntk for q in quotes)
         return Capacity(
             provider=self.client.address,
-            free_stake_ntk=self.client.get_provider().stake_ntk,
-            active_jobs=len(open_work),
-            queued_seconds=sum(r.estimate_s or 0.0 for r in open_work),
+            free_stake_ntk=max(0, self.client.get_provider().stake_ntk - promised),
+            active_jobs=len(open_work) + len(quotes),
+            queued_seconds=sum(r.estimate_s or 0.0 for r in open_work)
+            + sum(q.estimate_s for q in quotes),
             workers=self.config.workers,
+            promised_ntk=promised,
         )
 
     def evaluate(self, job_id: int) -> tuple[Decision, OnChainJob]:
         """The policy's decision on a posted job (nothing is sent)."""
         record = self.state.get(job_id)
-        job = self.client.get_job(job_id)
+        job = self.read_job(job_id)
         uri = record.spec_uri if record is not None else self._posted_uri(job_id)
         now = self.client.timestamp()
         if job.state != Chain.POSTED:
@@ -330,15 +424,15 @@ class ProviderAgent:
     def decide(self, report: StepReport) -> None:
         candidates: list[tuple[int, OnChainJob, JobRecord]] = []
         for record in self.state.with_status(*UNDECIDED):
-            job = self.client.get_job(record.job_id)
-            if job.state != Chain.POSTED and self._mine(job):
-                # An accept of an earlier run landed after all (e.g. an attempt replaced by one
-                # the node never took): the job is held, not gone.
-                self.state.update(job.job_id, status=JobStatus.ACCEPTED)
-                self.echo(f"job {job.job_id}: found accepted by this provider on chain")
+            job = self.read_job(record.job_id)
+            if self.held(job):
+                # Posted with this provider's quote, or an accept of an earlier run that landed
+                # after all (e.g. an attempt replaced by one the node never took), or accepted
+                # with its key elsewhere: the job is held, not gone.
+                self._take_on(job, record)
                 continue
             if job.state != Chain.POSTED:
-                self.state.update(job.job_id, status=JobStatus.GONE, reason=f"{job.state.name}")
+                self.state.update(job.job_id, status=JobStatus.GONE, reason=self._fate(job))
                 continue
             candidates.append((net_price_per_shard(job), job, record))
         candidates.sort(key=lambda c: (-c[0], c[1].job_id))
@@ -370,8 +464,52 @@ class ProviderAgent:
                     job.job_id, status=JobStatus.REFUSED, reason=text, attempts=attempts
                 )
 
-    def accept(self, job: OnChainJob, decision: Decision) -> bool:
+    def _take_on(self, job: OnChainJob, record: JobRecord) -> None:
+        """Makes a job this provider holds but did not accept in this run one of its jobs in
+        hand. Its collateral is locked: it is delivered whatever the policy says now (a spec
+        gone, too much work, too little time); each rule it breaks is logged as a warning."""
         job_id = job.job_id
+        quote = self.state.quote("0x" + job.digest().hex()) if job.state == Chain.ACCEPTED else None
+        how = "its quote was posted" if quote else "found accepted by this provider on chain"
+        estimate = quote.estimate_s if quote else None
+        warnings: list[tuple[Refusal, str]] = []
+        if job.state == Chain.ACCEPTED:
+            try:
+                fetched = self.load_spec(job, record.spec_uri)
+            except SpecRefusedError as exc:
+                warnings.append((exc.code, exc.detail))
+            else:
+                now = self.client.timestamp()
+                decision = evaluate(job, fetched.spec, self.config.policy, self.capacity(now), now)
+                estimate = decision.estimate_s
+                # acceptBy, the free stake and the reservation concern accepting: done already
+                warnings += [(c, t) for c, t in decision.reasons if c not in _ACCEPTING_ONLY]
+        # where it stands (a program with this key may have gone on with it): followed from there
+        status = {Chain.ACCEPTED: JobStatus.ACCEPTED, Chain.SUBMITTED: JobStatus.SUBMITTED}.get(
+            job.state
+        ) or _SETTLED[job.state]
+        self.state.update(job_id, status=status, estimate_s=estimate, reason=None)
+        self.echo(
+            f"job {job_id}: {how} - {job.shard_count} shards for {format_ntk(job.payment_ntk)}, "
+            f"{format_ntk(job.collateral_ntk)} collateral locked"
+            + ("" if status is JobStatus.ACCEPTED else f" ({job.state.name.lower()} on chain)")
+        )
+        if warnings:
+            text = "; ".join(f"{c.value}: {t}" for c, t in warnings)
+            _log.warning("job %d: held against the policy (%s)", job_id, text)
+            self.echo(
+                f"job {job_id}: WARNING - this agent would not accept it now ({text}); "
+                "delivering it anyway: its collateral is at stake"
+            )
+
+    def accept(self, job: OnChainJob, decision: Decision) -> bool:
+        """Sends acceptJob with the job's record read right before; True when the job is this
+        provider's afterwards. A job whose record changed meanwhile is decided again from the
+        chain (`_not_accepted`), never sent for again in this step."""
+        job_id = job.job_id
+        current = self.read_job(job_id)  # the record acceptJob takes: the current one
+        if current.state != Chain.POSTED:
+            return self._not_accepted(current, decision, "its record changed before sending")
 
         def sent(tx_hash: str) -> None:
             self.state.update(
@@ -383,17 +521,12 @@ class ProviderAgent:
 
         try:
             receipt = self.client.transact(
-                self.client.market.functions.acceptJob(job_id), f"acceptJob({job_id})", sent
+                self.client.market.functions.acceptJob(job_id, current.record()),
+                f"acceptJob({job_id})",
+                sent,
             )
         except ChainRevertError as exc:
-            after = self.client.get_job(job_id)
-            if after.state >= Chain.ACCEPTED and self._mine(after):
-                self.state.update(job_id, status=JobStatus.ACCEPTED, estimate_s=decision.estimate_s)
-                return True
-            self.echo(f"job {job_id}: could not accept ({exc})")
-            status = JobStatus.GONE if after.state != Chain.POSTED else JobStatus.DEFERRED
-            self.state.update(job_id, status=status, reason=str(exc), accept_tx=None)
-            return False
+            return self._not_accepted(self.read_job(job_id), decision, str(exc))
         self.state.update(job_id, status=JobStatus.ACCEPTED)
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         self.echo(
@@ -403,11 +536,29 @@ class ProviderAgent:
         )
         return True
 
+    def _not_accepted(self, job: OnChainJob, decision: Decision, why: str) -> bool:
+        """Records what the chain says of a job whose acceptJob was refused or not sent
+        (`job` read after it); True if the job is this provider's all the same (an earlier
+        attempt landed)."""
+        job_id = job.job_id
+        if self.held(job):
+            self.state.update(job_id, status=JobStatus.ACCEPTED, estimate_s=decision.estimate_s)
+            self.echo(f"job {job_id}: found accepted by this provider on chain")
+            return True
+        if job.state == Chain.POSTED:  # still open: decided again in the next step
+            self.echo(f"job {job_id}: could not accept ({why})")
+            self.state.update(job_id, status=JobStatus.DEFERRED, reason=why, accept_tx=None)
+            return False
+        fate = self._fate(job)
+        self.echo(f"job {job_id}: giving it up - {fate} before this provider's acceptance ({why})")
+        self.state.update(job_id, status=JobStatus.GONE, reason=f"{fate}: {why}", accept_tx=None)
+        return False
+
     # ------------------------------------------------------------------ 5. work
 
     def work(self, report: StepReport) -> None:
         for record in self.state.with_status(JobStatus.ACCEPTED, JobStatus.COMPUTED):
-            job = self.client.get_job(record.job_id)
+            job = self.read_job(record.job_id)
             if job.state != Chain.ACCEPTED or not self._mine(job):
                 self._record_chain_outcome(record, job, report)
                 continue
@@ -415,8 +566,25 @@ class ProviderAgent:
                 self._missed(job)
                 continue
             if record.root is None or not self._published(record.root):
-                record = self.compute(job, record, report)
+                try:
+                    record = self.compute(job, record, report)
+                except SpecRefusedError as exc:
+                    self._spec_lost(record, exc)
+                    continue
             self.submit(job, record, report)
+
+    def _spec_lost(self, record: JobRecord, exc: SpecRefusedError) -> None:
+        """A held job whose spec cannot be had (never verified here, and its URI failing now):
+        it stays in hand and is tried again every step until deliverBy (its collateral is at
+        stake); the other jobs go on."""
+        text = f"{exc.code.value}: {exc.detail}"
+        if record.reason != text:
+            _log.warning("job %d: spec not available (%s)", record.job_id, text)
+            self.echo(
+                f"job {record.job_id}: WARNING - cannot compute it, its spec is not available "
+                f"({text}); trying again each step until deliverBy"
+            )
+            self.state.update(record.job_id, reason=text)
 
     def _published(self, root: str) -> bool:
         """Whether the bundle of `root` is (still) complete in the store: its manifest is
@@ -455,8 +623,10 @@ class ProviderAgent:
         )
 
     def submit(self, job: OnChainJob, record: JobRecord, report: StepReport) -> None:
+        """Sends submitResult with the job's record read right before (the current one); a
+        refusal is judged by the job read again, and never sent again in this step."""
         assert record.root is not None
-        fresh = self.client.get_job(job.job_id)  # right before sending: the chain decides
+        fresh = self.read_job(job.job_id)  # right before sending: the chain decides
         if fresh.state != Chain.ACCEPTED or not self._mine(fresh):
             self._record_chain_outcome(record, fresh, report)
             return
@@ -469,18 +639,20 @@ class ProviderAgent:
         try:
             receipt = self.client.transact(
                 self.client.market.functions.submitResult(
-                    job.job_id, root, job.shard_count, bundle_uri
+                    job.job_id, fresh.record(), root, fresh.shard_count, bundle_uri
                 ),
                 f"submitResult({job.job_id})",
                 sent,
             )
         except ChainRevertError as exc:
-            after = self.client.get_job(job.job_id)
-            if after.state >= Chain.SUBMITTED and self._mine(after):
+            after = self.read_job(job.job_id)
+            if after.state in _DELIVERED and self._mine(after):  # an earlier attempt landed
                 self.state.update(job.job_id, status=JobStatus.SUBMITTED)
                 return
             self.echo(f"job {job.job_id}: submit failed ({exc})")
-            if self.client.timestamp() > after.deliver_by:
+            if after.state != Chain.ACCEPTED or not self._mine(after):  # ended meanwhile
+                self._record_chain_outcome(record, after, report)
+            elif self.client.timestamp() > after.deliver_by:
                 self._missed(after)
             else:
                 self.state.update(job.job_id, status=JobStatus.COMPUTED, submit_tx=None)

@@ -6,6 +6,7 @@
     python -m neurotoken.provider agent register --stake 1000
     python -m neurotoken.provider agent run --min-price-per-shard 0.5 --public-url http://me:8765
     python -m neurotoken.provider agent earnings
+    python -m neurotoken.provider agent quote request.json --client 0x... --out quote.json
 
 Every option can come from the environment variable shown by `--help`. Mistakes (no stake,
 too little NTK or ETH, a wrong address, a missing keystore password) end with one line that
@@ -14,6 +15,7 @@ says what to do and exit status 1.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import ValidationError
 
 from neurotoken.chain import deployments
@@ -30,7 +33,7 @@ from neurotoken.chain.cli import friendly, settings_problems
 from neurotoken.chain.keystore import load_account
 from neurotoken.errors import ConfigError
 from neurotoken.jobs.spec import KINDS
-from neurotoken.proofs.store import LocalStore
+from neurotoken.proofs.store import LocalStore, atomic_write
 from neurotoken.provider import account as acct
 from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.backends import ComputeBackend, LocalBackend
@@ -41,11 +44,12 @@ from neurotoken.provider.errors import (
     NotRegisteredError,
 )
 from neurotoken.provider.policy import Policy, load_policy
+from neurotoken.provider.quote import make_quote
 from neurotoken.provider.readers import agent_gate
 from neurotoken.provider.server import BundleServer, make_app
 from neurotoken.provider.settings import ProviderSettings, env_name
 from neurotoken.provider.state import JobStatus
-from neurotoken.units import parse_ntk
+from neurotoken.units import format_when, parse_ntk
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,6 +68,14 @@ class NtkAmount(click.ParamType):
 
 
 NTK_AMOUNT = NtkAmount()
+
+
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not is_address(value):
+        raise click.BadParameter("not an address (0x and 40 hex digits)")
+    return to_checksum_address(value)
 
 
 @dataclass
@@ -314,10 +326,67 @@ def jobs(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | N
     try:
         runner.scan()
         for record in runner.state.with_status(JobStatus.SEEN, JobStatus.DEFERRED):
-            decision, _ = runner.evaluate(record.job_id)
-            click.echo(decision.summary())
+            decision, job = runner.evaluate(record.job_id)
+            if runner.held(job):
+                click.echo(f"job {record.job_id}: held (quoted or accepted): `run` computes it")
+            else:
+                click.echo(decision.summary())
     finally:
         runner.close()
+
+
+@agent.command()
+@click.argument(
+    "request_file",
+    metavar="REQUEST.json",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--client",
+    "client_address",
+    callback=_address,
+    help="The address that will post the job (it is part of what is signed; default: the "
+    "request file's client).",
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the quote here (default: print it).",
+)
+@policy_options
+@work_options
+@pass_connection
+@friendly
+def quote(conn: Connection, /, request_file: Path, client_address: str | None,
+          out_file: Path | None, state_dir: Path, store_dir: Path, workers: int | None,
+          from_block: int, confirmations: int, **policy: Any) -> None:  # fmt: skip
+    """Quote the job request in REQUEST.json: check it as a posted job would be checked and
+    sign this provider's acceptance of it, which the client posts with postAcceptedJob. Give
+    the running agent's --state and policy: its jobs in hand and quotes count."""
+    try:
+        document = json.loads(request_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{request_file} is not a JSON job request ({exc})") from None
+    client = conn.client()
+    config = AgentConfig(
+        state_dir, store_dir, "", build_policy(**policy), workers or default_workers(),
+        progress=False, confirmations=confirmations, from_block=from_block, scans=False,
+    )  # fmt: skip
+    runner = ProviderAgent(client, config, echo=lambda _: None)
+    try:
+        signed = make_quote(runner, document, client_address)
+    finally:
+        runner.close()
+    text = json.dumps(signed.to_json(), indent=2)
+    if out_file is None:
+        click.echo(text)
+    else:
+        atomic_write(out_file, (text + "\n").encode())
+        click.echo(
+            f"quote written to {out_file}: acceptance {signed.to_json()['acceptance']}, "
+            f"good until acceptBy {format_when(signed.job.accept_by)}"
+        )
 
 
 @agent.command()

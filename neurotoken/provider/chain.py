@@ -14,6 +14,12 @@ receipt for a few blocks is re-signed at its nonce with higher fees (the shared
 `neurotoken.chain.sender.Sender`, set up for the agent in `sending.py`, settings in
 `TxSettings`); `on_sent` hears of every replacement before it is broadcast, and `resume` takes
 over a transaction left pending by an earlier run.
+
+The market stores only the keccak256 of each job's record: `get_job` rebuilds the record from
+the job's events (`neurotoken.market.records.JobReader`, checked against the stored digest),
+and the calls about a job (acceptJob, submitResult) take that record as it is when they run,
+so a caller reads it right before sending, and a record that changed in between makes the
+call revert with MarketJobRecordMismatch (read it again and decide again).
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
-from web3.types import EventData, TxData, TxParams, TxReceipt
+from web3.types import BlockIdentifier, EventData, TxData, TxParams, TxReceipt
 
 from neurotoken.chain.reverts import ErrorDecoder
 from neurotoken.chain.sender import Call, Sender
 from neurotoken.errors import ConfigError
+from neurotoken.market.acceptance import sign_acceptance
 from neurotoken.market.job import OnChainJob
+from neurotoken.market.records import JobReader
+from neurotoken.market.verdicts import MarketDomain
 from neurotoken.provider.errors import (
     ChainRevertError,
     InsufficientGasError,
@@ -49,6 +58,15 @@ DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / ".build" / "__local__.j
 """Ape's build manifest in this checkout (NEUROTOKEN_ABI_MANIFEST or --abi overrides it)."""
 
 ZERO_ADDRESS = "0x" + "00" * 20
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """What the market writes into the record of a job posted now."""
+
+    fee_bps: int
+    oracle_epoch: int
+    threshold: int
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,8 @@ class MarketClient:
         market_abi = load_abi("ComputeMarket", manifest)
         token_abi = load_abi("NeuroToken", manifest)
         self.market: Contract = w3.eth.contract(address=address, abi=market_abi)
+        self.market_abi = market_abi
+        self._job_readers: dict[int, JobReader] = {}
         try:
             token_address = self.market.functions.token().call()
         except (ContractLogicError, ValueError) as exc:
@@ -160,9 +180,23 @@ class MarketClient:
         """The latest block's timestamp: deadlines are judged by chain time, not the clock."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
-    def get_job(self, job_id: int) -> OnChainJob:
-        raw = self._call(self.market.functions.getJob(job_id), f"getJob({job_id})")
-        return OnChainJob.from_struct(job_id, raw)
+    def job_reader(self, from_block: int = 0) -> JobReader:
+        """The reader of job records whose log searches start at `from_block` (the market's
+        deployment block, or where the agent began scanning; 0 when unknown)."""
+        reader = self._job_readers.get(from_block)
+        if reader is None:
+            reader = JobReader(self.w3, self.market_address, self.market_abi, from_block)
+            self._job_readers[from_block] = reader
+        return reader
+
+    def get_job(
+        self, job_id: int, *, from_block: int = 0, block: BlockIdentifier = "latest"
+    ) -> OnChainJob:
+        """The job's record at `block` (an ended job's last one, with its final state), rebuilt
+        from its events since `from_block` and checked against the digest the market stores.
+        JobRecordError (a LookupError) when the job was never posted there, or when the node's
+        logs and state disagree (a lagging node, a reorg: ask again)."""
+        return self.job_reader(from_block).get(job_id, block)
 
     def get_provider(self, address: str | None = None) -> ProviderAccount:
         raw = self._call(self.market.functions.getProvider(address or self.address), "getProvider")
@@ -178,14 +212,41 @@ class MarketClient:
     def eth_balance(self, address: str | None = None) -> int:
         return int(self.w3.eth.get_balance(to_checksum_address(address or self.address)))
 
-    def is_job_oracle(self, job_id: int, account: str) -> bool:
-        """Whether `account` is one of the oracles whose signature counts for `job_id` (the
-        oracle epoch the job was posted in; the answer never changes for a job)."""
-        fn = self.market.functions.isJobOracle(job_id, to_checksum_address(account))
-        return bool(self._call(fn, f"isJobOracle({job_id})"))
+    def is_epoch_oracle(self, epoch: int, account: str) -> bool:
+        """Whether `account` is an oracle of oracle epoch `epoch`, i.e. its signature counts for
+        the jobs posted in that epoch (a job's record says which: `OnChainJob.oracle_epoch`).
+        Every change of the oracle set opens a new epoch, so the answer never changes."""
+        fn = self.market.functions.isEpochOracle(epoch, to_checksum_address(account))
+        return bool(self._call(fn, f"isEpochOracle({epoch})"))
 
     def unbonding_delay(self) -> int:
         return int(self.market.functions.unbondingDelay().call())
+
+    def market_terms(self) -> MarketTerms:
+        """The fee, oracle epoch and threshold a job posted now gets (a quote signs them)."""
+        f = self.market.functions
+        return MarketTerms(
+            int(self._call(f.feeBps(), "feeBps")),
+            int(self._call(f.oracleEpoch(), "oracleEpoch")),
+            int(self._call(f.threshold(), "threshold")),
+        )
+
+    def minimum_collateral(self, payment_ntk: int, shard_count: int, challenge_count: int) -> int:
+        """The market's `minimumCollateral` (ChainRevertError for counts it refuses)."""
+        fn = self.market.functions.minimumCollateral(payment_ntk, shard_count, challenge_count)
+        return int(self._call(fn, "minimumCollateral"))
+
+    def min_verdict_window(self) -> int:
+        return int(self._call(self.market.functions.minVerdictWindow(), "minVerdictWindow"))
+
+    def domain(self) -> MarketDomain:
+        """The market's EIP-712 domain (verdicts and acceptances are signed in it)."""
+        return MarketDomain(self.chain_id, self.market_address)
+
+    def sign_acceptance(self, job: OnChainJob) -> bytes:
+        """This provider's acceptance of `job` (a `quoted_job`), signed with the key that sends
+        its transactions: what `postAcceptedJob` checks against the job's provider."""
+        return sign_acceptance(self._signer().key, self.domain(), job)
 
     # ------------------------------------------------------------------ logs
 

@@ -26,6 +26,7 @@ from neurotoken.chain.cli import friendly
 from neurotoken.chain.keystore import load_account
 from neurotoken.errors import NeurotokenError
 from neurotoken.jobs.spec import SpecError, parse_spec
+from neurotoken.market.records import JobRecordError
 from neurotoken.proofs.results import fetch_result
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider.agent_cli import (
@@ -153,7 +154,9 @@ def serve(
 @click.option("--rpc", "rpc_url", envvar="NEUROTOKEN_RPC_URL", default="http://127.0.0.1:8545")
 @click.option("--market", envvar="NEUROTOKEN_MARKET", required=True)
 @click.option("--abi", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--from-block", type=int, default=0, help="Where to look for the submission.")
+@click.option(
+    "--from-block", type=int, default=0, help="Where to look for the job and its submission."
+)
 @friendly
 def fetch_result_command(
     job_id: int,
@@ -170,7 +173,7 @@ def fetch_result_command(
     try:
         account = load_account(keystore, password_env)
         client = MarketClient.connect(rpc_url, market, manifest=abi)
-        job = client.get_job(job_id)
+        job = client.get_job(job_id, from_block=from_block)
         logs = client.logs("ResultSubmitted", from_block, client.head(), {"jobId": job_id})
         uris = [str(log["args"]["bundleURI"]) for log in logs]
         if not any(job.result_root) or not uris:
@@ -178,7 +181,7 @@ def fetch_result_command(
         result = fetch_result(
             uris[-1], job.result_root, account.key, client.chain_id, client.market_address, out_dir
         )
-    except NeurotokenError as exc:
+    except (NeurotokenError, JobRecordError) as exc:
         raise click.ClickException(str(exc)) from None
     summary = {
         "job_id": job_id,

@@ -17,6 +17,10 @@ stored reason):
 - the estimated finish, chain time now + work already queued + this job's estimate x
   `safety_factor` + `deadline_margin_s`, is no later than deliverBy.
 
+A quote (`quote.py`) is judged by the same rules, with the work starting at the request's
+acceptBy (the latest it can be posted), and is refused when acceptBy is more than
+`max_quote_s` ahead.
+
 The estimate uses measured throughput (`shelf_mpixels_per_s_per_core`, per core, shards run in
 parallel; `training_mmacs_per_s`, one core, segments form a chain) - measure them on the farm
 (`make bench` prints shards per second) and set them in the policy file.
@@ -68,6 +72,9 @@ class Policy(BaseModel):
     """The work estimate is multiplied by this."""
     shelf_mpixels_per_s_per_core: Annotated[float, Field(gt=0)] = 0.5
     training_mmacs_per_s: Annotated[float, Field(gt=0)] = 500.0
+    max_quote_s: Annotated[int, Field(ge=0)] = 7200
+    """How long a quote may stand: a request whose acceptBy is further ahead is not quoted
+    (until its acceptBy, a quote holds capacity and stake for a job that may never come)."""
 
     @field_validator("kinds")
     @classmethod
@@ -137,12 +144,20 @@ class Capacity:
     queued_seconds: float = 0.0
     """Estimated work of accepted jobs not yet submitted (already multiplied by the factor)."""
     workers: int = 1
+    promised_ntk: int = 0
+    """Collateral of outstanding quotes, already taken off `free_stake_ntk` (for messages)."""
 
 
 def evaluate(
-    job: OnChainJob, spec: AnySpec, policy: Policy, capacity: Capacity, now: int
+    job: OnChainJob,
+    spec: AnySpec,
+    policy: Policy,
+    capacity: Capacity,
+    now: int,
+    start: int | None = None,
 ) -> Decision:
-    """Applies `policy` to a posted `job` whose spec (already hash-checked) is `spec`."""
+    """Applies `policy` to a posted `job` whose spec (already hash-checked) is `spec`. The work
+    starts at `start` (default `now`; a quote's job may land as late as its acceptBy)."""
     reasons: list[tuple[Refusal, str]] = []
     if job.provider != ZERO_ADDRESS and job.provider.lower() != capacity.provider.lower():
         reasons.append((Refusal.RESERVED_FOR_OTHER, f"posted for {job.provider}"))
@@ -174,23 +189,30 @@ def evaluate(
             )
         )
     if job.collateral_ntk > capacity.free_stake_ntk:
+        promised = (
+            f" ({format_ntk(capacity.promised_ntk)} more held for outstanding quotes)"
+            if capacity.promised_ntk
+            else ""
+        )
         reasons.append(
             (
                 Refusal.STAKE_TOO_LOW,
                 f"collateral {format_ntk(job.collateral_ntk)} > free stake "
-                f"{format_ntk(capacity.free_stake_ntk)}",
+                f"{format_ntk(capacity.free_stake_ntk)}{promised}",
             )
         )
     if capacity.active_jobs >= policy.max_active_jobs:
         reasons.append((Refusal.BUSY, f"{capacity.active_jobs} jobs in progress"))
     estimate = estimate_seconds(spec, policy, capacity.workers) * policy.safety_factor
-    finish = now + capacity.queued_seconds + estimate + policy.deadline_margin_s
+    begin = now if start is None else max(now, start)
+    finish = begin + capacity.queued_seconds + estimate + policy.deadline_margin_s
     if finish > job.deliver_by:
+        since = "from now" if begin == now else "after acceptBy, when it may be posted"
         reasons.append(
             (
                 Refusal.DEADLINE_TOO_SOON,
-                f"would finish about {finish - now:.0f} s from now, deliverBy is "
-                f"{job.deliver_by - now} s away",
+                f"would finish about {finish - begin:.0f} s {since}, deliverBy is "
+                f"{job.deliver_by - begin} s {'away' if begin == now else 'after it'}",
             )
         )
     return Decision(job.job_id, not reasons, tuple(reasons), estimate)

@@ -42,6 +42,10 @@ class Refusal(StrEnum):
     ACCEPT_WINDOW_CLOSED = "ACCEPT_WINDOW_CLOSED"
     RESERVED_FOR_OTHER = "RESERVED_FOR_OTHER"
     BUSY = "BUSY"
+    REQUEST_INVALID = "REQUEST_INVALID"
+    """A quote's request that the market would refuse to post (or that cannot be encoded)."""
+    QUOTE_TOO_LONG = "QUOTE_TOO_LONG"
+    """A quote's acceptBy further ahead than the policy lets a quote stand."""
 
 
 TRANSIENT = frozenset({Refusal.SPEC_UNAVAILABLE, Refusal.STAKE_TOO_LOW, Refusal.BUSY})

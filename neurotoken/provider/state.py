@@ -7,6 +7,8 @@ recording leaves a trace that the next run reconciles against the chain. Every a
 transaction (each fee replacement has its own hash) is kept, not only the latest: the node
 may hold an earlier one when a crash came between recording a replacement and sending it.
 Shard outputs are not here: the compute journal (`neurotoken.provider.compute`) keeps those.
+The quotes the provider signed are (table `quotes`, by the digest of the record each accepts):
+until posted or past its acceptBy, each counts as a job in hand.
 
 The file is bound to one chain, one market and one provider address; opening it with any
 other raises ConfigError instead of mixing two histories.
@@ -70,6 +72,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS quotes (
+    digest          TEXT PRIMARY KEY,
+    client          TEXT NOT NULL,
+    spec_uri        TEXT NOT NULL,
+    spec_hash       TEXT NOT NULL,
+    collateral_ntk  TEXT NOT NULL,
+    accept_by       INTEGER NOT NULL,
+    estimate_s      REAL NOT NULL,
+    job_id          INTEGER,
+    signed_at       REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tx_attempts (
     job_id      INTEGER NOT NULL,
     field       TEXT NOT NULL,
@@ -91,6 +104,22 @@ _FIELDS = (
     "bundle_uri",
     "submit_tx",
 )
+
+
+@dataclass(frozen=True)
+class QuoteRecord:
+    """A quote this provider signed: the digest of the record it accepts, and what it holds
+    until the client posts it (`job_id`, the first job posted with it) or its acceptBy passes."""
+
+    digest: str
+    client: str
+    spec_uri: str
+    spec_hash: str
+    collateral_ntk: int
+    accept_by: int
+    estimate_s: float
+    job_id: int | None
+    signed_at: float
 
 
 @dataclass(frozen=True)
@@ -175,6 +204,19 @@ class AgentState:
     def set_next_block(self, block: int) -> None:
         self._set_meta("next_block", str(block))
 
+    def first_block(self, default: int, *, keep: bool = True) -> int:
+        """The block the first scan started at (`default` on a new file, stored then unless
+        not `keep`: a command that never scans leaves it to the first that does): every
+        job this file knows was posted at or after it, so job records are searched for from
+        there. A file written before this was kept, which has scanned already, says 0."""
+        value = self._meta("first_block")
+        if value is not None:
+            return int(value)
+        start = default if self._meta("next_block") is None else 0
+        if keep:
+            self._set_meta("first_block", str(start))
+        return start
+
     # ------------------------------------------------------------------ jobs
 
     def add_seen(self, job_id: int, spec_uri: str, spec_hash: str) -> bool:
@@ -246,6 +288,66 @@ class AgentState:
         ).fetchall()
         return [str(r["hash"]) for r in rows]
 
+    # ------------------------------------------------------------------ quotes
+
+    def add_quote(self, quote: QuoteRecord) -> None:
+        """Records a signed quote (a quote signed again replaces the earlier one)."""
+        self._db.execute(
+            "INSERT INTO quotes (digest, client, spec_uri, spec_hash, collateral_ntk, accept_by, "
+            "estimate_s, job_id, signed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (digest) DO UPDATE SET estimate_s = excluded.estimate_s, "
+            "spec_uri = excluded.spec_uri, signed_at = excluded.signed_at",
+            (
+                quote.digest.lower(),
+                quote.client,
+                quote.spec_uri,
+                quote.spec_hash,
+                str(quote.collateral_ntk),
+                quote.accept_by,
+                quote.estimate_s,
+                quote.job_id,
+                quote.signed_at,
+            ),
+        )
+
+    def quote(self, digest: str) -> QuoteRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM quotes WHERE digest = ?", (digest.lower(),)
+        ).fetchone()
+        return None if row is None else _quote(row)
+
+    def quote_posted(self, digest: str, job_id: int) -> QuoteRecord | None:
+        """Marks the quote of `digest` as posted (as job `job_id`, if it was not posted
+        before); the quote, or None when this file never signed it."""
+        self._db.execute(
+            "UPDATE quotes SET job_id = ? WHERE digest = ? AND job_id IS NULL",
+            (job_id, digest.lower()),
+        )
+        return self.quote(digest)
+
+    def outstanding_quotes(self, now: int) -> list[QuoteRecord]:
+        """Quotes not posted yet that may still be (acceptBy not passed at chain time `now`)."""
+        rows = self._db.execute(
+            "SELECT * FROM quotes WHERE job_id IS NULL AND accept_by >= ? ORDER BY signed_at",
+            (now,),
+        ).fetchall()
+        return [_quote(r) for r in rows]
+
+
+def first_block_of(path: Path) -> int:
+    """`AgentState.first_block` of the state file at `path`, read over a connection of its
+    own (any thread may call it); 0 where the file or the value is missing."""
+    if not path.is_file():
+        return 0
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'first_block'").fetchone()
+    except sqlite3.OperationalError:  # no meta table yet (a file being created)
+        row = None
+    finally:
+        db.close()
+    return 0 if row is None else int(row[0])
+
 
 def jobs_with_root(path: Path, root: str) -> list[int]:
     """The jobs whose published result root is `root` (0x-hex) in the state file at `path`,
@@ -276,4 +378,18 @@ def _record(row: sqlite3.Row) -> JobRecord:
         bundle_uri=row["bundle_uri"],
         submit_tx=row["submit_tx"],
         updated_at=float(row["updated_at"]),
+    )
+
+
+def _quote(row: sqlite3.Row) -> QuoteRecord:
+    return QuoteRecord(
+        digest=str(row["digest"]),
+        client=str(row["client"]),
+        spec_uri=str(row["spec_uri"]),
+        spec_hash=str(row["spec_hash"]),
+        collateral_ntk=int(row["collateral_ntk"]),
+        accept_by=int(row["accept_by"]),
+        estimate_s=float(row["estimate_s"]),
+        job_id=None if row["job_id"] is None else int(row["job_id"]),
+        signed_at=float(row["signed_at"]),
     )

@@ -51,6 +51,15 @@ class JobsMixin(StoreBase):
             deliver_by=None if m["deliver_by"] is None else int(m["deliver_by"]),
         )
 
+    def posted_block(self, job_id: int) -> int | None:
+        """The block of the job's JobPosted log (as ingested, or found by `put_spec`): where
+        its record's events begin. None for a job whose spec the store does not hold."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(specs.c.block_number).where(specs.c.job_id == job_id)
+            ).scalar()
+        return None if value is None else int(value)
+
     def unsubmitted_past(self, chain_now: int) -> list[Unsubmitted]:
         """Jobs posted (as ingested) whose acceptance deadline is before `chain_now`, with no
         result seen and no end recorded, oldest first."""

@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from neurotoken.chain.keystore import write_keystore
 from neurotoken.jobs import keccak256, parse_spec, spec_json
+from neurotoken.market.job import OnChainJob
+from neurotoken.market.records import ape_reader
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
 from neurotoken.provider.agent import AgentConfig, ProviderAgent
 from neurotoken.provider.chain import DEFAULT_MANIFEST, MarketClient
+from neurotoken.provider.cli import main
 from neurotoken.provider.policy import Policy
 from neurotoken.units import NTK
 from tests.constants import (
@@ -101,12 +106,15 @@ FAST_POLICY = Policy(deadline_margin_s=60)
 
 @pytest.fixture
 def make_agent(farm: MarketClient, tmp_path: Path) -> Iterator[Callable[..., ProviderAgent]]:
-    """make_agent(policy=..., **config): an agent on fixed state/store folders, so a second
-    call is the same installation restarted."""
+    """make_agent(policy=..., echo=..., **config): an agent on fixed state/store folders, so a
+    second call is the same installation restarted (its log lines go to `echo`)."""
     made: list[ProviderAgent] = []
 
     def _make(
-        policy: Policy = FAST_POLICY, client: MarketClient | None = None, **config: Any
+        policy: Policy = FAST_POLICY,
+        client: MarketClient | None = None,
+        echo: Callable[[str], None] | None = None,
+        **config: Any,
     ) -> ProviderAgent:
         settings: dict[str, Any] = {
             "state_dir": tmp_path / "state",
@@ -117,7 +125,9 @@ def make_agent(farm: MarketClient, tmp_path: Path) -> Iterator[Callable[..., Pro
             "progress": False,
         }
         settings.update(config)
-        agent = ProviderAgent(client or farm, AgentConfig(**settings), echo=lambda _: None)
+        agent = ProviderAgent(
+            client or farm, AgentConfig(**settings), echo=echo or (lambda _: None)
+        )
         made.append(agent)
         return agent
 
@@ -168,17 +178,32 @@ class Jobs:
         tx = self.market.postJob(request, sender=self.client)
         return int(tx.return_value)
 
+    def job(self, job_id: int) -> OnChainJob:
+        """The job's record (its last one once it has ended), read through ape: rebuilt from
+        its events and checked against the digest the market stores."""
+        return ape_reader(self.market).get(job_id)
+
+    def rec(self, job_id: int) -> tuple[Any, ...]:
+        """The job's current record as the market's calls take it."""
+        return self.job(job_id).record()
+
+    def seed(self, job_id: int) -> bytes:
+        """The job's challenge seed, as the contract reads it."""
+        return bytes(self.market.challengeSeed(job_id, self.job(job_id).seed_block))
+
     def settle(self, job_id: int, accepted: bool, sender: Any) -> Any:
-        """Two of the three oracles sign the verdict over the stored root; `sender` submits."""
+        """Two of the three oracles sign the verdict over the committed root; `sender` submits."""
         self.chain.mine(2)  # the seed block, then one more so views can read its hash
-        root = bytes(self.market.getJob(job_id).resultRoot)
-        seed = bytes(self.market.challengeSeed(job_id))
+        job = self.job(job_id)
+        seed = self.seed(job_id)
         domain = MarketDomain(self.chain.chain_id, self.market.address)
         signed = [
-            sign_verdict(o.private_key, domain, Verdict(job_id, root, seed, accepted))
+            sign_verdict(o.private_key, domain, Verdict(job_id, job.result_root, seed, accepted))
             for o in self.oracles[:2]
         ]
-        return self.market.settle(job_id, accepted, sorted_signatures(signed), sender=sender)
+        return self.market.settle(
+            job_id, job.record(), accepted, sorted_signatures(signed), sender=sender
+        )
 
 
 @pytest.fixture
@@ -186,3 +211,36 @@ def jobs(market: Any, chain: Any, client: Any, oracles: list[Any], tmp_path: Pat
     folder = tmp_path / "specs"
     folder.mkdir()
     return Jobs(market, chain, client, oracles, folder)
+
+
+# ---------------------------------------------------------------------- the CLI
+
+PASSWORD_ENV = "TEST_FARM_PASSWORD"
+
+
+@pytest.fixture
+def keystore(tmp_path: Path, farm_key: LocalAccount) -> Path:
+    return write_keystore(tmp_path / "farm.json", farm_key.key, "correct horse", iterations=2)
+
+
+@pytest.fixture
+def cli(
+    rpc_url: str, market: Any, keystore: Path, tmp_path: Path, farm_key: LocalAccount,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Result]:  # fmt: skip
+    """cli(*args): `python -m neurotoken.provider agent ARGS` in-process, as the farm (its
+    keystore and password from the environment); no output ever holds the key."""
+    monkeypatch.setenv("NEUROTOKEN_RPC_URL", rpc_url)
+    monkeypatch.setenv("NEUROTOKEN_MARKET", market.address)
+    monkeypatch.setenv("NEUROTOKEN_PROVIDER_KEYSTORE", str(keystore))
+    monkeypatch.setenv(PASSWORD_ENV, "correct horse")
+    secret = farm_key.key.hex().removeprefix("0x")
+
+    def invoke(*args: str) -> Result:
+        result = CliRunner().invoke(
+            main, ["agent", "--password-env", PASSWORD_ENV, *args], catch_exceptions=False
+        )
+        assert secret not in result.output
+        return result
+
+    return invoke

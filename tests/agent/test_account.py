@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from neurotoken.chain.explain import explain_error
 from neurotoken.errors import ConfigError
 from neurotoken.provider import account as acct
 from neurotoken.provider.chain import MarketClient
@@ -94,13 +95,15 @@ def test_withdraw_earnings__with_none__is_refused(farm: MarketClient) -> None:
 
 
 def test_transact__revert__is_decoded_into_the_market_error(farm: MarketClient) -> None:
+    no_record = (0, 0, 0, bytes(32), bytes(32))
     with pytest.raises(ChainRevertError) as caught:
-        farm.transact(farm.market.functions.acceptJob(1), "acceptJob(1)")
+        farm.transact(farm.market.functions.acceptJob(1, no_record), "acceptJob(1)")
     assert caught.value.name == "MarketJobNotFound"
     assert caught.value.args_ == {"jobId": 1}
-    assert str(caught.value) == (
-        "acceptJob(1) reverted with MarketJobNotFound(jobId=1): there is no job 1"
-    )
+    meaning = explain_error("MarketJobNotFound", {"jobId": 1})  # neurotoken.chain.explain
+    assert meaning is not None
+    assert str(caught.value) == f"acceptJob(1) reverted with MarketJobNotFound(jobId=1): {meaning}"
+    assert "job 1 is not open" in str(caught.value)
 
 
 def test_connect__to_an_address_without_code__is_a_config_error(

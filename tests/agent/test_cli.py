@@ -16,25 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from neurotoken.chain.keystore import load_account, write_keystore
 from neurotoken.errors import KeystoreError
+from neurotoken.market.states import JobState
 from neurotoken.proofs.access import sign_token
 from neurotoken.provider.chain import MarketClient
 from neurotoken.provider.cli import main
 from neurotoken.provider.sending import TxSettings
-from tests.agent.conftest import Jobs
+from tests.agent.conftest import PASSWORD_ENV, Jobs
 from tests.constants import AGENT_PAYMENT, AGENT_SHARDS, FEE_BPS
-
-PASSWORD_ENV = "TEST_FARM_PASSWORD"
-
-
-@pytest.fixture
-def keystore(tmp_path: Path, farm_key: LocalAccount) -> Path:
-    return write_keystore(tmp_path / "farm.json", farm_key.key, "correct horse", iterations=2)
 
 
 def test_load_account__decrypts_with_the_password_from_the_named_variable(
@@ -96,27 +90,6 @@ def test_load_account__stated_address_differs__is_refused(
 
 
 # ---------------------------------------------------------------------- the CLI
-
-
-@pytest.fixture
-def cli(
-    rpc_url: str, market: Any, keystore: Path, tmp_path: Path, farm_key: LocalAccount,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Any:  # fmt: skip
-    monkeypatch.setenv("NEUROTOKEN_RPC_URL", rpc_url)
-    monkeypatch.setenv("NEUROTOKEN_MARKET", market.address)
-    monkeypatch.setenv("NEUROTOKEN_PROVIDER_KEYSTORE", str(keystore))
-    monkeypatch.setenv(PASSWORD_ENV, "correct horse")
-    secret = farm_key.key.hex().removeprefix("0x")
-
-    def invoke(*args: str) -> Result:
-        result = CliRunner().invoke(
-            main, ["agent", "--password-env", PASSWORD_ENV, *args], catch_exceptions=False
-        )
-        assert secret not in result.output
-        return result
-
-    return invoke
 
 
 def test_cli__register_status_run_and_earnings(cli: Any, jobs: Jobs, tmp_path: Path) -> None:
@@ -265,10 +238,10 @@ def test_cli_run__as_a_process__serves_submits_and_stops_on_sigterm(
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
-            while market.getJob(job_id).state != 3 and time.monotonic() < deadline:  # Submitted
+            while jobs.job(job_id).state != JobState.SUBMITTED and time.monotonic() < deadline:
                 assert process.poll() is None, log.read_text()
                 time.sleep(0.3)
-            root = bytes(market.getJob(job_id).resultRoot)
+            root = jobs.job(job_id).result_root
             url = f"http://127.0.0.1:{port}/bundles/0x{root.hex()}/manifest"
             with pytest.raises(urllib.error.HTTPError) as refused:  # no token: nothing
                 urllib.request.urlopen(url, timeout=10)

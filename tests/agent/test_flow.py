@@ -68,7 +68,7 @@ def test_job__accepted_computed_submitted_settled_and_reported(
         # What an oracle does: read the challenge from chain, fetch from the bundle URI with a
         # token of its own, re-run.
         jobs.chain.mine(2)
-        seed = bytes(market.challengeSeed(job_id))
+        seed = jobs.seed(job_id)
         spec = parse_spec(spec_bytes())
         commitment = Commitment(job_id, job.spec_hash, job.shard_count, job.result_root)
         access = BundleAccess.sign(
@@ -77,7 +77,7 @@ def test_job__accepted_computed_submitted_settled_and_reported(
         source = HttpSource(server.url, access=access)
         verdict = verify_job(spec, commitment, seed, job.challenge_count, source)
         assert verdict.accepted, verdict.summary()
-        assert list(verdict.challenged) == list(market.challengedShards(job_id))
+        assert list(verdict.challenged) == list(market.challengedShards(job_id, job.record()))
 
     jobs.settle(job_id, True, sender=stranger)
     report = agent.step()
@@ -136,6 +136,45 @@ def test_bundle_server__serves_each_result_to_its_client_and_oracles_only(
             with pytest.raises(ResultError, match="403"):
                 fetch(who, "refused")
         assert not (tmp_path / "refused").exists()
+
+
+def test_bundle_server__an_oracle_of_another_epoch__is_refused(
+    farm: MarketClient, market: Any, owner: Any, jobs: Jobs, make_agent: AgentFactory,
+    stranger: Any, tmp_path: Any,
+) -> None:  # fmt: skip
+    """Only the oracles of the epoch a job was posted in settle it, so only they read its
+    bundle: an oracle added later (a hostile one, say) is refused the older job's result
+    while reading the newer one's, and an oracle removed after a job was posted still reads
+    that job's (it may still have to judge it)."""
+    acct.register(farm, STAKE)
+    gate = agent_gate(tmp_path / "state", farm)
+    with BundleServer(make_app(LocalStore(tmp_path / "bundles"), gate)) as server:
+        agent = make_agent(bundle_uri=server.url)
+        old = jobs.post()
+        retired = jobs.oracles[2]
+        market.updateOracles([stranger], [retired], 2, sender=owner)  # a new oracle epoch
+        new = jobs.post(spec_bytes(seed=8))
+        assert sorted(agent.step().submitted) == [old, new]
+        old_job, new_job = farm.get_job(old), farm.get_job(new)
+        assert new_job.oracle_epoch == old_job.oracle_epoch + 1
+        assert old_job.result_root != new_job.result_root
+
+        def fetch(who: Any, job: Any, folder: str) -> int:
+            result = fetch_result(
+                server.url, job.result_root, who.private_key, farm.chain_id,
+                farm.market_address, tmp_path / folder,
+            )  # fmt: skip
+            return len(result.shards)
+
+        with pytest.raises(ResultError, match="403"):
+            fetch(stranger, old_job, "refused")  # an oracle, but not of the job's epoch
+        assert not (tmp_path / "refused").exists()
+        assert fetch(stranger, new_job, "newcomer") == AGENT_SHARDS
+        assert fetch(retired, old_job, "retired") == AGENT_SHARDS
+        with pytest.raises(ResultError, match="403"):
+            fetch(retired, new_job, "refused-retired")
+        assert fetch(jobs.oracles[0], old_job, "o-old") == AGENT_SHARDS
+        assert fetch(jobs.oracles[0], new_job, "o-new") == AGENT_SHARDS
 
 
 def test_rejected_job__is_reported_as_slashed(
@@ -212,7 +251,7 @@ def test_restart__accept_sent_but_not_recorded__is_found_on_chain_not_resent(
 ) -> None:
     acct.register(farm, STAKE)
     job_id = jobs.post()
-    tx = farm.transact(farm.market.functions.acceptJob(job_id), "accept")
+    tx = farm.transact(farm.market.functions.acceptJob(job_id, jobs.rec(job_id)), "accept")
     first = make_agent()
     first.scan()
     tx_hash = "0x" + bytes(tx["transactionHash"]).hex()
@@ -241,7 +280,7 @@ def test_restart__an_unrecorded_accept_lands_while_the_job_is_undecided__is_held
     job_id = jobs.post()
     agent = make_agent()
     agent.scan()
-    farm.transact(farm.market.functions.acceptJob(job_id), "acceptJob")
+    farm.transact(farm.market.functions.acceptJob(job_id, jobs.rec(job_id)), "acceptJob")
     report = StepReport()
     agent.decide(report)
     record = agent.state.get(job_id)
@@ -305,11 +344,184 @@ def test_job_taken_by_another_provider__is_marked_gone(
     agent = make_agent()
     agent.scan()
     market.registerProvider(STAKE, "", sender=provider2)
-    market.acceptJob(job_id, sender=provider2)
+    market.acceptJob(job_id, jobs.rec(job_id), sender=provider2)
     report = agent.step()
     assert report.accepted == []
     record = agent.state.get(job_id)
     assert record is not None and record.status is JobStatus.GONE
+
+
+@pytest.mark.parametrize("when", ["before_it_is_signed", "after_it_is_broadcast"])
+def test_job_taken_between_reading_its_record_and_sending__is_given_up_once(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, provider2: Any,
+    monkeypatch: pytest.MonkeyPatch, when: str,
+) -> None:  # fmt: skip
+    """acceptJob carries the record the agent read; another provider's acceptance lands in
+    between, so the record is stale and the call reverts (MarketJobRecordMismatch) - at the
+    gas estimate, or on chain once mined. The agent reads the job again, gives it up with a
+    log line saying who took it, and never sends for it again."""
+    acct.register(farm, STAKE)
+    market.registerProvider(STAKE, "", sender=provider2)
+    job_id = jobs.post()
+    lines: list[str] = []
+    agent = make_agent(echo=lines.append)
+    broadcasts: list[bytes] = []
+    send_raw = farm.w3.eth.send_raw_transaction
+    transact = farm.transact
+
+    def rival_first() -> None:
+        market.acceptJob(job_id, jobs.rec(job_id), sender=provider2)
+
+    def racing_transact(fn: Any, action: str, on_sent: Any = None) -> Any:
+        if when == "before_it_is_signed":
+            rival_first()
+        return transact(fn, action, on_sent)
+
+    def racing_send(raw: Any) -> Any:
+        broadcasts.append(bytes(raw))
+        if when == "after_it_is_broadcast":
+            rival_first()
+        return send_raw(raw)
+
+    monkeypatch.setattr(farm, "transact", racing_transact)
+    monkeypatch.setattr(farm.w3.eth, "send_raw_transaction", racing_send)
+    report = agent.step()
+
+    assert report.accepted == [] and report.submitted == [] and report.computed == {}
+    record = agent.state.get(job_id)
+    assert record is not None and record.status is JobStatus.GONE
+    assert record.accept_tx is None
+    assert record.reason is not None
+    assert record.reason.startswith(f"taken by {provider2.address}: acceptJob({job_id}) reverted")
+    assert "MarketJobRecordMismatch" in record.reason
+    (given_up,) = [line for line in lines if "giving it up" in line]
+    assert given_up.startswith(f"job {job_id}: giving it up - taken by {provider2.address} ")
+    assert "MarketJobRecordMismatch" in given_up
+    assert len(broadcasts) == (0 if when == "before_it_is_signed" else 1)
+    (accepted,) = events(market, "JobAccepted", job_id)
+    assert accepted.event_arguments["provider"] == provider2.address
+    assert farm.get_provider().stake_ntk == STAKE  # no collateral locked
+
+    again = agent.step()  # nothing more is sent for it
+    assert again.accepted == [] and again.decisions == []
+    assert len(broadcasts) == (0 if when == "before_it_is_signed" else 1)
+
+
+def test_job_reserved_for_this_provider_cancelled_while_deciding__is_given_up_not_held(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A posted job's record names the provider it is reserved for: that is not holding it.
+    The client cancels such a job after the policy said yes; the record read right before
+    sending shows it, and the agent gives the job up without signing anything."""
+    acct.register(farm, STAKE)
+    job_id = jobs.post(provider=farm.address)
+    lines: list[str] = []
+    agent = make_agent(echo=lines.append)
+    evaluate = agent.evaluate
+
+    def then_cancelled(jid: int) -> Any:
+        decided = evaluate(jid)
+        market.cancelJob(jid, jobs.rec(jid), sender=jobs.client)
+        return decided
+
+    monkeypatch.setattr(agent, "evaluate", then_cancelled)
+    farm_address = to_checksum_address(farm.address)
+    nonce = farm.w3.eth.get_transaction_count(farm_address)
+    report = agent.step()
+
+    assert [d.accept for d in report.decisions] == [True] and report.accepted == []
+    assert farm.w3.eth.get_transaction_count(farm_address) == nonce  # nothing signed
+    record = agent.state.get(job_id)
+    assert record is not None and record.status is JobStatus.GONE
+    assert f"job {job_id}: giving it up - cancelled on chain before this provider's " in (
+        "\n".join(lines)
+    )
+    assert farm.get_job(job_id).state is JobState.CANCELLED
+    assert agent.step().decisions == []
+
+
+def test_job_defaulted_between_reading_its_record_and_submitting__is_recorded_not_resent(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The agent read the accepted job's record and is about to submit; the deadline passes
+    and the client ends the job (expireJob: defaulted) first. submitResult reverts (the job
+    is gone), the agent reads it again and records the default, without sending again."""
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    lines: list[str] = []
+    agent = make_agent(echo=lines.append)
+    transact = farm.transact
+    actions: list[str] = []
+
+    def late(fn: Any, action: str, on_sent: Any = None) -> Any:
+        actions.append(action)
+        if action.startswith("submitResult"):
+            jobs.chain.mine(deltatime=7200 + 1)  # past deliverBy, even within the second
+            market.expireJob(job_id, jobs.rec(job_id), sender=jobs.client)
+        return transact(fn, action, on_sent)
+
+    monkeypatch.setattr(farm, "transact", late)
+    report = agent.step()
+
+    assert report.accepted == [job_id] and report.submitted == []
+    assert report.settled == {job_id: JobStatus.DEFAULTED}
+    record = agent.state.get(job_id)
+    assert record is not None and record.status is JobStatus.DEFAULTED
+    assert actions == [f"acceptJob({job_id})", f"submitResult({job_id})"]
+    assert any(
+        f"job {job_id}: submit failed" in line and "MarketJobNotFound" in line for line in lines
+    )
+    assert events(market, "ResultSubmitted", job_id) == []
+    assert len(events(market, "JobDefaulted", job_id)) == 1
+    assert agent.step().submitted == [] and len(actions) == 2
+
+
+def test_restart__accept_recorded_but_the_job_taken_meanwhile__is_given_up(
+    farm: MarketClient, market: Any, jobs: Jobs, make_agent: AgentFactory, provider2: Any
+) -> None:
+    """A restart finds an accept of its own in the state file that never reached the node,
+    while another provider took the job: the job is read again and given up, nothing sent."""
+    acct.register(farm, STAKE)
+    job_id = jobs.post()
+    first = make_agent()
+    first.scan()
+    first.state.update(job_id, status=JobStatus.ACCEPTING, accept_tx="0x" + "ab" * 32)
+    first.close()
+    market.registerProvider(STAKE, "", sender=provider2)
+    market.acceptJob(job_id, jobs.rec(job_id), sender=provider2)
+
+    farm_address = to_checksum_address(farm.address)
+    nonce = farm.w3.eth.get_transaction_count(farm_address)
+    lines: list[str] = []
+    again = make_agent(echo=lines.append)
+    report = again.step()
+    assert report.accepted == [] and report.decisions == []
+    assert farm.w3.eth.get_transaction_count(farm_address) == nonce
+    record = again.state.get(job_id)
+    assert record is not None and record.status is JobStatus.GONE
+    assert record.reason == f"taken by {provider2.address}"
+    gave_up = f"job {job_id}: giving it up - taken by {provider2.address} (found after a restart)"
+    assert gave_up in lines
+
+
+def test_restart__with_a_later_from_block__still_reads_the_jobs_it_knows(
+    farm: MarketClient, jobs: Jobs, make_agent: AgentFactory
+) -> None:
+    """Job records are rebuilt from events searched for from the block the first run began
+    scanning at: a restart given a --from-block past a known job's posting (the option is
+    meant for the first run only) still reads it."""
+    acct.register(farm, STAKE)
+    start = farm.head()
+    job_id = jobs.post()
+    first = make_agent(from_block=start)
+    assert first.scan() == [job_id]
+    first.close()
+
+    again = make_agent(from_block=farm.head() + 1)
+    assert again.first_block == start
+    assert again.step().submitted == [job_id]
 
 
 def test_run__survives_a_failing_step_and_stops_after_too_many(

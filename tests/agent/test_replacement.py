@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 import requests
+from eth_account import Account
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.types import TxParams, Wei
 
 from neurotoken.chain.answers import SendResult, classify
 from neurotoken.chain.fees import GWEI
@@ -344,6 +347,71 @@ def test_restart__replacement_recorded_but_never_broadcast__the_pending_earlier_
     assert landed["nonce"] == int(miner.first["nonce"], 16)
     assert record.accept_tx == HexBytes(landed["hash"]).to_0x_hex()
     assert record.accept_tx in again.state.tx_attempts(job_id, "accept_tx")
+
+
+def test_restart__accept_left_pending_whose_record_went_stale__is_followed_then_given_up(
+    farm: MarketClient,
+    market: Any,
+    jobs: Jobs,
+    make_agent: AgentFactory,
+    rpc_url: str,
+    provider2: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The state file holds an accept still pending on the node, signed with the job's record
+    as it was then; another provider's acceptance lands first, so that record is stale. The
+    restarted agent follows its transaction to its end (replacing it while it is stuck: its
+    nonce must not block the account), the transaction reverts (MarketJobRecordMismatch), and
+    the agent reads the job again and gives it up - no crash, no new accept."""
+    acct.register(farm, STAKE)
+    market.registerProvider(STAKE, "", sender=provider2)
+    job_id = jobs.post()
+    posted = farm.get_job(job_id).record()
+    with mining(rpc_url) as miner:
+        agent, first_hash = leave_accept_pending(farm, make_agent, miner)
+        assert miner.first is not None and miner.base_fee is not None
+        agent.close()
+
+        # The rival's acceptance, paying what the pinned base fee asks, lands in the first
+        # block the miner makes; ours (carrying the Posted record) cannot be included yet.
+        rival = Account.from_key(provider2.private_key)
+        fn = farm.market.functions.acceptJob(job_id, posted)
+        params: TxParams = {
+            "from": rival.address,
+            "nonce": farm.w3.eth.get_transaction_count(rival.address, "pending"),
+            "gas": 400_000,
+            "maxFeePerGas": Wei(4 * miner.base_fee),
+            "maxPriorityFeePerGas": Wei(miner.base_fee),
+            "chainId": farm.chain_id,
+        }
+        rival_tx = fn.build_transaction(params)
+        farm.w3.eth.send_raw_transaction(rival.sign_transaction(rival_tx).raw_transaction)
+
+        farm.tx_settings = TxSettings(receipt_timeout_s=60, stuck_after_blocks=2)
+        adopted = mine_once_adopted(miner, monkeypatch)
+        lines: list[str] = []
+        again = make_agent(echo=lines.append)
+        sent = spy_broadcasts(farm, monkeypatch)
+        report = StepReport()
+        again.reconcile(report)
+        again.decide(report)
+
+    assert adopted == [first_hash]
+    (log,) = accepted_logs(market, job_id)
+    assert log.event_arguments["provider"] == provider2.address
+    record = again.state.get(job_id)
+    assert record is not None and record.status is JobStatus.GONE
+    assert record.reason == f"taken by {provider2.address}"
+    assert report.accepted == [] and report.decisions == []
+    # what the agent sent were replacements of its old accept at its nonce, nothing new
+    assert {tx["nonce"] for tx in sent} <= {int(miner.first["nonce"], 16)}
+    farm_address = to_checksum_address(farm.address)
+    assert farm.w3.eth.get_transaction_count(farm_address) == int(miner.first["nonce"], 16) + 1
+    failed = [line for line in lines if f"earlier acceptJob({job_id}) failed" in line]
+    assert failed and "MarketJobRecordMismatch" in failed[0]
+    assert f"job {job_id}: giving it up - taken by {provider2.address} (found after a restart)" in (
+        lines
+    )
 
 
 def rpc_error(message: str) -> Web3RPCError:

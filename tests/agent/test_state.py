@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from neurotoken.errors import ConfigError
-from neurotoken.provider.state import AgentState, JobStatus
+from neurotoken.provider.state import AgentState, JobStatus, first_block_of
 
 MARKET = "0x" + "11" * 20
 PROVIDER = "0x" + "22" * 20
@@ -76,3 +76,31 @@ def test_tx_attempts__a_file_written_before_the_history__still_gives_its_hash(
     assert state.tx_attempts(3, "submit_tx") == [H1]
     state.update(3, submit_tx=H2)
     assert state.tx_attempts(3, "submit_tx") == [H1, H2]
+
+
+def test_first_block__kept_from_the_first_run_for_every_later_one(tmp_path: Path) -> None:
+    """Job records are searched for from the block the first scan started at: a later run
+    given another --from-block must still find the jobs the file knows."""
+    path = tmp_path / "agent.sqlite3"
+    assert first_block_of(path) == 0  # no file yet
+    state = open_state(tmp_path)
+    assert state.first_block(500) == 500
+    state.set_next_block(900)
+    state.close()
+    state = open_state(tmp_path)
+    assert state.first_block(800) == 500
+    state.close()
+    assert first_block_of(path) == 500
+
+
+def test_first_block__a_file_that_scanned_before_it_was_kept__starts_at_zero(
+    tmp_path: Path,
+) -> None:
+    state = open_state(tmp_path)
+    state.set_next_block(900)  # as an older agent left it: scanned, from where unknown
+    state.close()
+    assert first_block_of(tmp_path / "agent.sqlite3") == 0
+    state = open_state(tmp_path)
+    assert state.first_block(700) == 0
+    state.close()
+    assert first_block_of(tmp_path / "agent.sqlite3") == 0

@@ -185,3 +185,61 @@ def test_readme_run_book__sale_then_market__one_economy_no_prompt(book: RunBook)
     assert "accepted job 1; deliver by" in book.ape("market", "accept", "1", account="provider")
     recorded = json.loads((book.home / "deployments" / "ethereum-custom.json").read_text())
     assert {"NeuroToken", "TokenSale", "TeamVestingWallet", "ComputeMarket"} <= set(recorded)
+    # -- a quoted job (README: Posting by quote): the request for the provider, its acceptance
+    written = book.ape(
+        "market",
+        "post",
+        "--spec-hash",
+        spec["hash"],
+        "--spec-uri",
+        (book.home / "spec.json").as_uri(),
+        "--payment",
+        "100",
+        "--collateral",
+        "min",
+        "--shards",
+        "16",
+        "--challenges",
+        "8",
+        "--provider",
+        book.address["provider"],
+        "--request-out",
+        book.file("request.json"),
+        account="client",
+    )
+    assert f"for {book.address['provider']} to quote (nothing sent)" in written
+    quoted = run_ok(
+        "python",
+        "-m",
+        "neurotoken.provider",
+        "agent",
+        "quote",
+        book.file("request.json"),
+        "--state",
+        book.file("provider-state"),
+        "--min-price-per-shard",
+        "0.5",
+        "--out",
+        book.file("quote.json"),
+        env={
+            **book.env,
+            "NEUROTOKEN_RPC_URL": book.network,
+            "NEUROTOKEN_MARKET": recorded["ComputeMarket"]["address"],
+            "NEUROTOKEN_PROVIDER_KEYSTORE": "provider",
+            "NEUROTOKEN_PROVIDER_PASSWORD": "provider-passphrase",
+        },
+    )
+    assert f"quote written to {book.file('quote.json')}" in quoted
+    posted = book.ape(
+        "market",
+        "post",
+        "--request",
+        book.file("request.json"),
+        "--acceptance",
+        book.file("quote.json"),
+        "--permit",
+        account="client",
+    )
+    assert f"posted job 2, already accepted by {book.address['provider']}" in posted
+    status = book.ape("market", "status", "2")
+    assert "job 2: Accepted" in status and "next: the provider must submit a result" in status

@@ -1,9 +1,11 @@
 """A provider's bundle is read by its job's client and oracles only (security review, finding 4).
 
-Two jobs' bundles sit in one provider store behind one server: job 1 (client Alice, oracles
-O1 and O2) and job 2 (client Bob, same oracles). Readers sign bundle access tokens
+Two jobs' bundles sit in one provider store behind one server: job 1 (client Alice, posted in
+oracle epoch 1: oracles O1 and O2) and job 2 (client Bob, posted in epoch 2, after O2 was
+retired and O3 added: oracles O1 and O3). Readers sign bundle access tokens
 (`neurotoken.proofs.access`); the server's gate is the one the provider agent uses
-(`JobReaders`), fed from tables here instead of the chain."""
+(`JobReaders`: the job's record says its client and oracle epoch, the chain who serves that
+epoch), fed from tables here instead of the chain."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neurotoken.jobs import keccak256, parse_spec, spec_hash
+from neurotoken.market.job import ZERO_ADDRESS, OnChainJob
+from neurotoken.market.states import JobState
 from neurotoken.proofs import Commitment, HttpLimits, HttpSource, LocalStore, verify_job
 from neurotoken.proofs.access import (
     MAX_HEADER_CHARS,
@@ -63,22 +67,33 @@ class Job:
     leaves: list[bytes]
 
 
+def record(job_id: int, client: str, epoch: int, root: bytes = b"\x01" * 32) -> OnChainJob:
+    """A submitted job's record with the fields the gate reads (client, oracle epoch)."""
+    return OnChainJob(
+        job_id=job_id, client=client, payment_ntk=10**18, provider=ZERO_ADDRESS,
+        collateral_ntk=0, spec_hash=b"\x02" * 32, result_root=root, state=JobState.SUBMITTED,
+        accept_by=1, deliver_by=2, verdict_by=3, seed_block=4, shard_count=4,
+        challenge_count=4, fee_bps=250, oracle_epoch=epoch, threshold=2,
+    )  # fmt: skip
+
+
 @dataclass
 class Provider:
     """Two jobs in one store; who may read what, as the agent's chain would say."""
 
     store: LocalStore
     jobs: dict[int, Job]
-    clients: dict[int, str]
-    oracles: set[str]
+    records: dict[int, OnChainJob]
+    epoch_oracles: dict[int, set[str]]
 
     def jobs_of_root(self, root: bytes) -> list[int]:
         return [j.job_id for j in self.jobs.values() if j.root == root]
 
+    def is_epoch_oracle(self, epoch: int, who: str) -> bool:
+        return who in self.epoch_oracles.get(epoch, set())
+
     def readers(self) -> JobReaders:
-        return JobReaders(
-            self.jobs_of_root, self.clients.__getitem__, lambda _job, who: who in self.oracles
-        )
+        return JobReaders(self.jobs_of_root, self.records.__getitem__, self.is_epoch_oracle)
 
     def gate(self, **kwargs: object) -> BundleGate:
         return BundleGate(CHAIN_ID, MARKET, self.readers(), **kwargs)  # type: ignore[arg-type]
@@ -98,8 +113,15 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Provider:
         commitment = Commitment(job_id, spec_hash(spec), spec.shard_count, root)
         outputs = [store.object(h, 1 << 30) for h in hashes]
         jobs[job_id] = Job(job_id, spec, root, commitment, outputs, hashes)
-    clients = {1: address("alice"), 2: address("bob")}
-    return Provider(store, jobs, clients, {address("oracle1"), address("oracle2")})
+    records = {
+        1: record(1, address("alice"), 1, jobs[1].root),
+        2: record(2, address("bob"), 2, jobs[2].root),
+    }
+    epoch_oracles = {
+        1: {address("oracle1"), address("oracle2")},
+        2: {address("oracle1"), address("oracle3")},
+    }
+    return Provider(store, jobs, records, epoch_oracles)
 
 
 @pytest.fixture
@@ -169,6 +191,19 @@ def test_token_for_another_root__opens_nothing(provider: Provider, server: Bundl
     one, two = provider.jobs[1], provider.jobs[2]
     assert_refused(server.url, one, token("alice", two.root))  # Alice's token, job 2's root
     assert_refused(server.url, one, token("oracle1", two.root))
+
+
+def test_oracle_of_another_epoch__is_refused(provider: Provider, server: BundleServer) -> None:
+    """Only the oracles of the epoch a job was posted in settle it, so only they read it: O3,
+    added after job 1 was posted, is refused job 1 (every path, no byte) with a token of its
+    own, while it reads job 2; O2, retired before job 2, reads job 1 but not job 2."""
+    one, two = provider.jobs[1], provider.jobs[2]
+    assert_refused(server.url, one, token("oracle3", one.root))
+    assert_refused(server.url, two, token("oracle2", two.root))
+    assert get(server.url, f"bundles/0x{two.root.hex()}/manifest", token("oracle3", two.root)).ok
+    assert get(server.url, f"bundles/0x{one.root.hex()}/manifest", token("oracle2", one.root)).ok
+    assert get(server.url, f"bundles/0x{one.root.hex()}/manifest", token("oracle1", one.root)).ok
+    assert get(server.url, f"bundles/0x{two.root.hex()}/manifest", token("oracle1", two.root)).ok
 
 
 def test_client_of_another_job__is_refused(provider: Provider, server: BundleServer) -> None:
@@ -383,16 +418,17 @@ def test_job_readers__cache_what_never_changes_and_see_new_jobs_of_a_root() -> N
     root = b"\x09" * 32
     roots: dict[bytes, list[int]] = {root: [1]}
     calls: list[str] = []
+    records = {1: record(1, address("alice"), 1), 2: record(2, address("bob"), 1)}
 
-    def client_of(job: int) -> str:
-        calls.append(f"client {job}")
-        return {1: address("alice"), 2: address("bob")}[job]
+    def job_of(job: int) -> OnChainJob:
+        calls.append(f"job {job}")
+        return records[job]
 
-    def is_job_oracle(job: int, who: str) -> bool:
-        calls.append(f"oracle {job} {who[:6]}")
-        return who == address("oracle1")
+    def is_epoch_oracle(epoch: int, who: str) -> bool:
+        calls.append(f"oracle {epoch} {who[:6]}")
+        return epoch == 1 and who == address("oracle1")
 
-    readers = JobReaders(lambda r: list(roots.get(r, [])), client_of, is_job_oracle)
+    readers = JobReaders(lambda r: list(roots.get(r, [])), job_of, is_epoch_oracle)
     for _ in range(3):
         assert readers(address("alice").lower(), root)
         assert readers(address("oracle1"), root)
@@ -401,18 +437,20 @@ def test_job_readers__cache_what_never_changes_and_see_new_jobs_of_a_root() -> N
     assert sorted(set(calls)) == sorted(calls)  # every chain answer asked once
     roots[root].append(2)  # the same spec posted again: the same outputs, the same root
     assert readers(address("bob"), root)
-    assert calls.count("client 2") == 1
+    assert calls.count("job 2") == 1
+    # job 2 is of the same epoch: the epoch's answers are not asked again
+    assert calls.count(f"oracle 1 {address('oracle1')[:6]}") == 1
 
 
 def test_job_readers__are_safe_across_threads() -> None:
     root = b"\x09" * 32
     asked: list[int] = []
 
-    def client_of(job: int) -> str:
+    def job_of(job: int) -> OnChainJob:
         asked.append(job)
-        return address("alice")
+        return record(job, address("alice"), 1)
 
-    readers = JobReaders(lambda r: [1], client_of, lambda job, who: False)
+    readers = JobReaders(lambda r: [1], job_of, lambda epoch, who: False)
 
     async def many() -> list[bool]:
         loop = asyncio.get_running_loop()

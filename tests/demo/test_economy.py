@@ -37,6 +37,12 @@ def test_demo__one_economy_from_sale_to_books__every_check_holds(
 
     # The story each stage tells.
     for phrase in (
+        "client wrote its request for farm A to quote:",
+        "farm A signed its acceptance (EIP-712, fee 250 bps, oracle epoch 1, threshold 2)",
+        "client checked the signature and posted job 1 with it and a permit: one transaction",
+        "the job starts Accepted, 40 NTK of farm A's stake locked",
+        "provider accepted job 1 (quoted: accepted when posted) committed root",
+        "job 1 (quoted) took 3 transactions: post, submit, settle; job 2 took 4",
         "with a permit, one transaction",
         "(Python agrees)",
         "settled both jobs in one transaction",
@@ -52,6 +58,19 @@ def test_demo__one_economy_from_sale_to_books__every_check_holds(
         "400.00 NTK slashed",
     ):
         assert phrase in text, phrase
+    # The quoted job: the request the client wrote for farm A, and the market stage's checks.
+    request = json.loads((tmp_path / "out" / "quote-request.json").read_text())
+    assert (request["provider"], request["client"]) == (cast.farm_a.address, cast.client.address)
+    assert request["market"] == market.address and request["paymentNtk"] == 100 * NTK
+    quote_checks = [c["name"] for c in stages["market"]["checks"] if c["name"].startswith("job 1")]
+    assert quote_checks == [
+        "job 1 (quoted) starts Accepted",
+        "job 1: farm A's collateral locked by the client's post",
+        "job 1: the record farm A signed is the record stored",
+        "job 1: Python derives the contract's challenge",
+        "job 1 (quoted) took 3 transactions: post, submit, settle",
+        "job 1 took one transaction fewer than job 2",
+    ]
     # a quorum of two settles each job; the third oracle may not have finished verifying it
     assert 2 <= sum(line.endswith(": accept") for line in lines) <= 3
     assert 2 <= sum(": reject (" in line for line in lines) <= 3

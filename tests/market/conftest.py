@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from neurotoken.market.job import OnChainJob
+from neurotoken.market.records import ape_reader
 from neurotoken.market.verdicts import (
     MarketDomain,
     Verdict,
@@ -82,6 +84,15 @@ class Market:
     def request(self, **overrides: Any) -> dict[str, Any]:
         return job_request(self.chain, **overrides)
 
+    def job(self, job_id: int) -> OnChainJob:
+        """The job's record (its final one once it has ended), rebuilt from its events and
+        checked against the digest the market stores."""
+        return ape_reader(self.contract).get(job_id)
+
+    def rec(self, job_id: int) -> tuple[Any, ...]:
+        """The job's current record as the market's calls take it (IComputeMarket.Job)."""
+        return self.job(job_id).record()
+
     def register(self, provider: Any | None = None, stake: int = STAKE) -> Any:
         return self.contract.registerProvider(
             stake, "https://gpu.example/provider.json", sender=provider or self.provider
@@ -96,7 +107,7 @@ class Market:
         if not self.contract.getProvider(provider).registered:
             self.register(provider)
         job_id = self.post(**overrides)
-        self.contract.acceptJob(job_id, sender=provider)
+        self.contract.acceptJob(job_id, self.rec(job_id), sender=provider)
         return job_id
 
     def submitted(
@@ -104,7 +115,9 @@ class Market:
     ) -> int:
         provider = provider or self.provider
         job_id = self.accepted(provider, **overrides)
-        self.contract.submitResult(job_id, root, SHARDS, "ipfs://bundle", sender=provider)
+        self.contract.submitResult(
+            job_id, self.rec(job_id), root, SHARDS, "ipfs://bundle", sender=provider
+        )
         # The seed block, then one more: a view sees the seed block's hash only from the next.
         self.chain.mine(2)
         return job_id
@@ -118,7 +131,7 @@ class Market:
         seed: bytes | None = None,
     ) -> list[bytes]:
         """Signatures of `signers` over the job's verdict, sorted by signer address."""
-        root = root if root is not None else bytes(self.contract.getJob(job_id).resultRoot)
+        root = root if root is not None else self.job(job_id).result_root
         seed = seed if seed is not None else self.seed(job_id)
         signed = [
             sign_verdict(s.private_key, self.domain, Verdict(job_id, root, seed, accepted))
@@ -128,15 +141,13 @@ class Market:
 
     def seed(self, job_id: int) -> bytes:
         """The job's challenge seed, as the contract reads it."""
-        return bytes(self.contract.challengeSeed(job_id))
+        return bytes(self.contract.challengeSeed(job_id, self.job(job_id).seed_block))
 
     def sign_batch(
         self, entries: Sequence[tuple[int, bool]], signers: Sequence[Any]
     ) -> list[bytes]:
         verdicts = [
-            Verdict(
-                job_id, bytes(self.contract.getJob(job_id).resultRoot), self.seed(job_id), accepted
-            )
+            Verdict(job_id, self.job(job_id).result_root, self.seed(job_id), accepted)
             for job_id, accepted in entries
         ]
         return sorted_signatures(

@@ -3,13 +3,23 @@ never drawn twice, and the index derivation mirrored in Python."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ape
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurotoken.market.verdicts import VerdictError, challenged_indices
-from tests.constants import CHALLENGES, HISTORY_STORAGE, LAPSED, PAYMENT, POSTED, SHARDS
+from tests.constants import (
+    ACCEPTED,
+    CHALLENGES,
+    HISTORY_STORAGE,
+    LAPSED,
+    PAYMENT,
+    POSTED,
+    SHARDS,
+)
 from tests.market.conftest import RESULT_ROOT, event_args
 
 
@@ -25,31 +35,35 @@ def drop_block_history(chain) -> None:
     chain.provider.make_request("anvil_setCode", [HISTORY_STORAGE, "0x"])
 
 
-def test_challenge_seed__before_result__reverts(m, market):
-    job_id = m.post()
-    with ape.reverts(market.MarketJobWrongState, jobId=job_id, state=POSTED):
-        market.challengeSeed(job_id)
+@pytest.mark.parametrize("state", [POSTED, ACCEPTED])
+def test_challenged_shards__before_result__reverts(m, market, state):
+    """No challenge before a result: a record without a root and a seed block has none."""
+    job_id = m.post() if state == POSTED else m.accepted()
+    with ape.reverts(market.MarketJobWrongState, jobId=job_id, state=state):
+        market.challengedShards(job_id, m.rec(job_id))
 
 
 def test_challenge_seed__in_the_submit_block__is_pending(m, market, provider):
     job_id = m.accepted()
-    tx = market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
-    with ape.reverts(
-        market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
-    ):
-        market.challengeSeed(job_id)
+    tx = market.submitResult(job_id, m.rec(job_id), RESULT_ROOT, SHARDS, "", sender=provider)
+    seed_block = tx.block_number + 1
+    assert m.job(job_id).seed_block == seed_block
+    with ape.reverts(market.MarketChallengeSeedPending, jobId=job_id, seedBlock=seed_block):
+        market.challengeSeed(job_id, seed_block)
+    with ape.reverts(market.MarketChallengeSeedPending, jobId=job_id, seedBlock=seed_block):
+        market.challengedShards(job_id, m.rec(job_id))
 
 
 def test_challenge_seed__is_the_hash_of_the_block_after_the_commit(m, market, chain):
     job_id = m.submitted()
-    seed_block = market.getJob(job_id).seedBlock
-    assert bytes(market.challengeSeed(job_id)) == bytes(chain.blocks[seed_block].hash)
+    seed_block = m.job(job_id).seed_block
+    assert bytes(market.challengeSeed(job_id, seed_block)) == bytes(chain.blocks[seed_block].hash)
 
 
 def test_challenged_shards__match_python_mirror(m, market):
     job_id = m.submitted()
-    seed = bytes(market.challengeSeed(job_id))
-    on_chain = list(market.challengedShards(job_id))
+    seed = m.seed(job_id)
+    on_chain = list(market.challengedShards(job_id, m.rec(job_id)))
     assert on_chain == challenged_indices(seed, job_id, SHARDS, CHALLENGES)
     assert len(set(on_chain)) == CHALLENGES
     assert all(0 <= i < SHARDS for i in on_chain)
@@ -57,67 +71,76 @@ def test_challenged_shards__match_python_mirror(m, market):
 
 def test_challenged_shards__all_shards__is_a_permutation(m, market):
     job_id = m.submitted(shardCount=SHARDS, challengeCount=SHARDS)
-    assert sorted(market.challengedShards(job_id)) == list(range(SHARDS))
+    assert sorted(market.challengedShards(job_id, m.rec(job_id))) == list(range(SHARDS))
 
 
 def test_challenge_seed__after_256_blocks__read_from_history(m, market, chain):
     """Past the BLOCKHASH window the seed is read from the EIP-2935 history contract."""
     job_id = m.submitted()
-    seed_block = market.getJob(job_id).seedBlock
+    seed_block = m.job(job_id).seed_block
     chain.mine(300)
-    assert bytes(market.challengeSeed(job_id)) == bytes(chain.blocks[seed_block].hash)
+    assert bytes(market.challengeSeed(job_id, seed_block)) == bytes(chain.blocks[seed_block].hash)
 
 
 def test_fix_challenge_seed__stores_it_for_good(m, market, chain, stranger):
     job_id = m.submitted()
-    seed_block = market.getJob(job_id).seedBlock
+    record = m.job(job_id)
+    seed_block = record.seed_block
     expected = bytes(chain.blocks[seed_block].hash)
-    tx = market.fixChallengeSeed(job_id, sender=stranger)
+    tx = market.fixChallengeSeed(job_id, record.record(), sender=stranger)
     assert event_args(tx, market.ChallengeSeedFixed) == {
         "jobId": job_id,
         "seedBlock": seed_block,
         "seed": expected,
     }
+    # Fixing the seed leaves the record alone.
+    assert bytes(market.jobDigest(job_id)) == record.digest()
     drop_block_history(chain)
     chain.mine(260)
-    assert bytes(market.challengeSeed(job_id)) == expected
+    assert bytes(market.challengeSeed(job_id, seed_block)) == expected
+    assert list(market.challengedShards(job_id, record.record())) == challenged_indices(
+        expected, job_id, SHARDS, CHALLENGES
+    )
 
 
 def test_fixed_seed__after_history_is_gone__verdict_over_it_settles(m, market, chain, oracles):
     job_id = m.submitted()
-    market.fixChallengeSeed(job_id, sender=oracles[0])
+    market.fixChallengeSeed(job_id, m.rec(job_id), sender=oracles[0])
     drop_block_history(chain)
     chain.mine(260)
-    tx = market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+    tx = market.settle(
+        job_id, m.rec(job_id), True, m.sign(job_id, True, oracles[:2]), sender=oracles[0]
+    )
     assert len(tx.events.filter(market.JobPaid)) == 1
 
 
 def test_fix_challenge_seed__twice__reverts(m, market, stranger):
     job_id = m.submitted()
-    market.fixChallengeSeed(job_id, sender=stranger)
-    seed = bytes(market.challengeSeed(job_id))
+    market.fixChallengeSeed(job_id, m.rec(job_id), sender=stranger)
+    seed = m.seed(job_id)
     with ape.reverts(market.MarketChallengeSeedAlreadyFixed, jobId=job_id, seed=seed):
-        market.fixChallengeSeed(job_id, sender=stranger)
+        market.fixChallengeSeed(job_id, m.rec(job_id), sender=stranger)
 
 
 def test_fix_challenge_seed__pending__reverts(m, market, provider):
     job_id = m.accepted()
-    tx = market.submitResult(job_id, RESULT_ROOT, SHARDS, "", sender=provider)
+    tx = market.submitResult(job_id, m.rec(job_id), RESULT_ROOT, SHARDS, "", sender=provider)
     with ape.reverts(
         market.MarketChallengeSeedPending, jobId=job_id, seedBlock=tx.block_number + 1
     ):
-        market.fixChallengeSeed(job_id, sender=provider)
+        market.fixChallengeSeed(job_id, m.rec(job_id), sender=provider)
 
 
 def test_fix_challenge_seed__not_submitted__reverts(m, market, stranger):
     job_id = m.accepted()
-    with ape.reverts(market.MarketJobWrongState, jobId=job_id, state=2):
-        market.fixChallengeSeed(job_id, sender=stranger)
+    with ape.reverts(market.MarketJobWrongState, jobId=job_id, state=ACCEPTED):
+        market.fixChallengeSeed(job_id, m.rec(job_id), sender=stranger)
 
 
-def test_fix_challenge_seed__unknown_job__reverts(market, stranger):
+def test_fix_challenge_seed__unknown_job__reverts(m, market, stranger):
+    record = m.rec(m.submitted())  # a genuine record, of another job
     with ape.reverts(market.MarketJobNotFound, jobId=3):
-        market.fixChallengeSeed(3, sender=stranger)
+        market.fixChallengeSeed(3, record, sender=stranger)
 
 
 def test_provider_withholds_until_seed_ages_out__gets_no_second_draw(
@@ -125,28 +148,50 @@ def test_provider_withholds_until_seed_ages_out__gets_no_second_draw(
 ):
     """The re-roll attack: a provider that sees its challenge hit a faked shard waits for the
     seed to age out of history and asks for a fresh draw. The seed block never moves: fixing
-    an aged-out seed reverts, so does settling, and the job can only lapse (no draw at all)."""
+    an aged-out seed reverts, so does settling, a record with the seed block moved to a fresh
+    block does not hash to the job's digest, and the job can only lapse (no draw at all)."""
     job_id = m.submitted()
-    seed_block = market.getJob(job_id).seedBlock
+    job = m.job(job_id)
+    seed_block = job.seed_block
     drop_block_history(chain)
     chain.mine(260)
     with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
-        market.challengeSeed(job_id)
+        market.challengeSeed(job_id, seed_block)
     for caller in (provider, oracles[0]):
         with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
-            market.fixChallengeSeed(job_id, sender=caller)
-    assert market.getJob(job_id).seedBlock == seed_block
+            market.fixChallengeSeed(job_id, job.record(), sender=caller)
+    assert m.job(job_id).seed_block == seed_block
     with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
-        market.challengedShards(job_id)
+        market.challengedShards(job_id, job.record())
     old_seed = bytes(chain.blocks[seed_block].hash)
     with ape.reverts(market.MarketChallengeSeedUnavailable, jobId=job_id, seedBlock=seed_block):
         market.settle(
-            job_id, True, m.sign(job_id, True, oracles[:2], seed=old_seed), sender=oracles[0]
+            job_id,
+            job.record(),
+            True,
+            m.sign(job_id, True, oracles[:2], seed=old_seed),
+            sender=oracles[0],
         )
+    # A fresh draw through the record: its seed block moved to a recent block.
+    rerolled = replace(job, seed_block=chain.blocks.head.number - 1)
+    fresh_seed = bytes(market.challengeSeed(job_id, rerolled.seed_block))
+    with ape.reverts(market.MarketJobRecordMismatch, jobId=job_id):
+        market.fixChallengeSeed(job_id, rerolled.record(), sender=provider)
+    with ape.reverts(market.MarketJobRecordMismatch, jobId=job_id):
+        market.settle(
+            job_id,
+            rerolled.record(),
+            True,
+            m.sign(job_id, True, oracles[:2], seed=fresh_seed),
+            sender=oracles[0],
+        )
+    assert bytes(market.jobDigest(job_id)) == job.digest()
     chain.mine(deltatime=4 * 3600)
     before = balance_of(client)
-    market.expireJob(job_id, sender=provider)
-    assert market.getJob(job_id).state == LAPSED
+    tx = market.expireJob(job_id, job.record(), sender=provider)
+    assert len(tx.events.filter(market.JobLapsed)) == 1
+    assert bytes(market.jobDigest(job_id)) == b"\x00" * 32
+    assert m.job(job_id).state == LAPSED
     assert balance_of(client) - before == PAYMENT
 
 

@@ -3,13 +3,20 @@ and the constructor's checks; governance never reaches into a live job."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ape
 import pytest
 from eth_account import Account
 
-from tests.constants import FEE_BPS, MIN_VERDICT_WINDOW, PAYMENT, UNBONDING_DELAY, ZERO_ADDRESS
+from tests.constants import (
+    FEE_BPS,
+    MIN_VERDICT_WINDOW,
+    PAID,
+    PAYMENT,
+    UNBONDING_DELAY,
+    ZERO_ADDRESS,
+)
 from tests.market.conftest import event_args
 
 MAX_FEE_BPS = 1_000
@@ -160,33 +167,42 @@ def test_removed_oracle__cannot_be_added_back(market, owner, oracles):
 def test_owner_adds_own_oracles__cannot_settle_a_job_submitted_before(m, market, owner, oracles):
     """The governance attack: the owner packs the set with its own keys (a majority of the new
     set). A job posted before keeps its oracles and threshold: the new keys cannot settle it,
-    the old ones still can."""
+    not even with the job's record moved to the new epoch, and the old ones still can."""
     job_id = m.submitted()
+    job = m.job(job_id)
     packed = fresh_oracles(4)
     market.updateOracles([o.address for o in packed], [], 4, sender=owner)
-    assert not market.isJobOracle(job_id, packed[0].address)
-    assert market.isJobOracle(job_id, oracles[0])
+    assert not market.isEpochOracle(job.oracle_epoch, packed[0].address)
+    assert market.isEpochOracle(job.oracle_epoch, oracles[0])
+    assert market.isEpochOracle(market.oracleEpoch(), packed[0].address)
     with ape.reverts(market.MarketSignerNotOracle):
-        market.settle(job_id, False, m.sign(job_id, False, packed), sender=owner)
-    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=owner)
-    assert market.getJob(job_id).state == 4  # Paid
+        market.settle(job_id, job.record(), False, m.sign(job_id, False, packed), sender=owner)
+    moved = replace(job, oracle_epoch=int(market.oracleEpoch()), threshold=4)
+    with ape.reverts(market.MarketJobRecordMismatch, jobId=job_id):
+        market.settle(job_id, moved.record(), False, m.sign(job_id, False, packed), sender=owner)
+    tx = market.settle(job_id, job.record(), True, m.sign(job_id, True, oracles[:2]), sender=owner)
+    assert len(tx.events.filter(market.JobPaid)) == 1
+    assert bytes(market.jobDigest(job_id)) == b"\x00" * 32
+    assert m.job(job_id).state == PAID
 
 
 def test_owner_raises_threshold__a_live_job_keeps_its_own(m, market, owner, oracles):
     job_id = m.submitted()
     market.setThreshold(3, sender=owner)
-    assert market.getJob(job_id).threshold == 2
-    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=owner)
+    assert m.job(job_id).threshold == 2
+    market.settle(job_id, m.rec(job_id), True, m.sign(job_id, True, oracles[:2]), sender=owner)
+    assert m.job(job_id).state == PAID
 
 
 def test_removed_oracle__still_settles_jobs_posted_during_its_term(m, market, owner, oracles):
     job_id = m.submitted()
     market.removeOracle(oracles[2], sender=owner)
     later = m.submitted()
-    assert market.isJobOracle(job_id, oracles[2]) and not market.isJobOracle(later, oracles[2])
-    market.settle(job_id, True, m.sign(job_id, True, oracles[1:]), sender=owner)
+    assert market.isEpochOracle(m.job(job_id).oracle_epoch, oracles[2])
+    assert not market.isEpochOracle(m.job(later).oracle_epoch, oracles[2])
+    market.settle(job_id, m.rec(job_id), True, m.sign(job_id, True, oracles[1:]), sender=owner)
     with ape.reverts(market.MarketSignerNotOracle, signer=oracles[2].address):
-        market.settle(later, True, m.sign(later, True, oracles[1:]), sender=owner)
+        market.settle(later, m.rec(later), True, m.sign(later, True, oracles[1:]), sender=owner)
 
 
 def test_batch__jobs_of_two_oracle_epochs__reverts(m, market, owner, oracles, outsider_key):
@@ -195,7 +211,7 @@ def test_batch__jobs_of_two_oracle_epochs__reverts(m, market, owner, oracles, ou
     second = m.submitted()
     with ape.reverts(market.MarketBatchEpochMismatch, jobId=second, epoch=2, expected=1):
         market.settleBatch(
-            [(first, True), (second, True)],
+            [(first, m.rec(first), True), (second, m.rec(second), True)],
             m.sign_batch([(first, True), (second, True)], oracles),
             sender=owner,
         )
@@ -263,7 +279,7 @@ def test_set_threshold__by_non_owner__reverts(market, stranger):
 def test_set_fee__changes_it_for_new_jobs(m, market, owner):
     tx = market.setFeeBps(MAX_FEE_BPS, sender=owner)
     assert event_args(tx, market.FeeSet) == {"oldFeeBps": FEE_BPS, "newFeeBps": MAX_FEE_BPS}
-    assert market.getJob(m.post()).feeBps == MAX_FEE_BPS
+    assert m.job(m.post()).fee_bps == MAX_FEE_BPS
 
 
 def test_set_fee__above_cap__reverts(market, owner):
@@ -278,7 +294,7 @@ def test_set_fee__by_non_owner__reverts(market, stranger):
 
 def test_withdraw_fees__sends_pot_to_treasury(m, market, owner, oracles, treasury, balance_of):
     job_id = m.submitted()
-    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
+    market.settle(job_id, m.rec(job_id), True, m.sign(job_id, True, oracles[:2]), sender=oracles[0])
     fee = market.feesNtk()
     assert fee == PAYMENT * FEE_BPS // 10_000
     tx = market.withdrawFees(treasury, sender=owner)

@@ -189,7 +189,7 @@ def test_withdraw_earnings__after_paid_job__pays_net_and_zeroes(
     m, market, provider, oracles, balance_of
 ):
     job_id = m.submitted()
-    market.settle(job_id, True, m.sign(job_id, True, oracles[:2]), sender=provider)
+    market.settle(job_id, m.rec(job_id), True, m.sign(job_id, True, oracles[:2]), sender=provider)
     earned = market.getProvider(provider).earnedNtk
     assert earned > 0
     before = balance_of(provider)

@@ -1,17 +1,25 @@
 """Model-based state machine: several clients, providers and oracles, moving clocks.
 
 A Python model predicts every call's outcome; a call the model says is invalid must revert,
-and a valid one must succeed. After every step:
+and a valid one must succeed. The market stores only a digest per open job, so the machine
+keeps every job's record itself, folded from the events of its own transactions, and passes
+it to every call (a call about an ended job must then revert MarketJobNotFound, and no call
+may ever revert MarketJobRecordMismatch, except where a rule forges the record on purpose).
+After every step:
 - the market's NTK balance equals escrowed payments + provider stake (free, locked as
   collateral, unbonding) + provider earnings + unclaimed fees;
-- every job the step touched is in the state the model says and never moved backwards;
+- every job's record, as the machine folded it, is the one the model predicts, and its
+  state never moved backwards;
+- `jobDigest` of every open job is the digest of that record, and zero for every ended job;
 - no job has paid out more than once;
 - a settlement only ever succeeded with a quorum of current oracles.
-At the end of each example every job and provider is compared with the model.
+At the end of each example every job's record is rebuilt independently (`JobReader`: its
+events, checked against the digest) and compared, and every provider compared with the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +29,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from web3.exceptions import ContractLogicError
 
+from neurotoken.market.job import RECORD_EVENTS, OnChainJob, fold
 from neurotoken.market.ops import (
     minimum_collateral,
 )
-from neurotoken.market.states import PAYOUT_EVENTS
+from neurotoken.market.records import ape_reader
+from neurotoken.market.states import PAYOUT_EVENTS, JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 from neurotoken.units import NTK
 from tests.constants import (
@@ -44,11 +54,29 @@ from tests.helpers import sorted_signatures
 from tests.stateful import ChainStateMachine, batch_view, run_machine
 
 SHARDS = 8
-# IComputeMarket.Job: client, paymentNtk, provider, collateralNtk, specHash, resultRoot, state
-JOB_STATE_FIELD = 6
+SPEC_HASH = b"\x01" * 32
 CHALLENGES = 4  # the deterrent minimum is then a quarter of the payment (plus one wei)
 #: How often each move succeeded or was refused, over all examples (printed with -s).
 STATS: Counter[str] = Counter()
+#: The ways the `forged_record` rule changes a job's record (`stale`: an earlier record of the
+#: job, or another job's current one).
+FORGERIES = (
+    "stale",
+    "client",
+    "payment",
+    "provider",
+    "collateral",
+    "state",
+    "deadline",
+    "seed_block",
+    "fee",
+    "epoch",
+    "threshold",
+    "spec",
+    "root",
+)
+#: The job calls the `forged_record` rule sends a forged record to.
+JOB_CALLS = ("acceptJob", "submitResult", "settle", "settleBatch", "cancelJob", "expireJob")
 
 
 def _selector(contract: Any, name: str) -> str:
@@ -121,7 +149,9 @@ class MarketMachine(ChainStateMachine):
         self.terms: dict[str, list[int]] = {address: [1, 0] for address in self.oracles}
         self.payouts: Counter[int] = Counter()
         self.seen_state: dict[int, int] = {}
-        self.touched: set[int] = set()
+        # Every record each job has had, the current one last, folded from the events of the
+        # machine's own transactions.
+        self.records: dict[int, list[OnChainJob]] = {}
 
     # ------------------------------------------------------------ helpers
 
@@ -138,31 +168,85 @@ class MarketMachine(ChainStateMachine):
         if index % 2 == 0 and states:
             candidates = [i for i in candidates if self.jobs[i].state in states] or candidates
         job_id = candidates[(index // 2) % len(candidates)]
-        self.touched.add(job_id)
         return job_id, self.jobs[job_id]
 
-    def _reverts(self, sender: Any, method: str, *args: Any, error: str | None = None) -> None:
-        """Asserts the call reverts (with `error`, if named) in the pending block, whose
-        timestamp `_next_ts` pinned. A raw eth_call: ape's revert decoding costs ~100 ms."""
+    def _record(self, job_id: int) -> OnChainJob:
+        """The job's current record as the machine folded it (its last one once ended)."""
+        return self.records[job_id][-1]
+
+    def _rec(self, job_id: int) -> tuple[Any, ...]:
+        """The job's current record as the market's calls take it."""
+        return self._record(job_id).record()
+
+    @staticmethod
+    def _gone(job: JobModel) -> str | None:
+        """The error every call about the job gives once it has ended (its digest is cleared):
+        the record check comes first in each of them."""
+        return None if job.state in (POSTED, ACCEPTED, SUBMITTED) else "MarketJobNotFound"
+
+    def _reverts(
+        self, sender: Any, method: str, *args: Any, error: str | None = None, move: str = ""
+    ) -> None:
+        """Asserts the call reverts (with `error`, if named; else never with a record
+        mismatch) in the pending block, whose timestamp `_next_ts` pinned; counts it in STATS
+        as `move`. A raw eth_call: ape's revert decoding costs ~100 ms."""
         data = getattr(self.market, method).encode_input(*args)
         call = {"from": sender.address, "to": self.market.address, "data": data}
         try:
             self.chain.provider.web3.eth.call(call, "pending")
         except ContractLogicError as exc:
+            data = str(exc.data)
             if error is not None:
-                assert str(exc.data).startswith(_selector(self.market, error)), (
-                    method,
-                    args,
-                    exc.data,
-                )
-            STATS[f"{method} refused"] += 1
+                assert data.startswith(_selector(self.market, error)), (method, args, data)
+            else:  # the machine's records are always current
+                mismatch = _selector(self.market, "MarketJobRecordMismatch")
+                assert not data.startswith(mismatch), (method, args, data)
+            STATS[move or f"{method} refused"] += 1
             return
         raise AssertionError(f"{method}{args} did not revert; the model says it must")
 
-    def _record(self, tx: Any) -> None:
-        for name in PAYOUT_EVENTS:
-            for log in tx.events.filter(getattr(self.market, name)):
-                self.payouts[int(log.event_arguments["jobId"])] += 1
+    def _observe(self, tx: Any) -> list[int]:
+        """Folds the transaction's record events into the machine's records and counts its
+        payouts; returns the ids of the jobs it posted."""
+        posted_ids = []
+        for log in tx.events:
+            if str(log.contract_address) != str(self.market.address):
+                continue
+            name, args = str(log.event_name), dict(log.event_arguments)
+            job_id = int(args.get("jobId", 0))
+            if name == "JobPosted":
+                posted = fold(job_id, [(name, args)])
+                assert posted is not None and job_id not in self.records
+                self.records[job_id] = [posted]
+                posted_ids.append(job_id)
+            elif name in RECORD_EVENTS:
+                self.records[job_id].append(self._record(job_id).apply(name, args))
+            if name in PAYOUT_EVENTS:
+                self.payouts[job_id] += 1
+        return posted_ids
+
+    def _modelled(self, job_id: int, job: JobModel) -> OnChainJob:
+        """The record the model predicts for the job."""
+        provider = job.provider or job.chosen
+        return OnChainJob(
+            job_id=job_id,
+            client=job.client.address,
+            payment_ntk=job.payment,
+            provider=provider.address if provider else ZERO_ADDRESS,
+            collateral_ntk=job.collateral,
+            spec_hash=SPEC_HASH,
+            result_root=job.root or bytes(32),
+            state=JobState(job.state),
+            accept_by=job.accept_by,
+            deliver_by=job.deliver_by,
+            verdict_by=job.verdict_by,
+            seed_block=job.seed_block,
+            shard_count=SHARDS,
+            challenge_count=CHALLENGES,
+            fee_bps=job.fee_bps,
+            oracle_epoch=job.epoch,
+            threshold=job.threshold,
+        )
 
     def _settle_valid(self, job: JobModel, ts: int, head: int) -> bool:
         return job.state == SUBMITTED and ts <= job.verdict_by and head >= job.seed_block
@@ -288,7 +372,7 @@ class MarketMachine(ChainStateMachine):
         deliver_by = accept_by + windows[1]
         verdict_by = deliver_by + windows[2]
         request = {
-            "specHash": b"\x01" * 32,
+            "specHash": SPEC_HASH,
             "specURI": "ipfs://spec",
             "paymentNtk": payment * NTK,
             "provider": provider.address if provider else ZERO_ADDRESS,
@@ -307,7 +391,7 @@ class MarketMachine(ChainStateMachine):
             return
         tx = self.market.postJob(request, sender=client)
         STATS["postJob ok"] += 1
-        job_id = int(tx.events.filter(self.market.JobPosted)[0].event_arguments["jobId"])
+        (job_id,) = self._observe(tx)
         assert job_id == len(self.jobs) + 1
         self.jobs[job_id] = JobModel(
             client,
@@ -321,7 +405,6 @@ class MarketMachine(ChainStateMachine):
             self.epoch,
             self.threshold,
         )
-        self.touched.add(job_id)
 
     def _accept(self, job_id: int, job: JobModel, provider: Any) -> None:
         account = self.accounts[provider.address]
@@ -334,9 +417,9 @@ class MarketMachine(ChainStateMachine):
             and account.stake >= job.collateral
         )
         if not valid:
-            self._reverts(provider, "acceptJob", job_id)
+            self._reverts(provider, "acceptJob", job_id, self._rec(job_id), error=self._gone(job))
             return
-        self.market.acceptJob(job_id, sender=provider)
+        self._observe(self.market.acceptJob(job_id, self._rec(job_id), sender=provider))
         STATS["acceptJob ok"] += 1
         account.stake -= job.collateral
         job.provider, job.state = provider, ACCEPTED
@@ -350,11 +433,13 @@ class MarketMachine(ChainStateMachine):
             and ts <= job.deliver_by
             and root != bytes(32)
         )
+        args = (job_id, self._rec(job_id), root, SHARDS, "ipfs://bundle")
         if not valid:
-            self._reverts(sender, "submitResult", job_id, root, SHARDS, "ipfs://bundle")
+            self._reverts(sender, "submitResult", *args, error=self._gone(job))
             return
-        tx = self.market.submitResult(job_id, root, SHARDS, "ipfs://bundle", sender=sender)
+        tx = self.market.submitResult(*args, sender=sender)
         STATS["submitResult ok"] += 1
+        self._observe(tx)
         job.state, job.root, job.seed_block = SUBMITTED, root, tx.block_number + 1
 
     def _settle(self, job_id: int, job: JobModel, accepted: bool, signers: list[Any]) -> None:
@@ -366,12 +451,13 @@ class MarketMachine(ChainStateMachine):
         )
         head = int(self.chain.blocks.head.number)
         ts = self._next_ts()
+        args = (job_id, self._rec(job_id), accepted, signatures)
         if not (quorum and self._settle_valid(job, ts, head)):
-            self._reverts(self.clients[0], "settle", job_id, accepted, signatures)
+            self._reverts(self.clients[0], "settle", *args, error=self._gone(job))
             return
-        tx = self.market.settle(job_id, accepted, signatures, sender=self.clients[0])
+        tx = self.market.settle(*args, sender=self.clients[0])
         STATS["settle ok"] += 1
-        self._record(tx)
+        self._observe(tx)
         self._apply_verdict(job, accepted)
 
     @precondition(lambda self: self.jobs)
@@ -456,14 +542,32 @@ class MarketMachine(ChainStateMachine):
             and len(set(ids)) == len(ids)
             and all(self._settle_valid(self.jobs[i], ts, head) for i in ids)
         )
+        batch = [(i, self._rec(i), a) for i, a in entries]
         if not valid:
-            self._reverts(self.clients[-1], "settleBatch", entries, signatures)
+            error = self._batch_error(ids, ts, head)
+            self._reverts(self.clients[-1], "settleBatch", batch, signatures, error=error)
             return
-        tx = self.market.settleBatch(entries, signatures, sender=self.clients[-1])
+        tx = self.market.settleBatch(batch, signatures, sender=self.clients[-1])
         STATS["settleBatch ok"] += 1
-        self._record(tx)
+        self._observe(tx)
         for job_id, accepted in entries:
             self._apply_verdict(self.jobs[job_id], accepted)
+
+    def _batch_error(self, ids: list[int], ts: int, head: int) -> str | None:
+        """The error an invalid batch of `ids` must give where the model knows it: the entries
+        are checked in order, each against the market as the entries before it left it, so a
+        job that has ended, or that an earlier entry settled, is not found."""
+        settled: set[int] = set()
+        for job_id in ids:
+            job = self.jobs[job_id]
+            if self._gone(job) or job_id in settled:
+                return "MarketJobNotFound"
+            if not self._settle_valid(job, ts, head):
+                return None  # wrong state, past its deadline or seed pending
+            if job.epoch != self.jobs[ids[0]].epoch:
+                return "MarketBatchEpochMismatch"
+            settled.add(job_id)
+        return None  # a quorum failure
 
     @precondition(lambda self: self.jobs)
     @rule(j=st.integers(0, 99), by_client=st.booleans())
@@ -472,9 +576,9 @@ class MarketMachine(ChainStateMachine):
         sender = job.client if by_client else self.providers[0]
         self._next_ts()
         if not (job.state == POSTED and by_client):
-            self._reverts(sender, "cancelJob", job_id)
+            self._reverts(sender, "cancelJob", job_id, self._rec(job_id), error=self._gone(job))
             return
-        self._record(self.market.cancelJob(job_id, sender=sender))
+        self._observe(self.market.cancelJob(job_id, self._rec(job_id), sender=sender))
         STATS["cancelJob ok"] += 1
         job.state = CANCELLED
 
@@ -490,13 +594,82 @@ class MarketMachine(ChainStateMachine):
         elif job.state == SUBMITTED and ts > job.verdict_by:
             new_state = LAPSED
         else:
-            self._reverts(self.signers[-1], "expireJob", job_id)
+            sender = self.signers[-1]
+            self._reverts(sender, "expireJob", job_id, self._rec(job_id), error=self._gone(job))
             return
-        self._record(self.market.expireJob(job_id, sender=self.signers[-1]))
+        self._observe(self.market.expireJob(job_id, self._rec(job_id), sender=self.signers[-1]))
         STATS["expireJob ok"] += 1
         if new_state == LAPSED:
             self.accounts[job.provider.address].stake += job.collateral
         job.state = new_state
+
+    def _forge(self, job_id: int, how: str) -> OnChainJob:
+        """The job's current record changed as `how` says (see FORGERIES)."""
+        current = self._record(job_id)
+        others = [a for a in (*self.clients, *self.providers) if a.address != current.client]
+        stranger = others[0].address
+        if how == "stale":
+            if len(self.records[job_id]) > 1:
+                return self.records[job_id][-2]
+            return self._record(job_id % len(self.jobs) + 1)  # another job's
+        changes: dict[str, Any] = {
+            "client": {"client": stranger},
+            "payment": {"payment_ntk": current.payment_ntk + 1},
+            "provider": {"provider": stranger if current.provider != stranger else ZERO_ADDRESS},
+            "collateral": {"collateral_ntk": current.collateral_ntk // 2},
+            "state": {"state": JobState(current.state % 9 + 1)},
+            "deadline": {"verdict_by": current.verdict_by + 1},
+            "seed_block": {"seed_block": current.seed_block + 1},
+            "fee": {"fee_bps": current.fee_bps ^ 1},
+            "epoch": {"oracle_epoch": current.oracle_epoch + 1},
+            "threshold": {"threshold": 1 if current.threshold != 1 else 2},
+            "spec": {"spec_hash": b"\x02" * 32},
+            "root": {"result_root": bytes(31) + b"\x01"},
+        }[how]
+        return dataclasses.replace(current, **changes)
+
+    @precondition(lambda self: self.jobs)
+    @rule(
+        j=st.integers(0, 99),
+        how=st.sampled_from(FORGERIES),
+        call=st.sampled_from(JOB_CALLS),
+        accepted=st.booleans(),
+    )
+    def forged_record(self, j: int, how: str, call: str, accepted: bool) -> None:
+        """A job call, by the party that may make it, with a record that is not the job's
+        current one: an earlier record of the job (or another job's), or the current one with
+        one field changed. The record check comes first: it reverts MarketJobRecordMismatch
+        while the job is open and MarketJobNotFound once it has ended, and changes nothing."""
+        job_id, job = self._job(j, POSTED, ACCEPTED, SUBMITTED)
+        forged = self._forge(job_id, how)
+        if forged.record() == self._rec(job_id):
+            return  # another job's record that happens to equal this one's: not a forgery
+        record = forged.record()
+        self._next_ts()
+        sender: Any = self.signers[-1]
+        args: tuple[Any, ...] = (job_id, record)
+        if call == "acceptJob":
+            sender = job.chosen or self.providers[0]
+        elif call == "submitResult":
+            sender = job.provider or self.providers[0]
+            args = (job_id, record, b"\x0d" * 32, SHARDS, "ipfs://bundle")
+        elif call == "cancelJob":
+            sender = job.client
+        elif call in ("settle", "settleBatch"):
+            verdict = Verdict(job_id, job.root or b"\x01" * 32, self._seed(job), accepted)
+            signers = self._signers(None, job)
+            if call == "settle":
+                signatures = sorted_signatures(
+                    [sign_verdict(s.private_key, self._domain(), verdict) for s in signers]
+                )
+                args = (job_id, record, accepted, signatures)
+            else:
+                signatures = sorted_signatures(
+                    [sign_batch(s.private_key, self._domain(), [verdict]) for s in signers]
+                )
+                args = ([(job_id, record, accepted)], signatures)
+        error = self._gone(job) or "MarketJobRecordMismatch"
+        self._reverts(sender, call, *args, error=error, move=f"{call} with forged {how} refused")
 
     # ------------------------------------------------------------ clock and governance
 
@@ -604,29 +777,35 @@ class MarketMachine(ChainStateMachine):
 
     @invariant()
     def chain_matches_model(self) -> None:
-        """The market's NTK equals its books; touched jobs match the model and only move
-        forward; the oracle set, threshold and epoch match. One batch read of each contract."""
-        escrow = sum(
-            j.payment for j in self.jobs.values() if j.state in (POSTED, ACCEPTED, SUBMITTED)
+        """The market's NTK equals its books; every job's record, as the machine folded it
+        from the events, is the one the model predicts and only moves forward, and the market
+        stores its digest while it is open and nothing once it has ended; the oracle set,
+        threshold and epoch match. One batch read of each contract."""
+        records = {job_id: self._record(job_id) for job_id in sorted(self.jobs)}
+        assert set(records) == set(self.records)
+        escrow = sum(r.payment_ntk for r in records.values() if r.is_open)
+        locked = sum(
+            r.collateral_ntk
+            for r in records.values()
+            if r.state in (JobState.ACCEPTED, JobState.SUBMITTED)
         )
-        locked = sum(j.collateral for j in self.jobs.values() if j.state in (ACCEPTED, SUBMITTED))
         stake = sum(a.stake + a.unbonding for a in self.accounts.values())
         earned = sum(a.earned for a in self.accounts.values())
         (balance,) = batch_view(self.token, [("balanceOf", self.market)])
-        touched = sorted(self.touched)
-        fees, oracles, threshold, epoch, *jobs = batch_view(
+        fees, oracles, threshold, epoch, *digests = batch_view(
             self.market,
             [("feesNtk",), ("oracles",), ("threshold",), ("oracleEpoch",)]
-            + [("getJob", job_id) for job_id in touched],
+            + [("jobDigest", job_id) for job_id in records],
         )
         assert balance == escrow + locked + stake + earned + self.fees
         assert fees == self.fees
-        for job_id, job in zip(touched, jobs, strict=True):
-            state = int(job[JOB_STATE_FIELD])
-            assert state == self.jobs[job_id].state, f"job {job_id}"
+        for (job_id, record), digest in zip(records.items(), digests, strict=True):
+            assert record == self._modelled(job_id, self.jobs[job_id]), f"job {job_id}"
+            expected = record.digest() if record.is_open else bytes(32)
+            assert bytes(digest) == expected, f"job {job_id}: digest"
+            state = int(record.state)
             assert state >= self.seen_state.get(job_id, 0), f"job {job_id} moved backwards"
             self.seen_state[job_id] = state
-        self.touched.clear()
         assert len(oracles) == len(set(oracles))
         assert {a.lower() for a in oracles} == {str(a).lower() for a in self.oracles}
         assert threshold == self.threshold <= len(oracles) < 2 * self.threshold
@@ -640,9 +819,10 @@ class MarketMachine(ChainStateMachine):
 
     def teardown(self) -> None:
         try:
+            reader = ape_reader(self.market)
             for job_id, job in self.jobs.items():
-                on_chain = self.market.getJob(job_id)
-                assert (int(on_chain.state), on_chain.client) == (job.state, job.client.address)
+                rebuilt = reader.get(job_id)  # its events, checked against jobDigest
+                assert rebuilt == self._record(job_id) == self._modelled(job_id, job), job_id
             for address, account in self.accounts.items():
                 on_chain = self.market.getProvider(address)
                 assert (

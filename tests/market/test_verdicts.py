@@ -28,7 +28,8 @@ from neurotoken.market.verdicts import (
     verdict_digest,
     verdict_typed_data,
 )
-from tests.constants import PAID
+from tests.constants import PAID, SUBMITTED
+from tests.market.conftest import event_args
 
 DOMAIN = MarketDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 SEED = b"\x5d" * 32
@@ -53,14 +54,18 @@ def test_domain__equals_the_contracts(market, chain):
 def test_verdict_digest__is_what_the_contract_recovers(m, market, oracles):
     """A signature over the Python digest, made without eth-account's encoder, settles."""
     job_id = m.submitted()
-    verdict = Verdict(job_id, bytes(market.getJob(job_id).resultRoot), m.seed(job_id), True)
+    verdict = Verdict(job_id, m.job(job_id).result_root, m.seed(job_id), True)
     digest = verdict_digest(m.domain, verdict)
     signed = sorted(
         (Account.unsafe_sign_hash(digest, o.private_key) for o in oracles[:2]),
         key=lambda sig: int(recover_signer(digest, sig.signature), 16),
     )
-    market.settle(job_id, True, [bytes(s.signature) for s in signed], sender=oracles[0])
-    assert market.getJob(job_id).state == PAID
+    tx = market.settle(
+        job_id, m.rec(job_id), True, [bytes(s.signature) for s in signed], sender=oracles[0]
+    )
+    assert event_args(tx, market.JobPaid)["jobId"] == job_id
+    assert bytes(market.jobDigest(job_id)) == bytes(32)
+    assert m.job(job_id).state == PAID
 
 
 def test_verdict__over_another_seed__recovers_to_a_stranger(m, market, oracles):
@@ -69,8 +74,13 @@ def test_verdict__over_another_seed__recovers_to_a_stranger(m, market, oracles):
     job_id = m.submitted()
     with ape.reverts(market.MarketSignerNotOracle):
         market.settle(
-            job_id, False, m.sign(job_id, False, oracles[:2], seed=b"\x01" * 32), sender=oracles[0]
+            job_id,
+            m.rec(job_id),
+            False,
+            m.sign(job_id, False, oracles[:2], seed=b"\x01" * 32),
+            sender=oracles[0],
         )
+    assert m.job(job_id).state == SUBMITTED
 
 
 def test_sign_verdict__recovers_through_eth_account_encoder_too():
@@ -170,12 +180,15 @@ def test_assemble_quorum__mixed_messages__raises():
 def test_assembled_quorum__settles_on_chain(m, market, oracles, outsider_key):
     """The path the settle command and the oracle service take, end to end."""
     job_id = m.submitted()
-    verdict = Verdict(job_id, bytes(market.getJob(job_id).resultRoot), m.seed(job_id), True)
+    job = m.job(job_id)
+    verdict = Verdict(job_id, job.result_root, m.seed(job_id), True)
     signed = [sign_verdict(k.private_key, m.domain, verdict) for k in [*oracles, outsider_key]]
-    current = [o.address for o in oracles if market.isOracle(o)]
-    signatures = assemble_quorum(signed, oracles=current, threshold=market.threshold())
+    current = [o.address for o in oracles if market.isEpochOracle(job.oracle_epoch, o)]
+    signatures = assemble_quorum(signed, oracles=current, threshold=job.threshold)
     assert len(signatures) == 3
-    market.settle(job_id, True, signatures, sender=outsider_key)
-    assert market.getJob(job_id).state == PAID
-    with ape.reverts(market.MarketJobWrongState):
-        market.settle(job_id, True, signatures, sender=outsider_key)
+    tx = market.settle(job_id, job.record(), True, signatures, sender=outsider_key)
+    assert event_args(tx, market.JobPaid)["jobId"] == job_id
+    assert bytes(market.jobDigest(job_id)) == bytes(32)
+    assert m.job(job_id).state == PAID
+    with ape.reverts(market.MarketJobNotFound, jobId=job_id):
+        market.settle(job_id, job.record(), True, signatures, sender=outsider_key)

@@ -71,8 +71,9 @@ class RogueOracle:
         async def signatures(request: web.Request) -> web.Response:
             job_id = int(request.match_info["job_id"])
             self.hits += 1
-            root = bytes(m.market.functions.getJob(job_id).call()[5])
-            seed = bytes(m.market.functions.challengeSeed(job_id).call())
+            job = m.job(job_id)
+            root = job.result_root
+            seed = bytes(m.market.functions.challengeSeed(job_id, job.seed_block).call())
             signed = sign_verdict(private_key, domain, Verdict(job_id, root, seed, True))
             return web.json_response(
                 {"jobId": job_id, "signatures": [json.loads(signed.to_json())]}
@@ -103,8 +104,9 @@ class GarbagePeer:
         oracle_key = m.oracle_keys[0]
 
         def answers(job_id: int) -> list[web.Response]:
-            root = bytes(m.market.functions.getJob(job_id).call()[5])
-            seed = bytes(m.market.functions.challengeSeed(job_id).call())
+            job = m.job(job_id)
+            root = job.result_root
+            seed = bytes(m.market.functions.challengeSeed(job_id, job.seed_block).call())
             verdict = Verdict(job_id, root, seed, True)
             stranger = json.loads(sign_verdict(stranger_key, good_domain, verdict).to_json())
             other_market = json.loads(sign_verdict(oracle_key, other_domain, verdict).to_json())

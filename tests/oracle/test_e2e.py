@@ -47,7 +47,7 @@ def test_happy_path__honest_paid_cheater_slashed__each_settled_once(make_net) ->
         assert rejected[0]["args"]["burnedNtk"] == 200 * 10**18  # half the 400 NTK collateral
         # the oracles read the bundles with their tokens; the client takes its result, a
         # stranger who knows the URL gets nothing
-        root = bytes(m.job(honest_job)[5])
+        root = m.job(honest_job).result_root
         chain_id = int(m.w3.eth.chain_id)
         got = fetch_result(
             net.honest.url, root, m.client_key, chain_id, m.market.address, net.folder / "r"

@@ -10,9 +10,14 @@ import threading
 import time
 
 import pytest
+from web3.exceptions import ContractCustomError
 
-from devchain.localnet import FaultyRpcProxy, running, small_spec, wait_until
-from oracle.store import SETTLED, SIGNED, TX_MINED
+from devchain.localnet import FaultyRpcProxy, load_artifact, running, small_spec, wait_until
+from neurotoken.chain.fees import GWEI
+from neurotoken.chain.reverts import ErrorDecoder
+from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
+from oracle.chain import revert_data
+from oracle.store import SETTLED, SIGNED, TX_MINED, TX_REVERTED
 from oracle.transmit_turns import transmit_order
 from tests.constants import PAID, REJECTED
 from tests.oracle.helpers import assert_settled_once, events_of, oracle_cli, store_of, wait_settled
@@ -253,7 +258,9 @@ def test_stuck_settlement__base_fee_raised_while_pending__is_replaced_and_lands_
             job = net.client.post(spec)
             net.honest.accept(job)
             root = net.honest.build(job, spec)
-            tx = m.market.functions.submitResult(job, root, spec.shard_count, net.honest.url)
+            tx = m.market.functions.submitResult(
+                job, m.record(job), root, spec.shard_count, net.honest.url
+            )
             tx_hash = tx.transact({"from": net.honest.address})
             block = int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["blockNumber"])
             miner.pause()
@@ -311,7 +318,9 @@ def test_stuck_settlement__pending_for_blocks__is_replaced_and_lands_once(make_n
             job = net.client.post(spec)
             net.honest.accept(job)
             root = net.honest.build(job, spec)
-            tx = m.market.functions.submitResult(job, root, spec.shard_count, net.honest.url)
+            tx = m.market.functions.submitResult(
+                job, m.record(job), root, spec.shard_count, net.honest.url
+            )
             tx_hash = tx.transact({"from": net.honest.address})
             block = int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["blockNumber"])
             miner.pause()
@@ -358,7 +367,7 @@ def test_unreachable_bundle__rejected_once_the_deadline_is_close(make_net) -> No
         net.honest.fulfil(job, spec, bundle_uri=dead)
         wait_settled(m, {job: REJECTED}, timeout=120)
         assert_settled_once(m, [job])
-        verdict = store_of(oracles[0]).verdict(job, bytes(m.job(job)[5]))
+        verdict = store_of(oracles[0]).verdict(job, m.job(job).result_root)
         if verdict is not None:
             assert any(r.startswith("GAVE_UP") for r in verdict.reasons)
         assert events_of(oracles, "verified")
@@ -414,5 +423,132 @@ def test_designated_transmitter_back_late__defers_to_the_backups_pending_settlem
         assert not designated.events("tx_recorded")  # it never sent one
         assert len(backup.events("tx_recorded")) == 1
         assert not events_of(oracles, "tx_reverted")
+    finally:
+        miner.stop()
+
+
+def test_node_logs_lag_its_state__records_unreadable__nothing_sent__settled_once_caught_up(
+    make_net,
+) -> None:
+    """The oracles' node answers a job's log query from an index that lags its state (the
+    result is there, its ResultSubmitted log is not yet): the record they rebuild no longer
+    hashes to the digest the market stores. They send nothing with a record they cannot
+    check and no tick fails over it; once the node catches up the job settles, once."""
+    net = make_net()
+    m = net.market
+    proxy = FaultyRpcProxy(net.anvil.url, drop=0, delay=0, error=0).start()
+    try:
+        oracles = net.oracle_set(rpc_url=proxy.url, env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "1"})
+        with running(oracles):
+            for o in oracles:
+                o.wait_ready()
+            spec = small_spec(seed=48)
+            job = net.client.post(spec)
+            net.honest.accept(job)
+            root = net.honest.build(job, spec)
+            proxy.job_logs_until = net.anvil.web3().eth.block_number  # the index stops here
+            net.honest.submit(job, root, spec.shard_count)
+            wait_until(
+                lambda: all((row := store_of(o).job(job)) is not None and row.state == SIGNED
+                            for o in oracles),
+                60, what="every oracle to sign",
+            )  # fmt: skip
+            wait_until(
+                lambda: len(events_of(oracles, "job_record_unavailable")) >= 6,
+                30, what="the oracles to find the record unreadable",
+            )  # fmt: skip
+            assert m.state(job) == 3 and not m.settlement_logs(job)
+            assert not events_of(oracles, "settlement_sent")
+            assert proxy.lagged > 0
+            unreadable = events_of(oracles, "job_record_unavailable")
+            assert all(e["job"] == job and "digest" in e["error"] for e in unreadable)
+            proxy.job_logs_until = None  # the node catches up
+            wait_settled(m, {job: PAID})
+            assert_settled_once(m, [job])
+            wait_until(
+                lambda: all((row := store_of(o).job(job)) is not None and row.final
+                            and row.outcome == "paid" for o in oracles),
+                30, what="every store to see the settlement",
+            )  # fmt: skip
+        assert len(events_of(oracles, "settlement_sent")) == 1
+        assert not events_of(oracles, "tick_failed")
+    finally:
+        proxy.stop()
+
+
+def test_settlement_race__another_lands_first__ours_reverts_job_not_found__recorded_once(
+    make_net,
+) -> None:
+    """Someone else's settlement (the oracles' own signatures, relayed with a higher tip)
+    lands in the same block as the oracle's, ahead of it: the oracle's reverts with
+    MarketJobNotFound (the job has ended, its digest is cleared). That is the benign end of
+    a race: the oracle records the job settled by the other transaction and never sends
+    again."""
+    net = make_net(block_time=None)
+    m = net.market
+    w3 = net.anvil.web3()
+    net.anvil.rpc("evm_setAutomine", False)
+    miner = Miner(net.anvil).start()
+    oracles = net.oracle_set(
+        env={"ORACLE_CONFIRMATIONS": "1"},
+        per_oracle_env=[
+            {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
+            {"ORACLE_TRANSMIT": "false"},
+            {"ORACLE_TRANSMIT": "false"},
+        ],
+    )
+    transmitter = oracles[0]
+    try:
+        with running(oracles):
+            spec = small_spec(seed=49)
+            job = net.client.post(spec)
+            net.honest.accept(job)
+            root = net.honest.build(job, spec)
+            tx = m.market.functions.submitResult(
+                job, m.record(job), root, spec.shard_count, net.honest.url
+            )
+            tx_hash = tx.transact({"from": net.honest.address})
+            block = int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["blockNumber"])
+            miner.pause()
+            while w3.eth.block_number < block + 2:  # the seed block is confirmed: the oracles
+                net.anvil.rpc("evm_mine")  # act, and nothing mines the settlement
+            wait_until(lambda: bool(transmitter.events("tx_broadcast")), 60, what="a settlement")
+            (recorded,) = transmitter.events("tx_recorded")
+            # a relayer settles with the same quorum, paying a higher tip
+            record = m.job(job)
+            seed = bytes(m.market.functions.challengeSeed(job, record.seed_block).call())
+            domain = MarketDomain(int(w3.eth.chain_id), m.market.address)
+            signed = [
+                sign_verdict(k, domain, Verdict(job, root, seed, True)) for k in m.oracle_keys[:2]
+            ]
+            sigs = [s.signature for s in sorted(signed, key=lambda s: int(s.signer, 16))]
+            relayed = m.market.functions.settle(job, record.record(), True, sigs).transact(
+                {"from": m.owner, "maxPriorityFeePerGas": 100 * GWEI, "maxFeePerGas": 500 * GWEI}
+            )
+            net.anvil.rpc("evm_mine")  # both in one block, the relayer's first
+            ((_, _, landed),) = m.settlement_logs(job)
+            assert landed == "0x" + bytes(relayed).hex()
+            ours = w3.eth.get_transaction_receipt(recorded["hash"])
+            assert ours["status"] == 0 and ours["blockNumber"] == w3.eth.block_number
+            data = w3.eth.get_transaction(recorded["hash"])["input"]
+            with pytest.raises(ContractCustomError) as revert:  # why it reverted
+                w3.eth.call({"from": transmitter.address, "to": m.market.address, "data": data})
+            decoded = ErrorDecoder(load_artifact("ComputeMarket")[0]).decode(
+                revert_data(revert.value)
+            )
+            assert decoded is not None and decoded.name == "MarketJobNotFound", decoded
+            miner.resume()
+            wait_until(
+                lambda: (row := store_of(transmitter).job(job)) is not None and row.final
+                and row.state == SETTLED and row.outcome == "paid",
+                60, what="the transmitter to record the settlement",
+            )  # fmt: skip
+            time.sleep(2)  # a few more ticks: nothing is sent again
+        assert_settled_once(m, [job])
+        assert len(transmitter.events("tx_recorded")) == 1
+        assert transmitter.events("tx_reverted") and transmitter.events("settled_by_other")
+        (row,) = store_of(transmitter).txs()
+        assert row.status == TX_REVERTED
+        assert not events_of(oracles, "tick_failed")
     finally:
         miner.stop()

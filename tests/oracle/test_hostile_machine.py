@@ -15,7 +15,13 @@ Each step of the state machine runs one whole job through its life, synchronousl
   from a port nobody listens on (``goes_dark``), or never submits (``never_submit``);
 * once the seed block exists, both sides try what a hostile party can (the client cancels or
   expires the job, the provider re-submits for a second draw, either settles with its own
-  signatures, oracles' signatures over another seed): every try must revert;
+  signatures, oracles' signatures over another seed): every try must revert; and, holding
+  every oracle's genuine signature over the job's real verdict, either side passes a record
+  of its own making (the stale record from before the result, a record with a field
+  changed in its favour: payment, collateral, provider, fee, epoch, threshold, state,
+  deadlines, seed block, or the record under another job id): every one must revert
+  `MarketJobRecordMismatch` (or `MarketJobNotFound`), so a verdict only ever settles the
+  job on the terms it was posted and accepted under;
 * each of the three oracle keys (one of them possibly down) runs the oracle's whole
   verification of the job in-process (`oracle.verify.run_task`) with the on-chain seed; an
   outcome that is RETRY for transient provider trouble only is retried at the service's
@@ -75,17 +81,21 @@ from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 from web3.exceptions import ContractLogicError
 
 from devchain.localnet import free_port, small_spec
+from neurotoken.chain.reverts import ErrorDecoder
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, spec_hash, spec_json
+from neurotoken.market.job import ENDINGS, OnChainJob, fold
 from neurotoken.market.ops import (
     minimum_collateral,
 )
-from neurotoken.market.states import PAYOUT_EVENTS
+from neurotoken.market.records import ape_reader, contract_abi
+from neurotoken.market.states import PAYOUT_EVENTS, JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, challenged_indices, sign_verdict
 from neurotoken.proofs.bundle import make_manifest
 from neurotoken.proofs.store import LocalStore, object_path
 from neurotoken.provider import compute_job, publish_bundle
 from neurotoken.units import NTK
+from oracle.chain import revert_data
 from oracle.service import TRANSIENT_PROVIDER
 from oracle.verify import Kind, VerifyOutcome, VerifyTask, run_task
 from tests.constants import (
@@ -200,7 +210,9 @@ class Books:
             assert self.fees == a["amountNtk"], a
             self.fees = 0
         elif name == "JobPosted":
-            self.escrow[a["jobId"]] = a["paymentNtk"]
+            posted = fold(int(a["jobId"]), [(name, a)])
+            assert posted is not None, a
+            self.escrow[a["jobId"]] = posted.payment_ntk
         elif name == "JobAccepted":
             self.stake[a["provider"]] -= a["collateralNtk"]
             assert self.stake[a["provider"]] >= 0, a
@@ -208,7 +220,6 @@ class Books:
         elif name == "JobPaid":
             payment, collateral = self.escrow.pop(a["jobId"]), self.locked.pop(a["jobId"])
             assert a["providerNtk"] + a["feeNtk"] == payment, a
-            assert a["collateralNtk"] == collateral, a
             self.earned[a["provider"]] += a["providerNtk"]
             self.fees += a["feeNtk"]
             self.stake[a["provider"]] += collateral
@@ -302,6 +313,8 @@ class Harness:
         self.treasury = treasury
         self.folder = folder
         self.domain = MarketDomain(chain.chain_id, market.address)
+        self.reader = ape_reader(market)
+        self.errors = ErrorDecoder(contract_abi(market))
         self.jobs_run = 0
         self.payout_topics = self._event_topics(PAYOUT_EVENTS)
         self.reset()
@@ -345,13 +358,26 @@ class Harness:
             if log.contract_address == self.market.address
         }
 
-    def reverts(self, sender: Any, method: str, *args: Any) -> None:
-        """The call must revert (a raw eth_call on the pending block)."""
+    def job(self, job_id: int) -> OnChainJob:
+        """The job's record (its last one once it has ended), rebuilt from its events and
+        checked against the digest the market stores."""
+        return self.reader.get(job_id)
+
+    def rec(self, job_id: int) -> tuple[int, int, int, bytes, bytes]:
+        """The job's current record, as the market's calls take it."""
+        return self.job(job_id).record()
+
+    def reverts(self, sender: Any, method: str, *args: Any, error: str | None = None) -> None:
+        """The call must revert (a raw eth_call on the pending block); with `error`, with
+        that custom error of the market."""
         data = getattr(self.market, method).encode_input(*args)
         call = {"from": sender.address, "to": self.market.address, "data": data}
         try:
             self.chain.provider.web3.eth.call(call, "pending")
-        except ContractLogicError:
+        except ContractLogicError as exc:
+            if error is not None:
+                decoded = self.errors.decode(revert_data(exc))
+                assert decoded is not None and decoded.name == error, (method, decoded, error)
             STATS[f"{method} refused"] += 1
             return
         raise AssertionError(f"{method}{args} by {sender.address} did not revert")
@@ -467,24 +493,85 @@ class Harness:
     # ------------------------------------------------------------ hostile tries
 
     def hostile_tries(
-        self, job_id: int, client: Any, provider: Any, root: bytes, shards: int, seed: bytes
+        self,
+        job_id: int,
+        client: Any,
+        provider: Any,
+        root: bytes,
+        shards: int,
+        seed: bytes,
+        stale: OnChainJob,
     ) -> None:
-        """What either side may try once the challenge is known: each must revert."""
-        self.reverts(client, "cancelJob", job_id)
-        self.reverts(client, "expireJob", job_id)
+        """What either side may try once the challenge is known: each must revert. `stale`
+        is the job's record from before its result (the accepted one)."""
+        job = self.job(job_id)
+        rec = job.record()
+        self.reverts(client, "cancelJob", job_id, rec)
+        self.reverts(client, "expireJob", job_id, rec)
         other = keccak(root)  # a second draw: move the fakes away from the challenge
-        self.reverts(provider, "submitResult", job_id, other, shards, "file:///elsewhere")
+        self.reverts(provider, "submitResult", job_id, rec, other, shards, "file:///elsewhere")
+        self.reverts(  # ... with the record from before the first: it is not current
+            provider, "submitResult", job_id, stale.record(), other, shards, "file:///elsewhere",
+            error="MarketJobRecordMismatch",
+        )  # fmt: skip
         for party, accepted in ((client, False), (provider, True)):
             own = [
                 sign_verdict(k.private_key, self.domain, Verdict(job_id, root, seed, accepted))
                 for k in (client, provider)
             ]
-            self.reverts(party, "settle", job_id, accepted, sorted_signatures(own))
+            self.reverts(party, "settle", job_id, rec, accepted, sorted_signatures(own))
         reseeded = [  # oracles' signatures over another seed settle nothing
             sign_verdict(o.private_key, self.domain, Verdict(job_id, root, keccak(seed), True))
             for o in self.oracles
         ]
-        self.reverts(provider, "settle", job_id, True, sorted_signatures(reseeded))
+        self.reverts(provider, "settle", job_id, rec, True, sorted_signatures(reseeded))
+        self.forged_records(job, stale, client, provider, seed)
+
+    def forged_records(
+        self, job: OnChainJob, stale: OnChainJob, client: Any, provider: Any, seed: bytes
+    ) -> None:
+        """Every oracle's genuine signature over the job's real verdict (either way) settles
+        nothing with a record that is not the job's current one: the stale one, one with a
+        field changed in the sender's favour, or the record under another job id."""
+        job_id, root = job.job_id, job.result_root
+        wei = 10**18
+        for accepted, party in ((True, provider), (False, client)):
+            verdict = Verdict(job_id, root, seed, accepted)
+            genuine = sorted_signatures(
+                [sign_verdict(o.private_key, self.domain, verdict) for o in self.oracles]
+            )
+            forged = [
+                stale,  # the accepted record: no result in it
+                replace(job, payment_ntk=job.payment_ntk + wei),  # a bigger payout
+                replace(job, payment_ntk=job.payment_ntk - 1),
+                replace(job, collateral_ntk=job.collateral_ntk // 2),  # a smaller slash
+                replace(job, collateral_ntk=job.collateral_ntk + wei),  # a bigger one
+                replace(job, provider=job.client),  # the payout to the client
+                replace(job, client=job.provider),  # the refund to the provider
+                replace(job, fee_bps=0),
+                replace(job, oracle_epoch=job.oracle_epoch + 1),
+                replace(job, threshold=1),
+                replace(job, verdict_by=job.verdict_by + HOUR),
+                replace(job, seed_block=job.seed_block + 1),  # a second draw
+                replace(job, shard_count=job.shard_count + 1),
+                replace(job, challenge_count=job.challenge_count % job.shard_count + 1),
+                replace(job, spec_hash=keccak(job.spec_hash)),
+                replace(job, state=JobState.ACCEPTED),
+            ]
+            for record in forged:
+                assert record.record() != job.record()
+                self.reverts(
+                    party, "settle", job_id, record.record(), accepted, genuine,
+                    error="MarketJobRecordMismatch",
+                )  # fmt: skip
+            entries = [(job_id, forged[0].record(), accepted)]
+            self.reverts(party, "settleBatch", entries, genuine, error="MarketJobRecordMismatch")
+            # the record under another job id: no such open job
+            self.reverts(
+                party, "settle", job_id + 1_000, job.record(), accepted, genuine,
+                error="MarketJobNotFound",
+            )  # fmt: skip
+            STATS["forged records refused"] += len(forged) + 2
 
     # ------------------------------------------------------------ the whole job
 
@@ -522,23 +609,30 @@ class Harness:
         }
         posted = self.send("postJob", request, sender=client)
         job_id = int(self.events(posted)["JobPosted"]["jobId"])
-        self.send("acceptJob", job_id, sender=provider)
+        self.send("acceptJob", job_id, self.rec(job_id), sender=provider)
         record = JobRecord(plan, job_id, collateral, ACCEPTED)
+        accepted = self.job(job_id)
 
         if plan.provider_mode == "never_submit":
-            self.reverts(client, "cancelJob", job_id)
-            self.reverts(client, "expireJob", job_id)
+            self.reverts(client, "cancelJob", job_id, accepted.record())
+            self.reverts(client, "expireJob", job_id, accepted.record())
             self.warp(deliver_by + 1)
-            record.events = self.events(self.send("expireJob", job_id, sender=self.relayer))
+            tx = self.send("expireJob", job_id, accepted.record(), sender=self.relayer)
+            record.events = self.events(tx)
         else:
             root, bundle_uri, store = self.publish(plan, spec, job_id, folder)
-            self.send("submitResult", job_id, root, n, bundle_uri, sender=provider)
+            self.send(
+                "submitResult", job_id, accepted.record(), root, n, bundle_uri, sender=provider
+            )
             self.chain.mine(2)  # the seed block, then one from which a view sees its hash
-            seed = bytes(self.market.challengeSeed(job_id))
-            challenged = tuple(int(i) for i in self.market.challengedShards(job_id))
+            submitted = self.job(job_id)
+            seed = bytes(self.market.challengeSeed(job_id, submitted.seed_block))
+            challenged = tuple(
+                int(i) for i in self.market.challengedShards(job_id, submitted.record())
+            )
             assert list(challenged) == challenged_indices(seed, job_id, n, k)
             record.challenged = challenged
-            self.hostile_tries(job_id, client, provider, root, n, seed)
+            self.hostile_tries(job_id, client, provider, root, n, seed, accepted)
             if plan.provider_mode == "delete_output":
                 spared = [i for i in range(n) if i not in challenged] or list(range(n))
                 victim = keccak256(
@@ -569,13 +663,15 @@ class Harness:
             decision = next((a for a in (True, False) if len(votes[a]) >= THRESHOLD), None)
             if decision is None:  # no quorum: the job lapses at its verdict deadline
                 self.warp(verdict_by + 1)
-                tx = self.send("expireJob", job_id, sender=self.relayer)
+                tx = self.send("expireJob", job_id, submitted.record(), sender=self.relayer)
             else:
                 verdict = Verdict(job_id, root, seed, decision)
                 signatures = sorted_signatures(
                     [sign_verdict(o.private_key, self.domain, verdict) for o in votes[decision]]
                 )
-                tx = self.send("settle", job_id, decision, signatures, sender=self.relayer)
+                tx = self.send(
+                    "settle", job_id, submitted.record(), decision, signatures, sender=self.relayer
+                )
             record.events = self.events(tx)
             if plan.provider_mode not in ("withhold", "goes_dark"):
                 leaves = [keccak256(o) for o in shard_outputs(spec, self.folder / "cache")]
@@ -586,7 +682,10 @@ class Harness:
                               for i, h in enumerate(leaves)]  # fmt: skip
                 record.available = all(store.has_object(h, verify=True) for h in leaves)
 
-        record.state = int(self.market.getJob(job_id).state)
+        final = self.job(job_id)  # its last record, folded from its events
+        assert not final.is_open and bytes(self.market.jobDigest(job_id)) == bytes(32)
+        record.state = int(final.state)
+        assert ENDINGS[next(n for n in record.events if n in ENDINGS)] == final.state
         account_after = self.market.getProvider(provider)
         record.client_delta = int(self.token.balanceOf(client)) - client_before
         record.stake_delta = int(account_after.stakeNtk) - int(account_before.stakeNtk)
@@ -621,7 +720,7 @@ def check_job(record: JobRecord) -> None:
     if mode == "honest":  # 2: an honest provider never loses, whatever the client did
         assert record.state == PAID, f"an honest provider was not paid; {where}"
         paid = record.events["JobPaid"]
-        assert (paid["providerNtk"], paid["feeNtk"], paid["collateralNtk"]) == (p - fee, fee, s)
+        assert (paid["providerNtk"], paid["feeNtk"]) == (p - fee, fee)
         assert (record.stake_delta, record.earned_delta) == (0, p - fee), where
         assert record.client_delta == -p, where
         STATS[f"honest provider paid (client {plan.client_mode})"] += 1

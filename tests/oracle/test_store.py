@@ -70,7 +70,7 @@ def submitted(job_id: int, block: int, root: bytes = ROOT, index: int = 0) -> Ch
 def paid(job_id: int, block: int, index: int = 0) -> ChainEvent:
     return ChainEvent(
         block, index, h(block), h(3000 + block), "JobPaid", job_id,
-        {"jobId": job_id, "provider": PEER, "providerNtk": 1, "feeNtk": 0, "collateralNtk": 0},
+        {"jobId": job_id, "provider": PEER, "providerNtk": 1, "feeNtk": 0},
     )  # fmt: skip
 
 

@@ -38,7 +38,7 @@ def test_unsettled_job_with_an_old_seed_block__seed_fixed_once__settles_after_hi
         spec = small_spec(seed=61)
         job = net.client.post(spec)
         net.honest.fulfil(job, spec)
-        seed_block = m.job(job)[10]
+        seed_block = m.job(job).seed_block
         wait_until(
             lambda: all((r := store_of(o).job(job)) is not None and r.state == SIGNED
                         for o in two),
@@ -63,7 +63,7 @@ def test_unsettled_job_with_an_old_seed_block__seed_fixed_once__settles_after_hi
             o.wait_ready()
         wait_settled(m, {job: PAID}, timeout=120)
         assert_settled_once(m, [job])
-    assert m.job(job)[10] == seed_block  # one draw, never moved
+    assert m.job(job).seed_block == seed_block  # one draw, never moved
 
 
 def test_seed_aged_out_before_any_oracle_saw_it__no_second_draw__lapsed_once(make_net) -> None:
@@ -72,12 +72,12 @@ def test_seed_aged_out_before_any_oracle_saw_it__no_second_draw__lapsed_once(mak
     spec = small_spec(seed=65)
     job = net.client.post(spec, verdict_window_s=600)
     net.honest.fulfil(job, spec)
-    seed_block = m.job(job)[10]
+    seed_block = m.job(job).seed_block
     # every oracle was down while the seed block's hash went out of reach
     net.anvil.rpc("anvil_setCode", HISTORY_STORAGE, "0x")
     net.anvil.mine(260)
     with pytest.raises(ContractCustomError) as revert:
-        m.market.functions.challengeSeed(job).call()
+        m.market.functions.challengeSeed(job, seed_block).call()
     assert revert.value.data is not None
     oracles = net.oracle_set(env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "4"})
     with running(oracles):
@@ -93,7 +93,7 @@ def test_seed_aged_out_before_any_oracle_saw_it__no_second_draw__lapsed_once(mak
         wait_until(lambda: m.state(job) == LAPSED, 60, what="the job to lapse")
     assert not events_of(oracles, "verified")  # nobody judged another draw
     assert not upkeep_sent(oracles, "fix_seed")  # fixing a lost seed would revert: not sent
-    assert m.job(job)[10] == seed_block
+    assert m.job(job).seed_block == seed_block
     assert len(m.market.events.JobLapsed().get_logs(from_block=m.deploy_block)) == 1
 
 

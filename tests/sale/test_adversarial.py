@@ -41,7 +41,7 @@ def test_partial_fill__reentering_buy_on_the_returned_eth__is_blocked(
     assert not attacker.lastReentrySucceeded()
     assert bytes(attacker.lastReentryError()) == REENTRANT_CALL
     # One purchase, 2 ETH kept, 3 ETH back; the sale's books match its balance.
-    assert small.sale.contributionOf(attacker) == (2 * ETH, SMALL_CAP, False)
+    assert small.sale.contributionOf(attacker) == (2 * ETH, SMALL_CAP)
     assert attacker.received() == 3 * ETH
     assert small.sale.balance == small.sale.weiRaised() == 2 * ETH
 
@@ -55,7 +55,7 @@ def test_partial_fill__reentry_bubbled_up__reverts_the_whole_purchase(
     with reverts(small.sale.SaleTransferFailed, to=attacker, amountWei=3 * ETH):
         attacker.buy([], sender=owner, value=5 * ETH)
     assert small.sale.weiRaised() == 0
-    assert small.sale.contributionOf(attacker) == (0, 0, False)
+    assert small.sale.contributionOf(attacker) == (0, 0)
 
 
 def test_partial_fill__to_a_buyer_that_rejects_eth__reverts(
@@ -96,8 +96,8 @@ def test_refund__reentering_refund__is_blocked_and_pays_once(
     assert bytes(attacker.lastReentryError()) == REENTRANT_CALL
     assert attacker.received() == 4 * ETH // 10
     assert env.sale.balance == 4 * ETH // 10  # alice's ETH is still there for her
-    assert env.sale.contributionOf(attacker).settled
-    assert not env.sale.contributionOf(alice).settled
+    assert tuple(env.sale.contributionOf(attacker)) == (0, 0)  # settled: the record is cleared
+    assert int(env.sale.contributionOf(alice).paidWei) > 0
 
 
 def test_refund__to_a_buyer_that_rejects_eth__reverts_and_leaves_it_refundable(
@@ -107,7 +107,7 @@ def test_refund__to_a_buyer_that_rejects_eth__reverts_and_leaves_it_refundable(
     attacker.setRejectEth(True, sender=owner)
     with reverts(env.sale.SaleTransferFailed, to=attacker, amountWei=4 * ETH // 10):
         env.sale.refund(attacker, sender=erin)
-    assert not env.sale.contributionOf(attacker).settled
+    assert int(env.sale.contributionOf(attacker).paidWei) == 4 * ETH // 10  # still refundable
     env.sale.refund(alice, sender=erin)  # others are not held up
     attacker.setRejectEth(False, sender=owner)
     env.sale.refund(attacker, sender=erin)
@@ -203,7 +203,7 @@ def test_buy__of_one_wei_at_a_one_wei_minimum__buys_the_rate(
     env = deploy(min_contribution_wei=1)
     env.warp(Stage.ICO_FINAL)
     env.buy(carol, 1)
-    assert env.sale.contributionOf(carol) == (1, 1000, False)
+    assert env.sale.contributionOf(carol) == (1, 1000)
 
 
 def test_finalize__with_one_wei_raised_at_a_one_wei_soft_cap__succeeds(

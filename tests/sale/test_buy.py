@@ -99,7 +99,7 @@ def test_buy__in_presale_with_a_proof__records_the_purchase_with_the_presale_bon
     assert log.tokens == expected
     assert log.returnedWei == 0
     assert receipt.return_value == expected
-    assert env.sale.contributionOf(alice) == (2 * ETH, expected, False)
+    assert env.sale.contributionOf(alice) == (2 * ETH, expected)
     assert env.sale.weiRaised() == 2 * ETH
     assert env.sale.tokensSold() == expected
     assert env.sale.tokensLeft() == HARD_CAP - expected
@@ -357,7 +357,7 @@ def test_buy__crossing_the_hard_cap__fills_partly_and_returns_the_rest(
     assert carol.balance == before - accepted - paid_gas(receipt)
     assert env.sale.balance == env.sale.weiRaised() == 86 * ETH + accepted
     assert env.sale.tokensSold() == HARD_CAP
-    assert env.sale.contributionOf(carol) == (accepted, 1100 * NTK, False)
+    assert env.sale.contributionOf(carol) == (accepted, 1100 * NTK)
 
 
 def test_buy__after_selling_out__reverts(nearly_sold_out: SaleEnv, carol: Any, erin: Any) -> None:

@@ -268,7 +268,7 @@ def test_claim__delivers_the_tokens_bought_once(succeeded: SaleEnv, alice: Any) 
     [log] = list(succeeded.sale.TokensClaimed.from_receipt(receipt))
     assert (log.buyer, log.caller, log.amount) == (alice.address, alice.address, 11_000 * NTK)
     assert succeeded.token.balanceOf(alice) == 11_000 * NTK
-    assert succeeded.sale.contributionOf(alice) == (10 * ETH, 11_000 * NTK, True)
+    assert succeeded.sale.contributionOf(alice) == (0, 0)  # settled: the record is cleared
     with reverts(succeeded.sale.SaleNothingToClaim, buyer=alice):
         succeeded.sale.claim(alice, sender=alice)
 
@@ -326,7 +326,7 @@ def test_refund__returns_exactly_the_eth_paid_once(failed: SaleEnv, alice: Any) 
     [log] = list(failed.sale.Refunded.from_receipt(receipt))
     assert (log.buyer, log.caller, log.amountWei) == (alice.address, alice.address, 2 * ETH)
     assert alice.balance == before + 2 * ETH - int(receipt.gas_used) * int(receipt.gas_price)
-    assert failed.sale.contributionOf(alice) == (2 * ETH, 2200 * NTK, True)
+    assert failed.sale.contributionOf(alice) == (0, 0)  # settled: the record is cleared
     with reverts(failed.sale.SaleNothingToRefund, buyer=alice):
         failed.sale.refund(alice, sender=alice)
 
