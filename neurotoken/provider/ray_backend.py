@@ -24,6 +24,11 @@ from neurotoken.provider.backends import ShardFn
 
 T = TypeVar("T")
 
+MAX_IN_FLIGHT = 256
+"""Shard tasks `run` keeps submitted at once: enough to keep a farm of a few hundred cores
+busy, and each wait scans only these (not every shard of a huge job, which made collecting N
+results cost O(N^2)); the rest are submitted as results come in."""
+
 
 class RayBackend:
     name = "ray"
@@ -35,13 +40,17 @@ class RayBackend:
         num_cpus: int | None = None,
         max_retries: int = 3,
         resubmits: int = 2,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         import ray
 
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         self._ray: Any = ray
         self.address = address
         self.max_retries = max_retries
         self.resubmits = resubmits
+        self.max_in_flight = max_in_flight
         self._remotes: dict[Callable[..., Any], Any] = {}
         self._owns = not ray.is_initialized()
         if self._owns:
@@ -95,12 +104,23 @@ class RayBackend:
         if not indices:
             return
         data = self._ray.put(spec_data)
-        pending = {self._submit(fn, data, i): i for i in indices}
+        queue = iter(indices)
+        pending: dict[Any, int] = {}
+
+        def refill() -> None:
+            while len(pending) < self.max_in_flight:
+                index = next(queue, None)
+                if index is None:
+                    return
+                pending[self._submit(fn, data, index)] = index
+
+        refill()
         try:
             while pending:
                 ready, _ = self._ray.wait(list(pending), num_returns=1)
                 ref = ready[0]
                 index = pending.pop(ref)
+                refill()
                 yield index, self._get(fn, data, index, ref)
         finally:
             self._cancel(list(pending))

@@ -77,6 +77,34 @@ def test_ray_backend__half_journalled__computes_only_the_rest(
     assert compute_job(shelf_spec, store, state, progress=False, backend=ray_backend).computed == []
 
 
+def test_ray_backend__run__keeps_at_most_max_in_flight_tasks_submitted(
+    ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A huge job is not submitted all at once: at most `max_in_flight` shard tasks wait at a
+    time, so each wait scans only those, and every shard is still computed once."""
+    real_wait = ray_backend._ray.wait
+    scanned: list[int] = []
+
+    def wait(refs: list[object], **kwargs: object) -> object:
+        scanned.append(len(refs))
+        return real_wait(refs, **kwargs)
+
+    monkeypatch.setattr(ray_backend._ray, "wait", wait)
+    monkeypatch.setattr(ray_backend, "max_in_flight", 3)
+    results = sorted(ray_backend.run(_square, b"", list(range(20))))
+    assert results == [(i, i * i) for i in range(20)]
+    assert len(scanned) == 20 and max(scanned) == 3 and scanned[-1] == 1
+
+
+def _square(spec_data: bytes, index: int) -> int:
+    return index * index
+
+
+def test_ray_backend__max_in_flight_below_one__refused() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        RayBackend(None, max_in_flight=0)
+
+
 def test_settings__backend_and_ray_address__from_the_environment(
     monkeypatch: pytest.MonkeyPatch, ray_backend: RayBackend
 ) -> None:
