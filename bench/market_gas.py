@@ -203,6 +203,37 @@ def settle_floor(
 Row = tuple[str, int, Floor]
 
 
+def _first_permit(bench: MarketBench) -> tuple[Any, int, Any]:
+    """A new funded client, a deadline, and its first permit of PAYMENT to the market."""
+    (client,) = bench.ctx.fresh_accounts(1)
+    bench.fund(client, 1_000 * NTK)
+    deadline = bench.chain.pending_timestamp + 3_600
+    permit = sign_permit(
+        client.private_key,
+        token_name=bench.token.name(),
+        token_address=bench.token.address,
+        chain_id=bench.chain.chain_id,
+        owner=client.address,
+        spender=bench.market.address,
+        value=PAYMENT,
+        nonce=bench.token.nonces(client),
+        deadline=deadline,
+    )
+    return client, deadline, permit
+
+
+def _permit_floor(receipt: Any) -> Floor:
+    """A post paid with the client's first permit: the post, the permit and the pull."""
+    floor = _post_floor(receipt)
+    floor.add("permit: nonce 0 -> 1", slot_write(True))
+    floor.add("permit: ecrecover", ECRECOVER + WARM_ACCESS)
+    floor.add("permit: allowance set", slot_write(True))
+    floor.add("transferFrom: allowance spent back to 0", WARM_ACCESS)
+    floor.add("token transferFrom", token_pull(False))
+    floor.refund = REFUND_CLEAR_DIRTY
+    return floor
+
+
 def _post_floor(receipt: Any) -> Floor:
     floor = base_floor(receipt).add("job digest slot", slot_write(True))
     return floor.add("job counter (shares the fee-rate slot)", slot_write(False))
@@ -229,34 +260,13 @@ def _provider_paths(bench: MarketBench) -> tuple[list[Row], Any, int]:
         ("postJob", gas_used(tx), _post_floor(tx).add("token transferFrom", token_pull(False)))
     )
 
-    (permit_client,) = bench.ctx.fresh_accounts(1)
-    bench.fund(permit_client, 1_000 * NTK)
-    deadline = chain.pending_timestamp + 3_600
-    permit = sign_permit(
-        permit_client.private_key,
-        token_name=token.name(),
-        token_address=token.address,
-        chain_id=chain.chain_id,
-        owner=permit_client.address,
-        spender=market.address,
-        value=PAYMENT,
-        nonce=token.nonces(permit_client),
-        deadline=deadline,
-    )
+    permit_client, deadline, permit = _first_permit(bench)
     tx = market.postJobWithPermit(
         bench.request(), deadline, permit.v, permit.r, permit.s, sender=permit_client
     )
-    floor = _post_floor(tx)
-    floor.add("permit: nonce 0 -> 1", slot_write(True))
-    floor.add("permit: ecrecover", ECRECOVER + WARM_ACCESS)
-    floor.add("permit: allowance set", slot_write(True))
-    floor.add("transferFrom: allowance spent back to 0", WARM_ACCESS)
-    floor.add("token transferFrom", token_pull(False))
-    floor.refund = REFUND_CLEAR_DIRTY
-    rows.append(("postJobWithPermit (the client's first permit)", gas_used(tx), floor))
+    rows.append(("postJobWithPermit (the client's first permit)", gas_used(tx), _permit_floor(tx)))
 
-    (quote_client,) = bench.ctx.fresh_accounts(1)
-    bench.fund(quote_client, 1_000 * NTK)
+    quote_client, deadline, permit = _first_permit(bench)
     request = bench.request(provider=provider.address)
     quoted = quoted_job(
         request,
@@ -266,29 +276,12 @@ def _provider_paths(bench: MarketBench) -> tuple[list[Row], Any, int]:
         threshold=int(market.threshold()),
     )
     acceptance = sign_acceptance(provider.private_key, bench.domain, quoted)
-    permit = sign_permit(
-        quote_client.private_key,
-        token_name=token.name(),
-        token_address=token.address,
-        chain_id=chain.chain_id,
-        owner=quote_client.address,
-        spender=market.address,
-        value=PAYMENT,
-        nonce=token.nonces(quote_client),
-        deadline=deadline,
-    )
     tx = market.postAcceptedJob(
         request, acceptance, deadline, permit.v, permit.r, permit.s, sender=quote_client
     )
-    floor = _post_floor(tx)
-    floor.add("permit: nonce 0 -> 1", slot_write(True))
-    floor.add("permit: ecrecover", ECRECOVER + WARM_ACCESS)
-    floor.add("permit: allowance set", slot_write(True))
-    floor.add("transferFrom: allowance spent back to 0", WARM_ACCESS)
-    floor.add("token transferFrom", token_pull(False))
+    floor = _permit_floor(tx)
     floor.add("acceptance: ecrecover", ECRECOVER + WARM_ACCESS)
     floor.add("provider account", slot_write(False))
-    floor.refund = REFUND_CLEAR_DIRTY
     rows.append(
         ("postAcceptedJob with a permit (a quote; the client's first permit)", gas_used(tx), floor)
     )
