@@ -6,17 +6,7 @@ computed again and no shard recorded twice."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,120 +19,14 @@ from tests.constants import shelf_spec_dict
 pytest.importorskip("ray")
 
 from neurotoken.provider.ray_backend import RayBackend
-
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def node_ports() -> list[str]:
-    return [
-        f"--node-manager-port={free_port()}",
-        f"--object-manager-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-    ]
-
-
-def pids_in_group(pgid: int, name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) != pgid:
-                continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ProcessLookupError):
-            continue
-        if name in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-@dataclass
-class Cluster:
-    address: str
-    head: subprocess.Popen[bytes]
-    worker: subprocess.Popen[bytes]
-
-    def kill_worker_raylet(self) -> list[int]:
-        pids = pids_in_group(self.worker.pid, "raylet")
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        return pids
-
-
-def wait_for_nodes(
-    address: str, count: int, procs: list[subprocess.Popen[bytes]], timeout_s: float = 60.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    status = ""
-    while time.monotonic() < deadline:
-        assert all(p.poll() is None for p in procs), "a ray start exited (see head/worker.log)"
-        status = subprocess.run(
-            [RAY, "status", f"--address={address}"], capture_output=True, text=True
-        ).stdout
-        if status.count("node_") >= count:
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"the cluster never reached {count} nodes:\n{status}")
+from neurotoken.provider.ray_local import LocalCluster, local_cluster
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    # one machine, loopback only: no token authentication (a farm keeps it, see the docs);
-    # set here so the nodes and this process (the driver) agree
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RAY_USAGE_STATS_ENABLED": "0",
-        # a dead node is declared dead after ~1.5 s (default ~15 s), so its tasks are retried
-        "RAY_health_check_period_ms": "500",
-        "RAY_health_check_timeout_ms": "500",
-        "RAY_health_check_failure_threshold": "3",
-    }
-    common = ["--block", "--object-store-memory=100000000"]
-    # short temp dirs: Ray's sockets live there (AF_UNIX paths of 107 bytes at most)
-    head_tmp = tempfile.mkdtemp(prefix="rh")
-    worker_tmp = tempfile.mkdtemp(prefix="rw")
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        head = subprocess.Popen(
-            [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-             "--num-cpus=1", f"--temp-dir={head_tmp}", "--include-dashboard=false",
-             *common, *node_ports()],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "head.log", "wb"),  # noqa: SIM115
-        )  # fmt: skip
-        procs.append(head)
-        time.sleep(4.0)
-        worker = subprocess.Popen(
-            [RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1",
-             "--num-cpus=2", f"--temp-dir={worker_tmp}", *common, *node_ports()],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
-        )  # fmt: skip
-        procs.append(worker)
-        wait_for_nodes(address, 2, procs)
-        yield Cluster(address, head, worker)
-    finally:
-        # a throwaway cluster: every process of each node's group, at once (SIGTERM makes
-        # a node drain for up to 30 s)
-        for proc in reversed(procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        shutil.rmtree(head_tmp, ignore_errors=True)
-        shutil.rmtree(worker_tmp, ignore_errors=True)
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """A head of 1 CPU and a second node of 2 (`neurotoken.provider.ray_local`)."""
+    with local_cluster([1, 2], tmp_path / "ray-logs") as started:
+        yield started
 
 
 def hook(seen: list[int], at: int, action: Callable[[], None]) -> Callable[[int], None]:
@@ -159,7 +43,7 @@ class SimulatedCrashError(Exception):
 
 
 def test_ray_cluster__worker_node_killed_mid_job__same_root_nothing_recomputed(
-    tmp_path: Path, cluster: Cluster
+    tmp_path: Path, cluster: LocalCluster
 ) -> None:
     spec = ShelfImagesSpec.model_validate(shelf_spec_dict(shard_count=24, images_per_shard=3))
     store, state = LocalStore(tmp_path / "store"), tmp_path / "state"
@@ -177,7 +61,7 @@ def test_ray_cluster__worker_node_killed_mid_job__same_root_nothing_recomputed(
         assert backend.parallelism == 3
         report = compute_job(
             spec, store, state, progress=False, backend=backend,
-            on_shard=hook(seen, 2, lambda: killed.extend(cluster.kill_worker_raylet())),
+            on_shard=hook(seen, 2, lambda: killed.extend(cluster.kill_raylet(1))),
         )  # fmt: skip
     finally:
         backend.close()
