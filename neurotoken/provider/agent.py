@@ -18,10 +18,11 @@ One `step()` does, in order:
    provider's (quoted, or accepted outside this agent) is taken on whatever the policy says
    now - its collateral is locked - with a warning for each rule it breaks;
 5. work - each accepted job is computed on all cores (finished shards come from the compute
-   journal, never recomputed), its bundle published to the store the bundle server serves,
-   and its result submitted - once: the job is re-read from the chain right before, and the
-   contract refuses a second submission anyway. A job whose spec cannot be had stays in hand
-   (a warning) and is tried again each step until deliverBy; the other jobs go on.
+   journal, never recomputed; on a Ray cluster every job in hand at once), its bundle
+   published to the store the bundle server serves, and its result submitted - once: the
+   job is re-read from the chain right before, and the contract refuses a second submission
+   anyway. A job whose spec cannot be had stays in hand (a warning) and is tried again each
+   step until deliverBy; the other jobs go on.
 
 Quotes (`quote.py`) are signed by the `agent quote` command, not by the loop; a quote not yet
 posted counts in `capacity` as a job in hand.
@@ -44,8 +45,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from web3.exceptions import TransactionNotFound
@@ -58,7 +61,7 @@ from neurotoken.market.states import JobState as Chain
 from neurotoken.proofs.store import LocalStore, atomic_write, manifest_path
 from neurotoken.provider.backends import ComputeBackend
 from neurotoken.provider.chain import MarketClient
-from neurotoken.provider.compute import ComputeReport, ShardHook, compute_job, default_workers
+from neurotoken.provider.compute import ComputeReport, compute_job, default_workers
 from neurotoken.provider.errors import (
     ChainRevertError,
 )
@@ -77,6 +80,7 @@ from neurotoken.units import format_ntk
 
 AnySpec = ShelfImagesSpec | TrainingSpec
 Echo = Callable[[str], None]
+JobShardHook = Callable[[int, int], None]
 
 _log = logging.getLogger("neurotoken.provider.agent")
 
@@ -101,6 +105,15 @@ _SETTLED = {
 }
 
 
+def _shared(result: ComputeReport) -> Iterator[ComputeReport]:
+    """The report of a computation, then, for each further job of the same spec, one where
+    every shard came from the journal (as it would have, computed after it)."""
+    yield result
+    every = sorted(result.computed + result.reused)
+    while True:
+        yield ComputeReport(list(result.output_hashes), reused=every, device=result.device)
+
+
 @dataclass
 class AgentConfig:
     """Where the agent keeps things and how it works (the policy says what it takes)."""
@@ -121,8 +134,9 @@ class AgentConfig:
     """Where the first scan starts (the market's deployment block on a real network)."""
     spec_timeout_s: float = 10.0
     max_spec_attempts: int = 5
-    on_shard: ShardHook | None = None
-    """Called after each shard is durably recorded (progress hooks, tests)."""
+    on_shard: JobShardHook | None = None
+    """`on_shard(job_id, index)` after each shard is durably recorded (progress hooks, tests;
+    from the job's computing thread when several jobs are computed at once)."""
     backend: ComputeBackend | None = None
     """Computes the shards (default: a local process pool of `workers` processes)."""
     read_only: bool = False
@@ -557,6 +571,11 @@ class ProviderAgent:
     # ------------------------------------------------------------------ 5. work
 
     def work(self, report: StepReport) -> None:
+        """Submits each job in hand whose bundle is published, then computes the others and
+        submits each as soon as its bundle is (several at once on a backend that schedules
+        jobs together, see `_compute_all`)."""
+        ready: list[tuple[OnChainJob, JobRecord]] = []
+        to_compute: list[tuple[OnChainJob, JobRecord, FetchedSpec]] = []
         for record in self.state.with_status(JobStatus.ACCEPTED, JobStatus.COMPUTED):
             job = self.read_job(record.job_id)
             if job.state != Chain.ACCEPTED or not self._mine(job):
@@ -565,13 +584,62 @@ class ProviderAgent:
             if self.client.timestamp() > job.deliver_by:
                 self._missed(job)
                 continue
-            if record.root is None or not self._published(record.root):
-                try:
-                    record = self.compute(job, record, report)
-                except SpecRefusedError as exc:
-                    self._spec_lost(record, exc)
-                    continue
+            if record.root is not None and self._published(record.root):
+                ready.append((job, record))
+                continue
+            try:
+                fetched = self.load_spec(job, record.spec_uri)
+            except SpecRefusedError as exc:
+                self._spec_lost(record, exc)
+                continue
+            to_compute.append((job, record, fetched))
+        for job, record in ready:
             self.submit(job, record, report)
+        for job, record in self._compute_all(to_compute, report):
+            self.submit(job, record, report)
+
+    def _compute_all(
+        self, jobs: list[tuple[OnChainJob, JobRecord, FetchedSpec]], report: StepReport
+    ) -> Iterator[tuple[OnChainJob, JobRecord]]:
+        """Computes the jobs' shards and publishes each job's bundle, yielding each job as
+        soon as its bundle is published. On a backend with `concurrent_jobs` (Ray) every job
+        is computed at once, one thread each handing its shards to the cluster (the policy's
+        max_active_jobs bounds how many are in hand); on the local pool, one after the other
+        (each fills every core). Jobs of the same spec share one computation (one journal).
+        Only this thread writes the state file and sends transactions. A job whose
+        computation fails does not stop the others; the first failure is raised at the end."""
+        if not jobs:
+            return
+        by_spec: dict[bytes, list[tuple[OnChainJob, JobRecord, FetchedSpec]]] = {}
+        for item in jobs:
+            by_spec.setdefault(item[0].spec_hash, []).append(item)
+        backend = self.config.backend
+        threads = len(by_spec) if backend is not None and backend.concurrent_jobs else 1
+        if threads == 1:
+            for same in by_spec.values():
+                result = self._compute_shards(same[0][0], same[0][2])
+                for (job, _record, fetched), shared in zip(same, _shared(result), strict=False):
+                    yield job, self._publish(job, fetched, shared, report)
+            return
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(threads, thread_name_prefix="job") as pool:
+            futures = {
+                pool.submit(self._compute_shards, same[0][0], same[0][2]): same
+                for same in by_spec.values()
+            }
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    failure = failure or exc
+                    job_ids = ", ".join(str(j.job_id) for j, _, _ in futures[future])
+                    self.echo(f"job {job_ids}: computing failed: {type(exc).__name__}: {exc}")
+                    continue
+                same = futures[future]
+                for (job, _record, fetched), shared in zip(same, _shared(result), strict=False):
+                    yield job, self._publish(job, fetched, shared, report)
+        if failure is not None:
+            raise failure
 
     def _spec_lost(self, record: JobRecord, exc: SpecRefusedError) -> None:
         """A held job whose spec cannot be had (never verified here, and its URI failing now):
@@ -592,23 +660,36 @@ class ProviderAgent:
         return (self.store.root_dir / manifest_path(bytes.fromhex(root[2:]))).is_file()
 
     def compute(self, job: OnChainJob, record: JobRecord, report: StepReport) -> JobRecord:
+        """Computes one job in hand and publishes its bundle (the work phase's part for a
+        single job)."""
         fetched = self.load_spec(job, record.spec_uri)
+        return self._publish(job, fetched, self._compute_shards(job, fetched), report)
+
+    def _compute_shards(self, job: OnChainJob, fetched: FetchedSpec) -> ComputeReport:
+        """The job's shards, computed on the backend (journalled; any thread)."""
+        backend = self.config.backend
         where = (
             f"{self.config.workers} workers"
-            if self.config.backend is None or self.config.backend.name == "local"
-            else f"the {self.config.backend.name} backend ({self.config.workers} CPUs)"
+            if backend is None or backend.name == "local"
+            else f"the {backend.name} backend ({self.config.workers} CPUs)"
         )
         self.echo(f"job {job.job_id}: computing {job.shard_count} shards on {where}")
-        result = compute_job(
+        hook = self.config.on_shard
+        return compute_job(
             fetched.spec,
             self.store,
             self.config.state_dir / "journal",
             workers=self.config.workers,
             progress=self.config.progress,
-            on_shard=self.config.on_shard,
+            on_shard=None if hook is None else partial(hook, job.job_id),
             device=self.config.device,
-            backend=self.config.backend,
+            backend=backend,
         )
+
+    def _publish(
+        self, job: OnChainJob, fetched: FetchedSpec, result: ComputeReport, report: StepReport
+    ) -> JobRecord:
+        """Publishes the job's bundle from its computed shards and records it (this thread)."""
         report.computed[job.job_id] = result
         manifest = publish_bundle(self.store, job.job_id, fetched.spec, result.output_hashes)
         self.echo(

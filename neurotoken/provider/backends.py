@@ -6,7 +6,9 @@ journal (the journal stays the single source of truth; a backend never sees it).
 
 - `run`: outputs streamed back as they finish, in any order (independent shards);
 - `ordered`: outputs in index order, at most `ahead` computed in advance (a training chain's
-  segment data, prepared ahead of the segment that needs it).
+  segment data, prepared ahead of the segment that needs it);
+- `call`: one call that cannot be split (a training chain's segment step), on one of the
+  backend's GPUs when asked (`gpus` says how many it has).
 
 `LocalBackend` (the default) is a spawned process pool on this machine; `RayBackend`
 (`neurotoken.provider.ray_backend`) hands each shard to a Ray cluster as one task.
@@ -20,7 +22,7 @@ import sys
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 ShardFn = Callable[[bytes, int], T]
@@ -43,9 +45,25 @@ class ComputeBackend(Protocol):
         """`(index, fn(spec_data, index))` in the order of `indices`, at most `ahead` pending."""
         ...
 
+    def call(self, fn: Callable[..., T], *args: Any, gpu: bool = False) -> T:
+        """`fn(*args)` once: with `gpu`, where one GPU is the call's alone (Ray: a task asking
+        `num_gpus=1`); without, in this process."""
+        ...
+
     @property
     def parallelism(self) -> int:
         """How many shards it computes at once (sizes read-ahead windows)."""
+        ...
+
+    @property
+    def gpus(self) -> int:
+        """GPUs it can give a `call` (0: none)."""
+        ...
+
+    @property
+    def concurrent_jobs(self) -> bool:
+        """Whether several jobs should be computed at once (each job's shards fill a local
+        pool, while a cluster schedules the tasks of every job together)."""
         ...
 
     def close(self) -> None:
@@ -81,9 +99,21 @@ class LocalBackend:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or default_workers())
 
+    concurrent_jobs = False
+
     @property
     def parallelism(self) -> int:
         return self.workers
+
+    @property
+    def gpus(self) -> int:
+        """1 when torch sees a CUDA device on this machine (a call runs here, on it)."""
+        from neurotoken.workloads import training_torch
+
+        return 1 if training_torch.cuda_available() else 0
+
+    def call(self, fn: Callable[..., T], *args: Any, gpu: bool = False) -> T:
+        return fn(*args)
 
     def run(
         self, fn: ShardFn[T], spec_data: bytes, indices: Sequence[int]

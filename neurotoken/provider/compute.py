@@ -11,8 +11,9 @@ Shards are computed by a compute backend (`neurotoken.provider.backends`: a loca
 pool by default, or a Ray cluster); their outputs come back here, and only this module
 writes the store and the journal. Shelf-images shards are independent and run at once.
 Training segments form a chain, so they run in order; their data (rendering and cropping,
-most of the work) is prepared ahead on the backend, and float32 segments run on a CUDA GPU
-when torch sees one.
+most of the work) is prepared ahead on the backend, and each float32 segment step runs where
+the backend has a GPU (`backend.call(..., gpu=True)`: this machine's, or a Ray task asking
+for one), on CUDA when torch sees it there.
 """
 
 from __future__ import annotations
@@ -91,6 +92,27 @@ def _segment_worker(spec_data: bytes, index: int) -> training.SegmentData:
     return training.segment_data(spec, index)
 
 
+def _gpu_segment_worker(
+    spec_data: bytes, index: int, previous: bytes | None, data: training.SegmentData, strict: bool
+) -> tuple[bytes, str]:
+    """One float32 segment step where a GPU was given: on CUDA when torch sees it here,
+    else (not `strict`) on this CPU, the numpy path (a rig whose torch lacks CUDA); returns
+    the shard and the device it ran on."""
+    spec = _spec_from_json(spec_data)
+    assert isinstance(spec, TrainingSpec)
+    if training_torch.cuda_available():
+        params = (
+            training.decode_training_shard(spec, previous).params
+            if previous is not None
+            else training.initial_params(spec)
+        )
+        new, metrics = training_torch.run_segment_torch(spec, params, data)
+        return training.encode_training_shard(spec, index, new, metrics), "cuda"
+    if strict:
+        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device where it ran")
+    return training.compute_training_shard(spec, index, previous, data), "cpu"
+
+
 def compute_job(
     spec: AnySpec,
     store: LocalStore,
@@ -108,7 +130,8 @@ def compute_job(
     their outputs to the store and the journal, and only shards missing from the journal
     are handed to the backend;
     `on_shard(index)` is called after each shard is durably recorded; `device` is 'cpu',
-    'cuda' or 'auto' (cuda for float32 training when torch sees a GPU).
+    'cuda' or 'auto' (float32 training segments on a GPU when the backend has one, see
+    `_run_training`).
     """
     journal = Journal(state_dir, spec)
     done = journal.load(store, spec.shard_count)
@@ -162,26 +185,30 @@ def _run_training(
     finish: Callable[[int, bytes], None],
     device: str,
 ) -> str:
-    use_cuda = spec.arithmetic == "float32" and (
-        device == "cuda" or (device == "auto" and training_torch.cuda_available())
+    """Runs the chain's missing segments in order; returns where their steps ran: 'cpu',
+    'cuda', or 'cuda+cpu' when some GPU rigs had no CUDA. Float32 steps go to a GPU when
+    `device` is 'cuda', or 'auto' and the backend has one; fixed-point steps (exact) always
+    run on this CPU."""
+    use_gpu = spec.arithmetic == "float32" and (
+        device == "cuda" or (device == "auto" and backend.gpus > 0)
     )
     if not todo:
-        return "cuda" if use_cuda else "cpu"
+        return "cuda" if use_gpu else "cpu"
     first = todo[0]
     previous = store.object(done[first - 1], 1 << 30) if first > 0 else None
-    segments = backend.ordered(_segment_worker, spec_json(spec), todo, 2 * backend.parallelism)
+    data_json = spec_json(spec)
+    ran_on: set[str] = set()
+    segments = backend.ordered(_segment_worker, data_json, todo, 2 * backend.parallelism)
     with closing(segments):
         for index, data in segments:
-            if use_cuda:
-                params = (
-                    training.decode_training_shard(spec, previous).params
-                    if previous is not None
-                    else training.initial_params(spec)
-                )
-                new, metrics = training_torch.run_segment_torch(spec, params, data)
-                output = training.encode_training_shard(spec, index, new, metrics)
+            if use_gpu:
+                output, where = backend.call(
+                    _gpu_segment_worker, data_json, index, previous, data, device == "cuda",
+                    gpu=True,
+                )  # fmt: skip
             else:
-                output = training.compute_training_shard(spec, index, previous, data)
+                output, where = training.compute_training_shard(spec, index, previous, data), "cpu"
+            ran_on.add(where)
             finish(index, output)
             previous = output
-    return "cuda" if use_cuda else "cpu"
+    return "+".join(sorted(ran_on, reverse=True))

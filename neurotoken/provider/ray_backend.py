@@ -1,9 +1,12 @@
 """The Ray compute backend: each shard one Ray task on a cluster (`--backend ray`).
 
-Each shard is a task asking for one CPU (`num_cpus=1`); its output comes back to the agent
-through Ray's object store and the agent alone writes it to its bundle store and journal,
-so the bundle server serves every shard whichever node computed it, and a shard already
-journalled is never handed to Ray. Results are taken as they finish (`ray.wait`).
+Each shard is a task asking for one CPU (`num_cpus=1`), and a step that needs a GPU (a
+float32 training segment, `call(..., gpu=True)`) a task asking for one GPU too
+(`num_gpus=1`: Ray runs it on a node with a free GPU and sets CUDA_VISIBLE_DEVICES to it).
+Outputs come back to the agent through Ray's object store and the agent alone writes them to
+its bundle store and journal, so the bundle server serves every shard whichever node
+computed it, and a shard already journalled is never handed to Ray. Results are taken as
+they finish (`ray.wait`).
 
 A task lost with its node (or worker) is retried by Ray (`max_retries`, system failures
 only: a shard function that raises is deterministic and is not retried); if Ray gives up,
@@ -11,12 +14,15 @@ the task is resubmitted here up to `resubmits` times more.
 
 `RayBackend(address)` connects to a running cluster (`ray start --head` on one machine,
 `ray start --address HEAD:6379` on each rig); with `address=None` it starts a local Ray
-(for tests, `num_cpus` CPUs). Ray is the provider's optional extra (requirements-ray.lock).
+(for tests: `num_cpus` CPUs and `num_gpus` GPUs; Ray's GPU count is a declaration, so a
+test can give a machine without one a GPU to schedule on). Ray is the provider's optional
+extra (requirements-ray.lock).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
@@ -25,9 +31,15 @@ from neurotoken.provider.backends import ShardFn
 T = TypeVar("T")
 
 MAX_IN_FLIGHT = 256
-"""Shard tasks `run` keeps submitted at once: enough to keep a farm of a few hundred cores
-busy, and each wait scans only these (not every shard of a huge job, which made collecting N
-results cost O(N^2)); the rest are submitted as results come in."""
+"""Shard tasks one `run` keeps submitted at most: each wait scans only these (not every
+shard of a huge job, which made collecting N results cost O(N^2)); the rest are submitted as
+results come in."""
+
+IN_FLIGHT_PER_CPU = 2
+"""Below MAX_IN_FLIGHT, one `run` keeps at most this many tasks per CPU of the cluster
+submitted: enough to keep every core busy while results travel back, and few enough that
+jobs computed at once share the cluster (Ray runs queued tasks in about the order they came:
+a job that queued all its shards first would hold every core until its last one)."""
 
 
 class RayBackend:
@@ -38,6 +50,7 @@ class RayBackend:
         address: str | None = None,
         *,
         num_cpus: int | None = None,
+        num_gpus: int | None = None,
         max_retries: int = 3,
         resubmits: int = 2,
         max_in_flight: int = MAX_IN_FLIGHT,
@@ -51,12 +64,14 @@ class RayBackend:
         self.max_retries = max_retries
         self.resubmits = resubmits
         self.max_in_flight = max_in_flight
-        self._remotes: dict[Callable[..., Any], Any] = {}
+        self._remotes: dict[tuple[Callable[..., Any], bool], Any] = {}
+        self._lock = threading.Lock()
         self._owns = not ray.is_initialized()
         if self._owns:
             ray.init(
                 address=address,
                 num_cpus=num_cpus if address is None else None,
+                num_gpus=num_gpus if address is None else None,
                 include_dashboard=False,
                 log_to_driver=False,
             )
@@ -70,18 +85,29 @@ class RayBackend:
         )
         self._lost = lost
 
+    concurrent_jobs = True
+
     @property
     def parallelism(self) -> int:
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
-    def _submit(self, fn: ShardFn[T], data: Any, index: int) -> Any:
-        remote = self._remotes.get(fn)
-        if remote is None:
-            remote = self._ray.remote(num_cpus=1, max_retries=self.max_retries)(fn)
-            self._remotes[fn] = remote
-        return remote.remote(data, index)
+    @property
+    def gpus(self) -> int:
+        return int(self._ray.cluster_resources().get("GPU", 0))
 
-    def _get(self, fn: ShardFn[T], data: Any, index: int, ref: Any) -> T:
+    def _submit(self, fn: Callable[..., Any], *args: Any, gpu: bool = False) -> Any:
+        # One remote function per shard function, made once, also when jobs computed at once
+        # ask for it together: two would be two scheduling classes, and Ray keeps a class's
+        # workers while it has tasks queued, so one job would hold every core until its end.
+        with self._lock:
+            remote = self._remotes.get((fn, gpu))
+            if remote is None:
+                resources = {"num_cpus": 1, "num_gpus": 1} if gpu else {"num_cpus": 1}
+                remote = self._ray.remote(max_retries=self.max_retries, **resources)(fn)
+                self._remotes[(fn, gpu)] = remote
+        return remote.remote(*args)
+
+    def _get(self, ref: Any, fn: Callable[..., T], *args: Any, gpu: bool = False) -> T:
         """The task's output; a task lost with its node is resubmitted (`resubmits` times)."""
         for attempt in range(self.resubmits + 1):
             try:
@@ -89,8 +115,15 @@ class RayBackend:
             except self._lost:
                 if attempt == self.resubmits:
                     raise
-                ref = self._submit(fn, data, index)
+                ref = self._submit(fn, *args, gpu=gpu)
         raise AssertionError("unreachable")
+
+    def call(self, fn: Callable[..., T], *args: Any, gpu: bool = False) -> T:
+        if not gpu:
+            return fn(*args)
+        if self.gpus == 0:  # a task asking for a GPU would wait for one forever
+            raise RuntimeError("the Ray cluster has no GPU: start rigs with GPUs (ray start)")
+        return self._get(self._submit(fn, *args, gpu=True), fn, *args, gpu=True)
 
     def _cancel(self, refs: Sequence[Any]) -> None:
         for ref in refs:
@@ -103,12 +136,16 @@ class RayBackend:
     ) -> Generator[tuple[int, T], None, None]:
         if not indices:
             return
-        data = self._ray.put(spec_data)
+        # The spec goes by value, inlined in each task (a few hundred bytes), not ray.put: Ray
+        # groups queued tasks by the stored objects they take, and keeps a group's workers
+        # while it has tasks queued, so two jobs with an object each would take turns by job.
+        data = spec_data
         queue = iter(indices)
         pending: dict[Any, int] = {}
+        window = min(self.max_in_flight, IN_FLIGHT_PER_CPU * self.parallelism)
 
         def refill() -> None:
-            while len(pending) < self.max_in_flight:
+            while len(pending) < window:
                 index = next(queue, None)
                 if index is None:
                     return
@@ -121,7 +158,7 @@ class RayBackend:
                 ref = ready[0]
                 index = pending.pop(ref)
                 refill()
-                yield index, self._get(fn, data, index, ref)
+                yield index, self._get(ref, fn, data, index)
         finally:
             self._cancel(list(pending))
 
@@ -130,14 +167,14 @@ class RayBackend:
     ) -> Generator[tuple[int, T], None, None]:
         if not indices:
             return
-        data = self._ray.put(spec_data)
+        data = spec_data  # by value, as in `run`
         pending: dict[int, Any] = {}
         try:
             for pos, index in enumerate(indices):
                 for nxt in indices[pos : pos + max(1, ahead)]:
                     if nxt not in pending:
                         pending[nxt] = self._submit(fn, data, nxt)
-                yield index, self._get(fn, data, index, pending.pop(index))
+                yield index, self._get(pending.pop(index), fn, data, index)
         finally:
             self._cancel(list(pending.values()))
 

@@ -6,9 +6,9 @@
 node at once (SIGKILL: a node sent SIGTERM drains for up to 30 s). The cluster tests and the
 `ray_farm` benchmark suite use it; a farm uses `ray start` itself (docs/provider-agent.md).
 
-Token authentication is off (`RAY_AUTH_MODE=disabled`, loopback only), set for the nodes and
-for this process, which connects as the driver, while the cluster runs; a dead node is declared dead after ~1.5 s
-(Ray's default is ~15 s) so its tasks are retried quickly.
+Token authentication is off (`RAY_AUTH_MODE=disabled`, loopback only), set for the nodes and,
+while the cluster runs, for this process, which connects as the driver; a dead node is
+declared dead after ~1.5 s (Ray's default is ~15 s) so its tasks are retried quickly.
 """
 
 from __future__ import annotations
@@ -126,7 +126,11 @@ def local_cluster(
     port = free_port()
     address = f"127.0.0.1:{port}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={object_store_bytes}"]
+    common = [
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        f"--object-store-memory={object_store_bytes}",
+    ]
     temps: list[str] = []
     cluster = LocalCluster(address, [], env)
     try:
@@ -138,14 +142,16 @@ def local_cluster(
                 if i == 0
                 else [f"--address={address}"]
             )
+            command = [RAY, "start", *role, f"--num-cpus={count}", f"--temp-dir={temps[-1]}"]
             with (log_dir / f"node-{i}.log").open("wb") as log:
-                cluster.nodes.append(
-                    subprocess.Popen(
-                        [RAY, "start", *role, f"--num-cpus={count}", f"--temp-dir={temps[-1]}",
-                         *common, *_node_ports()],
-                        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=log,
-                    )  # fmt: skip
+                node = subprocess.Popen(
+                    [*command, *common, *_node_ports()],
+                    env=env,
+                    start_new_session=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
                 )
+            cluster.nodes.append(node)
             # the head must be up before a node can join it
             _wait_for_nodes(cluster, i + 1, timeout_s)
         yield cluster

@@ -200,7 +200,8 @@ def test_restart__mid_compute__neither_accepts_again_nor_recomputes(
     acct.register(farm, STAKE)
     finished: list[int] = []
 
-    def crash_after_three(index: int) -> None:
+    def crash_after_three(job: int, index: int) -> None:
+        assert job == job_id
         finished.append(index)
         if len(finished) == 3:
             raise CrashError

@@ -1,10 +1,14 @@
 """The Ray compute backend (#12): the same outputs and root as the local pool, and the
-journal still decides what is computed (a local Ray of 2 CPUs, started once per module)."""
+journal still decides what is computed; float32 segment steps go to a GPU (a local Ray of 2
+CPUs and 1 declared GPU, started once per module: Ray schedules on the declaration, and
+torch, absent or without CUDA here, sends the step to the numpy path)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -21,12 +25,12 @@ from tests.compute.crashes import SimulatedCrashError, crash_after
 
 pytest.importorskip("ray")
 
-from neurotoken.provider.ray_backend import RayBackend
+from neurotoken.provider.ray_backend import IN_FLIGHT_PER_CPU, RayBackend
 
 
 @pytest.fixture(scope="module")
 def ray_backend() -> Iterator[RayBackend]:
-    backend = RayBackend(None, num_cpus=2)
+    backend = RayBackend(None, num_cpus=2, num_gpus=1)
     try:
         yield backend
     finally:
@@ -77,7 +81,7 @@ def test_ray_backend__half_journalled__computes_only_the_rest(
     assert compute_job(shelf_spec, store, state, progress=False, backend=ray_backend).computed == []
 
 
-def test_ray_backend__run__keeps_at_most_max_in_flight_tasks_submitted(
+def test_ray_backend__run__keeps_at_most_max_in_flight_or_twice_the_cpus_submitted(
     ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A huge job is not submitted all at once: at most `max_in_flight` shard tasks wait at a
@@ -94,10 +98,68 @@ def test_ray_backend__run__keeps_at_most_max_in_flight_tasks_submitted(
     results = sorted(ray_backend.run(_square, b"", list(range(20))))
     assert results == [(i, i * i) for i in range(20)]
     assert len(scanned) == 20 and max(scanned) == 3 and scanned[-1] == 1
+    # below max_in_flight, twice the cluster's CPUs: jobs computed at once share the cluster
+    monkeypatch.setattr(ray_backend, "max_in_flight", 256)
+    scanned.clear()
+    assert sorted(ray_backend.run(_square, b"", list(range(20)))) == results
+    assert max(scanned) == IN_FLIGHT_PER_CPU * ray_backend.parallelism == 4
 
 
 def _square(spec_data: bytes, index: int) -> int:
     return index * index
+
+
+def _where() -> tuple[int, list[Any]]:
+    import ray
+
+    gpus = ray.get_gpu_ids() if ray.is_initialized() else []
+    return os.getpid(), list(gpus)
+
+
+def test_ray_backend__call__a_gpu_step_is_a_task_holding_one_gpu__else_runs_here(
+    ray_backend: RayBackend,
+) -> None:
+    assert ray_backend.gpus == 1
+    pid, gpus = ray_backend.call(_where, gpu=True)
+    assert pid != os.getpid() and len(gpus) == 1
+    assert ray_backend.call(_where) == (os.getpid(), [])
+
+
+def test_ray_backend__float32_training__each_segment_step_asks_for_a_gpu__same_root(
+    tmp_path: Path, ray_backend: RayBackend, float_spec: TrainingSpec,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    asked: list[bool] = []
+    real_call = ray_backend.call
+
+    def call(fn: Any, *args: Any, gpu: bool = False) -> Any:
+        asked.append(gpu)
+        return real_call(fn, *args, gpu=gpu)
+
+    monkeypatch.setattr(ray_backend, "call", call)
+    on_ray = compute_job(float_spec, LocalStore(tmp_path / "r"), tmp_path / "s1", progress=False,
+                         backend=ray_backend)  # fmt: skip
+    assert asked == [True] * float_spec.shard_count
+    assert on_ray.device == "cpu"  # the GPU task found no CUDA here: the numpy path
+    local = compute_job(float_spec, LocalStore(tmp_path / "l"), tmp_path / "s2", progress=False,
+                        backend=LocalBackend(1), device="cpu")  # fmt: skip
+    assert on_ray.output_hashes == local.output_hashes
+    asked.clear()
+    compute_job(float_spec, LocalStore(tmp_path / "c"), tmp_path / "s3", progress=False,
+                backend=ray_backend, device="cpu")  # fmt: skip
+    assert asked == []
+
+
+def test_compute__device_cuda_without_cuda__refused_not_run_on_the_cpu(
+    tmp_path: Path, float_spec: TrainingSpec
+) -> None:
+    from neurotoken.workloads import training_torch
+
+    if training_torch.cuda_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        compute_job(float_spec, LocalStore(tmp_path / "s"), tmp_path / "st", progress=False,
+                    backend=LocalBackend(1), device="cuda")  # fmt: skip
 
 
 def test_ray_backend__max_in_flight_below_one__refused() -> None:

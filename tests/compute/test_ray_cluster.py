@@ -59,6 +59,9 @@ def test_ray_cluster__worker_node_killed_mid_job__same_root_nothing_recomputed(
     backend = RayBackend(cluster.address)
     try:
         assert backend.parallelism == 3
+        assert backend.gpus == 0
+        with pytest.raises(RuntimeError, match="no GPU"):  # not a task waiting forever
+            backend.call(len, b"", gpu=True)
         report = compute_job(
             spec, store, state, progress=False, backend=backend,
             on_shard=hook(seen, 2, lambda: killed.extend(cluster.kill_raylet(1))),
