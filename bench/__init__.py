@@ -3,4 +3,11 @@
 Suites run in the order listed; each measures its reference in the same run.
 """
 
-SUITES: list[str] = ["token_gas", "sale_gas", "compute_speed", "ray_farm", "market_gas", "oracle_speed"]
+SUITES: list[str] = [
+    "token_gas",
+    "sale_gas",
+    "compute_speed",
+    "ray_farm",
+    "market_gas",
+    "oracle_speed",
+]

@@ -105,16 +105,17 @@ def run(ctx: Any = None) -> list[Table]:
         if ray_ok:
             half = max(1, cores // 2)
             layouts = {"Ray, 1 node": [cores], "Ray, 2 nodes": [half, max(1, cores - half)]}
-            for name, cpus in layouts.items():
+            for name, layout in layouts.items():
                 where = folder / name.replace(" ", "_").replace(",", "")
 
                 def both(backend: ComputeBackend, where: Path = where) -> tuple[Any, Any]:
                     return _timed(backend, where), _noop_ms(backend)
 
-                (seconds, hashes), noops[name] = _on_cluster(cpus, where, both)
+                (seconds, hashes), noops[name] = _on_cluster(layout, where, both)
                 if hashes != reference:
                     raise RuntimeError(f"{name}: outputs differ from the local backend's")
-                rows.append((f"{name} ({' + '.join(map(str, cpus))} CPUs)", sum(cpus), seconds))
+                label = f"{name} ({' + '.join(map(str, layout))} CPUs)"
+                rows.append((label, sum(layout), seconds))
     for name, cpus, seconds in rows:
         speed.add(
             name, cpus, f"{SHARDS / seconds:.1f}", f"{pool_s / seconds:.2f}x",
@@ -125,7 +126,7 @@ def run(ctx: Any = None) -> list[Table]:
         ray_s = rows[2][2]  # Ray, 1 node
         driver_ms = max(cpu for _, cpu in noops.values())
         speed.notes.append(
-            f"Ray's cost per task: {NOOPS:,} empty tasks through `RayBackend.run` (best of 3) "
+            f"Ray's cost per task, {NOOPS:,} empty tasks through `RayBackend.run` (best of 3): "
             + "; ".join(
                 f"{name}: {wall:.2f} ms each (wall), {cpu:.2f} ms of the agent's CPU"
                 for name, (wall, cpu) in noops.items()
@@ -156,6 +157,7 @@ def run(ctx: Any = None) -> list[Table]:
         "more machines. The agent also hashes and writes each shard it gets back (store and "
         "journal, fsynced). Single timings move by 10-30% on a shared machine."
     )
+    speed.notes = [line for note in speed.notes for line in (note, "")][:-1]  # paragraphs
     return [speed]
 
 
