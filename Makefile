@@ -3,6 +3,7 @@
 #   make test   - the whole test suite on a real anvil node
 #   make lint   - ruff, mypy, solhint, slither (through the solc wrapper)
 #   make bench  - gas (and speed) figures, written to bench/results/
+#   make web    - the web app against a recorded network (WEB_NETWORK, RPC_URL)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -26,9 +27,10 @@ export NO_PROXY := $(no_proxy)
 NETWORK ?= ethereum:local:foundry
 TEST_ARGS ?=
 
-.PHONY: setup demo test soak lint bench sale-rehearsal clean distclean
+.PHONY: setup demo test soak lint bench web sale-rehearsal clean distclean
 
-setup: $(VENV)/.installed $(VENV)/.pth-ok node_modules/.installed $(SOLCX_DIR)/.installed
+setup: $(VENV)/.installed $(VENV)/.pth-ok node_modules/.installed $(SOLCX_DIR)/.installed \
+	web/dist/index.html
 
 $(VENV)/.installed: requirements.lock requirements-ray.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +62,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The web app (web/, its own lockfile): installed, type-checked and built into web/dist.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	@touch $@
+
+WEB_SOURCES := $(wildcard web/src/*.ts web/src/*.css) web/index.html web/vite.config.ts web/tsconfig.json
+web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run --silent build
+
 $(SOLCX_DIR)/.installed: tools/solc/solc-native.js tools/solc/install.sh node_modules/.installed
 	tools/solc/install.sh $(SOLCX_DIR)
 	@touch $@
@@ -87,6 +98,8 @@ lint: setup
 	$(BIN)/python tools/check_layers.py
 	npx --no-install solhint --noPoster --disc --max-warnings 0 'contracts/**/*.sol'
 	npx --no-install prettier --check 'contracts/**/*.sol'
+	cd web && npx --no-install tsc --noEmit
+	npx --no-install prettier --check 'web/src/**/*.{ts,css}' web/index.html
 	$(BIN)/python tools/slither_check.py
 
 # The presale rehearsal on the local Sepolia stand-in (anvil with chain id 11155111):
@@ -96,6 +109,14 @@ sale-rehearsal: setup
 
 bench: setup
 	$(BIN)/ape run bench --network $(NETWORK) -v WARNING
+
+# The web app, served against a network recorded in deployments/<WEB_NETWORK>.json whose node
+# answers at RPC_URL (the visitor's wallet must reach that node too).
+WEB_NETWORK ?= ethereum-local
+RPC_URL ?= http://127.0.0.1:8545
+WEB_PORT ?= 5173
+web: setup
+	$(BIN)/python -m neurotoken.webapp serve --network $(WEB_NETWORK) --rpc-url $(RPC_URL) --port $(WEB_PORT)
 
 clean:
 	rm -rf .build bench/results/*.tmp .pytest_cache .mypy_cache .ruff_cache .hypothesis

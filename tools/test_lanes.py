@@ -25,9 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-WAITING = ["tests/oracle", "tests/cli", "tests/demo", "tests/sale"]
-"""The lane of tests that mostly wait on blocks, processes and confirmations, plus the sale's
-(~2 minutes) to even the lanes: measured on two cores, 9 and 12 minutes without them."""
+WAITING = ["tests/oracle", "tests/cli", "tests/demo", "tests/sale", "tests/web"]
+"""The lane of tests that mostly wait on blocks, processes and confirmations (and the browser
+tests, on pages), plus the sale's (~2 minutes) to even the lanes: measured on two cores, 9 and
+12 minutes without them."""
 
 NO_TESTS_COLLECTED = 5
 
