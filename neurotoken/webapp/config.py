@@ -56,6 +56,7 @@ def app_config(
             "(`ape run sale deploy`, `ape run market deploy`), or name another --network"
         )
     sale = recorded.get("TokenSale", {})
+    market = recorded.get("ComputeMarket", {})
     return {
         "network": network,
         "chainId": chain_id,
@@ -63,4 +64,6 @@ def app_config(
         "rpcUrl": rpc_url,
         "contracts": contracts,
         "allowlist": _allowlist(sale, deployments.deployments_dir().parent) if sale else None,
+        # where the market's events begin (its deployment block, when its deploy recorded it)
+        "fromBlock": int(market.get("block") or 0),
     }

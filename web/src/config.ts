@@ -24,6 +24,8 @@ export interface AppConfig {
   rpcUrl: string;
   contracts: Partial<Record<"NeuroToken" | "TokenSale" | "ComputeMarket", ContractEntry>>;
   allowlist: AllowlistDump | null;
+  /** The market's deployment block: where its events are looked up from. */
+  fromBlock: number;
 }
 
 export async function loadConfig(url = "./config.json"): Promise<AppConfig> {

@@ -2,6 +2,7 @@
 import "./style.css";
 import { App, el } from "./app";
 import { loadConfig } from "./config";
+import { MarketView } from "./market";
 import { SaleView } from "./sale";
 import { discover, Wallet } from "./wallet";
 
@@ -27,6 +28,25 @@ async function main(): Promise<void> {
   const app = new App(config, wallet, messageBox);
   const sale = config.contracts.TokenSale ? new SaleView(el(document, "sale-view"), app) : null;
   if (!sale) el(document, "sale-view").textContent = `No token sale is recorded for ${config.network}.`;
+  const market = config.contracts.ComputeMarket ? new MarketView(el(document, "market-view"), app) : null;
+  if (!market)
+    el(document, "market-view").textContent = `No compute market is recorded for ${config.network}.`;
+
+  // one view at a time, chosen by the address's #sale or #market
+  const show = (): void => {
+    const onMarket = location.hash === "#market";
+    el(document, "sale-view").hidden = onMarket;
+    el(document, "market-view").hidden = !onMarket;
+    for (const [id, active] of [
+      ["nav-sale", !onMarket],
+      ["nav-market", onMarket],
+    ] as const) {
+      if (active) el(document, id).setAttribute("aria-current", "page");
+      else el(document, id).removeAttribute("aria-current");
+    }
+  };
+  window.addEventListener("hashchange", show);
+  show();
 
   const connectButton = el<HTMLButtonElement>(document, "connect");
   const banner = el(document, "network-banner");
@@ -46,7 +66,7 @@ async function main(): Promise<void> {
     banner.hidden = wallet.onRightChain;
     el(document, "network-text").textContent =
       `Your wallet is on chain ${wallet.chainId}; this app works on ${config!.chainName} (chain ${config!.chainId}).`;
-    if (wallet.onRightChain) await sale?.refresh();
+    if (wallet.onRightChain) await Promise.all([sale?.refresh(), market?.refresh()]);
   }
 
   const refreshQuietly = (): void => void refresh().catch((error) => app.fail(error));
