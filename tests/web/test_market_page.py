@@ -51,6 +51,15 @@ def test_client_posts_with_a_permit__sees_it_checked_and_paid__provider_withdraw
     expect(page.locator("#post-minimum")).to_contain_text("at least 180 NTK")
     expect(page.get_by_label("Provider's collateral (NTK)")).to_have_value("181")
     assert token.allowance(client, market) == 0  # nothing approved beforehand: the permit pays
+    collateral = page.get_by_label("Provider's collateral (NTK)")
+    collateral.fill("100")  # below the deterrent: refused in a sentence, before any signature
+    page.get_by_role("button", name="Sign the payment and post").click()
+    expect(page.locator("#message")).to_have_text(
+        "The collateral must be at least 180 NTK for cheating to cost the provider money "
+        "(100 NTK offered)."
+    )
+    assert wallet.sent == []
+    collateral.fill("181")
     page.get_by_role("button", name="Sign the payment and post").click()
     expect(page.locator("#message")).to_have_text(
         "Job 1 posted: 80 NTK held in escrow until it is settled."

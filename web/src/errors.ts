@@ -38,6 +38,31 @@ const SENTENCES: Record<string, (a: Args) => string> = {
   SaleNothingToClaim: () => "There is nothing to claim for this address (already claimed, or never bought).",
   SaleNothingToRefund: () => "There is nothing to refund to this address (already refunded, or never paid).",
   SaleTransferFailed: (a) => `Sending ${eth(big(a[1]))} to ${String(a[0])} failed; that address refuses ETH.`,
+  // ComputeMarket: what a client or a provider can meet from this page
+  MarketJobNotFound: (a) => `Job ${String(a[0])} has ended; nothing more can be done with it.`,
+  MarketJobRecordMismatch: (a) =>
+    `Job ${String(a[0])} changed on chain while you were deciding (another transaction came first). Reload.`,
+  MarketJobWrongState: (a) => `Job ${String(a[0])} is not in a state that allows this.`,
+  MarketDeadlinePassed: (a) => `Job ${String(a[0])}'s deadline passed on ${date(big(a[1]))}.`,
+  MarketDeadlineNotReached: (a) => `Job ${String(a[0])}'s deadline is ${date(big(a[1]))}: wait until then.`,
+  MarketNotJobClient: (a) => `Only job ${String(a[0])}'s client (${String(a[1])}) may do this.`,
+  MarketProviderNotRegistered: () =>
+    "This address is not a registered provider (farms register with the provider agent).",
+  MarketInsufficientStake: (a) =>
+    `The provider's free stake is ${ntk(big(a[1]))}; ${ntk(big(a[2]))} are needed.`,
+  MarketNothingToWithdraw: () => "There is nothing to withdraw for this address.",
+  MarketZeroAmount: () => "The amount must be more than zero.",
+  MarketZeroAddress: () => "An address is missing.",
+  MarketZeroSpecHash: () => "The job has no spec.",
+  MarketInvalidShardCounts: (a) =>
+    `The oracles can check between 1 and all ${String(a[0])} shards, not ${String(a[1])}.`,
+  MarketInvalidDeadlines: () =>
+    "The deadlines must come in order: accepting, then delivering, then the verdict, all in the future.",
+  MarketVerdictWindowTooShort: (a) =>
+    `The oracles need at least ${Number(big(a[1])) / 3600} hours for their verdict after delivery.`,
+  MarketCollateralTooLow: (a) =>
+    `The collateral must be at least ${ntk(big(a[0]))} for cheating to cost the provider money ` +
+    `(${ntk(big(a[1]))} offered).`,
   // NeuroToken (OpenZeppelin ERC-20 and permit)
   ERC20InsufficientBalance: (a) =>
     `Not enough NTK: you hold ${ntk(big(a[1]))} and ${ntk(big(a[2]))} are needed.`,

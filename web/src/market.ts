@@ -4,6 +4,7 @@
 // earnings, withdraw).
 import { parseSignature, parseUnits, type Abi, type Address, type Hex } from "viem";
 import { App, el } from "./app";
+import { sentenceFor } from "./errors";
 import { date, ntk } from "./format";
 import { fold, STATES, type JobRecord } from "./record";
 import { shelfSpec, specHashAndUri } from "./spec";
@@ -144,6 +145,12 @@ export class MarketView {
     const collateral = ntkAmount(value("post-collateral"));
     if ([shards, images, k, hours].includes(null) || payment === null || collateral === null || !hours) {
       this.app.say("Fill every field with a number (shards, images, k and hours whole).", "error");
+      return;
+    }
+    const minimum = await this.showMinimum().catch(() => null);
+    if (minimum !== null && collateral < minimum) {
+      // before any signature: the contract would refuse it (MarketCollateralTooLow)
+      this.app.say(sentenceFor("MarketCollateralTooLow", [minimum, collateral]), "error");
       return;
     }
     const seed = 1 + (crypto.getRandomValues(new Uint32Array(1))[0]! % 2_000_000_000);
