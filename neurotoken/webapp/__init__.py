@@ -7,7 +7,7 @@ the network's config; `python -m neurotoken.webapp config --network N --out DIR`
 config for any static host.
 """
 
-from neurotoken.webapp.config import APP_CONTRACTS, WEB_DIR, app_config
+from neurotoken.webapp.config import APP_CONTRACTS, WEB_DIR, app_config, config_for
 from neurotoken.webapp.server import AppServer
 
-__all__ = ["APP_CONTRACTS", "WEB_DIR", "AppServer", "app_config"]
+__all__ = ["APP_CONTRACTS", "WEB_DIR", "AppServer", "app_config", "config_for"]

@@ -44,12 +44,8 @@ def app_config(
 ) -> dict[str, Any]:
     """The app's configuration for `network` (a deployments file stem, e.g. ethereum-local)."""
     recorded = deployments.load(network)
-    contracts = {
-        name: {"address": recorded[name]["address"], "abi": load_abi(name, manifest)}
-        for name in APP_CONTRACTS
-        if name in recorded
-    }
-    if not contracts:
+    addresses = {name: recorded[name]["address"] for name in APP_CONTRACTS if name in recorded}
+    if not addresses:
         path = deployments.deployments_dir() / f"{network}.json"
         raise ConfigError(
             f"nothing is recorded for network '{network}' in {path}: deploy first "
@@ -57,13 +53,40 @@ def app_config(
         )
     sale = recorded.get("TokenSale", {})
     market = recorded.get("ComputeMarket", {})
+    return config_for(
+        network,
+        chain_id,
+        addresses,
+        rpc_url=rpc_url,
+        chain_name=chain_name,
+        manifest=manifest,
+        allowlist=_allowlist(sale, deployments.deployments_dir().parent) if sale else None,
+        # where the market's events begin (its deployment block, when its deploy recorded it)
+        from_block=int(market.get("block") or 0),
+    )
+
+
+def config_for(
+    network: str,
+    chain_id: int,
+    addresses: dict[str, str],
+    *,
+    rpc_url: str = "",
+    chain_name: str | None = None,
+    manifest: Path | None = None,
+    allowlist: Any = None,
+    from_block: int = 0,
+) -> dict[str, Any]:
+    """The app's configuration from contract addresses (name -> address, of APP_CONTRACTS)."""
     return {
         "network": network,
         "chainId": chain_id,
         "chainName": chain_name or CHAIN_NAMES.get(chain_id, f"chain {chain_id}"),
         "rpcUrl": rpc_url,
-        "contracts": contracts,
-        "allowlist": _allowlist(sale, deployments.deployments_dir().parent) if sale else None,
-        # where the market's events begin (its deployment block, when its deploy recorded it)
-        "fromBlock": int(market.get("block") or 0),
+        "contracts": {
+            name: {"address": address, "abi": load_abi(name, manifest)}
+            for name, address in addresses.items()
+        },
+        "allowlist": allowlist,
+        "fromBlock": from_block,
     }

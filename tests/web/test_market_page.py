@@ -97,6 +97,7 @@ def test_client_posts_with_a_permit__sees_it_checked_and_paid__provider_withdraw
     page.reload()
     expect(page.locator("#job-1")).to_contain_text("Paid")
     expect(page.locator("#job-1")).to_contain_text("accepted: the provider was paid 78 NTK")
+    expect(page.locator("#job-1")).to_contain_text(", ".join(map(str, drawn)))  # still shown
 
     farm, _ = open_page(url, provider)
     farm.get_by_role("button", name="Connect wallet").click()

@@ -246,8 +246,9 @@ export class MarketView {
     const row = document.createElement("tr");
     row.id = `job-${job.id}`;
     let checked = "–";
-    if (job.seedBlock > 0n && job.isOpen) {
-      const digest = await this.read<Hex>("jobDigest", [job.id]);
+    if (job.seedBlock > 0n) {
+      // an open job's record must be the stored one (else the node's logs lag its state)
+      const digest = job.isOpen ? await this.read<Hex>("jobDigest", [job.id]) : job.digest();
       if (digest !== job.digest()) {
         checked = "(reading… the node is catching up)";
       } else {
