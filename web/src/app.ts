@@ -1,5 +1,5 @@
 // What every view shares: the configuration, the wallet, and the page's status line.
-import type { Abi } from "viem";
+import type { Abi, Address } from "viem";
 import type { AppConfig } from "./config";
 import { explain } from "./errors";
 import type { Wallet } from "./wallet";
@@ -33,6 +33,39 @@ export class App {
       return false;
     }
     return true;
+  }
+
+  /** A view function's result, read through the wallet. */
+  read<T>(address: Address, abi: Abi, functionName: string, args: readonly unknown[] = []): Promise<T> {
+    return this.wallet!.reader.readContract({ address, abi, functionName, args }) as Promise<T>;
+  }
+
+  /** Sends a contract call from the connected account: simulated first (a refusal is known,
+   * as a sentence, before the wallet opens), then signed in the wallet and followed until
+   * mined; returns the call's return value. Throws what `fail` explains. */
+  async transact(
+    address: Address,
+    abi: Abi,
+    functionName: string,
+    args: readonly unknown[] = [],
+    value = 0n,
+  ): Promise<unknown> {
+    const wallet = this.wallet!;
+    this.say("Checking the transaction…");
+    const { request, result } = await wallet.reader.simulateContract({
+      address,
+      abi,
+      functionName,
+      args,
+      value,
+      account: wallet.account!,
+    });
+    this.say("Confirm in your wallet…");
+    const hash = await wallet.writer().writeContract(request);
+    this.say("Waiting for the transaction to be mined…");
+    const receipt = await wallet.reader.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new Error("The transaction failed on chain; nothing changed.");
+    return result;
   }
 
   say(text: string, kind: "info" | "ok" | "error" = "info"): void {

@@ -97,12 +97,7 @@ export class MarketView {
     address?: Address,
     abi?: Abi,
   ): Promise<T> {
-    return this.app.wallet!.reader.readContract({
-      address: address ?? this.address,
-      abi: abi ?? this.abi,
-      functionName,
-      args,
-    }) as Promise<T>;
+    return this.app.read<T>(address ?? this.address, abi ?? this.abi, functionName, args);
   }
 
   async refresh(): Promise<void> {
@@ -198,15 +193,7 @@ export class MarketView {
       });
       const { r, s, yParity } = parseSignature(signature);
       const args = [request, deadline, 27 + (yParity ?? 0), r, s] as const;
-      this.app.say("Checking the transaction…");
-      const { request: call, result } = await wallet.reader.simulateContract({
-        address: this.address, abi: this.abi, functionName: "postJobWithPermit", args, account,
-      }); // prettier-ignore
-      this.app.say("Confirm the job in your wallet…");
-      const hash = await wallet.writer().writeContract(call);
-      this.app.say("Waiting for the transaction to be mined…");
-      const receipt = await wallet.reader.waitForTransactionReceipt({ hash });
-      if (receipt.status !== "success") throw new Error("The transaction failed on chain; nothing changed.");
+      const result = await this.app.transact(this.address, this.abi, "postJobWithPermit", args);
       this.app.say(
         `Job ${result as bigint} posted: ${ntk(payment)} held in escrow until it is settled.`,
         "ok",
@@ -221,8 +208,12 @@ export class MarketView {
     const reader = this.app.wallet!.reader;
     const fromBlock = BigInt(this.app.config.fromBlock ?? 0);
     const posted = await reader.getContractEvents({
-      address: this.address, abi: this.abi, eventName: "JobPosted", args: { client: account }, fromBlock,
-    }); // prettier-ignore
+      address: this.address,
+      abi: this.abi,
+      eventName: "JobPosted",
+      args: { client: account },
+      fromBlock,
+    });
     const ids = posted.map((log) => (log.args as { jobId: bigint }).jobId);
     const body = el(this.root, "jobs-table").querySelector("tbody")!;
     el(this.root, "jobs-empty").hidden = ids.length > 0;
@@ -312,15 +303,8 @@ export class MarketView {
 
   private async withdraw(): Promise<void> {
     if (!this.app.ready()) return;
-    const wallet = this.app.wallet!;
     try {
-      const { request } = await wallet.reader.simulateContract({
-        address: this.address, abi: this.abi, functionName: "withdrawEarnings", account: wallet.account!,
-      }); // prettier-ignore
-      this.app.say("Confirm in your wallet…");
-      const hash = await wallet.writer().writeContract(request);
-      const receipt = await wallet.reader.waitForTransactionReceipt({ hash });
-      if (receipt.status !== "success") throw new Error("The transaction failed on chain; nothing changed.");
+      await this.app.transact(this.address, this.abi, "withdrawEarnings");
       this.app.say("Withdrawn: your earnings are in your wallet.", "ok");
     } catch (error) {
       this.app.fail(error);

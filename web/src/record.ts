@@ -4,11 +4,25 @@
 import { encodeAbiParameters, getAddress, keccak256, type Address, type Hex } from "viem";
 
 export const STATES = [
-  "None", "Posted", "Accepted", "Submitted", "Paid", "Rejected", "Cancelled", "Expired", "Defaulted", "Lapsed",
-]; // prettier-ignore
+  "None",
+  "Posted",
+  "Accepted",
+  "Submitted",
+  "Paid",
+  "Rejected",
+  "Cancelled",
+  "Expired",
+  "Defaulted",
+  "Lapsed",
+];
 const ENDINGS: Record<string, number> = {
-  JobPaid: 4, JobRejected: 5, JobCancelled: 6, JobExpired: 7, JobDefaulted: 8, JobLapsed: 9,
-}; // prettier-ignore
+  JobPaid: 4,
+  JobRejected: 5,
+  JobCancelled: 6,
+  JobExpired: 7,
+  JobDefaulted: 8,
+  JobLapsed: 9,
+};
 export const RECORD_EVENTS = ["JobPosted", "JobAccepted", "ResultSubmitted", ...Object.keys(ENDINGS)];
 
 const ADDRESS = (1n << 160n) - 1n;
@@ -33,17 +47,39 @@ export class JobRecord {
     readonly ending: { name: string; args: Record<string, unknown> } | null = null,
   ) {}
 
-  get client(): Address { return getAddress(`0x${(this.words.clientAndPayment & ADDRESS).toString(16).padStart(40, "0")}`); } // prettier-ignore
-  get provider(): Address { return getAddress(`0x${(this.words.providerAndCollateral & ADDRESS).toString(16).padStart(40, "0")}`); } // prettier-ignore
-  get paymentNtk(): bigint { return this.words.clientAndPayment >> 160n; } // prettier-ignore
-  get collateralNtk(): bigint { return this.words.providerAndCollateral >> 160n; } // prettier-ignore
-  get state(): number { return Number(field(this.words.terms, 0, 8)); } // prettier-ignore
-  get acceptBy(): bigint { return field(this.words.terms, 8, 40); } // prettier-ignore
-  get deliverBy(): bigint { return field(this.words.terms, 48, 40); } // prettier-ignore
-  get verdictBy(): bigint { return field(this.words.terms, 88, 40); } // prettier-ignore
-  get seedBlock(): bigint { return field(this.words.terms, 128, 40); } // prettier-ignore
-  get shardCount(): number { return Number(field(this.words.terms, 168, 24)); } // prettier-ignore
-  get challengeCount(): number { return Number(field(this.words.terms, 192, 16)); } // prettier-ignore
+  get client(): Address {
+    return getAddress(`0x${(this.words.clientAndPayment & ADDRESS).toString(16).padStart(40, "0")}`);
+  }
+  get provider(): Address {
+    return getAddress(`0x${(this.words.providerAndCollateral & ADDRESS).toString(16).padStart(40, "0")}`);
+  }
+  get paymentNtk(): bigint {
+    return this.words.clientAndPayment >> 160n;
+  }
+  get collateralNtk(): bigint {
+    return this.words.providerAndCollateral >> 160n;
+  }
+  get state(): number {
+    return Number(field(this.words.terms, 0, 8));
+  }
+  get acceptBy(): bigint {
+    return field(this.words.terms, 8, 40);
+  }
+  get deliverBy(): bigint {
+    return field(this.words.terms, 48, 40);
+  }
+  get verdictBy(): bigint {
+    return field(this.words.terms, 88, 40);
+  }
+  get seedBlock(): bigint {
+    return field(this.words.terms, 128, 40);
+  }
+  get shardCount(): number {
+    return Number(field(this.words.terms, 168, 24));
+  }
+  get challengeCount(): number {
+    return Number(field(this.words.terms, 192, 16));
+  }
 
   get isOpen(): boolean {
     return this.state >= 1 && this.state <= 3;

@@ -106,13 +106,7 @@ export class SaleView {
   }
 
   private read<T>(functionName: string, args: readonly unknown[] = []): Promise<T> {
-    const abi = this.app.config.contracts.TokenSale!.abi;
-    return this.app.wallet!.reader.readContract({
-      address: this.address,
-      abi,
-      functionName,
-      args,
-    }) as Promise<T>;
+    return this.app.read<T>(this.address, this.app.config.contracts.TokenSale!.abi, functionName, args);
   }
 
   async refresh(): Promise<void> {
@@ -270,24 +264,9 @@ export class SaleView {
     value: bigint,
     done: (result: bigint) => string,
   ): Promise<void> {
-    const wallet = this.app.wallet!;
     const abi = this.app.config.contracts.TokenSale!.abi;
     try {
-      this.app.say("Checking the transaction…");
-      // a refusal is known before the wallet opens: the call is simulated first
-      const { request, result } = await wallet.reader.simulateContract({
-        address: this.address,
-        abi,
-        functionName,
-        args,
-        value,
-        account: wallet.account!,
-      });
-      this.app.say("Confirm in your wallet…");
-      const hash = await wallet.writer().writeContract(request);
-      this.app.say("Waiting for the transaction to be mined…");
-      const receipt = await wallet.reader.waitForTransactionReceipt({ hash });
-      if (receipt.status !== "success") throw new Error("The transaction failed on chain; nothing changed.");
+      const result = await this.app.transact(this.address, abi, functionName, args, value);
       this.app.say(done(result as bigint), "ok");
     } catch (error) {
       this.app.fail(error);
