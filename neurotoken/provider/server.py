@@ -20,6 +20,10 @@ expire, so a verification fetching 65,536 objects recovers one signature, not 65
 Path parts are matched against strict patterns before any file is touched, so nothing
 outside the store can be named.
 
+Every answer allows cross-origin reads (CORS: any origin, the Authorization header, GET),
+so that a client's browser (the web app) can fetch its result: the access token is the only
+credential (no cookies), and a page can get one only by asking the reader's wallet to sign.
+
 `BundleServer` runs the server on a background thread (tests, the demo, the provider agent);
 `python -m neurotoken.provider serve` runs it in the foreground.
 """
@@ -30,7 +34,7 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -148,6 +152,31 @@ class _Gatekeeper:
         return frozenset(manifest.leaf_hashes())
 
 
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Max-Age": "600",
+}
+
+
+@web.middleware
+async def _cors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Cross-origin reads: a preflight is answered here; every answer, refusals included,
+    carries the CORS headers (a browser shows a page nothing it was refused without them)."""
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(CORS_HEADERS)
+        raise
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
 def make_app(
     store: LocalStore, gate: BundleGate | None = None, *, public: bool = False
 ) -> web.Application:
@@ -202,7 +231,7 @@ def make_app(
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
-    app = web.Application()
+    app = web.Application(middlewares=[_cors])
     if public:
         app.router.add_get(f"/objects/{{digest:{HEX}}}", get_object)
     app.router.add_get(f"/bundles/{{root:{HEX}}}/objects/{{digest:{HEX}}}", get_bundle_object)

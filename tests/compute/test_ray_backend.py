@@ -129,6 +129,8 @@ def test_ray_backend__float32_training__each_segment_step_asks_for_a_gpu__same_r
     tmp_path: Path, ray_backend: RayBackend, float_spec: TrainingSpec,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
+    # three segments: each step is a task of its own GPU scheduling class, started cold
+    float_spec = TrainingSpec.model_validate({**float_spec.model_dump(), "shard_count": 3})
     asked: list[bool] = []
     real_call = ray_backend.call
 

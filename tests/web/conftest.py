@@ -15,6 +15,18 @@ from typing import Any
 import pytest
 
 from neurotoken.webapp import WEB_DIR, AppServer
+
+# The provider agent's fixtures (a market, the agent's chain client, agents, jobs), for the
+# page that shows a delivered result.
+from tests.agent.conftest import (  # noqa: F401
+    abi_manifest,
+    farm,
+    farm_key,
+    jobs,
+    make_agent,
+    market,
+    rpc_url,
+)
 from tests.web.wallet import BrowserWallet
 
 playwright_api = pytest.importorskip("playwright.sync_api")

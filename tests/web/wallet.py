@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider, Web3
 
@@ -101,6 +102,12 @@ class BrowserWallet:
             return None
         if method == "eth_sendTransaction":
             return self._send(params[0])
+        if method == "personal_sign":
+            self._consent()
+            data = str(params[0])
+            message = bytes.fromhex(data[2:]) if data.startswith("0x") else data.encode()
+            signed = self.account.sign_message(encode_defunct(primitive=message))
+            return "0x" + bytes(signed.signature).hex()
         if method == "eth_signTypedData_v4":
             self._consent()
             signed = self.account.sign_typed_data(full_message=json.loads(params[1]))

@@ -7,6 +7,7 @@ import { App, el } from "./app";
 import { sentenceFor } from "./errors";
 import { date, ntk } from "./format";
 import { fold, STATES, type JobRecord } from "./record";
+import { drawImage, fetchShelfImages } from "./results";
 import { shelfSpec, specHashAndUri } from "./spec";
 
 const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
@@ -31,13 +32,18 @@ const TEMPLATE = `
   </form>
   <div class="card">
     <h3>Your jobs</h3>
-    <div class="scroll"><table id="jobs-table">
+    <div class="scroll"><table id="jobs-table" hidden>
       <thead><tr><th scope="col">Job</th><th scope="col">State</th><th scope="col">Payment</th>
       <th scope="col">Shards (k)</th><th scope="col">Deadlines</th><th scope="col">Checked shards</th>
-      <th scope="col">Verdict</th></tr></thead>
+      <th scope="col">Verdict</th><th scope="col">Result</th></tr></thead>
       <tbody></tbody>
     </table></div>
     <p id="jobs-empty">No jobs posted from this address.</p>
+    <div id="result-view" aria-live="polite" hidden>
+      <h4 id="result-title"></h4>
+      <div id="result-images" class="images"></div>
+      <p class="hint" id="result-labels"></p>
+    </div>
   </div>
   <div class="card" id="provider-card">
     <h3>Your provider account</h3>
@@ -217,6 +223,7 @@ export class MarketView {
     const ids = posted.map((log) => (log.args as { jobId: bigint }).jobId);
     const body = el(this.root, "jobs-table").querySelector("tbody")!;
     el(this.root, "jobs-empty").hidden = ids.length > 0;
+    el(this.root, "jobs-table").hidden = ids.length === 0;
     if (ids.length === 0) {
       body.replaceChildren();
       return;
@@ -266,7 +273,44 @@ export class MarketView {
       cell.textContent = text;
       row.append(cell);
     }
+    const result = document.createElement("td");
+    if (job.bundleURI && job.state !== 2) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "See images";
+      button.setAttribute("aria-label", `See images of job ${job.id}`);
+      button.addEventListener("click", () => void this.showResult(job));
+      result.append(button);
+    } else {
+      result.textContent = "–";
+    }
+    row.append(result);
     return row;
+  }
+
+  /** A few delivered images of the job, drawn with their labels (the wallet signs a read). */
+  private async showResult(job: JobRecord): Promise<void> {
+    if (!this.app.ready()) return;
+    const view = el(this.root, "result-view");
+    try {
+      this.app.say("Sign the read request in your wallet (it proves you are the job's client)…");
+      const images = await fetchShelfImages(
+        this.app.wallet!,
+        this.address,
+        job.bundleURI,
+        job.words.resultRoot,
+      );
+      const shown = images.slice(0, 3);
+      el(this.root, "result-title").textContent =
+        `Job #${job.id}: ${shown.length} of the ${images.length} images of its first shard, labelled`;
+      el(this.root, "result-images").replaceChildren(...shown.map((image) => drawImage(image)));
+      const names = shown.flatMap((image) => image.labels.filter((l) => l.bbox).map((l) => l.name));
+      el(this.root, "result-labels").textContent = `Products: ${names.join(", ")}`;
+      view.hidden = false;
+      this.app.say(`Job ${job.id}'s result, fetched from its provider and checked against its root.`, "ok");
+    } catch (error) {
+      this.app.fail(error);
+    }
   }
 
   private verdict(job: JobRecord): string {

@@ -45,6 +45,8 @@ export class JobRecord {
     readonly words: Words,
     readonly specURI: string,
     readonly ending: { name: string; args: Record<string, unknown> } | null = null,
+    /** Where the provider serves the result (from ResultSubmitted). */
+    readonly bundleURI = "",
   ) {}
 
   get client(): Address {
@@ -113,9 +115,10 @@ export class JobRecord {
       w.terms = setField(setField(w.terms, 128, 40, BigInt(args.seedBlock as bigint)), 0, 8, 3n);
     } else if (name in ENDINGS) {
       w.terms = setField(w.terms, 0, 8, BigInt(ENDINGS[name]!));
-      return new JobRecord(this.id, w, this.specURI, { name, args });
+      return new JobRecord(this.id, w, this.specURI, { name, args }, this.bundleURI);
     }
-    return new JobRecord(this.id, w, this.specURI, this.ending);
+    const bundleURI = name === "ResultSubmitted" ? String(args.bundleURI ?? "") : this.bundleURI;
+    return new JobRecord(this.id, w, this.specURI, this.ending, bundleURI);
   }
 
   /** The five words as the market's calls take them. */
