@@ -65,7 +65,7 @@ def test_client_posts_with_a_permit__sees_it_checked_and_paid__provider_withdraw
         "Job 1 posted: 80 NTK held in escrow until it is settled."
     )
     assert len(wallet.sent) == 1  # one transaction: the permit rode with the post
-    assert token.balanceOf(market) == 80 * NTK + STAKE
+    assert token.balanceOf(market) == 80 * NTK + STAKE  # (job 2, below, adds its own 80)
     job = ape_reader(market).get(1)
     assert (job.client, job.payment_ntk, job.collateral_ntk) == (
         client.address,
@@ -78,11 +78,29 @@ def test_client_posts_with_a_permit__sees_it_checked_and_paid__provider_withdraw
     assert parse_spec(spec_bytes).shard_count == 16
     expect(page.locator("#job-1")).to_contain_text("Posted")
 
+    # the training workload: a second job (the permit's nonce moved on), a spec the workers parse
+    page.get_by_label("Workload").select_option("classifier-training")
+    page.get_by_role("button", name="Sign the payment and post").click()
+    expect(page.locator("#message")).to_have_text(
+        "Job 2 posted: 80 NTK held in escrow until it is settled."
+    )
+    posted = market.JobPosted.query("*", start_block=0)
+    training_bytes = data_uri_bytes(posted["event_arguments"].iloc[-1]["specURI"])
+    training = parse_spec(training_bytes)
+    assert training.kind == "classifier-training" and training.shard_count == 16
+    assert keccak256(training_bytes) == ape_reader(market).get(2).spec_hash
+
     # a provider takes it and commits a result; the page shows the shards the oracles check
     jobs = Jobs(market, chain, client, oracles, tmp_path)
     market.acceptJob(1, jobs.rec(1), sender=provider)
     market.submitResult(
         1, jobs.rec(1), b"\x11" * 32, 16, "http://farm.example/bundles", sender=provider
+    )
+    farm, _ = open_page(url, provider)
+    farm.get_by_role("button", name="Connect wallet").click()
+    expect(farm.locator("#provider-status")).to_have_text("Registered as a provider.")
+    expect(farm.locator("#provider-jobs")).to_contain_text(
+        "#1 (Submitted, 181 NTK locked, deliver by"
     )
     chain.mine(2)  # the seed block, then one more so views read its hash
     drawn = [int(i) for i in market.challengedShards(1, jobs.rec(1))]
@@ -99,9 +117,8 @@ def test_client_posts_with_a_permit__sees_it_checked_and_paid__provider_withdraw
     expect(page.locator("#job-1")).to_contain_text("accepted: the provider was paid 78 NTK")
     expect(page.locator("#job-1")).to_contain_text(", ".join(map(str, drawn)))  # still shown
 
-    farm, _ = open_page(url, provider)
-    farm.get_by_role("button", name="Connect wallet").click()
-    expect(farm.locator("#provider-status")).to_have_text("Registered as a provider.")
+    farm.reload()
+    expect(farm.locator("#provider-jobs")).to_have_text("none")
     expect(farm.locator("#provider-earned")).to_have_text("78 NTK")
     before = token.balanceOf(provider)
     farm.get_by_role("button", name="Withdraw earnings").click()

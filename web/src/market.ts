@@ -2,15 +2,16 @@
 // signature in the same transaction), the visitor's jobs as a client with their state,
 // deadlines, challenged shards and verdicts, and the visitor's provider account (stake,
 // earnings, withdraw).
-import { parseSignature, parseUnits, type Abi, type Address, type Hex } from "viem";
+import { getAddress, parseSignature, parseUnits, type Abi, type Address, type Hex } from "viem";
 import { App, el } from "./app";
 import { sentenceFor } from "./errors";
 import { date, ntk } from "./format";
 import { fold, STATES, type JobRecord } from "./record";
 import { drawImage, fetchShelfImages } from "./results";
-import { shelfSpec, specHashAndUri } from "./spec";
+import { shelfSpec, specKind, specHashAndUri, trainingSpec } from "./spec";
 
 const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
+type Folded = { eventName: string; args: Record<string, unknown> }[];
 const HOUR = 3600n;
 
 const TEMPLATE = `
@@ -19,9 +20,10 @@ const TEMPLATE = `
     <h3>Post a job</h3>
     <div class="fields">
       <div><label for="post-workload">Workload</label>
-        <select id="post-workload"><option value="shelf-images">Synthetic shelf images (160x120, labelled)</option></select></div>
+        <select id="post-workload"><option value="shelf-images">Synthetic shelf images (160x120, labelled)</option>
+        <option value="classifier-training">Classifier training (fixed-point, one segment per shard)</option></select></div>
       <div><label for="post-shards">Shards</label><input id="post-shards" inputmode="numeric" value="16" /></div>
-      <div><label for="post-images">Images per shard</label><input id="post-images" inputmode="numeric" value="2" /></div>
+      <div><label for="post-images">Images per shard (segment)</label><input id="post-images" inputmode="numeric" value="2" /></div>
       <div><label for="post-k">Shards the oracles check (k)</label><input id="post-k" inputmode="numeric" value="4" /></div>
       <div><label for="post-payment">Payment (NTK)</label><input id="post-payment" inputmode="decimal" value="80" /></div>
       <div><label for="post-collateral">Provider's collateral (NTK)</label><input id="post-collateral" inputmode="decimal" /></div>
@@ -50,6 +52,7 @@ const TEMPLATE = `
     <p id="provider-status">Not registered as a provider.</p>
     <p>Stake: <strong id="provider-stake">–</strong>; unbonding: <span id="provider-unbonding">–</span></p>
     <p>Earnings to withdraw: <strong id="provider-earned">–</strong></p>
+    <p>Open jobs: <span id="provider-jobs">none</span></p>
     <button id="withdraw" type="button" hidden>Withdraw earnings</button>
   </div>
 `;
@@ -111,7 +114,16 @@ export class MarketView {
     if (!wallet || !wallet.onRightChain) return;
     await this.showMinimum();
     if (!wallet.account) return;
-    await Promise.all([this.showJobs(wallet.account), this.showProvider(wallet.account)]);
+    const events = await wallet.reader.getContractEvents({
+      address: this.address,
+      abi: this.abi,
+      fromBlock: BigInt(this.app.config.fromBlock ?? 0),
+    });
+    const folded = events.map((e) => ({
+      eventName: e.eventName as string,
+      args: e.args as Record<string, unknown>,
+    }));
+    await Promise.all([this.showJobs(wallet.account, folded), this.showProvider(wallet.account, folded)]);
   }
 
   /** The least collateral that makes cheating lose money (the contract's own rule). */
@@ -155,7 +167,12 @@ export class MarketView {
       return;
     }
     const seed = 1 + (crypto.getRandomValues(new Uint32Array(1))[0]! % 2_000_000_000);
-    const spec = specHashAndUri(shelfSpec(seed, shards!, images!));
+    const workload = el<HTMLSelectElement>(this.root, "post-workload").value;
+    const spec = specHashAndUri(
+      workload === "classifier-training"
+        ? trainingSpec(seed, shards!, images!)
+        : shelfSpec(seed, shards!, images!),
+    );
     try {
       const token = (await this.read<Address>("token")) as Address;
       const tokenAbi = this.app.config.contracts.NeuroToken?.abi;
@@ -210,31 +227,16 @@ export class MarketView {
     await this.refresh().catch((error) => this.app.fail(error));
   }
 
-  private async showJobs(account: Address): Promise<void> {
-    const reader = this.app.wallet!.reader;
-    const fromBlock = BigInt(this.app.config.fromBlock ?? 0);
-    const posted = await reader.getContractEvents({
-      address: this.address,
-      abi: this.abi,
-      eventName: "JobPosted",
-      args: { client: account },
-      fromBlock,
-    });
-    const ids = posted.map((log) => (log.args as { jobId: bigint }).jobId);
+  private async showJobs(account: Address, events: Folded): Promise<void> {
+    const ids = events
+      .filter((e) => e.eventName === "JobPosted" && getAddress(e.args.client as string) === account)
+      .map((e) => e.args.jobId as bigint);
     const body = el(this.root, "jobs-table").querySelector("tbody")!;
     el(this.root, "jobs-empty").hidden = ids.length > 0;
     el(this.root, "jobs-table").hidden = ids.length === 0;
-    if (ids.length === 0) {
-      body.replaceChildren();
-      return;
-    }
-    const events = await reader.getContractEvents({ address: this.address, abi: this.abi, fromBlock });
     const rows: HTMLTableRowElement[] = [];
     for (const id of ids.slice().reverse()) {
-      const job = fold(
-        id,
-        events.map((e) => ({ eventName: e.eventName as string, args: e.args as Record<string, unknown> })),
-      );
+      const job = fold(id, events);
       if (job) rows.push(await this.jobRow(job));
     }
     body.replaceChildren(...rows);
@@ -274,7 +276,7 @@ export class MarketView {
       row.append(cell);
     }
     const result = document.createElement("td");
-    if (job.bundleURI && job.state !== 2) {
+    if (job.bundleURI && job.state !== 2 && specKind(job.specURI) !== "classifier-training") {
       const button = document.createElement("button");
       button.type = "button";
       button.textContent = "See images";
@@ -333,7 +335,7 @@ export class MarketView {
     }
   }
 
-  private async showProvider(account: Address): Promise<void> {
+  private async showProvider(account: Address, events: Folded): Promise<void> {
     const p = await this.read<ProviderAccount>("getProvider", [account]);
     el(this.root, "provider-status").textContent = p.registered
       ? "Registered as a provider."
@@ -343,6 +345,18 @@ export class MarketView {
       p.unbondingNtk > 0n ? `${ntk(p.unbondingNtk)} (ready ${date(p.unbondReadyAt)})` : "none";
     el(this.root, "provider-earned").textContent = ntk(p.earnedNtk);
     el(this.root, "withdraw").hidden = p.earnedNtk === 0n;
+    const held = events
+      .filter((e) => e.eventName === "JobAccepted" && getAddress(e.args.provider as string) === account)
+      .map((e) => fold(e.args.jobId as bigint, events))
+      .filter((job): job is JobRecord => job !== null && job.isOpen && job.provider === account);
+    el(this.root, "provider-jobs").textContent = held.length
+      ? held
+          .map(
+            (j) =>
+              `#${j.id} (${STATES[j.state]}, ${ntk(j.collateralNtk)} locked, deliver by ${date(j.deliverBy)})`,
+          )
+          .join("; ")
+      : "none";
   }
 
   private async withdraw(): Promise<void> {

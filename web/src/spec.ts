@@ -18,24 +18,55 @@ export function canonicalJson(value: Json): string {
   );
 }
 
+const SCENE: Json = {
+  width: 160,
+  height: 120,
+  shelves: 2,
+  max_products_per_shelf: 8,
+  occlusion_pct: 30,
+  lighting_pct: 20,
+  noise_level: 6,
+};
+
 /** A synthetic shelf-images spec: `images` 160x120 images per shard (the benchmarks' scene). */
 export function shelfSpec(seed: number, shards: number, images: number): Json {
   return {
     kind: "shelf-images",
     version: 1,
     seed,
-    scene: {
-      width: 160,
-      height: 120,
-      shelves: 2,
-      max_products_per_shelf: 8,
-      occlusion_pct: 30,
-      lighting_pct: 20,
-      noise_level: 6,
-    },
+    scene: SCENE,
     images_per_shard: images,
     shard_count: shards,
   };
+}
+
+/** A fixed-point classifier-training spec (the benchmarks' model): one segment per shard. */
+export function trainingSpec(seed: number, shards: number, images: number): Json {
+  return {
+    kind: "classifier-training",
+    version: 1,
+    seed,
+    scene: SCENE,
+    images_per_segment: images,
+    crop_size: 8,
+    hidden_units: 32,
+    batch_size: 32,
+    steps_per_segment: 20,
+    learning_rate_ppm: 200_000,
+    arithmetic: "fixed-point",
+    shard_count: shards,
+  };
+}
+
+/** The kind of a spec carried in a data: URI, or null when it is elsewhere or unreadable. */
+export function specKind(uri: string): string | null {
+  const match = /^data:[^,]*;base64,(.*)$/.exec(uri);
+  if (!match) return null;
+  try {
+    return String((JSON.parse(atob(match[1]!)) as { kind?: unknown }).kind ?? "") || null;
+  } catch {
+    return null;
+  }
 }
 
 export function specHashAndUri(spec: Json): { hash: Hex; uri: string } {
