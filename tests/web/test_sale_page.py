@@ -182,3 +182,40 @@ def test_wrong_network__one_button_switches__a_refusal_is_a_sentence(
         "You declined the request in your wallet; nothing was sent."
     )
     assert wallet.sent == []
+
+
+def tab_to(page: Any, text: str, presses: int = 20, key: str = "Tab") -> None:
+    """Presses Tab (or `key`, e.g. Shift+Tab) until the focused element is the control named
+    `text` (its text or its label); fails if it is never reached."""
+    for _ in range(presses):
+        page.keyboard.press(key)
+        name = page.evaluate(
+            "() => { const e = document.activeElement;"
+            " return (e.labels?.[0]?.textContent ?? e.textContent ?? '').trim(); }"
+        )
+        if name == text:
+            return
+    raise AssertionError(f"{text!r} is not reachable with the Tab key")
+
+
+def test_keyboard_only__connect_buy_and_switch_views(
+    launch: Callable[..., tuple[SaleDeployment, str]], open_page: Callable[..., Any],
+    chain: Any, alice: Any,
+) -> None:  # fmt: skip
+    deployed, url = launch()
+    warp(chain, deployed, Stage.ICO_WEEK1)
+    page, wallet = open_page(url, alice)
+    expect(page.get_by_role("button", name="Connect wallet")).to_be_enabled()
+    tab_to(page, "Connect wallet")
+    page.keyboard.press("Enter")
+    expect(page.locator("#account")).to_contain_text("on Local anvil")
+    tab_to(page, "ETH to send")
+    page.keyboard.type("0.5")
+    tab_to(page, "Buy")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("Bought:")
+    assert len(wallet.sent) == 1
+    tab_to(page, "Compute market", key="Shift+Tab")  # back up to the views' links
+    page.keyboard.press("Enter")
+    expect(page.locator("#market-view")).to_be_visible()
+    expect(page.locator("#sale-view")).to_be_hidden()
