@@ -22,10 +22,12 @@ extra (requirements-ray.lock).
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
+from neurotoken.errors import ConfigError
 from neurotoken.provider.backends import ShardFn
 
 T = TypeVar("T")
@@ -40,6 +42,21 @@ IN_FLIGHT_PER_CPU = 2
 submitted: enough to keep every core busy while results travel back, and few enough that
 jobs computed at once share the cluster (Ray runs queued tasks in about the order they came:
 a job that queued all its shards first would hold every core until its last one)."""
+
+
+def _check_head(address: str, timeout_s: float = 5.0) -> None:
+    """One clear error for a head that does not answer (Ray itself retries for a minute, then
+    ends the process with its own log lines)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError):
+        pass
+    raise ConfigError(
+        f"no Ray head answers at --ray-address {address}: start it (`ray start --head`) or "
+        "fix the address (HOST:6379)"
+    )
 
 
 class RayBackend:
@@ -67,6 +84,8 @@ class RayBackend:
         self._remotes: dict[tuple[Callable[..., Any], bool], Any] = {}
         self._lock = threading.Lock()
         self._owns = not ray.is_initialized()
+        if self._owns and address not in (None, "auto"):
+            _check_head(address)
         if self._owns:
             ray.init(
                 address=address,

@@ -164,6 +164,16 @@ def test_compute__device_cuda_without_cuda__refused_not_run_on_the_cpu(
                     backend=LocalBackend(1), device="cuda")  # fmt: skip
 
 
+def test_ray_backend__no_head_at_the_address__one_clear_error() -> None:
+    from neurotoken.errors import ConfigError
+    from neurotoken.provider.ray_backend import _check_head
+
+    with pytest.raises(ConfigError, match=r"no Ray head answers at --ray-address 127\.0\.0\.1:1"):
+        _check_head("127.0.0.1:1")
+    with pytest.raises(ConfigError, match="no Ray head answers"):
+        _check_head("not-an-address")
+
+
 def test_ray_backend__max_in_flight_below_one__refused() -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
         RayBackend(None, max_in_flight=0)
