@@ -2,6 +2,7 @@
 #   make demo   - the main job: a local anvil chain, deploy, and a scripted run
 #   make test   - the whole test suite on a real anvil node
 #   make lint   - ruff, mypy, solhint, slither (through the solc wrapper)
+#   make soak   - the fault campaigns (SOAK_SIZE); make fuzz - the deep property runs
 #   make bench  - gas (and speed) figures, written to bench/results/
 #   make web    - the web app against a recorded network (WEB_NETWORK, RPC_URL)
 
@@ -27,7 +28,7 @@ export NO_PROXY := $(no_proxy)
 NETWORK ?= ethereum:local:foundry
 TEST_ARGS ?=
 
-.PHONY: setup demo test soak lint bench web sale-rehearsal clean distclean
+.PHONY: setup demo test soak fuzz lint bench web sale-rehearsal clean distclean
 
 setup: $(VENV)/.installed $(VENV)/.pth-ok node_modules/.installed $(SOLCX_DIR)/.installed \
 	web/dist/index.html
@@ -84,12 +85,28 @@ demo: setup
 test: setup
 	$(BIN)/python tools/test_lanes.py --network $(NETWORK) $(TEST_ARGS)
 
-# Long fault campaigns (tests marked `soak`: SIGKILLs at random instants, a lossy RPC) and
-# deeper state-machine searches; `make test` skips the campaigns to stay within its budget.
+# The fault campaigns (tests marked `soak`: counted SIGKILLs of the oracles and the provider
+# agent, RPC faults, reorgs, PostgreSQL and anvil restarts), each asserting it injected at
+# least what it asked; SOAK_SIZE scales every count (1: the figures RELIABILITY.md states).
+# `make fuzz`: every state machine at FUZZ_EXAMPLES x FUZZ_STEPS. Both end by writing
+# RELIABILITY.md; neither is part of `make test`.
+SOAK_SIZE ?= 1
+FUZZ_EXAMPLES ?= 1000
+FUZZ_STEPS ?= 50
+
 soak: setup
-	NEUROTOKEN_SOAK=1 $(BIN)/ape test tests --network $(NETWORK) -m soak $(TEST_ARGS)
-	NEUROTOKEN_STATEFUL_EXAMPLES=$${NEUROTOKEN_STATEFUL_EXAMPLES:-60} $(BIN)/ape test tests \
-		--network $(NETWORK) -k "state_machine or hostile_provider_and_client" $(TEST_ARGS)
+	NEUROTOKEN_SOAK=1 NEUROTOKEN_SOAK_SIZE=$(SOAK_SIZE) \
+		NEUROTOKEN_SOAK_COMMAND="make soak SOAK_SIZE=$(SOAK_SIZE)" \
+		$(BIN)/ape test tests --network $(NETWORK) -m soak -p no:cacheprovider $(TEST_ARGS)
+	$(BIN)/python tools/reliability.py
+
+fuzz: setup
+	NEUROTOKEN_FUZZ=1 NEUROTOKEN_STATEFUL_EXAMPLES=$(FUZZ_EXAMPLES) \
+		NEUROTOKEN_STATEFUL_STEPS=$(FUZZ_STEPS) \
+		NEUROTOKEN_SOAK_COMMAND="make fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_STEPS=$(FUZZ_STEPS)" \
+		$(BIN)/python tools/test_lanes.py --network $(NETWORK) -p no:cacheprovider \
+		-k "state_machine or hostile_provider_and_client" $(TEST_ARGS)
+	$(BIN)/python tools/reliability.py
 
 lint: setup
 	$(BIN)/ruff check .
