@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devchain.invariants import check_market_invariants
-from tests.constants import NTK
+from neurotoken.units import NTK
 
 
 def check(market: Any, chain: Any, *args: Any, **kwargs: Any) -> dict[str, int]:
