@@ -13,8 +13,13 @@ After every step:
 - `jobDigest` of every open job is the digest of that record, and zero for every ended job;
 - no job has paid out more than once;
 - a settlement only ever succeeded with a quorum of current oracles.
-At the end of each example every job's record is rebuilt independently (`JobReader`: its
-events, checked against the digest) and compared, and every provider compared with the model.
+At the end of each example every job's record is rebuilt from the chain alone (as `JobReader`
+does: the market's logs folded per job, checked against the digest) and compared, and every
+provider compared with the model.
+
+Transactions go through the fast path of tests/stateful.py (`self.tx`), and a call the model
+says must revert is tried as a raw `eth_call` in the pending block whose timestamp `_next_ts`
+pinned; time moves with raw `evm_mine`.
 """
 
 from __future__ import annotations
@@ -27,13 +32,11 @@ from typing import Any
 from eth_utils.crypto import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
-from web3.exceptions import ContractLogicError
 
 from neurotoken.market.job import RECORD_EVENTS, OnChainJob, fold
 from neurotoken.market.ops import (
     minimum_collateral,
 )
-from neurotoken.market.records import ape_reader
 from neurotoken.market.states import PAYOUT_EVENTS, JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_batch, sign_verdict
 from neurotoken.units import NTK
@@ -129,17 +132,19 @@ class MarketMachine(ChainStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.now = int(self.chain.blocks.head.timestamp)
+        self.tx = self.fast.wrap(self.market)  # its transactions on the fast path
+        self.chain_id = int(self.chain.chain_id)
+        _, self.now = self.fast.head()
         self.jobs: dict[int, JobModel] = {}
         self.accounts = {}
-        for p in self.providers:  # the test may have registered some before the snapshot
-            record = self.market.getProvider(p)
+        # The test may have registered some before the snapshot.
+        for p, record in zip(self.providers, self._providers_on_chain(), strict=True):
             self.accounts[p.address] = ProviderModel(
-                record.registered,
-                record.stakeNtk,
-                record.earnedNtk,
-                record.unbondingNtk,
-                record.unbondReadyAt,
+                record["registered"],
+                record["stakeNtk"],
+                record["earnedNtk"],
+                record["unbondingNtk"],
+                record["unbondReadyAt"],
             )
         self.fees = 0
         self.oracles = {s.address for s in self.signers[: self.initial_oracles]}
@@ -155,10 +160,21 @@ class MarketMachine(ChainStateMachine):
 
     # ------------------------------------------------------------ helpers
 
+    def _providers_on_chain(self) -> list[dict[str, Any]]:
+        """`getProvider` of every provider, in one batch read, as {field: value}."""
+        abi = self.market.contract_type.view_methods["getProvider"]
+        names = [c.name for c in abi.outputs[0].components]
+        values = batch_view(self.market, [("getProvider", p) for p in self.providers])
+        return [dict(zip(names, v, strict=True)) for v in values]
+
+    def _head(self) -> int:
+        """The latest block's number."""
+        return self.fast.head()[0]
+
     def _next_ts(self) -> int:
         """Pins the next block's timestamp so the model knows it exactly."""
         self.now += 1
-        self.chain.provider.set_timestamp(self.now)
+        self.fast.pin_next_timestamp(self.now)
         return self.now
 
     def _job(self, index: int, *states: int) -> tuple[int, JobModel]:
@@ -190,20 +206,18 @@ class MarketMachine(ChainStateMachine):
         """Asserts the call reverts (with `error`, if named; else never with a record
         mismatch) in the pending block, whose timestamp `_next_ts` pinned; counts it in STATS
         as `move`. A raw eth_call: ape's revert decoding costs ~100 ms."""
-        data = getattr(self.market, method).encode_input(*args)
-        call = {"from": sender.address, "to": self.market.address, "data": data}
-        try:
-            self.chain.provider.web3.eth.call(call, "pending")
-        except ContractLogicError as exc:
-            data = str(exc.data)
-            if error is not None:
-                assert data.startswith(_selector(self.market, error)), (method, args, data)
-            else:  # the machine's records are always current
-                mismatch = _selector(self.market, "MarketJobRecordMismatch")
-                assert not data.startswith(mismatch), (method, args, data)
-            STATS[move or f"{method} refused"] += 1
-            return
-        raise AssertionError(f"{method}{args} did not revert; the model says it must")
+        call = {
+            "from": sender.address,
+            "to": self.tx.address,
+            "data": getattr(self.tx, method).encode_input(*args),
+        }
+        data = "0x" + self.fast.revert_data(f"{method}{args}", call).hex()
+        if error is not None:
+            assert data.startswith(_selector(self.market, error)), (method, args, data)
+        else:  # the machine's records are always current
+            mismatch = _selector(self.market, "MarketJobRecordMismatch")
+            assert not data.startswith(mismatch), (method, args, data)
+        STATS[move or f"{method} refused"] += 1
 
     def _observe(self, tx: Any) -> list[int]:
         """Folds the transaction's record events into the machine's records and counts its
@@ -268,8 +282,8 @@ class MarketMachine(ChainStateMachine):
     def _seed(self, job: JobModel) -> bytes:
         """The job's challenge seed once its seed block exists (else any bytes: the settlement
         must revert for another reason)."""
-        if job.state == SUBMITTED and int(self.chain.blocks.head.number) >= job.seed_block:
-            return bytes(self.chain.blocks[job.seed_block].hash)
+        if job.state == SUBMITTED and self._head() >= job.seed_block:
+            return self.fast.block_hash(job.seed_block)
         return b"\x01" * 32
 
     def _apply_verdict(self, job: JobModel, accepted: bool) -> None:
@@ -298,7 +312,7 @@ class MarketMachine(ChainStateMachine):
                 error="MarketProviderAlreadyRegistered",
             )
             return
-        self.market.registerProvider(stake * NTK, "uri", sender=provider)
+        self.tx.registerProvider(stake * NTK, "uri", sender=provider)
         STATS["registerProvider ok"] += 1
         account.registered, account.stake = True, stake * NTK
 
@@ -309,7 +323,7 @@ class MarketMachine(ChainStateMachine):
         if not account.registered:
             self._reverts(provider, "addStake", amount * NTK, error="MarketProviderNotRegistered")
             return
-        self.market.addStake(amount * NTK, sender=provider)
+        self.tx.addStake(amount * NTK, sender=provider)
         STATS["addStake ok"] += 1
         account.stake += amount * NTK
 
@@ -320,7 +334,7 @@ class MarketMachine(ChainStateMachine):
         if not account.registered or amount * NTK > account.stake:
             self._reverts(provider, "requestUnbond", amount * NTK)
             return
-        self.market.requestUnbond(amount * NTK, sender=provider)
+        self.tx.requestUnbond(amount * NTK, sender=provider)
         STATS["requestUnbond ok"] += 1
         account.stake -= amount * NTK
         account.unbonding += amount * NTK
@@ -333,7 +347,7 @@ class MarketMachine(ChainStateMachine):
         if account.unbonding == 0 or ts < account.ready_at:
             self._reverts(provider, "withdrawUnbonded")
             return
-        self.market.withdrawUnbonded(sender=provider)
+        self.tx.withdrawUnbonded(sender=provider)
         STATS["withdrawUnbonded ok"] += 1
         account.unbonding = 0
 
@@ -344,7 +358,7 @@ class MarketMachine(ChainStateMachine):
         if account.earned == 0:
             self._reverts(provider, "withdrawEarnings", error="MarketNothingToWithdraw")
             return
-        self.market.withdrawEarnings(sender=provider)
+        self.tx.withdrawEarnings(sender=provider)
         STATS["withdrawEarnings ok"] += 1
         account.earned = 0
 
@@ -389,7 +403,7 @@ class MarketMachine(ChainStateMachine):
         ):
             self._reverts(client, "postJob", request)
             return
-        tx = self.market.postJob(request, sender=client)
+        tx = self.tx.postJob(request, sender=client)
         STATS["postJob ok"] += 1
         (job_id,) = self._observe(tx)
         assert job_id == len(self.jobs) + 1
@@ -419,7 +433,7 @@ class MarketMachine(ChainStateMachine):
         if not valid:
             self._reverts(provider, "acceptJob", job_id, self._rec(job_id), error=self._gone(job))
             return
-        self._observe(self.market.acceptJob(job_id, self._rec(job_id), sender=provider))
+        self._observe(self.tx.acceptJob(job_id, self._rec(job_id), sender=provider))
         STATS["acceptJob ok"] += 1
         account.stake -= job.collateral
         job.provider, job.state = provider, ACCEPTED
@@ -437,7 +451,7 @@ class MarketMachine(ChainStateMachine):
         if not valid:
             self._reverts(sender, "submitResult", *args, error=self._gone(job))
             return
-        tx = self.market.submitResult(*args, sender=sender)
+        tx = self.tx.submitResult(*args, sender=sender)
         STATS["submitResult ok"] += 1
         self._observe(tx)
         job.state, job.root, job.seed_block = SUBMITTED, root, tx.block_number + 1
@@ -449,13 +463,13 @@ class MarketMachine(ChainStateMachine):
         signatures = sorted_signatures(
             [sign_verdict(s.private_key, domain, verdict) for s in signers]
         )
-        head = int(self.chain.blocks.head.number)
+        head = self._head()
         ts = self._next_ts()
         args = (job_id, self._rec(job_id), accepted, signatures)
         if not (quorum and self._settle_valid(job, ts, head)):
             self._reverts(self.clients[0], "settle", *args, error=self._gone(job))
             return
-        tx = self.market.settle(*args, sender=self.clients[0])
+        tx = self.tx.settle(*args, sender=self.clients[0])
         STATS["settle ok"] += 1
         self._observe(tx)
         self._apply_verdict(job, accepted)
@@ -504,7 +518,7 @@ class MarketMachine(ChainStateMachine):
             assert job.provider is not None
             self._submit(job_id, job, job.provider, keccak(job_id.to_bytes(32, "big")))
         elif job.state == SUBMITTED:
-            if int(self.chain.blocks.head.number) < job.seed_block:
+            if self._head() < job.seed_block:
                 self.advance_clock(1)
             self._settle(job_id, job, accepted, self._signers(None, job))
 
@@ -534,7 +548,7 @@ class MarketMachine(ChainStateMachine):
         signatures = sorted_signatures(
             [sign_batch(s.private_key, domain, verdicts) for s in signers]
         )
-        head = int(self.chain.blocks.head.number)
+        head = self._head()
         ts = self._next_ts()
         ids = [i for i, _ in entries]
         valid = (
@@ -547,7 +561,7 @@ class MarketMachine(ChainStateMachine):
             error = self._batch_error(ids, ts, head)
             self._reverts(self.clients[-1], "settleBatch", batch, signatures, error=error)
             return
-        tx = self.market.settleBatch(batch, signatures, sender=self.clients[-1])
+        tx = self.tx.settleBatch(batch, signatures, sender=self.clients[-1])
         STATS["settleBatch ok"] += 1
         self._observe(tx)
         for job_id, accepted in entries:
@@ -578,7 +592,7 @@ class MarketMachine(ChainStateMachine):
         if not (job.state == POSTED and by_client):
             self._reverts(sender, "cancelJob", job_id, self._rec(job_id), error=self._gone(job))
             return
-        self._observe(self.market.cancelJob(job_id, self._rec(job_id), sender=sender))
+        self._observe(self.tx.cancelJob(job_id, self._rec(job_id), sender=sender))
         STATS["cancelJob ok"] += 1
         job.state = CANCELLED
 
@@ -597,7 +611,7 @@ class MarketMachine(ChainStateMachine):
             sender = self.signers[-1]
             self._reverts(sender, "expireJob", job_id, self._rec(job_id), error=self._gone(job))
             return
-        self._observe(self.market.expireJob(job_id, self._rec(job_id), sender=self.signers[-1]))
+        self._observe(self.tx.expireJob(job_id, self._rec(job_id), sender=self.signers[-1]))
         STATS["expireJob ok"] += 1
         if new_state == LAPSED:
             self.accounts[job.provider.address].stake += job.collateral
@@ -676,8 +690,7 @@ class MarketMachine(ChainStateMachine):
     @rule(seconds=st.integers(1, 8000))
     def advance_clock(self, seconds: int) -> None:
         self.now += seconds
-        self.chain.provider.set_timestamp(self.now)
-        self.chain.provider.mine(1)
+        self.fast.mine(self.now)
 
     def change_oracles(self, i: int, add: bool) -> None:
         oracle = self.signers[i]
@@ -692,7 +705,7 @@ class MarketMachine(ChainStateMachine):
             if 2 * self.threshold <= len(self.oracles) + 1:
                 self._reverts(self.owner, "addOracle", oracle, error="MarketInvalidThreshold")
                 return
-            self.market.addOracle(oracle, sender=self.owner)
+            self.tx.addOracle(oracle, sender=self.owner)
             STATS["addOracle ok"] += 1
             self.oracles.add(oracle.address)
             self.epoch += 1
@@ -701,7 +714,7 @@ class MarketMachine(ChainStateMachine):
         if oracle.address not in self.oracles or len(self.oracles) - 1 < self.threshold:
             self._reverts(self.owner, "removeOracle", oracle)
             return
-        self.market.removeOracle(oracle, sender=self.owner)
+        self.tx.removeOracle(oracle, sender=self.owner)
         STATS["removeOracle ok"] += 1
         self.oracles.discard(oracle.address)
         self.epoch += 1
@@ -712,7 +725,7 @@ class MarketMachine(ChainStateMachine):
         if not (value <= len(self.oracles) < 2 * value):
             self._reverts(self.owner, "setThreshold", value, error="MarketInvalidThreshold")
             return
-        self.market.setThreshold(value, sender=self.owner)
+        self.tx.setThreshold(value, sender=self.owner)
         STATS["setThreshold ok"] += 1
         self.threshold = value
 
@@ -723,7 +736,7 @@ class MarketMachine(ChainStateMachine):
                 self.owner, "withdrawFees", self.treasury, error="MarketNothingToWithdraw"
             )
             return
-        self.market.withdrawFees(self.treasury, sender=self.owner)
+        self.tx.withdrawFees(self.treasury, sender=self.owner)
         STATS["withdrawFees ok"] += 1
         self.fees = 0
 
@@ -773,7 +786,7 @@ class MarketMachine(ChainStateMachine):
     # ------------------------------------------------------------ invariants
 
     def _domain(self) -> MarketDomain:
-        return MarketDomain(self.chain.chain_id, self.market.address)
+        return MarketDomain(self.chain_id, self.market.address)
 
     @invariant()
     def chain_matches_model(self) -> None:
@@ -817,20 +830,65 @@ class MarketMachine(ChainStateMachine):
         for job_id, count in self.payouts.items():
             assert self.jobs[job_id].state >= PAID and count == 1
 
+    def _rebuilt_records(self) -> dict[int, OnChainJob]:
+        """Every job's record rebuilt from the chain alone, as `JobReader.get` does it: the
+        market's record events (one `eth_getLogs` up to the head) folded per job, each checked
+        against `jobDigest` at the same block (open: the record's digest; ended: zero)."""
+        head = self._head()
+        raw = self.fast.rpc.request(
+            "eth_getLogs", {"address": self.tx.address, "fromBlock": "0x0", "toBlock": hex(head)}
+        )
+        events: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        for log in map(self.fast.decode_log, raw):
+            assert log is not None
+            if log.event_name in RECORD_EVENTS:
+                job_id = int(log.event_arguments["jobId"])
+                events.setdefault(job_id, []).append((log.event_name, log.event_arguments))
+        records = {job_id: fold(job_id, folded) for job_id, folded in events.items()}
+        ids = sorted(records)
+        digests = self.fast.rpc.batch(
+            [
+                (
+                    "eth_call",
+                    [
+                        {"to": self.tx.address, "data": self._digest_call(job_id)},
+                        hex(head),
+                    ],
+                )
+                for job_id in ids
+            ]
+        )
+        rebuilt = {}
+        for job_id, digest in zip(ids, digests, strict=True):
+            record = records[job_id]
+            assert record is not None, f"job {job_id}: record events but no JobPosted"
+            stored = bytes.fromhex(digest[2:])
+            assert stored == (record.digest() if record.is_open else bytes(32)), job_id
+            rebuilt[job_id] = record
+        return rebuilt
+
+    def _digest_call(self, job_id: int) -> str:
+        selector = keccak(text="jobDigest(uint256)")[:4]
+        return "0x" + (selector + job_id.to_bytes(32, "big")).hex()
+
     def teardown(self) -> None:
         try:
-            reader = ape_reader(self.market)
+            rebuilt = self._rebuilt_records()
+            assert set(rebuilt) == set(self.jobs)
             for job_id, job in self.jobs.items():
-                rebuilt = reader.get(job_id)  # its events, checked against jobDigest
-                assert rebuilt == self._record(job_id) == self._modelled(job_id, job), job_id
-            for address, account in self.accounts.items():
-                on_chain = self.market.getProvider(address)
+                assert rebuilt[job_id] == self._record(job_id) == self._modelled(job_id, job), (
+                    job_id
+                )
+            for provider, on_chain in zip(self.providers, self._providers_on_chain(), strict=True):
+                account = self.accounts[provider.address]
                 assert (
-                    on_chain.registered,
-                    on_chain.stakeNtk,
-                    on_chain.earnedNtk,
-                    on_chain.unbondingNtk,
-                ) == (account.registered, account.stake, account.earned, account.unbonding), address
+                    on_chain["registered"],
+                    on_chain["stakeNtk"],
+                    on_chain["earnedNtk"],
+                    on_chain["unbondingNtk"],
+                ) == (account.registered, account.stake, account.earned, account.unbonding), (
+                    provider.address
+                )
         finally:
             super().teardown()
 

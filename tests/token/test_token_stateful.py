@@ -1,19 +1,20 @@
 """Model-based state machine for NeuroToken: a Python ledger checked against the chain.
 
 Every rule either succeeds exactly when the model says it must, or reverts with the custom
-error the model predicts; invariants compare model and chain after every step.
+error the model predicts; invariants compare model and chain after every step. Transactions go
+through the fast path of tests/stateful.py (`self.tx`); a permit's deadline is judged against
+the next block's timestamp, pinned before the call.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import ape
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
 from tests.constants import MAX_UINT256, NTK_CAP
-from tests.stateful import ChainStateMachine, batch_view, run_machine
+from tests.stateful import ChainStateMachine, batch_view, reverts, run_machine
 
 HOLDERS = 4  # indices into `holders` (the fixture: alice, bob, carol and dave)
 
@@ -38,6 +39,15 @@ class TokenMachine(ChainStateMachine):
         self.nonces = [0] * HOLDERS
         self.finished = False
         self.used_permits: list[tuple[int, int, int, int, Any]] = []
+        self.tx = self.fast.wrap(self.token)  # transactions on the fast path
+        self.chain_id = int(self.chain.chain_id)
+
+    def _pin_next_block(self) -> int:
+        """Pins the next block's timestamp (one past the head's) and returns it: a permit's
+        deadline is checked against it, by the gas estimate and in the mined block alike."""
+        _, timestamp = self.fast.head()
+        self.fast.pin_next_timestamp(timestamp + 1)
+        return timestamp + 1
 
     @property
     def supply(self) -> int:
@@ -46,29 +56,29 @@ class TokenMachine(ChainStateMachine):
     @rule(to=who, amount=amounts)
     def mint(self, to: int, amount: int) -> None:
         if self.finished:
-            with ape.reverts(self.token.NeuroTokenMintingFinished):
-                self.token.mint(self.holders[to], amount, sender=self.minter)
+            with reverts(self.token.NeuroTokenMintingFinished):
+                self.tx.mint(self.holders[to], amount, sender=self.minter)
         elif self.supply + amount > NTK_CAP:
-            with ape.reverts(self.token.ERC20ExceededCap, cap=NTK_CAP):
-                self.token.mint(self.holders[to], amount, sender=self.minter)
+            with reverts(self.token.ERC20ExceededCap, cap=NTK_CAP):
+                self.tx.mint(self.holders[to], amount, sender=self.minter)
         else:
-            self.token.mint(self.holders[to], amount, sender=self.minter)
+            self.tx.mint(self.holders[to], amount, sender=self.minter)
             self.balances[to] += amount
 
     @rule(src=who, dst=who, share=st.integers(min_value=0, max_value=120))
     def transfer(self, src: int, dst: int, share: int) -> None:
         amount = self.balances[src] * share // 100
         if amount > self.balances[src]:
-            with ape.reverts(self.token.ERC20InsufficientBalance, needed=amount):
-                self.token.transfer(self.holders[dst], amount, sender=self.holders[src])
+            with reverts(self.token.ERC20InsufficientBalance, needed=amount):
+                self.tx.transfer(self.holders[dst], amount, sender=self.holders[src])
             return
-        self.token.transfer(self.holders[dst], amount, sender=self.holders[src])
+        self.tx.transfer(self.holders[dst], amount, sender=self.holders[src])
         self.balances[src] -= amount
         self.balances[dst] += amount
 
     @rule(owner=who, spender=who, amount=st.one_of(amounts, st.just(MAX_UINT256)))
     def approve(self, owner: int, spender: int, amount: int) -> None:
-        self.token.approve(self.holders[spender], amount, sender=self.holders[owner])
+        self.tx.approve(self.holders[spender], amount, sender=self.holders[owner])
         self.allowances[(owner, spender)] = amount
 
     @rule(owner=who, spender=who, dst=who, share=st.integers(min_value=0, max_value=120))
@@ -77,13 +87,13 @@ class TokenMachine(ChainStateMachine):
         amount = min(self.balances[owner], allowed) * share // 100 if allowed else share
         args = (self.holders[owner], self.holders[dst], amount)
         if amount > allowed:
-            with ape.reverts(self.token.ERC20InsufficientAllowance, needed=amount):
-                self.token.transferFrom(*args, sender=self.holders[spender])
+            with reverts(self.token.ERC20InsufficientAllowance, needed=amount):
+                self.tx.transferFrom(*args, sender=self.holders[spender])
         elif amount > self.balances[owner]:
-            with ape.reverts(self.token.ERC20InsufficientBalance, needed=amount):
-                self.token.transferFrom(*args, sender=self.holders[spender])
+            with reverts(self.token.ERC20InsufficientBalance, needed=amount):
+                self.tx.transferFrom(*args, sender=self.holders[spender])
         else:
-            self.token.transferFrom(*args, sender=self.holders[spender])
+            self.tx.transferFrom(*args, sender=self.holders[spender])
             if allowed != MAX_UINT256:
                 self.allowances[(owner, spender)] = allowed - amount
             self.balances[owner] -= amount
@@ -93,10 +103,10 @@ class TokenMachine(ChainStateMachine):
     def burn(self, holder: int, share: int) -> None:
         amount = self.balances[holder] * share // 100
         if amount > self.balances[holder]:
-            with ape.reverts(self.token.ERC20InsufficientBalance, needed=amount):
-                self.token.burn(amount, sender=self.holders[holder])
+            with reverts(self.token.ERC20InsufficientBalance, needed=amount):
+                self.tx.burn(amount, sender=self.holders[holder])
             return
-        self.token.burn(amount, sender=self.holders[holder])
+        self.tx.burn(amount, sender=self.holders[holder])
         self.balances[holder] -= amount
 
     @rule(
@@ -109,8 +119,9 @@ class TokenMachine(ChainStateMachine):
     def permit(
         self, owner: int, spender: int, value: int, lifetime: int, foreign_chain: bool
     ) -> None:
-        deadline = max(0, int(self.chain.pending_timestamp) + lifetime)
-        chain_id = 11155111 if foreign_chain else self.chain.chain_id
+        now = self._pin_next_block()
+        deadline = max(0, now + lifetime)
+        chain_id = 11155111 if foreign_chain else self.chain_id
         sig = self.make_permit(
             self.token,
             self.holders[owner],
@@ -121,14 +132,14 @@ class TokenMachine(ChainStateMachine):
             chain_id=chain_id,
         )
         args = (self.holders[owner], self.holders[spender], value, deadline, sig.v, sig.r, sig.s)
-        if deadline < int(self.chain.pending_timestamp):
-            with ape.reverts(self.token.ERC2612ExpiredSignature, deadline=deadline):
-                self.token.permit(*args, sender=self.holders[spender])
+        if deadline < now:
+            with reverts(self.token.ERC2612ExpiredSignature, deadline=deadline):
+                self.tx.permit(*args, sender=self.holders[spender])
         elif foreign_chain:
-            with ape.reverts(self.token.ERC2612InvalidSigner):
-                self.token.permit(*args, sender=self.holders[spender])
+            with reverts(self.token.ERC2612InvalidSigner):
+                self.tx.permit(*args, sender=self.holders[spender])
         else:
-            self.token.permit(*args, sender=self.holders[spender])
+            self.tx.permit(*args, sender=self.holders[spender])
             self.allowances[(owner, spender)] = value
             self.nonces[owner] += 1
             self.used_permits.append((owner, spender, value, deadline, sig))
@@ -138,26 +149,27 @@ class TokenMachine(ChainStateMachine):
     def replay_permit(self, pick: int) -> None:
         owner, spender, value, deadline, sig = self.used_permits[pick % len(self.used_permits)]
         args = (self.holders[owner], self.holders[spender], value, deadline, sig.v, sig.r, sig.s)
-        if deadline < int(self.chain.pending_timestamp):
-            with ape.reverts(self.token.ERC2612ExpiredSignature):
-                self.token.permit(*args, sender=self.holders[spender])
+        if deadline < self._pin_next_block():
+            with reverts(self.token.ERC2612ExpiredSignature):
+                self.tx.permit(*args, sender=self.holders[spender])
         else:
-            with ape.reverts(self.token.ERC2612InvalidSigner):
-                self.token.permit(*args, sender=self.holders[spender])
+            with reverts(self.token.ERC2612InvalidSigner):
+                self.tx.permit(*args, sender=self.holders[spender])
 
     @rule()
     def finish_minting(self) -> None:
         if self.finished:
-            with ape.reverts(self.token.NeuroTokenMintingFinished):
-                self.token.finishMinting(sender=self.minter)
+            with reverts(self.token.NeuroTokenMintingFinished):
+                self.tx.finishMinting(sender=self.minter)
             return
-        tx = self.token.finishMinting(sender=self.minter)
+        tx = self.tx.finishMinting(sender=self.minter)
         assert tx.decode_logs(self.token.MintingFinished)[0].finalSupply == self.supply
         self.finished = True
 
     @rule(seconds=st.integers(min_value=1, max_value=7200))
     def wait(self, seconds: int) -> None:
-        self.chain.mine(deltatime=seconds)
+        _, timestamp = self.fast.head()
+        self.fast.mine(timestamp + seconds)
 
     @invariant()
     def chain_matches_model(self) -> None:
