@@ -32,6 +32,7 @@ def oracle_sender(
     journal: Journal,
     settings: OracleSettings,
     on_broadcast: Callable[[], None] | None = None,
+    on_replaced: Callable[[], None] | None = None,
 ) -> Sender:
     """The sender of `key`'s transactions to `chain`, recording in `journal`."""
     return Sender(
@@ -43,5 +44,6 @@ def oracle_sender(
         stuck_after_blocks=settings.stuck_after_blocks,
         events=partial(event, log),
         on_broadcast=on_broadcast,
+        on_replaced=on_replaced,
         cap_hint=" (raise ORACLE_MAX_FEE_GWEI)",
     )

@@ -38,9 +38,12 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import requests
+from sqlalchemy.exc import OperationalError
 from web3.exceptions import Web3RPCError
 
 from neurotoken.chain.sender import Sender
@@ -73,6 +76,7 @@ __all__ = [
 ]
 
 log = get_logger("service")
+T = TypeVar("T")
 
 
 class Oracle:
@@ -99,6 +103,7 @@ class Oracle:
             confirmations=settings.confirmations,
             block_range=settings.block_range,
             start_block=settings.start_block,
+            crash=self._crash,
         )
         self.pool = VerifierPool(
             workers=settings.verify_workers, timeout_s=settings.verify_timeout_s
@@ -120,7 +125,7 @@ class Oracle:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, serve_http: bool = True) -> None:
-        version = self.store.migrate()
+        version = self._until_database(self.store.migrate)
         delay = 0.5
         while True:
             try:
@@ -133,8 +138,8 @@ class Oracle:
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 10)
         domain = self.domain = MarketDomain(chain_id, self.chain.address)
-        self.store.bind_identity(chain_id, self.chain.address)
-        requeued = self.store.recover()
+        self._until_database(lambda: self.store.bind_identity(chain_id, self.chain.address))
+        requeued = self._until_database(self.store.recover)
         self.pool.warm()
         self.verification = Verification(
             store=self.store,
@@ -154,6 +159,7 @@ class Oracle:
                 StoreJournal(self.store, self.key.address),
                 self.settings,
                 on_broadcast=lambda: self._crash("after_send"),
+                on_replaced=lambda: self._crash("after_replacement"),
             )
             self._retrying(sender.sync)
             settlement = self.settlement = Settlement(
@@ -199,13 +205,39 @@ class Oracle:
             settings=self.settings.redacted(),
         )
 
+    def _until_database(self, fn: Callable[[], T]) -> T:
+        """`fn()` (a start-up step that needs the database), again and again while a database
+        server cannot be reached: an oracle (re)started while its PostgreSQL is down (being
+        restarted, failing over) waits for it, as it waits for its node, instead of exiting.
+        A SQLite file that cannot be opened is a configuration error: it fails at once."""
+        delay = 0.5
+        while True:
+            try:
+                return fn()
+            except OperationalError as exc:
+                if self.store.engine.dialect.name == "sqlite":
+                    raise
+                if self.stopping.is_set():
+                    raise StartupInterruptedError(
+                        "stopped while waiting for the database"
+                    ) from None
+                event(log, "database_unavailable", level=30, error=str(exc.orig or exc)[:200])
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10)
+
     def _retrying(self, fn: object) -> None:
         delay = 0.5
         while not self.stopping.is_set():
             try:
                 fn()  # type: ignore[operator]
                 return
-            except (NeurotokenError, requests.RequestException, Web3RPCError, OSError) as exc:
+            except (
+                NeurotokenError,
+                requests.RequestException,
+                Web3RPCError,
+                OSError,
+                OperationalError,  # the database went away (a sync reads the journal)
+            ) as exc:
                 event(log, "startup_retry", level=30, error=str(exc)[:200])
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 10)

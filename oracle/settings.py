@@ -29,9 +29,18 @@ from neurotoken.redact import hide_password, url_origin
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ABI_PATH = REPO_ROOT / ".build" / "__local__.json"
 
-CRASH_POINTS = ("after_verify", "after_sign", "after_send")
+CRASH_POINTS = ("after_verify", "after_sign", "after_send", "after_replacement", "mid_ingest")
 """Fault-injection points (for the crash tests): the process SIGKILLs itself right after
-the named step has been made durable, with probability ``crash_probability``."""
+the named step has been made durable, with probability ``crash_probability``:
+
+* ``after_verify``: a verdict recorded (before it is signed);
+* ``after_sign``: a signature recorded (before any settlement);
+* ``after_send``: a transaction (or a replacement) recorded and handed to the node, before
+  its receipt;
+* ``after_replacement``: a fee replacement of a pending transaction recorded and handed to
+  the node (whatever the node answered), before any receipt;
+* ``mid_ingest``: one range of market logs committed to the store while ingesting, before
+  the next range is read (only after a range that held logs)."""
 
 
 class OracleSettings(BaseSettings):

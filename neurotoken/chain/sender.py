@@ -233,6 +233,7 @@ class Sender:
         stuck_after_blocks: int = 3,
         events: Events | None = None,
         on_broadcast: Callable[[], None] | None = None,
+        on_replaced: Callable[[], None] | None = None,
         cap_hint: str = "",
     ) -> None:
         if stuck_after_blocks < 1:
@@ -245,6 +246,10 @@ class Sender:
         self.stuck_after_blocks = stuck_after_blocks
         self.events: Events = events or log_events(logging.getLogger("neurotoken.chain.sender"))
         self.on_broadcast = on_broadcast
+        """Called after each attempt (first or replacement) is handed to the node (the
+        oracle's crash tests hook in here)."""
+        self.on_replaced = on_replaced
+        """Called after each fee replacement is handed to the node, whatever it answered."""
         self.cap_hint = cap_hint
         """Said after "the fee cap leaves no room": how to raise it (an option's name)."""
         self.nonce = 0
@@ -362,6 +367,8 @@ class Sender:
                 priority_fee=fees.priority_fee,
             )
             answer = self._broadcast_now(attempt)
+            if self.on_replaced is not None:
+                self.on_replaced()
             if answer.taken:
                 self._held.pop(self._key(tx), None)
                 return attempt

@@ -71,7 +71,7 @@ class TempPostgres:
     def start(self) -> TempPostgres:
         if self.external:
             return self
-        initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+        initdb = _binary("initdb")
         self.folder = Path(tempfile.mkdtemp(prefix="oracle-pg-"))
         if os.geteuid() == 0:
             runuser = shutil.which("runuser")
@@ -84,13 +84,25 @@ class TempPostgres:
         self.port = free_port()
         self._run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
                   "-E", "UTF8")  # fmt: skip
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        """Starts the cluster's server (again, after `stop_server`), waiting until it is up."""
+        assert self.folder is not None and not self.external
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        self._run(pg_ctl, "-D", str(data), "-o", options, "-l", str(self.folder / "log"),
-                  "-w", "-t", "60", "start")  # fmt: skip
-        return self
+        self._run(_binary("pg_ctl"), "-D", str(self.folder / "data"), "-o", options, "-l",
+                  str(self.folder / "log"), "-w", "-t", "60", "start")  # fmt: skip
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stops the server (``pg_ctl stop -m fast|immediate``), keeping the cluster: every
+        client's connection is cut; `start_server` brings it back on the same port."""
+        assert self.folder is not None and not self.external
+        self._run(_binary("pg_ctl"), "-D", str(self.folder / "data"), "-m", mode, "-w",
+                  "stop")  # fmt: skip
 
     def create_database(self) -> str:
         name = "oracle_" + uuid.uuid4().hex[:12]
