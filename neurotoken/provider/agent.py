@@ -65,6 +65,7 @@ from neurotoken.provider.compute import ComputeReport, compute_job, default_work
 from neurotoken.provider.errors import (
     ChainRevertError,
 )
+from neurotoken.provider.faults import Crash
 from neurotoken.provider.policy import Capacity, Decision, Policy, evaluate, net_price_per_shard
 from neurotoken.provider.publish import publish_bundle
 from neurotoken.provider.spec_fetch import (
@@ -144,6 +145,9 @@ class AgentConfig:
     scans: bool = True
     """False for a command that never scans for jobs (`agent quote`): a new state file's first
     block is then left for the first `run` to fix (its --from-block)."""
+    crash: Crash | None = None
+    """Fault injection for the crash campaigns (`neurotoken.provider.faults`: SIGKILL after
+    an accept or a submit is broadcast, mid-computation); None in production."""
 
 
 @dataclass
@@ -302,6 +306,7 @@ class ProviderAgent:
         def sent(new_hash: str) -> None:
             self.state.update(job_id, **{field: new_hash})
 
+        self.echo(f"job {job_id}: following {action}, sent before a restart (tx {tx_hash})")
         try:
             self.client.resume(tx_hash, action, sent)
         except ChainRevertError as exc:
@@ -538,6 +543,7 @@ class ProviderAgent:
                 self.client.market.functions.acceptJob(job_id, current.record()),
                 f"acceptJob({job_id})",
                 sent,
+                **self._injected("after_accept_sent", job_id),
             )
         except ChainRevertError as exc:
             return self._not_accepted(self.read_job(job_id), decision, str(exc))
@@ -684,7 +690,15 @@ class ProviderAgent:
             on_shard=None if hook is None else partial(hook, job.job_id),
             device=self.config.device,
             backend=backend,
+            crash=self.config.crash,
+            job=job.job_id,
         )
+
+    def _injected(self, point: str, job_id: int) -> dict[str, Callable[[], None]]:
+        """`transact`'s on_broadcast for the configured crash at `point` (job `job_id`); no
+        argument at all when none is configured (the call is the same as without faults)."""
+        crash = self.config.crash
+        return {} if crash is None else {"on_broadcast": partial(crash, point, job_id)}
 
     def _publish(
         self, job: OnChainJob, fetched: FetchedSpec, result: ComputeReport, report: StepReport
@@ -724,6 +738,7 @@ class ProviderAgent:
                 ),
                 f"submitResult({job.job_id})",
                 sent,
+                **self._injected("after_submit_sent", job.job_id),
             )
         except ChainRevertError as exc:
             after = self.read_job(job.job_id)

@@ -43,6 +43,7 @@ from neurotoken.provider.earnings import collect_earnings
 from neurotoken.provider.errors import (
     NotRegisteredError,
 )
+from neurotoken.provider.faults import crash_injector
 from neurotoken.provider.policy import Policy, load_policy
 from neurotoken.provider.quote import make_quote
 from neurotoken.provider.readers import agent_gate
@@ -417,16 +418,19 @@ def run(conn: Connection, /, state_dir: Path, store_dir: Path, workers: int | No
     if not client.get_provider().registered:
         raise NotRegisteredError(client.address)
     backend = conn.compute_backend(workers)
+    crash = crash_injector(conn.settings.crash_at, conn.settings.crash_probability)
+    if crash is not None:
+        click.echo(f"FAULT INJECTION: SIGKILL at {', '.join(sorted(crash.points))}", err=True)
     server: BundleServer | None = None
     if not no_serve:
         # each bundle only to its job's client and oracles (docs/proofs.md, section 5)
-        app = make_app(LocalStore(store_dir), agent_gate(state_dir, client))
+        app = make_app(LocalStore(store_dir), agent_gate(state_dir, client), crash=crash)
         server = BundleServer(app, serve_host, serve_port).start()
     bundle_uri = public_url or (server.url if server else store_dir.resolve().as_uri())
     config = AgentConfig(
         state_dir, store_dir, bundle_uri, build_policy(**policy), backend.parallelism,
         device=device, progress=not quiet, confirmations=confirmations, from_block=from_block,
-        backend=backend,
+        backend=backend, crash=crash,
     )  # fmt: skip
     runner = ProviderAgent(client, config, echo=click.echo)
     stopping = False

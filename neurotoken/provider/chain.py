@@ -295,9 +295,11 @@ class MarketClient:
         fn: ContractFunction,
         action: str,
         on_sent: Callable[[str], None] | None = None,
+        on_broadcast: Callable[[], None] | None = None,
     ) -> TxReceipt:
         """Estimates, signs, records (`on_sent`), broadcasts `fn`, and waits for the receipt of
-        any attempt at its nonce, replacing it with higher fees while it is stuck."""
+        any attempt at its nonce, replacing it with higher fees while it is stuck.
+        `on_broadcast()` runs after each attempt is broadcast (fault injection)."""
         account = self._signer()
         params: TxParams = {"from": account.address, "chainId": self.chain_id}
         try:
@@ -307,7 +309,7 @@ class MarketClient:
             self._raise_revert(action, exc)
         gas = int(tx["gas"])
         gas += gas // 5  # headroom: estimates are exact for the state they saw
-        sender = self._sender(account, action, on_sent)
+        sender = self._sender(account, action, on_sent, on_broadcast)
         fees = sender.fees()
         needed = gas * fees.max_fee
         balance = self.eth_balance(account.address)
@@ -335,9 +337,15 @@ class MarketClient:
         return self._checked(*landed(sender, pending, self.tx_settings), action)
 
     def _sender(
-        self, account: LocalAccount, action: str, on_sent: Callable[[str], None] | None
+        self,
+        account: LocalAccount,
+        action: str,
+        on_sent: Callable[[str], None] | None,
+        on_broadcast: Callable[[], None] | None = None,
     ) -> Sender:
-        return agent_sender(self.w3, account, self.tx_settings, action, on_sent, self.chain_id)
+        return agent_sender(
+            self.w3, account, self.tx_settings, action, on_sent, self.chain_id, on_broadcast
+        )
 
     def _signer(self) -> LocalAccount:
         if self.account is None:

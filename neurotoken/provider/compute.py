@@ -30,6 +30,7 @@ from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec, spec
 from neurotoken.proofs.store import LocalStore, atomic_write
 from neurotoken.provider.backends import ComputeBackend, LocalBackend
 from neurotoken.provider.backends import default_workers as default_workers
+from neurotoken.provider.faults import Crash
 from neurotoken.workloads import shelf_job, training, training_torch
 
 AnySpec = ShelfImagesSpec | TrainingSpec
@@ -122,6 +123,8 @@ def compute_job(
     on_shard: ShardHook | None = None,
     device: str = "auto",
     backend: ComputeBackend | None = None,
+    crash: Crash | None = None,
+    job: int | None = None,
 ) -> ComputeReport:
     """Computes every unfinished shard of `spec` into `store`; returns all output hashes.
 
@@ -131,7 +134,9 @@ def compute_job(
     are handed to the backend;
     `on_shard(index)` is called after each shard is durably recorded; `device` is 'cpu',
     'cuda' or 'auto' (float32 training segments on a GPU when the backend has one, see
-    `_run_training`).
+    `_run_training`); `crash` is fault injection for the crash campaigns (point
+    ``mid_compute``, after a shard is recorded while others remain; `job` names the job in
+    its log line), None in production.
     """
     journal = Journal(state_dir, spec)
     done = journal.load(store, spec.shard_count)
@@ -162,6 +167,8 @@ def compute_job(
         bar.update(1)
         if on_shard is not None:
             on_shard(index)
+        if crash is not None and len(done) < spec.shard_count:
+            crash("mid_compute", job)
 
     try:
         if isinstance(spec, ShelfImagesSpec):

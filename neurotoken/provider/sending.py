@@ -129,8 +129,10 @@ def agent_sender(
     action: str,
     on_sent: Callable[[str], None] | None,
     chain_id: int,
+    on_broadcast: Callable[[], None] | None = None,
 ) -> Sender:
-    """A sender for one transaction of the agent (`action`), recording through `on_sent`."""
+    """A sender for one transaction of the agent (`action`), recording through `on_sent`;
+    `on_broadcast()` after each attempt is broadcast (fault injection, else None)."""
     return Sender(
         w3,
         account,
@@ -140,6 +142,7 @@ def agent_sender(
         stuck_after_blocks=settings.stuck_after_blocks,
         events=AgentEvents(action, settings.stuck_after_blocks),
         cap_hint=" (raise --max-fee-gwei)",
+        on_broadcast=on_broadcast,
     )
 
 

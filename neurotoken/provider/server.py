@@ -45,6 +45,7 @@ from neurotoken.errors import ConfigError
 from neurotoken.proofs.access import MAX_TOKEN_AHEAD_S, SCHEME, check_token
 from neurotoken.proofs.bundle import MAX_MANIFEST_BYTES, BundleError, from_hex, parse_manifest
 from neurotoken.proofs.store import LocalStore
+from neurotoken.provider.faults import Crash
 
 HEX = r"0x[0-9a-f]{64}"
 
@@ -178,10 +179,15 @@ async def _cors(
 
 
 def make_app(
-    store: LocalStore, gate: BundleGate | None = None, *, public: bool = False
+    store: LocalStore,
+    gate: BundleGate | None = None,
+    *,
+    public: bool = False,
+    crash: Crash | None = None,
 ) -> web.Application:
     """The bundle server's app: every bundle behind `gate`, or (`public=True`, local use
-    only) open to anyone. One of the two must be given."""
+    only) open to anyone. One of the two must be given. `crash` is fault injection for the
+    crash campaigns (`neurotoken.provider.faults`, point ``mid_serve``); None in production."""
     if (gate is None) == (not public):
         raise ValueError("make_app needs a BundleGate, or public=True (local use only)")
     base = Path(store.root_dir)
@@ -207,6 +213,8 @@ def make_app(
         digest = request.match_info["digest"]
         if not await keeper.lists(root, bytes.fromhex(digest[2:])):
             return web.Response(status=404, text="not an object of this bundle\n")
+        if crash is not None:
+            crash("mid_serve", request.match_info["root"])
         return send(f"objects/{digest}")
 
     async def get_manifest(request: web.Request) -> web.StreamResponse:
@@ -226,6 +234,8 @@ def make_app(
         if refused is not None:
             return refused
         info = request.match_info
+        if crash is not None:
+            crash("mid_serve", info["root"])
         return send(f"bundles/{info['root']}/proofs/{int(info['index'])}")
 
     async def health(_: web.Request) -> web.Response:

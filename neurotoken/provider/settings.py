@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from neurotoken.chain.fees import MIN_BUMP_PCT
+from neurotoken.provider.faults import parse_points
 from neurotoken.provider.sending import TxSettings
 
 DEFAULT_PASSWORD_ENV = "NEUROTOKEN_PROVIDER_PASSWORD"
@@ -71,6 +72,19 @@ class ProviderSettings(BaseSettings):
         "", validation_alias=AliasChoices("ray_address", "NEUROTOKEN_PROVIDER_RAY_ADDRESS")
     )
     """The Ray cluster's head (HOST:6379, or `auto`); empty: a Ray started in this process."""
+    crash_at: str = Field(
+        "", validation_alias=AliasChoices("crash_at", "NEUROTOKEN_AGENT_CRASH_AT")
+    )
+    """Fault injection for the crash campaigns only, never in production: `agent run`
+    SIGKILLs itself at these points (comma-separated, of `faults.CRASH_POINTS`); empty (the
+    default): nothing is injected."""
+    crash_probability: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("crash_probability", "NEUROTOKEN_AGENT_CRASH_PROBABILITY"),
+    )
+    """The chance of dying at each arrival at a `crash_at` point."""
 
     @field_validator("market")
     @classmethod
@@ -80,6 +94,12 @@ class ProviderSettings(BaseSettings):
         if not is_address(value):
             raise ValueError("not an address (0x and 40 hex digits)")
         return to_checksum_address(value)
+
+    @field_validator("crash_at")
+    @classmethod
+    def _known_points(cls, value: str) -> str:
+        parse_points(value)
+        return value
 
     @field_validator("fee_bump_pct")
     @classmethod
