@@ -32,7 +32,7 @@ from eth_utils.address import to_checksum_address as checksum
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
-from web3.exceptions import Web3RPCError
+from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import BlockIdentifier, LogReceipt
 
 from neurotoken.chain.reverts import DecodedError, ErrorDecoder, plain
@@ -148,6 +148,18 @@ class MarketChain:
     def block_hash(self, number: int) -> str | None:
         info = self.block(number)
         return None if info is None else info.hash
+
+    def receipt_block(self, tx_hash: str) -> tuple[int, str] | None:
+        """(number, hash) of the block that holds transaction `tx_hash` by its receipt, or
+        None when the node has no receipt for it (not mined, or no longer: a reorg)."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        number, block_hash = receipt.get("blockNumber"), receipt.get("blockHash")
+        if number is None or block_hash is None:
+            return None
+        return int(number), "0x" + bytes(block_hash).hex()
 
     def logs(self, from_block: int, to_block: int) -> list[ChainEvent]:
         """The market's logs of interest in [from_block, to_block], decoded, in order."""

@@ -15,12 +15,23 @@ Each tick:
    Logs, hashes and the new cursor are written in one transaction.
 
 Because only confirmed blocks are read, a reorg shallower than the confirmation depth is
-never seen at all; a deeper one is undone as far as it can be (signatures are bound to
+never seen in the logs; a deeper one is undone as far as it can be (signatures are bound to
 (job, root) and stay true; settlements in vanished blocks are watched again).
+
+A shallow reorg can still take one of the oracle's own transactions, which the sender saw
+mined (its receipt) before the block was confirmed. So every tick also looks at the receipts
+of the transactions recorded mined above the cursor: when one is gone (or moved to another
+block), the store is rolled back to the cursor (`Store.rollback`): nothing ingested is
+forgotten, the transactions above it are followed again (re-broadcast, as the node no longer
+has them) and the jobs they settled wait for them again. Without this the transaction's
+nonce would stay unused on chain and every later transaction of the key stuck behind it.
+A range is ingested only if each of our transactions seen mined in it has its receipt in
+the block read for the range (a reorg between the tick's look and the range is caught there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from neurotoken.errors import NeurotokenError
@@ -53,6 +64,7 @@ class Ingestor:
         block_range: int,
         start_block: int,
         max_ranges_per_tick: int = 20,
+        crash: Callable[[str], None] | None = None,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -60,6 +72,9 @@ class Ingestor:
         self.block_range = block_range
         self.start_block = start_block
         self.max_ranges_per_tick = max_ranges_per_tick
+        self.crash = crash
+        """Fault injection for the crash tests (`Oracle._crash`): called with
+        ``"mid_ingest"`` after each committed range that held logs."""
 
     def cursor(self) -> int:
         stored = self.store.cursor()
@@ -107,9 +122,39 @@ class Ingestor:
         )
         return report
 
+    def check_landed(self) -> RollbackReport | None:
+        """Rolls back to the cursor if a transaction of ours recorded mined in a block not
+        yet confirmed is no longer there (see the module's docstring)."""
+        cursor = self.cursor()
+        moved = self._vanished(self.store.landed_above(cursor), None)
+        if not moved:
+            return None
+        return self._look_again(cursor, moved)
+
+    def _vanished(
+        self, landed: list[tuple[int, str, int]], hashes: dict[int, str] | None
+    ) -> list[dict[str, object]]:
+        """Those of our `landed` transactions (id, hash, block) whose receipt is gone or names
+        another block (with `hashes`: another block hash than the one given for its number)."""
+        moved: list[dict[str, object]] = []
+        for tx_id, tx_hash, number in landed:
+            now = self.chain.receipt_block(tx_hash)
+            if now is None or now[0] != number or (hashes is not None and now[1] != hashes[number]):
+                moved.append(
+                    {"tx_id": tx_id, "hash": tx_hash, "block": number, "now": now and now[0]}
+                )
+        return moved
+
+    def _look_again(self, cursor: int, moved: list[dict[str, object]]) -> RollbackReport:
+        """Rolls back to the cursor (nothing ingested is forgotten): our transactions above it
+        are followed again and the jobs they settled wait for them again."""
+        report = self.store.rollback(cursor)
+        event(log, "mined_tx_vanished", level=30, cursor=cursor, txs=moved)
+        return report
+
     def tick(self, head: int) -> IngestReport:
         report = IngestReport()
-        report.rollback = self.check_reorg()
+        report.rollback = self.check_reorg() or self.check_landed()
         safe = self.safe_head(head)
         touched: set[int] = set()
         for _ in range(self.max_ranges_per_tick):
@@ -132,6 +177,8 @@ class Ingestor:
             report.ranges += 1
             report.logs += count
             touched.update(jobs)
+            if count and self.crash is not None:
+                self.crash("mid_ingest")  # between this range's commit and the next range's
         report.jobs = tuple(sorted(touched))
         return report
 
@@ -142,8 +189,9 @@ class Ingestor:
         # branch with the new branch's hash, and the new branch's logs would never be read).
         end_before = self.chain.block_hash(end)
         logs = self.chain.logs(start, end)
+        landed = [tx for tx in self.store.landed_above(start - 1) if tx[2] <= end]
         hashes: dict[int, str] = {}
-        for number in sorted({ev.block_number for ev in logs} | {end}):
+        for number in sorted({ev.block_number for ev in logs} | {end} | {tx[2] for tx in landed}):
             current = self.chain.block_hash(number)
             if current is None:
                 raise InconsistentRangeError(f"block {number} is gone")
@@ -160,6 +208,12 @@ class Ingestor:
         below = self.store.block_hash(start - 1)
         if below is not None and self.chain.block_hash(start - 1) != below:
             raise InconsistentRangeError(f"block {start - 1} changed below the range")
+        # Our transactions seen mined in the range must be in it as read: one taken by a
+        # reorg after the tick's `check_landed` would otherwise be confirmed gone unnoticed.
+        moved = self._vanished(landed, hashes)
+        if moved:
+            self._look_again(start - 1, moved)
+            raise InconsistentRangeError(f"transactions of ours left blocks of the range: {moved}")
         jobs = self.store.ingest(start, end, logs, hashes)
         if logs:
             event(

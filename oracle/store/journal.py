@@ -22,7 +22,9 @@ from oracle.store.schema import (
     SETTLED,
     SIGNED,
     SUBMITTED,
+    TX_MINED,
     TX_PENDING,
+    TX_REVERTED,
     VERIFIED,
     VERIFYING,
     jobs,
@@ -141,6 +143,21 @@ class JournalMixin(StoreBase):
                     )
                 )
         return out
+
+    def landed_above(self, block: int) -> list[tuple[int, str, int]]:
+        """(id, hash, block) of the transactions seen mined or reverted above `block` (the
+        ingestion cursor: in blocks not yet confirmed)."""
+        query = (
+            select(txs.c.id, txs.c.mined_hash, txs.c.block_number)
+            .where(
+                txs.c.status.in_([TX_MINED, TX_REVERTED]),
+                txs.c.block_number > block,
+                txs.c.mined_hash.is_not(None),
+            )
+            .order_by(txs.c.block_number, txs.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [(int(r[0]), str(r[1]), int(r[2])) for r in conn.execute(query).all()]
 
     def max_nonce(self, sender: str) -> int | None:
         with self.engine.connect() as conn:

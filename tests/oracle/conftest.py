@@ -97,14 +97,24 @@ class Net:
 
 @pytest.fixture
 def make_net(tmp_path: Path) -> Iterator[Callable[..., Net]]:
-    """make_net(block_time=1, mixed=True, oracles=3, threshold=2) -> Net; all torn down
-    at the end of the test (oracles first, then providers, then anvil)."""
+    """make_net(block_time=1, mixed=True, oracles=3, threshold=2, restartable=False) -> Net;
+    all torn down at the end of the test (oracles first, then providers, then anvil).
+    `restartable`: the node keeps a state dump, so `net.anvil.restart()` brings it back."""
     nets: list[Net] = []
 
     def _make(
-        block_time: float | None = 1, mixed: bool = True, oracles: int = 3, threshold: int = 2
+        block_time: float | None = 1,
+        mixed: bool = True,
+        oracles: int = 3,
+        threshold: int = 2,
+        restartable: bool = False,
     ) -> Net:
-        anvil = Anvil(block_time=block_time, mixed=mixed, log_path=tmp_path / "anvil.log").start()
+        anvil = Anvil(
+            block_time=block_time,
+            mixed=mixed,
+            log_path=tmp_path / "anvil.log",
+            state_path=tmp_path / "anvil-state.json" if restartable else None,
+        ).start()
         try:
             market = setup_local_market(anvil.web3(), oracle_count=oracles, threshold=threshold)
             net = Net(

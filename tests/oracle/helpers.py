@@ -168,3 +168,21 @@ def metrics(process: OracleProcess) -> dict[str, float]:
     from oracle.metrics import parse_text
 
     return parse_text(requests.get(f"{process.url}/metrics", timeout=5).text)
+
+
+def wait_ingested(processes: list[OracleProcess], block: int, timeout: float = 60) -> None:
+    """Waits until every oracle's ingestor has processed `block` (its cursor metric): what an
+    oracle would do with the chain up to there, it has done. A test that asserts something
+    did *not* happen waits on this rather than a sleep."""
+
+    def cursor(process: OracleProcess) -> float:
+        try:
+            return metrics(process).get("oracle_cursor_block", -1)
+        except requests.RequestException:
+            return -1
+
+    wait_until(
+        lambda: all(cursor(p) >= block for p in processes),
+        timeout,
+        what=f"every oracle to ingest block {block}",
+    )
