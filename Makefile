@@ -95,6 +95,7 @@ FUZZ_EXAMPLES ?= 1000
 FUZZ_STEPS ?= 50
 
 soak: setup
+	$(BIN)/python tools/prune_ape_nodes.py
 	NEUROTOKEN_SOAK=1 NEUROTOKEN_SOAK_SIZE=$(SOAK_SIZE) \
 		NEUROTOKEN_SOAK_COMMAND="make soak SOAK_SIZE=$(SOAK_SIZE)" \
 		$(BIN)/ape test tests --network $(NETWORK) -m soak -p no:cacheprovider $(TEST_ARGS)

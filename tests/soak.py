@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
+import sys
 import time
 from collections.abc import Mapping
 
@@ -76,7 +78,8 @@ class Campaign:
             "size": size(),
             "seconds": round(time.monotonic() - self.started, 1),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "command": os.environ.get("NEUROTOKEN_SOAK_COMMAND", "make soak"),
+            "command": os.environ.get("NEUROTOKEN_SOAK_COMMAND")
+            or shlex.join(["ape", *sys.argv[1:]]),
             "figures": self.figures,
             "notes": self.notes,
             "passed": not short,

@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import prune_ape_nodes  # noqa: E402
+
 BIN = Path(sys.executable).parent
 
 WAITING = ["tests/oracle", "tests/cli", "tests/demo", "tests/sale", "tests/web"]
@@ -47,6 +51,9 @@ def lanes() -> list[list[str]]:
 
 
 def main(args: list[str]) -> int:
+    kept, dropped = prune_ape_nodes.prune()
+    if dropped:
+        print(f"ape's node registry: forgot {dropped} dead nodes, kept {kept}", flush=True)
     # Compile once, before two processes would both write the build.
     compiled = subprocess.run([str(BIN / "ape"), "compile"], cwd=ROOT, check=False)
     if compiled.returncode != 0:
