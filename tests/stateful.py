@@ -26,8 +26,6 @@ as the campaign ``fuzz-<machine>`` (tests/soak.py), which fails if fewer ran tha
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import re
 import time
@@ -36,7 +34,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FunctionType
 from typing import Any
-from urllib.parse import urlsplit
 
 from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
@@ -46,6 +43,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, invariant, run_state_machine_as_test
 
 from oracle.settings import REPO_ROOT
+from tests.rpc import Rpc, RpcError
 from tests.sale.helpers import check_revert_data
 from tests.soak import Campaign
 
@@ -148,69 +146,12 @@ def run_machine(machine: type[ChainStateMachine], chain: Any, **context: Any) ->
 # ---------------------------------------------------------------- the fast transaction path
 
 
-class RpcError(Exception):
-    """A JSON-RPC error answer (`error`: the node's error object)."""
-
-    def __init__(self, method: str, error: dict[str, Any]) -> None:
-        super().__init__(f"{method}: {error}")
-        self.error = error
-
-
 class TxRevertedError(Exception):
     """The node refused a transaction because its call reverts (nothing was mined)."""
 
     def __init__(self, method: str, data: bytes, message: str) -> None:
         super().__init__(f"{method} reverted: {message} (0x{data.hex()})")
         self.data = data
-
-
-class Rpc:
-    """JSON-RPC over one kept-alive HTTP connection to the node, bypassing web3 and ape."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        url = urlsplit(uri)
-        self._host, self._port = url.hostname or "127.0.0.1", url.port or 8545
-        self._path = url.path or "/"
-        self._conn: http.client.HTTPConnection | None = None
-        self._id = 0
-
-    def _post(self, payload: Any) -> Any:
-        body = json.dumps(payload)
-        for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=120)
-            try:
-                self._conn.request("POST", self._path, body, {"Content-Type": "application/json"})
-                return json.loads(self._conn.getresponse().read())
-            except (http.client.HTTPException, OSError):
-                self._conn.close()
-                self._conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def request(self, method: str, *params: Any) -> Any:
-        """The result of `method(params)`; raises RpcError on an error answer."""
-        self._id += 1
-        answer = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
-        if "error" in answer:
-            raise RpcError(method, answer["error"])
-        return answer["result"]
-
-    def batch(self, requests: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """The results of several requests sent in one batch, in order."""
-        payload = [
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-            for i, (m, p) in enumerate(requests)
-        ]
-        answers = {a["id"]: a for a in self._post(payload)}
-        results = []
-        for i, (method, _) in enumerate(requests):
-            if "error" in answers[i]:
-                raise RpcError(method, answers[i]["error"])
-            results.append(answers[i]["result"])
-        return results
 
 
 @dataclass(frozen=True)
@@ -294,15 +235,13 @@ class Fast:
         """Sends `tx` from an unlocked account of the node: the mined transaction, or
         TxRevertedError when the call reverts in the pending block (nothing is mined then)."""
         try:
-            gas = self.rpc.request("eth_estimateGas", tx, "pending")
+            gas = self.rpc.call("eth_estimateGas", tx, "pending")
         except RpcError as exc:
-            message = str(exc.error.get("message", ""))
+            message = exc.message
             if "revert" not in message.lower():
                 raise
-            data = exc.error.get("data")
-            raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data[:2] == "0x" else b""
-            raise TxRevertedError(method, raw, message) from None
-        receipt = self.rpc.request("eth_sendTransactionSync", {**tx, "gas": gas})
+            raise TxRevertedError(method, exc.revert_data() or b"", message) from None
+        receipt = self.rpc.call("eth_sendTransactionSync", {**tx, "gas": gas})
         if int(receipt["status"], 16) != 1:
             raise AssertionError(
                 f"{method} was mined and reverted ({receipt['transactionHash']}) although its "
@@ -340,33 +279,32 @@ class Fast:
         """The revert data of `tx` tried as an `eth_call` in `block` (the pending block: the
         one the machine pinned the timestamp of); AssertionError if the call succeeds."""
         try:
-            self.rpc.request("eth_call", tx, block)
+            self.rpc.call("eth_call", tx, block)
         except RpcError as exc:
-            if "revert" not in str(exc.error.get("message", "")).lower():
+            if "revert" not in exc.message.lower():
                 raise
-            data = exc.error.get("data")
-            return bytes.fromhex(data[2:]) if isinstance(data, str) and data[:2] == "0x" else b""
+            return exc.revert_data() or b""
         raise AssertionError(f"{method} did not revert; the model says it must")
 
     # ------------------------------------------------------------ blocks and time
 
     def block_hash(self, number: int) -> bytes:
-        block = self.rpc.request("eth_getBlockByNumber", hex(number), False)
+        block = self.rpc.call("eth_getBlockByNumber", hex(number), False)
         return bytes.fromhex(block["hash"][2:])
 
     def head(self) -> tuple[int, int]:
         """The latest block's (number, timestamp)."""
-        block = self.rpc.request("eth_getBlockByNumber", "latest", False)
+        block = self.rpc.call("eth_getBlockByNumber", "latest", False)
         return int(block["number"], 16), int(block["timestamp"], 16)
 
     def pin_next_timestamp(self, timestamp: int) -> None:
         """The next block (the next transaction's, with automine) gets `timestamp`; the
         pending block that gas estimates and `eth_call(..., "pending")` see has it too."""
-        self.rpc.request("evm_setNextBlockTimestamp", hex(timestamp))
+        self.rpc.call("evm_setNextBlockTimestamp", hex(timestamp))
 
     def mine(self, timestamp: int) -> None:
         """Mines one empty block at `timestamp`."""
-        self.rpc.request("evm_mine", hex(timestamp))
+        self.rpc.call("evm_mine", hex(timestamp))
 
 
 class FastContract:
@@ -449,7 +387,7 @@ def batch_view(contract: Any, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
         requests.append(("eth_call", [{"to": address, "data": "0x" + data.hex()}, "latest"]))
         output_types.append(outputs)
     try:
-        answers = _rpc(contract).batch(requests)
+        answers = _rpc(contract).strict_batch(requests)
     except RpcError as exc:
         raise AssertionError(f"a view call of {calls} failed: {exc}") from None
     results = []

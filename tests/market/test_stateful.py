@@ -835,7 +835,7 @@ class MarketMachine(ChainStateMachine):
         market's record events (one `eth_getLogs` up to the head) folded per job, each checked
         against `jobDigest` at the same block (open: the record's digest; ended: zero)."""
         head = self._head()
-        raw = self.fast.rpc.request(
+        raw = self.fast.rpc.call(
             "eth_getLogs", {"address": self.tx.address, "fromBlock": "0x0", "toBlock": hex(head)}
         )
         events: dict[int, list[tuple[str, dict[str, Any]]]] = {}
@@ -846,7 +846,7 @@ class MarketMachine(ChainStateMachine):
                 events.setdefault(job_id, []).append((log.event_name, log.event_arguments))
         records = {job_id: fold(job_id, folded) for job_id, folded in events.items()}
         ids = sorted(records)
-        digests = self.fast.rpc.batch(
+        digests = self.fast.rpc.strict_batch(
             [
                 (
                     "eth_call",

@@ -8,17 +8,16 @@ itself and fails unless the error's selector and every given input match.
 
 from __future__ import annotations
 
-import http.client
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 from ape.exceptions import ContractLogicError, CustomError
 from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from tests.rpc import Rpc
 
 
 class RevertCapture:
@@ -120,29 +119,11 @@ class FastReader:
     without mining it (ape traces every mined revert, which costs a few hundred milliseconds)."""
 
     def __init__(self, chain: Any) -> None:
-        url = urlsplit(str(chain.provider.uri))
-        self._host, self._port, self._path = (
-            url.hostname or "127.0.0.1",
-            url.port or 8545,
-            url.path or "/",
-        )
-        self._conn: http.client.HTTPConnection | None = None
+        self._rpc = Rpc(str(chain.provider.uri))
         self._abis: dict[tuple[str, str], tuple[bytes, list[str], list[str]]] = {}
 
     def _post(self, payload: Any) -> Any:
-        body = json.dumps(payload)
-        for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=60)
-            try:
-                self._conn.request("POST", self._path, body, {"Content-Type": "application/json"})
-                return json.loads(self._conn.getresponse().read())
-            except (http.client.HTTPException, OSError):
-                self._conn.close()
-                self._conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return self._rpc.post(payload)
 
     def _encode(
         self, contract: Any, method: str, args: tuple[Any, ...]
