@@ -168,9 +168,11 @@ def oracle_set(
     keys: list[str | None] | None = None,
     env: dict[str, str] | None = None,
     per_oracle_env: list[dict[str, str]] | None = None,
+    process: type[OracleProcess] | None = None,
 ) -> list[OracleProcess]:
     """One OracleProcess per key (default: the market's oracle keys), each peered with
-    all the others."""
+    all the others; `process`: a subclass to make them with (started another way)."""
+    make = process or OracleProcess
     keys = list(m.oracle_keys) if keys is None else keys
     ports = [free_port() for _ in keys]
     out = []
@@ -179,7 +181,7 @@ def oracle_set(
         if per_oracle_env is not None:
             extra.update(per_oracle_env[i])
         out.append(
-            OracleProcess(
+            make(
                 name=f"oracle{i + 1}",
                 folder=folder / f"oracle{i + 1}",
                 rpc_url=rpc_url,

@@ -29,9 +29,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from devchain.anvil import _die_with_parent, free_port
+from devchain.anvil import _die_with_parent
 from devchain.contracts import Market
-from devchain.oracles import OracleProcess
+from devchain.oracles import OracleProcess, oracle_set
 from oracle.settings import REPO_ROOT
 
 PRELOAD = ["tests.oracle.warm_oracles", "oracle.cli", "oracle.service"]
@@ -157,23 +157,7 @@ def warm_oracle_set(
 ) -> list[WarmOracleProcess]:
     """`devchain.oracles.oracle_set` with warm processes: one per oracle key of the market,
     each peered with the others."""
-    keys = list(m.oracle_keys)
-    ports = [free_port() for _ in keys]
-    out = []
-    for i, key in enumerate(keys):
-        extra = dict(env or {})
-        if per_oracle_env is not None:
-            extra.update(per_oracle_env[i])
-        out.append(
-            WarmOracleProcess(
-                name=f"oracle{i + 1}",
-                folder=folder / f"oracle{i + 1}",
-                rpc_url=rpc_url,
-                market=m.market.address,
-                private_key=key,
-                peers=[f"http://127.0.0.1:{p}" for j, p in enumerate(ports) if j != i],
-                port=ports[i],
-                env=extra,
-            )
-        )
-    return out
+    made = oracle_set(
+        m, folder, rpc_url, env=env, per_oracle_env=per_oracle_env, process=WarmOracleProcess
+    )
+    return [p for p in made if isinstance(p, WarmOracleProcess)]
