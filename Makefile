@@ -96,6 +96,8 @@ FUZZ_STEPS ?= 50
 
 soak: setup
 	$(BIN)/python tools/prune_ape_nodes.py
+	@# the campaigns read the ABIs from ape's build: a fresh clone has none before this
+	$(BIN)/ape compile
 	NEUROTOKEN_SOAK=1 NEUROTOKEN_SOAK_SIZE=$(SOAK_SIZE) \
 		NEUROTOKEN_SOAK_COMMAND="make soak SOAK_SIZE=$(SOAK_SIZE)" \
 		$(BIN)/ape test tests --network $(NETWORK) -m soak -p no:cacheprovider $(TEST_ARGS)
