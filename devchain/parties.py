@@ -144,7 +144,14 @@ class Provider:
         return self.server.url
 
     def accept(self, job_id: int) -> None:
-        fn = self.m.market.functions.acceptJob(job_id, self.m.record(job_id))
+        """Accepts the job, first adding stake from its NTK when its free stake is below the
+        job's collateral (a cheat slashed job after job in a long campaign runs dry)."""
+        job = self.m.job(job_id)
+        free = int(self.m.market.functions.getProvider(self.address).call()[0])
+        if free < job.collateral_ntk:
+            topup = self.m.market.functions.addStake(10 * job.collateral_ntk)
+            transact(self.m.w3, topup, self.address)
+        fn = self.m.market.functions.acceptJob(job_id, job.record())
         transact(self.m.w3, fn, self.address)
 
     def build(self, job_id: int, spec: AnySpec) -> bytes:

@@ -277,7 +277,7 @@ def test_reorg_campaign__shallow_and_deep_reorgs_take_settlements_and_accepts__s
         jobs[job] = REJECTED if cheat else PAID
         provider = net.cheat if cheat else net.honest
         if deep:
-            provider.fulfil(job, spec)
+            submitted = provider.fulfil(job, spec)
         else:
             provider.accept(job)
             root = provider.build(job, spec)
@@ -287,6 +287,11 @@ def test_reorg_campaign__shallow_and_deep_reorgs_take_settlements_and_accepts__s
         wait_ended(m, {job: jobs[job]}, timeout=120)
         if deep:
             wait_until(final_everywhere(job), 60, what=f"job {job} final in every store")
+            # the submission buried deeper than the reorg goes: it takes the settlement alone
+            wait_until(
+                lambda: int(m.w3.eth.block_number) > submitted + deepest(True, 3) + 1, 30,
+                what="blocks over the submission",
+            )  # fmt: skip
             miner.pause()
         ((_, _, tx),) = m.settlement_logs(job)
         _, gone = reorger.reorg_out([tx], min_depth=deepest(deep, seed))
@@ -326,7 +331,14 @@ def test_reorg_campaign__shallow_and_deep_reorgs_take_settlements_and_accepts__s
         job = net.client.post(spec)
         jobs[job] = PAID
         net.honest.accept(job)
+        accepted = int(m.w3.eth.block_number)
         root = net.honest.build(job, spec)
+        # the accept buried deeper than any reorg of the campaign goes, so that the reorg
+        # takes the submission alone (on a quiet machine it came a block or two before it)
+        wait_until(
+            lambda: int(m.w3.eth.block_number) > accepted + deepest(True, 3) + 1, 30,
+            what="blocks over the accept",
+        )  # fmt: skip
         if not deep:
             miner.pause()
         fn = m.market.functions.submitResult(job, m.record(job), root, spec.shard_count,
