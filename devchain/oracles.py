@@ -26,6 +26,20 @@ from neurotoken.chain.keystore import write_keystore
 from oracle.settings import REPO_ROOT
 
 
+def log_events(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects among a process log's lines (the oracle's and the agent's structured
+    events); other lines and lines that do not parse (one cut by a SIGKILL) are skipped."""
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            yield item
+
+
 @dataclass
 class OracleProcess:
     """``python -m oracle run`` as a child process with its own key, database and port."""
@@ -141,19 +155,10 @@ class OracleProcess:
         raise TimeoutError(f"oracle {self.name} not healthy after {timeout}s: {self.tail()}")
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
         if not self.log_path.exists():
-            return out
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if name is None or item.get("event") == name:
-                out.append(item)
-        return out
+            return []
+        text = self.log_path.read_text(errors="replace")
+        return [e for e in log_events(text) if name is None or e.get("event") == name]
 
     def tail(self, lines: int = 15) -> str:
         if not self.log_path.exists():

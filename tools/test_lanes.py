@@ -63,7 +63,7 @@ def main(args: list[str]) -> int:
     for i, paths in enumerate(lanes(), start=1):
         log = open(ROOT / ".cache" / f"test-lane-{i}.log", "w+b")  # noqa: SIM115
         # the slowest tests of each lane at its end: what to move when the lanes grow
-        command = [str(BIN / "ape"), "test", *paths, "--durations=15", *args]
+        command = [str(BIN / "ape"), "test", *paths, "--durations=25", *args]
         procs.append((i, paths, log, subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log)))
     # A heartbeat a minute (or when a lane ends): each lane's last pytest percentage.
     while running := [proc for *_, proc in procs if proc.poll() is None]:

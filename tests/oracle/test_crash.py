@@ -80,9 +80,11 @@ def test_sigkill_after_verify_sign_and_send__every_job_settled_exactly_once(make
             for point, p in points.values()
         ],
     )
-    expected = run_jobs(net, oracles, jobs=6)
+    # Three jobs (two honest, one cheat): every oracle meets its point on each; the campaigns
+    # of `make soak` repeat this a hundred times per point.
+    expected = run_jobs(net, oracles, jobs=3)
     assert_settled_once(net.market, list(expected))
     check_stores(oracles, expected)
     crashes = {o.name: len(o.events("crash_injected")) for o in oracles}
     print(f"\nSIGKILLs injected: {crashes}, starts {sum(o.starts for o in oracles)}")
-    assert all(n >= 1 for n in crashes.values()) and sum(crashes.values()) >= 6, crashes
+    assert all(n >= 1 for n in crashes.values()) and sum(crashes.values()) >= 3, crashes

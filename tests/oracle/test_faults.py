@@ -44,6 +44,14 @@ from tests.oracle.helpers import (
     wait_settled,
 )
 
+LONE_TRANSMITTER = [
+    {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
+    {"ORACLE_TRANSMIT": "false"},
+    {"ORACLE_TRANSMIT": "false"},
+]
+"""`per_oracle_env` of a set where the first oracle transmits at once and no backup ever
+does: whatever happens to its transaction, nobody else hides it."""
+
 
 def wait_ended(m: Market, expected: dict[int, int], timeout: float = 90) -> None:
     """`wait_settled` for a chain that reorgs: a job's record read while a block is being
@@ -159,11 +167,7 @@ def test_reorg_shallower_than_confirmations__takes_the_oracles_mined_settlement_
     miner = Miner(net.anvil).start()
     oracles = net.oracle_set(
         env={"ORACLE_CONFIRMATIONS": "2"},
-        per_oracle_env=[
-            {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
-            {"ORACLE_TRANSMIT": "false"},
-            {"ORACLE_TRANSMIT": "false"},
-        ],
+        per_oracle_env=LONE_TRANSMITTER,
     )
     transmitter = oracles[0]
     try:
@@ -320,11 +324,7 @@ def test_stuck_settlement__base_fee_raised_while_pending__is_replaced_and_lands_
     miner = Miner(net.anvil).start()
     oracles = net.oracle_set(
         env={"ORACLE_CONFIRMATIONS": "1", "ORACLE_STUCK_AFTER_BLOCKS": "2"},
-        per_oracle_env=[
-            {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
-            {"ORACLE_TRANSMIT": "false"},
-            {"ORACLE_TRANSMIT": "false"},
-        ],
+        per_oracle_env=LONE_TRANSMITTER,
     )
     transmitter = oracles[0]
     try:
@@ -376,11 +376,7 @@ def test_stuck_settlement__pending_for_blocks__is_replaced_and_lands_once(make_n
     miner = Miner(net.anvil).start()
     oracles = net.oracle_set(
         env={"ORACLE_CONFIRMATIONS": "1", "ORACLE_STUCK_AFTER_BLOCKS": "3"},
-        per_oracle_env=[
-            {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
-            {"ORACLE_TRANSMIT": "false"},
-            {"ORACLE_TRANSMIT": "false"},
-        ],
+        per_oracle_env=LONE_TRANSMITTER,
     )
     transmitter = oracles[0]
 
@@ -566,11 +562,7 @@ def test_settlement_race__another_lands_first__ours_reverts_job_not_found__recor
     miner = Miner(net.anvil).start()
     oracles = net.oracle_set(
         env={"ORACLE_CONFIRMATIONS": "1"},
-        per_oracle_env=[
-            {"ORACLE_TRANSMIT_BACKUP_DELAY_S": "0"},
-            {"ORACLE_TRANSMIT": "false"},
-            {"ORACLE_TRANSMIT": "false"},
-        ],
+        per_oracle_env=LONE_TRANSMITTER,
     )
     transmitter = oracles[0]
     try:

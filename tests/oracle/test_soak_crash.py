@@ -18,7 +18,6 @@ took 3 to 15 s on two loaded cores; the start-up time is measured and reported.
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import threading
@@ -33,6 +32,7 @@ import pytest
 
 from devchain.invariants import check_market_invariants
 from devchain.localnet import OracleProcess, small_spec, wait_until
+from devchain.oracles import log_events
 from oracle.store import SETTLED
 from tests.constants import PAID, REJECTED
 from tests.oracle.helpers import assert_settled_once, store_of
@@ -46,6 +46,23 @@ pytestmark = pytest.mark.soak
 SIGKILL_EXIT = -9
 OUTAGE_TICKS = 6
 """Failed ticks each oracle logs while PostgreSQL is down, before it is started again."""
+
+
+def warm_set(
+    net: Any, backup_delay_s: str, env: dict[str, str] | None = None
+) -> list[WarmOracleProcess]:
+    """The three oracles of `net`, forked from a warm launcher, reading from the market's
+    deployment block, a backup transmitter waiting `backup_delay_s` per rank."""
+    return warm_oracle_set(
+        net.market,
+        net.folder / "warm",
+        net.anvil.url,
+        env={
+            "ORACLE_START_BLOCK": str(net.market.deploy_block),
+            "ORACLE_TRANSMIT_BACKUP_DELAY_S": backup_delay_s,
+            **(env or {}),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- the fleet
@@ -71,13 +88,7 @@ class Tail:
         end = chunk.rfind(b"\n") + 1  # complete lines only
         self.offset += end
         out = []
-        for line in chunk[:end].decode(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
+        for item in log_events(chunk[:end].decode(errors="replace")):
             name = str(item.get("event"))
             self.counts[name] += 1
             if name == "crash_injected":
@@ -387,17 +398,10 @@ def test_sigkill_campaign_at_crash_point__every_job_settled_exactly_once(
     )
     net = make_net(block_time=None if point.miner else 1)
     miner = Miner(net.anvil, net.market.oracle_addresses).start() if point.miner else None
-    oracles = warm_oracle_set(
-        net.market,
-        net.folder / "warm",
-        net.anvil.url,
-        env={
-            "ORACLE_START_BLOCK": str(net.market.deploy_block),
-            "ORACLE_TRANSMIT_BACKUP_DELAY_S": "2",
-            **point.env,
-            "ORACLE_CRASH_AT": point.name,
-            "ORACLE_CRASH_PROBABILITY": point.probability,
-        },
+    oracles = warm_set(
+        net,
+        "2",
+        {**point.env, "ORACLE_CRASH_AT": point.name, "ORACLE_CRASH_PROBABILITY": point.probability},
     )
     net.oracles += oracles
     jobs = Jobs(net, seed=1000)
@@ -441,17 +445,9 @@ def test_sigkill_campaign_at_random_instants__every_job_settled_exactly_once(
         "oracle-sigkill-random", "Oracle: SIGKILL at random instants (3 oracles, from outside)"
     )
     net = make_net()
-    oracles = warm_oracle_set(
-        net.market,
-        net.folder / "warm",
-        net.anvil.url,
-        env={
-            "ORACLE_START_BLOCK": str(net.market.deploy_block),
-            # A backup's turn counts from its own start (in memory): at 2 s, one that lives
-            # 2 s on average would seldom reach it.
-            "ORACLE_TRANSMIT_BACKUP_DELAY_S": "0.5",
-        },
-    )
+    # A backup's turn counts from its own start (in memory): at 2 s, one that lives 2 s on
+    # average would seldom reach it.
+    oracles = warm_set(net, "0.5")
     net.oracles += oracles
     jobs = Jobs(net, seed=2000)
     # Each oracle is killed at a random instant 0.3..4 s after it has started: mid-tick,
@@ -513,15 +509,7 @@ def test_postgresql_restarted_under_running_oracles__they_carry_on_and_settle_on
         "Oracle: PostgreSQL stopped and started under three running oracles",
     )
     net = make_net()
-    oracles = warm_oracle_set(
-        net.market,
-        net.folder / "warm",
-        net.anvil.url,
-        env={
-            "ORACLE_START_BLOCK": str(net.market.deploy_block),
-            "ORACLE_TRANSMIT_BACKUP_DELAY_S": "2",
-        },
-    )
+    oracles = warm_set(net, "2")
     for o in oracles:
         o.database_url = own_postgres.create_database()
     net.oracles += oracles
