@@ -6,6 +6,7 @@ from unlocked anvil accounts (`transact`), and a whole deployed market (`setup_l
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +19,7 @@ from web3.contract import Contract
 
 from devchain.anvil import anvil_keys
 from neurotoken.market.job import OnChainJob
-from neurotoken.market.records import JobReader
+from neurotoken.market.records import JobReader, JobRecordError
 from neurotoken.market.states import JobState
 from neurotoken.units import NTK
 from oracle.settings import DEFAULT_ABI_PATH
@@ -78,10 +79,21 @@ class Market:
         it stores: `neurotoken.market.records`)."""
         return JobReader(self.w3, self.market.address, load_artifact("ComputeMarket")[0])
 
-    def job(self, job_id: int) -> OnChainJob:
+    def job(self, job_id: int, patience_s: float = 10.0) -> OnChainJob:
         """The job's record (its last one, with its final state, once it has ended). Raises
-        `neurotoken.market.records.JobRecordError` for a job never posted."""
-        return self.reader.get(job_id)
+        `neurotoken.market.records.JobRecordError` for a job never posted (no event and no
+        digest) at once; reads again for up to `patience_s` while anvil's log index lags its
+        state (the events do not yet give the stored digest: seen under load, most often
+        right after a block), then raises that."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return self.reader.get(job_id)
+            except JobRecordError:
+                unknown = not self.reader.events(job_id) and self.reader.digest(job_id) == bytes(32)
+                if unknown or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
 
     def record(self, job_id: int) -> tuple[int, int, int, bytes, bytes]:
         """The job's current record as the market's calls take it (IComputeMarket.Job)."""

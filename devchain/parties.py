@@ -5,7 +5,6 @@ and a small job spec for them (`small_spec`).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +12,7 @@ from web3 import HTTPProvider, Web3
 
 from devchain.contracts import Market, load_artifact, transact
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, parse_spec, spec_hash, spec_json
-from neurotoken.market.job import OnChainJob
-from neurotoken.market.records import JobReader, JobRecordError
+from neurotoken.market.records import JobReader
 from neurotoken.proofs.store import LocalStore
 from neurotoken.provider import BundleServer, compute_job, make_app, publish_bundle
 from neurotoken.provider.readers import JobReaders
@@ -148,23 +146,13 @@ class Provider:
     def accept(self, job_id: int) -> None:
         """Accepts the job, first adding stake from its NTK when its free stake is below the
         job's collateral (a cheat slashed job after job in a long campaign runs dry)."""
-        job = self._read(job_id)
+        job = self.m.job(job_id)
         free = int(self.m.market.functions.getProvider(self.address).call()[0])
         if free < job.collateral_ntk:
             topup = self.m.market.functions.addStake(10 * job.collateral_ntk)
             transact(self.m.w3, topup, self.address)
         fn = self.m.market.functions.acceptJob(job_id, job.record())
         transact(self.m.w3, fn, self.address)
-
-    def _read(self, job_id: int) -> OnChainJob:
-        """The job's record, read again while the node's logs lag its state (JobRecordError:
-        the record rebuilt from its events does not yet hash to the stored digest)."""
-        for _ in range(50):
-            try:
-                return self.m.job(job_id)
-            except JobRecordError:
-                time.sleep(0.1)
-        return self.m.job(job_id)
 
     def build(self, job_id: int, spec: AnySpec) -> bytes:
         """Computes (or forges) and publishes the bundle; returns the root to commit."""
