@@ -78,6 +78,9 @@ class Campaign:
             "size": size(),
             "seconds": round(time.monotonic() - self.started, 1),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            # how busy the machine was (the campaign's own processes included): times read
+            # against it, as other runs may share the cores
+            "load": round(os.getloadavg()[1], 1),
             "command": os.environ.get("NEUROTOKEN_SOAK_COMMAND")
             or shlex.join(["ape", *sys.argv[1:]]),
             "figures": self.figures,

@@ -63,11 +63,13 @@ def _number(value: Any) -> str:
 
 def section(record: dict[str, Any]) -> str:
     status = "passed" if record.get("passed") else "FAILED"
+    # the 5-minute load average at the end, where the record has it (older ones do not)
+    load = f" (load {record['load']:g})" if "load" in record else ""
     lines = [
         f"### {record['title']}",
         "",
         f"`{record['command']}` (size {record['size']:g}), finished {record['finished']}, "
-        f"{record['seconds']:,.0f} s, {status}.",
+        f"{record['seconds']:,.0f} s{load}, {status}.",
         "",
         "| figure | asked (at least) | counted |",
         "|---|---:|---:|",
