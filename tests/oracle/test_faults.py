@@ -8,6 +8,7 @@ tens of reorgs, node restarts) are in test_soak_faults.py, under `make soak`."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hexbytes import HexBytes
@@ -27,6 +28,7 @@ from devchain.localnet import (
     small_spec,
     wait_until,
 )
+from devchain.parties import AnySpec
 from neurotoken.chain.fees import GWEI
 from neurotoken.chain.reverts import ErrorDecoder
 from neurotoken.market.records import JobReader, JobRecordError
@@ -51,6 +53,15 @@ LONE_TRANSMITTER = [
 ]
 """`per_oracle_env` of a set where the first oracle transmits at once and no backup ever
 does: whatever happens to its transaction, nobody else hides it."""
+
+
+def accepted_and_built(net: Any, seed: int) -> tuple[AnySpec, int, bytes]:
+    """A job of `small_spec(seed)` posted, accepted by the honest provider and its result
+    built (published, not yet submitted): (spec, job id, root)."""
+    spec = small_spec(seed=seed)
+    job = net.client.post(spec)
+    net.honest.accept(job)
+    return spec, job, net.honest.build(job, spec)
 
 
 def wait_ended(m: Market, expected: dict[int, int], timeout: float = 90) -> None:
@@ -124,10 +135,7 @@ def test_reorg_shallower_than_confirmations__oracle_never_acts_on_the_lost_commi
         with running(oracles):
             for o in oracles:
                 o.wait_ready()
-            spec = small_spec(seed=41)
-            job = net.client.post(spec)
-            net.honest.accept(job)
-            honest_root = net.honest.build(job, spec)
+            spec, job, honest_root = accepted_and_built(net, seed=41)
             miner.pause()
             block = net.honest.submit(job, honest_root, spec.shard_count)
             assert m.state(job) == 3
@@ -174,10 +182,7 @@ def test_reorg_shallower_than_confirmations__takes_the_oracles_mined_settlement_
         with running(oracles):
             for o in oracles:
                 o.wait_ready()
-            spec = small_spec(seed=50)
-            job = net.client.post(spec)
-            net.honest.accept(job)
-            root = net.honest.build(job, spec)
+            spec, job, root = accepted_and_built(net, seed=50)
             miner.pause()
             block = net.honest.submit(job, root, spec.shard_count)
             net.anvil.mine(3)  # the seed block is confirmed; the settlement mines on its own
@@ -223,10 +228,7 @@ def test_reorg_deeper_than_confirmations__forgotten_commitment_is_never_settled(
         with running(signers):
             for o in signers:
                 o.wait_ready()
-            spec = small_spec(seed=42)
-            job = net.client.post(spec)
-            net.honest.accept(job)
-            honest_root = net.honest.build(job, spec)
+            spec, job, honest_root = accepted_and_built(net, seed=42)
             block = net.honest.submit(job, honest_root, spec.shard_count)
             wait_until(
                 lambda: all(
@@ -329,10 +331,7 @@ def test_stuck_settlement__base_fee_raised_while_pending__is_replaced_and_lands_
     transmitter = oracles[0]
     try:
         with running(oracles):
-            spec = small_spec(seed=44)
-            job = net.client.post(spec)
-            net.honest.accept(job)
-            root = net.honest.build(job, spec)
+            spec, job, root = accepted_and_built(net, seed=44)
             tx = m.market.functions.submitResult(
                 job, m.record(job), root, spec.shard_count, net.honest.url
             )
@@ -385,10 +384,7 @@ def test_stuck_settlement__pending_for_blocks__is_replaced_and_lands_once(make_n
 
     try:
         with running(oracles):
-            spec = small_spec(seed=46)
-            job = net.client.post(spec)
-            net.honest.accept(job)
-            root = net.honest.build(job, spec)
+            spec, job, root = accepted_and_built(net, seed=46)
             tx = m.market.functions.submitResult(
                 job, m.record(job), root, spec.shard_count, net.honest.url
             )
@@ -513,10 +509,7 @@ def test_node_logs_lag_its_state__records_unreadable__nothing_sent__settled_once
         with running(oracles):
             for o in oracles:
                 o.wait_ready()
-            spec = small_spec(seed=48)
-            job = net.client.post(spec)
-            net.honest.accept(job)
-            root = net.honest.build(job, spec)
+            spec, job, root = accepted_and_built(net, seed=48)
             proxy.job_logs_until = net.anvil.web3().eth.block_number  # the index stops here
             net.honest.submit(job, root, spec.shard_count)
             wait_until(
@@ -567,10 +560,7 @@ def test_settlement_race__another_lands_first__ours_reverts_job_not_found__recor
     transmitter = oracles[0]
     try:
         with running(oracles):
-            spec = small_spec(seed=49)
-            job = net.client.post(spec)
-            net.honest.accept(job)
-            root = net.honest.build(job, spec)
+            spec, job, root = accepted_and_built(net, seed=49)
             tx = m.market.functions.submitResult(
                 job, m.record(job), root, spec.shard_count, net.honest.url
             )
