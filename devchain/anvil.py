@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
+from neurotoken.ports import free_port
 from oracle.settings import REPO_ROOT
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -32,12 +32,6 @@ def _die_with_parent() -> None:
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def anvil_keys(count: int = 20) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from devchain.anvil import free_port
+from neurotoken.ports import free_port
 
 
 @dataclass

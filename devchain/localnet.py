@@ -21,7 +21,6 @@ from devchain.anvil import (
     BlockTicker,
     anvil_binary,
     anvil_keys,
-    free_port,
 )
 from devchain.contracts import (
     Market,
@@ -35,6 +34,7 @@ from devchain.faults import FaultCounts, FaultyRpcProxy
 from devchain.oracles import OracleProcess, oracle_set, running
 from devchain.parties import SCENE, ZERO, AnySpec, Client, Provider, small_spec
 from devchain.waits import wait_until
+from neurotoken.ports import free_port, free_ports
 
 __all__ = [
     "ANVIL_MNEMONIC",
@@ -54,6 +54,7 @@ __all__ = [
     "attach_market",
     "deploy",
     "free_port",
+    "free_ports",
     "load_artifact",
     "oracle_set",
     "running",

@@ -20,9 +20,10 @@ from typing import Any
 from eth_account import Account
 from eth_typing import HexStr
 
-from devchain.anvil import _die_with_parent, free_port
+from devchain.anvil import _die_with_parent
 from devchain.contracts import Market
 from neurotoken.chain.keystore import write_keystore
+from neurotoken.ports import free_port, free_ports
 from oracle.settings import REPO_ROOT
 
 
@@ -179,7 +180,7 @@ def oracle_set(
     all the others; `process`: a subclass to make them with (started another way)."""
     make = process or OracleProcess
     keys = list(m.oracle_keys) if keys is None else keys
-    ports = [free_port() for _ in keys]
+    ports = free_ports(len(keys))
     out = []
     for i, key in enumerate(keys):
         extra = dict(env or {})

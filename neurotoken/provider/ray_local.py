@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from neurotoken.ports import free_ports
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -35,21 +36,19 @@ FAST_HEALTH_CHECKS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+NODE_PORT_FLAGS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--metrics-export-port",
+    "--runtime-env-agent-port",
+)
 
 
-def _node_ports() -> list[str]:
-    return [
-        f"--node-manager-port={free_port()}",
-        f"--object-manager-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-    ]
+def _node_ports(ports: list[int], node: int) -> list[str]:
+    mine = ports[node * len(NODE_PORT_FLAGS) : (node + 1) * len(NODE_PORT_FLAGS)]
+    return [f"{flag}={port}" for flag, port in zip(NODE_PORT_FLAGS, mine, strict=True)]
 
 
 def pids_in_group(pgid: int, name: str) -> list[int]:
@@ -123,7 +122,8 @@ def local_cluster(
     auth_before = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"  # this process is the driver: as the nodes
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **FAST_HEALTH_CHECKS}
-    port = free_port()
+    # every port of every node chosen at once, so that none is chosen twice
+    port, *node_ports = free_ports(1 + len(NODE_PORT_FLAGS) * len(cpus))
     address = f"127.0.0.1:{port}"
     log_dir.mkdir(parents=True, exist_ok=True)
     common = [
@@ -145,7 +145,7 @@ def local_cluster(
             command = [RAY, "start", *role, f"--num-cpus={count}", f"--temp-dir={temps[-1]}"]
             with (log_dir / f"node-{i}.log").open("wb") as log:
                 node = subprocess.Popen(
-                    [*command, *common, *_node_ports()],
+                    [*command, *common, *_node_ports(node_ports, i)],
                     env=env,
                     start_new_session=True,
                     stdout=subprocess.DEVNULL,

@@ -51,7 +51,7 @@ import requests
 from eth_account import Account
 from hexbytes import HexBytes
 
-from devchain.anvil import Anvil, anvil_keys, free_port
+from devchain.anvil import Anvil, anvil_keys
 from devchain.contracts import Market, setup_local_market, transact
 from devchain.invariants import check_market_invariants
 from devchain.parties import Client, small_spec
@@ -60,6 +60,7 @@ from neurotoken.chain.keystore import write_keystore
 from neurotoken.jobs.spec import spec_hash
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, sign_verdict
+from neurotoken.ports import free_port
 from neurotoken.proofs import Commitment, HttpLimits, HttpSource, verify_job
 from neurotoken.proofs.access import BundleAccess
 from neurotoken.provider.state import AgentState, JobStatus

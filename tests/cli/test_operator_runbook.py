@@ -26,6 +26,7 @@ from devchain.localnet import (
     Client,
     anvil_keys,
     free_port,
+    free_ports,
     setup_local_market,
     small_spec,
     transact,
@@ -95,7 +96,7 @@ def test_operator_run_books__three_oracles_and_an_agent__job_paid_unattended(
     procs: list[subprocess.Popen[bytes]] = []
     try:
         # -- docs/oracle.md, once per oracle (each on "its own machine": its own folder)
-        ports = [free_port() for _ in m.oracle_keys]
+        ports = free_ports(len(m.oracle_keys))
         oracle_dirs = []
         for i, key in enumerate(m.oracle_keys, start=1):
             folder = tmp_path / f"oracle{i}"
