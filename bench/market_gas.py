@@ -116,7 +116,16 @@ class MarketBench:
         self.token.grantRole(self.token.MINTER_ROLE(), owner, sender=owner)
         self.oracles = sorted(ctx.fresh_accounts(3), key=lambda a: int(a.address, 16))
         self.market = ctx.project.ComputeMarket.deploy(
-            self.token, owner, 7 * 24 * 3600, 250, self.oracles[:1], 1, 3_600, sender=owner
+            self.token,
+            owner,
+            7 * 24 * 3600,
+            250,
+            self.oracles[:1],
+            1,
+            3_600,
+            0,
+            ZERO_ADDRESS,
+            sender=owner,
         )
         self.domain = MarketDomain(self.chain.chain_id, self.market.address)
         (self.client,) = ctx.fresh_accounts(1)

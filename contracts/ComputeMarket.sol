@@ -15,6 +15,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IComputeMarket} from "./interfaces/IComputeMarket.sol";
+import {IRandaoRecorder} from "./interfaces/IRandaoRecorder.sol";
 import {ChallengeDerivation} from "./libraries/ChallengeDerivation.sol";
 
 /// @title ComputeMarket
@@ -95,6 +96,12 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @notice Shortest minimum verdict window a deployer may choose.
     uint256 public constant MIN_VERDICT_WINDOW_FLOOR = 1 minutes;
 
+    /// @notice Longest RANDAO delay (blocks from a commit to its seed block) a deployer may choose.
+    uint256 public constant MAX_RANDAO_DELAY = 64;
+
+    /// @notice Seconds a delayed block is taken to add to the verdict window (a beacon-chain slot).
+    uint256 public constant SLOT_SECONDS = 12;
+
     /// @notice Longest unbonding delay the deployer may choose.
     uint256 public constant MAX_UNBONDING_DELAY = 90 days;
 
@@ -116,6 +123,8 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     IERC20 private immutable _token;
     uint256 private immutable _unbondingDelay;
     uint256 private immutable _minVerdictWindow;
+    uint256 private immutable _randaoDelay;
+    IRandaoRecorder private immutable _randaoRecorder;
 
     /// @dev keccak256(abi.encode(record)) of each open job; cleared when the job ends.
     mapping(uint256 jobId => bytes32) private _jobDigests;
@@ -138,6 +147,10 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @param threshold_ Initial threshold: oracles_.length < 2 * threshold_ <= 2 * oracles_.length.
     /// @param minVerdictWindow_ Shortest verdict window (verdictBy - deliverBy) of any job, in
     /// seconds: room for the seed block, confirmations and verification.
+    /// @param randaoDelay_ 0: challenge seeds are block hashes; D in [1, MAX_RANDAO_DELAY]: they
+    /// are the RANDAO mixes of the blocks D after each commit, as `randaoRecorder_` recorded them
+    /// (minVerdictWindow_ must then be at least MIN_VERDICT_WINDOW_FLOOR + D * SLOT_SECONDS).
+    /// @param randaoRecorder_ Where RANDAO mixes are recorded: zero exactly when randaoDelay_ is.
     constructor(
         IERC20 token_,
         address owner_,
@@ -145,7 +158,9 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint256 feeBps_,
         address[] memory oracles_,
         uint256 threshold_,
-        uint256 minVerdictWindow_
+        uint256 minVerdictWindow_,
+        uint256 randaoDelay_,
+        IRandaoRecorder randaoRecorder_
     ) EIP712("Neurotoken Compute Market", "1") Ownable(owner_) {
         if (address(token_) == address(0)) revert MarketZeroAddress();
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) {
@@ -154,9 +169,18 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (minVerdictWindow_ < MIN_VERDICT_WINDOW_FLOOR || minVerdictWindow_ > MAX_JOB_DURATION) {
             revert MarketInvalidVerdictWindow(minVerdictWindow_);
         }
+        if (
+            randaoDelay_ > MAX_RANDAO_DELAY ||
+            (randaoDelay_ == 0) != (address(randaoRecorder_) == address(0)) ||
+            minVerdictWindow_ < MIN_VERDICT_WINDOW_FLOOR + randaoDelay_ * SLOT_SECONDS
+        ) {
+            revert MarketInvalidRandaoSeeds(randaoDelay_, address(randaoRecorder_), minVerdictWindow_);
+        }
         _token = token_;
         _unbondingDelay = unbondingDelay_;
         _minVerdictWindow = minVerdictWindow_;
+        _randaoDelay = randaoDelay_;
+        _randaoRecorder = randaoRecorder_;
         _nextJobId = 1;
         _oracleEpoch = 1;
         _setFeeBps(feeBps_);
@@ -313,7 +337,8 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (resultRoot == bytes32(0)) revert MarketZeroResultRoot(jobId);
         uint256 jobShardCount = uint24(terms >> _SHARD_COUNT);
         if (shardCount != jobShardCount) revert MarketShardCountMismatch(jobId, jobShardCount, shardCount);
-        uint256 seedBlock = block.number + 1;
+        uint256 randaoDelay_ = _randaoDelay;
+        uint256 seedBlock = block.number + (randaoDelay_ == 0 ? 1 : randaoDelay_);
         // The seed block field is zero until now; the cast is safe for any real block number.
         _storeRecord(
             jobId,
@@ -426,6 +451,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @inheritdoc IComputeMarket
     function fixChallengeSeed(uint256 jobId, Job calldata job) external {
+        if (_randaoDelay != 0) revert MarketRandaoSeedsOn();
         _checkRecord(jobId, job);
         uint256 terms = job.terms;
         _requireState(jobId, terms, JobState.Submitted);
@@ -583,6 +609,16 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @inheritdoc IComputeMarket
     function feesNtk() external view returns (uint256) {
         return _feesNtk;
+    }
+
+    /// @inheritdoc IComputeMarket
+    function randaoDelay() external view returns (uint256) {
+        return _randaoDelay;
+    }
+
+    /// @inheritdoc IComputeMarket
+    function randaoRecorder() external view returns (IRandaoRecorder) {
+        return _randaoRecorder;
     }
 
     /// @inheritdoc IComputeMarket
@@ -867,9 +903,15 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         return added != 0 && added <= epoch && (removed == 0 || epoch < removed);
     }
 
-    /// @dev The challenge seed of a submitted job whose seed block is mined: the block hash
-    /// while it is in reach, else the stored one; reverts if neither exists.
+    /// @dev The challenge seed of a submitted job whose seed block is mined: with RANDAO seeds,
+    /// the seed block's recorded mix; else the block hash while it is in reach, else the
+    /// stored one; reverts if there is none.
     function _seedOf(uint256 jobId, uint256 seedBlock) private view returns (bytes32 seed) {
+        if (_randaoDelay != 0) {
+            seed = _randaoRecorder.mixOf(seedBlock);
+            if (seed == bytes32(0)) revert MarketRandaoNotRecorded(jobId, seedBlock);
+            return seed;
+        }
         seed = Blockhash.blockHash(seedBlock);
         if (seed == bytes32(0)) {
             seed = _fixedSeeds[jobId];

@@ -32,7 +32,7 @@ from typing import Any
 from demo.economy import Economy, approx
 from neurotoken.chain.keystore import load_account, write_keystore
 from neurotoken.jobs import ShelfImagesSpec, keccak256, parse_spec, spec_json
-from neurotoken.market.ops import market_reader
+from neurotoken.market.ops import market_reader, record_seed_mixes
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_verdict
 from neurotoken.proofs import Commitment, HttpSource, LocalStore, verify_job
@@ -126,7 +126,10 @@ def agent_stage(e: Economy) -> list[Path]:
             echo(f"job {job_id} on chain: {job.state.name}, root 0x{job.result_root.hex()}")
 
             # 4. Oracles verify the challenged shards and sign; anyone settles.
-            chain.mine(2)
+            chain.mine(int(market.randaoDelay()))  # the seed block; anyone records its mix
+            recorder = e.project.RandaoRecorder.at(market.randaoRecorder())
+            record_seed_mixes(recorder, market, [job], sender=client)
+            chain.mine(1)
             seed = bytes(market.challengeSeed(job_id, job.seed_block))
             commitment = Commitment(job_id, job.spec_hash, job.shard_count, job.result_root)
             domain = MarketDomain(chain.chain_id, market.address)

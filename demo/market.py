@@ -1,7 +1,8 @@
 """A `make demo` stage: the compute market's rules, step by step, on a local chain.
 
 `market_stage(economy)` deploys a ComputeMarket on the sale's NTK (3 oracles with test keys,
-2 needed, 2.5% fee) and, printing each step:
+2 needed, 2.5% fee, challenges seeded by the RANDAO mix of the block RANDAO_DELAY after each
+commit) and, printing each step:
 
 1. farms A and B register with stake out of the NTK they bought in the sale; the client gets
    its first job quoted: it writes the request for farm A (`quote-request.json` in the output
@@ -10,8 +11,9 @@
    the job with it and an EIP-2612 permit: one transaction, the job starts Accepted with farm
    A's collateral locked. It posts two more jobs (one with a permit, one reserved for farm B);
 2. farm A accepts the second job and commits each of its two results as the Merkle root of
-   its shard outputs; the block after the commit fixes the challenge, read from the chain and
-   recomputed in Python;
+   its shard outputs; the RANDAO mix of the block RANDAO_DELAY after the commit fixes the
+   challenge: anyone records it from that block's header (checked against its hash), and the
+   challenge is read from the chain and recomputed in Python;
 3. the oracles check the challenged shards' inclusion proofs against the committed roots: one
    job's bundle holds, the other's does not (one shard's output differs from what was
    committed); they sign one EIP-712 batch of both verdicts, and anyone settles it in one
@@ -45,6 +47,7 @@ from neurotoken.market.ops import (
     deploy_market,
     market_reader,
     preflight,
+    record_seed_mixes,
 )
 from neurotoken.market.states import JobState
 from neurotoken.market.verdicts import MarketDomain, Verdict, assemble_quorum, sign_batch
@@ -53,6 +56,9 @@ from neurotoken.units import NTK, format_ntk
 
 SHARDS = 8
 CHALLENGES = 4
+RANDAO_DELAY = 4
+"""Blocks from a commit to its seed block here (`ape run market deploy` defaults to 32: the
+run of slots a proposer would need to know the seed when committing; docs/proofs.md)."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,15 @@ def market_stage(e: Economy) -> DemoResult:
         threshold=2,
         fee_bps=250,
         unbonding_delay=86_400,
+        randao_delay=RANDAO_DELAY,
     )
     e.market, e.market_block = market, int(chain.blocks.head.number)
     e.report.contracts["ComputeMarket"] = str(market.address)
     e.client_ntk_at_market = e.ntk(client)
     echo(
         f"deployed ComputeMarket at {market.address} on the sale's NTK: 2 of 3 oracles, "
-        "fee 2.5%, 1-day unbonding"
+        f"fee 2.5%, 1-day unbonding; challenges seeded by the RANDAO mix {RANDAO_DELAY} blocks "
+        f"after each commit (recorder {market.randaoRecorder()})"
     )
     for account in (client, honest, idle):
         token.approve(market, 2**256 - 1, sender=account)
@@ -209,18 +217,25 @@ def market_stage(e: Economy) -> DemoResult:
         )
     market.acceptJob(defaulted_job, records.get(defaulted_job).record(), sender=idle)
     echo(f"provider {idle.address} accepted job {defaulted_job} (and will never deliver)")
-    chain.mine(2)
+    chain.mine(RANDAO_DELAY)
     jobs = {job_id: records.get(job_id) for job_id in (paid_job, rejected_job)}
+    recorder = e.project.RandaoRecorder.at(market.randaoRecorder())
+    record_seed_mixes(recorder, market, list(jobs.values()), sender=client)  # anyone may
+    chain.mine(1)
     challenged: dict[int, list[int]] = {}
     seeds: dict[int, bytes] = {}
     for job_id, job in jobs.items():
         seeds[job_id] = bytes(market.challengeSeed(job_id, job.seed_block))
+        mix = bytes(chain.provider.web3.eth.get_block(job.seed_block)["mixHash"])
+        r.check(f"job {job_id}: the seed is block {job.seed_block}'s RANDAO mix",
+                1, int(seeds[job_id] == mix))  # fmt: skip
         challenged[job_id] = [int(i) for i in market.challengedShards(job_id, job.record())]
         python = challenge_indices(seeds[job_id], job_id, SHARDS, CHALLENGES)
         r.check(f"job {job_id}: Python derives the contract's challenge",
                 1, int(challenged[job_id] == python))  # fmt: skip
         echo(
-            f"job {job_id}: seed = hash of block {job.seed_block}; "
+            f"job {job_id}: seed = RANDAO mix of block {job.seed_block} (commit + "
+            f"{RANDAO_DELAY}), recorded from its header; "
             f"challenged shards {challenged[job_id]} (Python agrees)"
         )
 

@@ -35,6 +35,7 @@ from web3.contract import Contract
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import BlockIdentifier, LogReceipt
 
+from neurotoken.chain.headers import header_at
 from neurotoken.chain.reverts import DecodedError, ErrorDecoder, plain
 from neurotoken.market.job import OnChainJob
 from neurotoken.market.records import MAX_BLOCK_RANGE, JobReader, JobRecordError
@@ -105,14 +106,17 @@ class MarketChain:
             raise ConfigError("no market address: set ORACLE_MARKET")
         self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
         self.abi = load_abi(abi_path)
+        self.recorder_abi = load_abi(abi_path, "RandaoRecorder")
         self.address = checksum(market)
         self.contract: Contract = self.w3.eth.contract(address=self.address, abi=self.abi)
+        self._recorder: Contract | None = None
+        self._randao_delay: int | None = None
         self._topics = {
             HexBytes(event_abi_to_log_topic(item)): item["name"]  # type: ignore[arg-type]
             for item in self.abi
             if item["type"] == "event" and item["name"] in EVENTS
         }
-        self._errors = ErrorDecoder(self.abi, hex_bytes=True)
+        self._errors = ErrorDecoder(self.abi, self.recorder_abi, hex_bytes=True)
         self._chain_id: int | None = None
         self.from_block = from_block
         self.block_range = block_range
@@ -237,6 +241,36 @@ class MarketChain:
         ResultSubmitted's, from the record)."""
         fn = self.contract.functions.challengeSeed(job_id, seed_block)
         return bytes(fn.call(block_identifier=block))
+
+    # ------------------------------------------------------------------ RANDAO seeds
+
+    @property
+    def randao_delay(self) -> int:
+        """The market's `randaoDelay` (read once: fixed at deployment): 0 when challenge
+        seeds are block hashes, else blocks from a commit to the block whose RANDAO mix,
+        recorded in the market's RandaoRecorder, seeds its challenge."""
+        if self._randao_delay is None:
+            self._randao_delay = int(self.contract.functions.randaoDelay().call())
+        return self._randao_delay
+
+    @property
+    def recorder(self) -> Contract:
+        """The market's RandaoRecorder (on a RANDAO-seeded market)."""
+        if self._recorder is None:
+            address = checksum(self.contract.functions.randaoRecorder().call())
+            self._recorder = self.w3.eth.contract(address=address, abi=self.recorder_abi)
+        return self._recorder
+
+    def randao_recorded(self, block_number: int) -> bool:
+        """Whether the RANDAO mix of `block_number` is recorded (at the head)."""
+        mix = bytes(self.recorder.functions.mixOf(block_number).call())
+        return mix != bytes(32)
+
+    def record_randao_data(self, block_number: int) -> bytes:
+        """`record` of block `block_number`'s header, rebuilt from the node's block
+        (BlockHeaderError when it cannot be: a header field this code does not know)."""
+        header = header_at(self.w3, block_number)
+        return bytes(HexBytes(self.recorder.encode_abi("record", args=[header])))
 
     def oracles(self) -> list[str]:
         """The current oracle set, sorted by address (the order every oracle ranks by)."""

@@ -13,7 +13,9 @@ One tick (every ``poll_interval_s``):
 5. for ``signed`` jobs, collect peers' signatures until some verdict has a quorum, then
    settle: a batch when several jobs are ready and the peers co-sign it, else one by one;
    a settlement that would revert because the job is already settled records it settled;
-6. mark jobs whose verdict deadline passed as ``expired``;
+6. mark jobs whose verdict deadline passed as ``expired``; on a market seeding challenges
+   with RANDAO, record each confirmed seed block's mix from its header (the RandaoRecorder's
+   ``record``, in turn with the other oracles: step 2 waits on it);
 7. upkeep, in turn with the other oracles: store the challenge seed of a job still unsettled
    when its seed block grows old (``fixChallengeSeed``, long before EIP-2935 history loses
    it: a commitment gets one draw, never a second), lapse a job whose verdict deadline passed
@@ -305,8 +307,10 @@ class Oracle:
             if self.settings.transmit:
                 settlement.transmit(head, chain_now)
         self.deadlines.expire(chain_now)
-        if upkeep is not None and self.settings.transmit and self.settings.upkeep:
-            upkeep.upkeep(head, chain_now)
+        if upkeep is not None and self.settings.transmit:
+            upkeep.record_mixes(head)  # verification waits on it: not left to `upkeep`
+            if self.settings.upkeep:
+                upkeep.upkeep(head, chain_now)
         cursor = self.ingestor.cursor()
         m = self.metrics
         m.set("oracle_head_block", head)

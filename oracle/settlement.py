@@ -44,7 +44,7 @@ from oracle.store import (
 )
 from oracle.transmit_turns import transmit_order, turn_watch
 
-UPKEEP_KINDS = ("fix_seed", "expire")
+UPKEEP_KINDS = ("fix_seed", "record_randao", "expire")
 """Transaction kinds that keep jobs moving without settling them (see `oracle.upkeep.Upkeep`)."""
 
 SETTLED_STATES = {JobState.PAID: "paid", JobState.REJECTED: "rejected"}
@@ -53,6 +53,8 @@ SETTLED_STATES = {JobState.PAID: "paid", JobState.REJECTED: "rejected"}
 JOB_ENDED = "MarketJobNotFound"
 """What the market answers for a call about a job that has ended (its digest is cleared):
 for a settlement, the benign news that another transaction settled (or lapsed) it first."""
+MIX_RECORDED = "RandaoAlreadyRecorded"
+"""What the RandaoRecorder answers for a block already recorded: another party came first."""
 
 
 @dataclass(frozen=True)
@@ -355,27 +357,30 @@ class Settlement:
         return not pending
 
     def _estimate(
-        self, data: bytes, job_ids: Iterable[int], what: str = "settlement"
+        self, data: bytes, job_ids: Iterable[int], what: str = "settlement", to: str | None = None
     ) -> int | None:
-        """Gas for a market call with headroom, or None (logged) when it would revert; a
-        settlement that would revert brings its jobs' rows in line with the chain.
+        """Gas for a market call (or a call to `to`) with headroom, or None (logged) when it
+        would revert; a settlement that would revert brings its jobs' rows in line with the
+        chain.
 
         A job that has ended by now (`MarketJobNotFound`: another oracle's settlement, or a
-        lapse, came first) is the benign outcome of a race every oracle set runs, logged
-        at info; any other revert is a warning."""
+        lapse, came first) or a mix recorded by now (`RandaoAlreadyRecorded`) is the benign
+        outcome of a race every oracle set runs, logged at info; any other revert is a
+        warning."""
         try:
             gas = int(
                 self.chain.w3.eth.estimate_gas(
-                    {"from": self.key.address, "to": self.chain.address, "data": data}
+                    {"from": self.key.address, "to": to or self.chain.address, "data": data}
                 )
             )
         except (ContractCustomError, ContractLogicError) as exc:
             decoded = self.chain.decode_error(revert_data(exc))
             ended = decoded is not None and decoded.name == JOB_ENDED
+            raced = ended or (decoded is not None and decoded.name == MIX_RECORDED)
             event(
                 self.log,
                 f"{what}_would_revert",
-                level=20 if ended else 30,
+                level=20 if raced else 30,
                 jobs=list(job_ids),
                 error=str(decoded or exc)[:200],
                 job_ended=ended,

@@ -1,6 +1,7 @@
 """Deadlines and upkeep, the oracle's steps 6 and 7 (see `oracle.service`): mark jobs
 whose verdict deadline passed as ``expired``; then, in turn with the other oracles, send the
-calls anyone may make that keep jobs moving (``fixChallengeSeed``, ``expireJob``).
+calls anyone may make that keep jobs moving (``fixChallengeSeed``, or on a market seeding with
+RANDAO the RandaoRecorder's ``record`` of a seed block's header, and ``expireJob``).
 
 Each call carries the job's current record, read at the head right before the call is built
 (the same read that says whether the call is due); a record the node cannot give yet
@@ -12,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from neurotoken.chain.headers import BlockHeaderError
 from neurotoken.chain.sender import Call, Sender
 from neurotoken.market.job import OnChainJob
 from neurotoken.market.states import JobState
@@ -57,6 +59,10 @@ class Upkeep:
     """job -> head when its fixChallengeSeed went"""
     _seed_settled: set[int] = field(init=False, default_factory=set)
     """jobs whose seed is fixed or beyond fixing"""
+    _mix_sent: dict[int, int] = field(init=False, default_factory=dict)
+    """seed block -> head when its RandaoRecorder `record` went (or its header failed)"""
+    _mix_recorded: set[int] = field(init=False, default_factory=set)
+    """seed blocks whose RANDAO mix is recorded"""
     _deliver_by: dict[int, int] = field(init=False, default_factory=dict)
     """accepted job -> its delivery deadline"""
     _ended: set[int] = field(init=False, default_factory=set)
@@ -64,12 +70,13 @@ class Upkeep:
 
     def upkeep(self, head: int, chain_now: int) -> None:
         """Sends, in turn with the other oracles, the calls anyone may make that keep jobs
-        moving: `fixChallengeSeed` for an unsettled job whose seed block grew old,
-        `expireJob` for one whose verdict deadline passed unsettled and for one that nobody
-        accepted, or nobody delivered, in time."""
+        moving: on a market seeding with block hashes, `fixChallengeSeed` for an unsettled
+        job whose seed block grew old; `expireJob` for one whose verdict deadline passed
+        unsettled and for one that nobody accepted, or nobody delivered, in time."""
         now = time.monotonic()
         busy = {(t.kind, j) for t in self.sender.pending() for j in t.job_ids}
-        self._fix_old_seeds(head, busy, now)
+        if not self.chain.randao_delay:
+            self._fix_old_seeds(head, busy, now)
         for job in self.store.jobs([EXPIRED], final=False):
             if ("expire", job.job_id) in busy:
                 continue
@@ -113,6 +120,46 @@ class Upkeep:
                 self._seed_fix_sent[job_id] = head
             else:
                 self._seed_settled.add(job_id)  # fixed already (or lost): nothing to send
+
+    def record_mixes(self, head: int) -> None:
+        """On a RANDAO-seeded market, the RandaoRecorder's `record` of the header of each
+        confirmed seed block whose mix nobody recorded yet, for the jobs awaiting verification
+        (their seed is that mix: every oracle that transmits does this, `upkeep` or not), in
+        turn with the other oracles. A header the node's block cannot rebuild is logged (an
+        error: this oracle cannot record on this chain) and tried again after the patience
+        of a stuck transaction."""
+        if not self.chain.randao_delay:
+            return
+        now = time.monotonic()
+        busy = {(t.kind, j) for t in self.sender.pending() for j in t.job_ids}
+        patience = self.settings.confirmations + 4 * self.settings.stuck_after_blocks
+        safe = head - self.settings.confirmations
+        for job in self.store.jobs([SEEN]):
+            block = job.seed_block
+            if block is None or block > safe or block in self._mix_recorded:
+                continue
+            sent = self._mix_sent.get(block)
+            if ("record_randao", job.job_id) in busy or (
+                sent is not None and head - sent <= patience
+            ):
+                continue
+            if self.chain.randao_recorded(block):
+                self._mix_recorded.add(block)
+                continue
+            since = self._upkeep_since.setdefault(("record_randao", job.job_id), now)
+            if not self.settlement._turn(job.job_id, since):
+                continue
+            try:
+                data = self.chain.record_randao_data(block)
+            except BlockHeaderError as exc:
+                event(
+                    self.log, "randao_header_unavailable", level=40, job=job.job_id, error=str(exc)
+                )
+                self._mix_sent[block] = head
+                continue
+            to = self.chain.recorder.address
+            if self._upkeep_send("record_randao", job.job_id, data, head, to=to):
+                self._mix_sent[block] = head
 
     def _expire_unsubmitted(
         self, head: int, chain_now: int, busy: set[tuple[str, int]], now: float
@@ -166,12 +213,16 @@ class Upkeep:
             self._ended.add(job_id)
         return None
 
-    def _upkeep_send(self, kind: str, job_id: int, data: bytes, head: int) -> bool:
-        """Sends an upkeep call; False (logged) when it would revert, so nothing went out."""
-        gas = self.settlement._estimate(data, [job_id], what=kind)
+    def _upkeep_send(
+        self, kind: str, job_id: int, data: bytes, head: int, to: str | None = None
+    ) -> bool:
+        """Sends an upkeep call (to the market unless `to`); False (logged) when it would
+        revert, so nothing went out."""
+        target = to or self.chain.address
+        gas = self.settlement._estimate(data, [job_id], what=kind, to=target)
         if gas is None:
             return False
-        sent = self.sender.send(Call(self.chain.address, data, gas), kind, [job_id], head)
+        sent = self.sender.send(Call(target, data, gas), kind, [job_id], head)
         tx_id = sent.tx.id
         self.metrics.inc("oracle_transactions_sent_total")
         event(self.log, "upkeep_sent", kind=kind, tx_id=tx_id, job=job_id)

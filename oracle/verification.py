@@ -79,6 +79,8 @@ class Verification:
                 seed = self.chain.challenge_seed(job.job_id, job.seed_block)
             except (ContractCustomError, ContractLogicError) as exc:
                 decoded = self.chain.decode_error(revert_data(exc))
+                if decoded is not None and decoded.name == "MarketRandaoNotRecorded":
+                    continue  # upkeep (ours or another party's) records the mix; then verify
                 # Out of reach and never fixed: no party may draw again; the job can only lapse.
                 event(log, "seed_unavailable", level=30, job=job.job_id, error=str(decoded or exc))
                 continue

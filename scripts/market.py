@@ -53,6 +53,7 @@ from neurotoken.chain.network_command import NetworkCommand
 from neurotoken.chain.permit import permit_typed_data
 from neurotoken.market.job import ENDINGS
 from neurotoken.market.ops import (
+    DEFAULT_RANDAO_DELAY,
     JobView,
     MarketOperationError,
     QuoteRequest,
@@ -69,6 +70,7 @@ from neurotoken.market.ops import (
     parse_duration,
     preflight,
     prepare_settlement,
+    seed_block_header,
     sign_typed,
     verdict_to_sign,
 )
@@ -180,6 +182,15 @@ def cli() -> None:
     show_default=True,
     help="Shortest verdict window a job may have (room for confirmations and verification).",
 )
+@click.option(
+    "--randao-delay",
+    type=int,
+    default=DEFAULT_RANDAO_DELAY,
+    show_default=True,
+    help="Seed each challenge with the RANDAO mix of the block this many after the commit "
+    "(recorded in a RandaoRecorder deployed with the market); 0: with the hash of the next "
+    "block, which that block's producer chooses (docs/proofs.md, section 4).",
+)
 @yes_option()
 @friendly
 @signs
@@ -193,16 +204,23 @@ def deploy(
     fee_bps: int,
     unbonding_delay: str,
     min_verdict_window: str,
+    randao_delay: int,
     yes: bool,
 ) -> None:
-    """Deploy the ComputeMarket and record it in deployments/<network>.json."""
+    """Deploy the ComputeMarket (and its RandaoRecorder) and record it in
+    deployments/<network>.json."""
     sender = require_account(account)
     network = network_key()
     token = token_address or deployments.address_of(network, "NeuroToken")
     owner_address = owner or sender.address
     confirm_irreversible(
         f"Deploy ComputeMarket on {network} for token {token}: owner {owner_address}, "
-        f"{threshold} of {len(oracles)} oracles, fee {fee_bps} bps.",
+        f"{threshold} of {len(oracles)} oracles, fee {fee_bps} bps, challenge seeds "
+        + (
+            f"from the RANDAO mix {randao_delay} blocks on."
+            if randao_delay
+            else "from block hashes."
+        ),
         yes or provider.network.is_dev,
     )
     market = deploy_market(
@@ -215,7 +233,14 @@ def deploy(
         fee_bps=fee_bps,
         unbonding_delay=parse_duration(unbonding_delay),
         min_verdict_window=parse_duration(min_verdict_window),
+        randao_delay=randao_delay,
     )
+    recorder = str(market.randaoRecorder())
+    if int(randao_delay):
+        deployments.record(
+            network, "RandaoRecorder", recorder, deployer=sender.address,
+            block=_deploy_block(provider, project.RandaoRecorder.at(recorder)),
+        )  # fmt: skip
     path = deployments.record(
         network,
         "ComputeMarket",
@@ -224,6 +249,8 @@ def deploy(
         owner=owner_address,
         oracles=list(oracles),
         threshold=threshold,
+        randao_delay=randao_delay,
+        randao_recorder=recorder,
         deployer=sender.address,
         block=_deploy_block(provider, market),
     )
@@ -783,12 +810,19 @@ def expire(account: Any, market_address: str | None, job_id: int) -> None:
 @friendly
 @signs
 def fix_seed(account: Any, market_address: str | None, job_id: int) -> None:
-    """Store a submitted job's challenge seed for good (before it ages out of reach)."""
+    """Make a submitted job's challenge seed permanent (before it ages out of reach): store
+    its seed block's hash, or, on a market seeding with RANDAO, record that block's mix."""
     sender = require_account(account)
     market = the_market(market_address)
     view = view_of(market, job_id).require_open()
-    tx = transact(market, "fixChallengeSeed", job_id, view.record(), sender=sender)
-    show_tx(tx, f"seed of job {job_id} fixed: the hash of block {view.seed_block}")
+    if not int(market.randaoDelay()):
+        tx = transact(market, "fixChallengeSeed", job_id, view.record(), sender=sender)
+        show_tx(tx, f"seed of job {job_id} fixed: the hash of block {view.seed_block}")
+        return
+    recorder = project.RandaoRecorder.at(market.randaoRecorder())
+    header = seed_block_header(market, view, int(chain.blocks.head.number))
+    tx = transact(recorder, "record", header, sender=sender)
+    show_tx(tx, f"seed of job {job_id} recorded: the RANDAO mix of block {view.seed_block}")
 
 
 @cli.command(cls=NetworkCommand)

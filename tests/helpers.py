@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from neurotoken.market.verdicts import SignedVerdict
-from tests.constants import FEE_BPS, MIN_VERDICT_WINDOW, UNBONDING_DELAY
+from tests.constants import FEE_BPS, MIN_VERDICT_WINDOW, UNBONDING_DELAY, ZERO_ADDRESS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,9 +35,12 @@ def deploy_market(
     fee_bps: int = FEE_BPS,
     threshold: int = 2,
     min_verdict_window: int = MIN_VERDICT_WINDOW,
+    randao_delay: int = 0,
 ) -> Any:
     """A ComputeMarket for `token`, deployed and governed by `owner`, with `oracles` and the
-    shared market figures (tests/constants.py) unless given."""
+    shared market figures (tests/constants.py) unless given; `randao_delay` above 0: with a
+    RandaoRecorder deployed for it (else challenge seeds are block hashes)."""
+    recorder = project.RandaoRecorder.deploy(sender=owner).address if randao_delay else ZERO_ADDRESS
     return project.ComputeMarket.deploy(
         token,
         owner,
@@ -46,6 +49,8 @@ def deploy_market(
         list(oracles),
         threshold,
         min_verdict_window,
+        randao_delay,
+        recorder,
         sender=owner,
     )
 

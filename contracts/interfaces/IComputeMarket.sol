@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {IRandaoRecorder} from "./IRandaoRecorder.sol";
+
 /// @title Neurotoken compute market
 /// @notice Escrow for compute jobs paid in NTK. Providers stake NTK; a client posts a job and
 /// locks its payment; a provider accepts it (its stake backs the job as collateral), runs it
@@ -28,12 +30,21 @@ pragma solidity ^0.8.28;
 ///
 /// Challenge derivation (`libraries/ChallengeDerivation.sol`, mirrored by
 /// `neurotoken.verdicts.challenged_indices`):
-///   seed = blockhash(seedBlock), where seedBlock = the block after the one that recorded the
-///   result root (so the provider could not know it when committing). Read through EIP-2935
-///   history, the hash stays readable for 8,191 blocks; `fixChallengeSeed` stores it for good.
+///   The seed comes from a block after the one that recorded the result root (so the provider
+///   could not know it when committing), in one of two ways fixed at deployment:
+///   - `randaoDelay` 0: seed = blockhash(seedBlock), seedBlock = the commit block + 1. Read
+///     through EIP-2935 history, the hash stays readable for 8,191 blocks; `fixChallengeSeed`
+///     stores it for good. The producer of the seed block chooses its hash (it can grind it).
+///   - `randaoDelay` D > 0: seed = the RANDAO mix (prevRandao) of seedBlock = the commit block
+///     + D, which the beacon chain fixes, not the block's producer: anyone records it in the
+///     market's `randaoRecorder` (`record(header)`: the block's RLP header, checked against
+///     its hash) while the block is in reach, and it is kept for good. Knowing it at commit time takes all D
+///     slots from the commit on; each slot held at the end of that run is one bit of choice
+///     (by withholding a block).
 ///   A commitment gets exactly one draw: the seed block never moves. A seed that nobody fixed
-///   before it aged out cannot be judged, and the job lapses at `verdictBy` (oracles fix every
-///   seed long before that; see docs/proofs.md for the residual trust in block producers).
+///   or recorded before it aged out cannot be judged, and the job lapses at `verdictBy`
+///   (oracles fix or record every seed long before that; see docs/proofs.md for the residual
+///   trust in block producers).
 ///   For counter c = 0, 1, 2, ...: index = uint256(keccak256(abi.encode(seed, jobId, c))) %
 ///   shardCount; an index already drawn is skipped; the first k distinct indices, in the order
 ///   drawn, are the challenged shards (k = challengeCount <= shardCount).
@@ -340,6 +351,21 @@ interface IComputeMarket {
     /// @param jobId The job the call was about.
     /// @param seed The seed already stored.
     error MarketChallengeSeedAlreadyFixed(uint256 jobId, bytes32 seed);
+    /// @notice The deployer's RANDAO delay is above MAX_RANDAO_DELAY, the recorder is zero for
+    /// a non-zero delay (or set for a zero one), or the minimum verdict window leaves less than
+    /// MIN_VERDICT_WINDOW_FLOOR plus SLOT_SECONDS per delayed block.
+    /// @param delay The delay given, in blocks.
+    /// @param recorder The RANDAO recorder given.
+    /// @param minVerdictWindow The minimum verdict window given, in seconds.
+    error MarketInvalidRandaoSeeds(uint256 delay, address recorder, uint256 minVerdictWindow);
+    /// @notice The job's seed is the RANDAO mix of its seed block, not recorded yet: post that
+    /// block's header to the market's `randaoRecorder` (within 8,191 blocks of it).
+    /// @param jobId The job the call was about.
+    /// @param seedBlock The block whose RANDAO mix seeds the challenges.
+    error MarketRandaoNotRecorded(uint256 jobId, uint256 seedBlock);
+    /// @notice This market seeds challenges with recorded RANDAO mixes, which never age out:
+    /// record the seed block's mix in the market's `randaoRecorder`; there is no hash to fix.
+    error MarketRandaoSeedsOn();
     /// @notice Fewer signatures than the threshold.
     /// @param signatures The number of signatures given.
     /// @param threshold The number of signatures required (the highest threshold among the settled jobs).
@@ -496,9 +522,11 @@ interface IComputeMarket {
 
     /// @notice Stores the challenge seed of a submitted job for good, so that it outlives the
     /// 8,191 blocks of EIP-2935 history. Anyone may call; the seed never changes (reverts with
-    /// MarketChallengeSeedUnavailable once the seed block's hash is out of reach).
+    /// MarketChallengeSeedUnavailable once the seed block's hash is out of reach). Only on a
+    /// market seeding with block hashes (`randaoDelay` 0; else MarketRandaoSeedsOn).
     /// @param job The job's current record.
     function fixChallengeSeed(uint256 jobId, Job calldata job) external;
+
 
     // ---------------------------------------------------------------- governance (owner)
 
@@ -566,6 +594,14 @@ interface IComputeMarket {
     /// @notice Shortest verdict window (verdictBy - deliverBy) a job may be posted with.
     function minVerdictWindow() external view returns (uint256);
 
+    /// @notice Blocks from a result's commit block to its seed block when seeds are RANDAO
+    /// mixes; 0 when seeds are block hashes (the seed block is then the next block).
+    function randaoDelay() external view returns (uint256);
+
+    /// @notice Where the RANDAO mixes that seed challenges are recorded; zero when seeds are
+    /// block hashes (`randaoDelay` 0).
+    function randaoRecorder() external view returns (IRandaoRecorder);
+
     /// @notice The least collateral a job with this payment and these counts may ask for:
     /// floor(paymentNtk * (shardCount + 1 - 2 * challengeCount) / challengeCount) + 1 when
     /// shardCount + 1 >= 2 * challengeCount, else 1 (never zero: a provider that fakes every
@@ -590,8 +626,9 @@ interface IComputeMarket {
     function feesNtk() external view returns (uint256);
 
     /// @notice The challenge seed of a job whose result was committed with seed block
-    /// `seedBlock` (see the derivation above): the block's hash while it is in reach, else the
-    /// seed `fixChallengeSeed` stored.
+    /// `seedBlock` (see the derivation above): with block-hash seeds, the block's hash while it
+    /// is in reach, else the seed `fixChallengeSeed` stored; with RANDAO seeds, the block's
+    /// recorded mix (MarketRandaoNotRecorded until the market's `randaoRecorder` has it).
     function challengeSeed(uint256 jobId, uint256 seedBlock) external view returns (bytes32);
 
     /// @notice The k challenged shard indices of a job that has a result, in the order drawn,

@@ -1,5 +1,5 @@
-"""Every custom error of the three contracts (NeuroToken, TokenSale, ComputeMarket), and the
-OpenZeppelin errors they raise, in one sentence each: what went wrong, and what to do.
+"""Every custom error of the contracts (NeuroToken, TokenSale, ComputeMarket, RandaoRecorder),
+and the OpenZeppelin errors they raise, in one sentence each: what went wrong, what to do.
 
 `explain_error(name, inputs)` takes a decoded error (neurotoken.chain.reverts); `explain(exc)`
 takes an ape ContractLogicError (its class is named after the error and carries `inputs`).
@@ -117,6 +117,31 @@ _MARKET: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "MarketChallengeSeedAlreadyFixed": lambda i: (
         f"job {i['jobId']}'s challenge seed is already fixed ({_hex(i['seed'])}): nothing to do"
+    ),
+    "MarketRandaoNotRecorded": lambda i: (
+        f"job {i['jobId']}'s challenge seed is the RANDAO mix of block {i['seedBlock']}, not "
+        f"recorded yet: `ape run market fix-seed {i['jobId']}` records it (oracles do it too)"
+    ),
+    "MarketRandaoSeedsOn": lambda i: (
+        "this market seeds challenges with recorded RANDAO mixes, which never age out: "
+        "`ape run market fix-seed JOB` records the job's seed block's mix instead"
+    ),
+    "MarketInvalidRandaoSeeds": lambda i: (
+        f"a RANDAO delay of {i['delay']} blocks with recorder {i['recorder']} and a minimum "
+        f"verdict window of {i['minVerdictWindow']} s is not allowed: the delay is 0 (block-hash "
+        "seeds, no recorder) to 64 blocks (with a recorder), and the window at least 60 s plus "
+        "12 s a delayed block"
+    ),
+    "RandaoBlockHeaderUnknown": lambda i: (
+        f"that is not the header of block {i['blockNumber']} on this chain, or the block is not "
+        "mined yet or older than 8,191 blocks"
+    ),
+    "RandaoMissing": lambda i: (
+        f"block {i['blockNumber']} has no RANDAO mix (zero): this chain cannot seed with RANDAO"
+    ),
+    "RandaoAlreadyRecorded": lambda i: (
+        f"block {i['blockNumber']}'s RANDAO mix is already recorded ({_hex(i['mix'])}): "
+        "nothing to do"
     ),
     "MarketQuorumNotReached": lambda i: f"{i['signatures']} signature(s), {i['threshold']} needed",
     "MarketSignerNotOracle": lambda i: (

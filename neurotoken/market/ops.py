@@ -17,6 +17,7 @@ from typing import Any
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
 
+from neurotoken.chain.headers import BlockHeaderError, header_at
 from neurotoken.chain.preflight import preflight as chain_preflight
 from neurotoken.errors import ChainError, NeurotokenError
 from neurotoken.market.acceptance import (
@@ -43,6 +44,13 @@ ZERO_ADDRESS = "0x" + "00" * 20
 DEFAULT_MIN_VERDICT_WINDOW = 3600
 """The shortest verdict window a market deployed here allows (seconds): room for the seed
 block, confirmations, verification and settlement."""
+DEFAULT_RANDAO_DELAY = 32
+"""Blocks from a commit to its seed block, whose RANDAO mix seeds the challenges: knowing the
+seed when committing takes every one of those 32 slots (docs/proofs.md, section 4)."""
+MAX_RANDAO_DELAY = 64
+"""The contract's MAX_RANDAO_DELAY."""
+SLOT_SECONDS = 12
+"""The contract's SLOT_SECONDS: what each delayed block adds to the least verdict window."""
 
 
 class MarketOperationError(NeurotokenError):
@@ -89,8 +97,12 @@ def deploy_market(
     fee_bps: int = 250,
     unbonding_delay: int = 7 * 86_400,
     min_verdict_window: int = DEFAULT_MIN_VERDICT_WINDOW,
+    randao_delay: int = DEFAULT_RANDAO_DELAY,
+    randao_recorder: str | None = None,
 ) -> Any:
-    """Deploys a ComputeMarket after checking the arguments the constructor would refuse."""
+    """Deploys a ComputeMarket after checking the arguments the constructor would refuse;
+    with a RANDAO delay and no `randao_recorder` address, deploys a RandaoRecorder for it
+    first (`market.randaoRecorder()` reads it back)."""
     if not oracles:
         raise MarketOperationError("give at least one oracle (--oracle ADDRESS, repeatable)")
     if len({to_checksum_address(o) for o in oracles}) != len(oracles):
@@ -106,6 +118,12 @@ def deploy_market(
         raise MarketOperationError(f"the fee is at most 1,000 bps (10%), got {fee_bps}")
     if not 0 <= unbonding_delay <= 90 * 86_400:
         raise MarketOperationError("the unbonding delay is at most 90 days")
+    check_randao_delay(randao_delay, min_verdict_window)
+    recorder = ZERO_ADDRESS
+    if randao_delay:
+        recorder = randao_recorder or project.RandaoRecorder.deploy(sender=sender).address
+    elif randao_recorder:
+        raise MarketOperationError("a RANDAO recorder is for a RANDAO delay above 0")
     return project.ComputeMarket.deploy(
         token,
         owner,
@@ -114,8 +132,25 @@ def deploy_market(
         list(oracles),
         threshold,
         min_verdict_window,
+        randao_delay,
+        recorder,
         sender=sender,
     )
+
+
+def check_randao_delay(randao_delay: int, min_verdict_window: int) -> None:
+    """Refuses what the constructor would (MarketInvalidRandaoSeeds), saying what to change."""
+    if not 0 <= randao_delay <= MAX_RANDAO_DELAY:
+        raise MarketOperationError(
+            f"the RANDAO delay is 0 (block-hash seeds) to {MAX_RANDAO_DELAY} blocks, "
+            f"got {randao_delay}"
+        )
+    least = 60 + SLOT_SECONDS * randao_delay
+    if min_verdict_window < least:
+        raise MarketOperationError(
+            f"a RANDAO delay of {randao_delay} blocks needs a minimum verdict window of at "
+            f"least {least} s (1 minute plus {SLOT_SECONDS} s a block), got {min_verdict_window}"
+        )
 
 
 def minimum_collateral(payment: int, shard_count: int, challenge_count: int) -> int:
@@ -227,6 +262,40 @@ def job_view(market: Any, job_id: int, reader: JobReader | None = None) -> JobVi
     except JobRecordError as exc:
         raise MarketOperationError(str(exc)) from None
     return JobView.of(job)
+
+
+def seed_block_header(market: Any, view: OnChainJob, head_block: int) -> bytes:
+    """The RLP header of the job's seed block, which records its RANDAO mix (the job's
+    challenge seed on a RANDAO market) in the market's RandaoRecorder; MarketOperationError
+    when the job has no result yet or the block is not mined or cannot be rebuilt."""
+    if not view.seed_block:
+        raise MarketOperationError(f"job {view.job_id} has no result yet: nothing seeds it")
+    if head_block < view.seed_block:
+        raise MarketOperationError(
+            f"job {view.job_id}'s seed block {view.seed_block} is not mined yet (head "
+            f"{head_block}): run this again once it is"
+        )
+    try:
+        return header_at(market.provider.web3, view.seed_block)
+    except BlockHeaderError as exc:
+        raise MarketOperationError(f"cannot record the seed block's mix: {exc}") from None
+
+
+def record_seed_mixes(
+    recorder: Any, market: Any, jobs: Sequence[OnChainJob], sender: Any
+) -> list[int]:
+    """On a RANDAO-seeded market (`recorder`: its RandaoRecorder, an ape contract), records
+    the mix of each job's seed block not recorded yet, once per block; returns the blocks
+    recorded. Anyone may; oracles do it before they verify."""
+    head = int(market.provider.web3.eth.block_number)
+    done: list[int] = []
+    for job in jobs:
+        block = job.seed_block
+        if block in done or int.from_bytes(bytes(recorder.mixOf(block)), "big"):
+            continue
+        recorder.record(seed_block_header(market, job, head), sender=sender)
+        done.append(block)
+    return done
 
 
 def challenge_of(market: Any, view: OnChainJob, head_block: int) -> tuple[bytes, list[int]] | None:

@@ -97,9 +97,10 @@ class Net:
 
 @pytest.fixture
 def make_net(tmp_path: Path) -> Iterator[Callable[..., Net]]:
-    """make_net(block_time=1, mixed=True, oracles=3, threshold=2, restartable=False) -> Net;
-    all torn down at the end of the test (oracles first, then providers, then anvil).
-    `restartable`: the node keeps a state dump, so `net.anvil.restart()` brings it back."""
+    """make_net(block_time=1, mixed=True, oracles=3, threshold=2, restartable=False,
+    randao_delay=0) -> Net; all torn down at the end of the test (oracles first, then
+    providers, then anvil). `restartable`: the node keeps a state dump, so
+    `net.anvil.restart()` brings it back; `randao_delay`: the market's (0: block-hash seeds)."""
     nets: list[Net] = []
 
     def _make(
@@ -108,6 +109,7 @@ def make_net(tmp_path: Path) -> Iterator[Callable[..., Net]]:
         oracles: int = 3,
         threshold: int = 2,
         restartable: bool = False,
+        randao_delay: int = 0,
     ) -> Net:
         anvil = Anvil(
             block_time=block_time,
@@ -116,7 +118,9 @@ def make_net(tmp_path: Path) -> Iterator[Callable[..., Net]]:
             state_path=tmp_path / "anvil-state.json" if restartable else None,
         ).start()
         try:
-            market = setup_local_market(anvil.web3(), oracle_count=oracles, threshold=threshold)
+            market = setup_local_market(
+                anvil.web3(), oracle_count=oracles, threshold=threshold, randao_delay=randao_delay
+            )
             net = Net(
                 anvil=anvil,
                 market=market,

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from web3.exceptions import ContractCustomError
 
-from devchain.localnet import OracleProcess, running, small_spec, wait_until
+from devchain.localnet import OracleProcess, load_artifact, running, small_spec, wait_until
 from oracle.store import EXPIRED, SIGNED
 from tests.constants import ACCEPTED as ACCEPTED_ONCHAIN
 from tests.constants import DEFAULTED as DEFAULTED_ONCHAIN
 from tests.constants import EXPIRED as EXPIRED_ONCHAIN
-from tests.constants import HISTORY_STORAGE, LAPSED, PAID
+from tests.constants import HISTORY_STORAGE, LAPSED, PAID, REJECTED
 from tests.oracle.helpers import assert_settled_once, events_of, store_of, wait_settled
 
 
@@ -166,3 +166,39 @@ def test_job_not_accepted_in_time__expired__and_not_delivered_in_time__defaulted
     assert refund > 100 * 10**18
     got = m.token.functions.balanceOf(m.client).call() - client_before
     assert got == 100 * 10**18 + refund
+
+
+def test_randao_market__oracles_record_each_seed_blocks_mix__honest_paid_cheat_rejected(
+    make_net,
+) -> None:
+    """On a market seeding with RANDAO (4 blocks after the commit), the oracles record each
+    seed block's mix from its header (in turn: once each, no `fixChallengeSeed`), verify
+    against it and settle: the honest job paid, the faked one rejected."""
+    net = make_net(randao_delay=4)
+    m = net.market
+    recorder = m.w3.eth.contract(
+        address=m.market.functions.randaoRecorder().call(), abi=load_artifact("RandaoRecorder")[0]
+    )
+    oracles = net.oracle_set(env={"ORACLE_TRANSMIT_BACKUP_DELAY_S": "4"})
+    with running(oracles):
+        for o in oracles:
+            o.wait_ready()
+        honest_spec, cheat_spec = small_spec(seed=71), small_spec(seed=72)
+        honest = net.client.post(honest_spec)
+        cheat = net.client.post(cheat_spec, k=8)
+        committed = {
+            honest: net.honest.fulfil(honest, honest_spec),
+            cheat: net.cheat.fulfil(cheat, cheat_spec),
+        }
+        wait_settled(m, {honest: PAID, cheat: REJECTED}, timeout=120)
+        assert_settled_once(m, [honest, cheat])
+    seed_blocks = {job: m.job(job).seed_block for job in committed}
+    assert seed_blocks == {job: block + 4 for job, block in committed.items()}
+    recorded = recorder.events.RandaoRecorded().get_logs(from_block=m.deploy_block)
+    assert sorted(e["args"]["blockNumber"] for e in recorded) == sorted(set(seed_blocks.values()))
+    for e in recorded:
+        mix = m.w3.eth.get_block(e["args"]["blockNumber"])["mixHash"]
+        assert bytes(e["args"]["mix"]) == bytes(mix) != bytes(32)
+    assert upkeep_sent(oracles, "record_randao")
+    assert not upkeep_sent(oracles, "fix_seed")
+    assert not m.market.events.ChallengeSeedFixed().get_logs(from_block=m.deploy_block)

@@ -256,7 +256,7 @@ export class MarketView {
           const shards = await this.read<readonly bigint[]>("challengedShards", [job.id, job.tuple()]);
           checked = shards.map(String).join(", ");
         } catch {
-          checked = "drawn from the next block";
+          checked = `not drawn yet (seeded by block ${job.seedBlock})`;
         }
       }
     }
