@@ -184,13 +184,19 @@ def test_deploy__records_the_market(project, token, owner, oracles, chain, deplo
         fee_bps=250,
         unbonding_delay="7d",
         min_verdict_window="2h",
+        randao_delay=32,
         yes=True,
     )
-    recorded = json.loads((deployments_dir / "ethereum-local.json").read_text())["ComputeMarket"]
+    every = json.loads((deployments_dir / "ethereum-local.json").read_text())
+    recorded = every["ComputeMarket"]
     deployed = project.ComputeMarket.at(recorded["address"])
     assert deployed.token() == token.address and deployed.threshold() == 2
     assert deployed.unbondingDelay() == 7 * 86_400
     assert deployed.minVerdictWindow() == 2 * 3600
+    assert deployed.randaoDelay() == recorded["randao_delay"] == 32
+    recorder = every["RandaoRecorder"]["address"]
+    assert deployed.randaoRecorder() == recorder == recorded["randao_recorder"]
+    assert chain.provider.get_code(recorder)
     assert recorded["oracles"] == [o.address for o in oracles]
     # the block that created it, where an oracle starts reading events
     assert recorded["block"] == chain.blocks.head.number
@@ -211,6 +217,34 @@ def test_deploy__threshold_above_oracles__explained(token, owner, oracles, chain
             fee_bps=250,
             unbonding_delay="7d",
             min_verdict_window="1h",
+            randao_delay=0,
+            yes=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("randao_delay", "window", "message"),
+    [
+        (65, "1h", "the RANDAO delay is 0 .block-hash seeds. to 64 blocks, got 65"),
+        (32, "5m", "a RANDAO delay of 32 blocks needs a minimum verdict window of at least 444 s"),
+    ],
+)
+def test_deploy__randao_delay_out_of_bounds__explained(
+    token, owner, oracles, chain, randao_delay, window, message
+):
+    with pytest.raises(click.ClickException, match=message):
+        run(
+            market_cli.deploy,
+            provider=chain.provider,
+            account=owner,
+            token_address=token.address,
+            owner=None,
+            oracles=tuple(o.address for o in oracles),
+            threshold=2,
+            fee_bps=250,
+            unbonding_delay="7d",
+            min_verdict_window=window,
+            randao_delay=randao_delay,
             yes=True,
         )
 

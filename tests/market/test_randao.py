@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import ape
+import click
 import pytest
 import rlp
 from ape.exceptions import ContractLogicError
@@ -22,9 +23,10 @@ from eth_utils.crypto import keccak
 from neurotoken.chain.headers import header_at
 from neurotoken.units import NTK
 from tests.constants import MAX_UINT256, SHARDS
-from tests.helpers import deploy_market
+from tests.helpers import deploy_market, load_script, run
 from tests.market.conftest import RESULT_ROOT, Market
 
+market_cli = load_script("market")
 DELAY = 4
 MIX = 13
 """Index of prevRandao (mixHash) in a header's RLP list (OpenZeppelin's BlockHeader)."""
@@ -201,3 +203,21 @@ def test_block_producer_grinds_the_seed_block__steers_a_block_hash_challenge(m, 
         hits += faked in challenged
         chain.restore(snapshot)
     assert misses and hits, "the seed block's contents chose the challenge"
+
+
+@pytest.mark.usefixtures("deployments_dir")
+def test_fix_seed_command__on_a_randao_market__records_the_mix__then_says_nothing_to_do(
+    r, randao_market, recorder, chain, stranger, capsys
+):
+    job_id, block, _ = commit(r)
+    fix = dict(account=stranger, market_address=randao_market.address, job_id=job_id)
+    with pytest.raises(click.ClickException, match=rf"seed block {block + DELAY} is not mined yet"):
+        run(market_cli.fix_seed, **fix)
+    chain.mine(DELAY)
+    run(market_cli.fix_seed, **fix)
+    out = capsys.readouterr().out
+    assert f"seed of job {job_id} recorded: the RANDAO mix of block {block + DELAY}" in out
+    mix = bytes(recorder.mixOf(block + DELAY))
+    assert mix == rlp.decode(header(chain, block + DELAY))[MIX]
+    with pytest.raises(click.ClickException, match=rf"already recorded \(0x{mix.hex()}\)"):
+        run(market_cli.fix_seed, **fix)
