@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import chainlink_reference
 from bench.common import BenchContext, Table, gas_used, ratio
+from neurotoken.chain.headers import header_at
 from neurotoken.chain.permit import sign_permit
 from neurotoken.market.acceptance import quoted_job, sign_acceptance
 from neurotoken.market.records import ape_reader
@@ -105,9 +106,10 @@ def string_slots(text: str) -> int:
 
 class MarketBench:
     """A market (one oracle at first; `_settle_paths` grows the set to three), a funded
-    client and providers, and builders."""
+    client and providers, and builders; `randao_delay` above 0: a market seeding challenges
+    with RANDAO mixes, each seed block's recorded as `submitted` makes it."""
 
-    def __init__(self, ctx: BenchContext) -> None:
+    def __init__(self, ctx: BenchContext, randao_delay: int = 0) -> None:
         self.ctx = ctx
         self.chain = ctx.chain
         owner = ctx.owner
@@ -115,6 +117,8 @@ class MarketBench:
         self.token = ctx.project.NeuroToken.deploy(owner, sender=owner)
         self.token.grantRole(self.token.MINTER_ROLE(), owner, sender=owner)
         self.oracles = sorted(ctx.fresh_accounts(3), key=lambda a: int(a.address, 16))
+        self.randao_delay = randao_delay
+        self.recorder = ctx.project.RandaoRecorder.deploy(sender=owner) if randao_delay else None
         self.market = ctx.project.ComputeMarket.deploy(
             self.token,
             owner,
@@ -123,10 +127,12 @@ class MarketBench:
             self.oracles[:1],
             1,
             3_600,
-            0,
-            ZERO_ADDRESS,
+            randao_delay,
+            self.recorder.address if self.recorder else ZERO_ADDRESS,
             sender=owner,
         )
+        self.recorded: list[Any] = []
+        """The `record` receipts of the seed blocks' mixes (a RANDAO market)."""
         self.domain = MarketDomain(self.chain.chain_id, self.market.address)
         (self.client,) = ctx.fresh_accounts(1)
         self.fund(self.client, 1_000_000 * NTK)
@@ -174,7 +180,14 @@ class MarketBench:
                 job_id, self.record(job_id), root, SHARDS, BUNDLE_URI, sender=provider
             )
             ids.append(job_id)
-        self.chain.mine(2)
+        if self.recorder is None:
+            self.chain.mine(2)
+            return ids
+        self.chain.mine(self.randao_delay)
+        web3 = self.chain.provider.web3
+        for block in sorted({self.jobs.get(j).seed_block for j in ids}):
+            self.recorded.append(self.recorder.record(header_at(web3, block), sender=self.client))
+        self.chain.mine(1)
         return ids
 
 
@@ -386,7 +399,8 @@ def run(ctx: BenchContext) -> list[Table]:
         title="Compute market: batch settlement (m = 2), gas per job",
         columns=["jobs", "providers", "gas (tx)", "gas / job", "floor / job", "ratio", "target"],
     )
-    for spread, n, gas, floor in _batches(bench, provider):
+    batches = _batches(bench, provider)
+    for spread, n, gas, floor in batches:
         batch.add(
             n,
             spread,
@@ -410,7 +424,105 @@ def run(ctx: BenchContext) -> list[Table]:
     # Issue 14: a job's life beside Chainlink's request + fulfill, measured on this chain now.
     market = {name: gas for name, gas, _ in rows}
     lifecycle = chainlink_reference.lifecycle_table(market, chainlink_reference.measure(ctx))
-    return [paths, batch, lifecycle]
+    reference: dict[Any, int] = {(spread, n): gas for spread, n, gas, _ in batches}
+    reference["settle"] = market["settle, m = 2"]
+    return [paths, batch, lifecycle, _randao_table(ctx, reference)]
+
+
+RANDAO_DELAY = 32
+
+
+def _randao_table(ctx: BenchContext, reference: dict[Any, int]) -> Table:
+    """A market seeding with RANDAO (randaoDelay 32) beside the block-hash market above: the
+    `record` of a seed block's header, and settlement reading recorded mixes."""
+    bench = MarketBench(ctx, RANDAO_DELAY)
+    bench.market.updateOracles([bench.oracles[1]], [], 2, sender=bench.owner)
+    provider = bench.new_provider(stake=100_000 * NTK)
+    (job,) = bench.submitted(provider, 1)
+    record_tx = bench.recorded[-1]
+    header_bytes = len(header_at(ctx.chain.provider.web3, bench.jobs.get(job).seed_block))
+    floor = base_floor(record_tx)
+    floor.add(f"keccak256 of the {header_bytes}-byte header", 30 + 6 * -(-header_bytes // 32))
+    floor.add("the block's hash (BLOCKHASH, within 256 blocks)", 20)
+    floor.add("the mix's slot set", slot_write(True))
+    record_gas = gas_used(record_tx)
+    table = Table(
+        title=f"Compute market with RANDAO seeds (randaoDelay {RANDAO_DELAY}): what it adds",
+        columns=["path", "gas", "reference", "ratio"],
+    )
+    table.add(
+        "record(header) of a seed block, against its floor",
+        f"{record_gas:,}",
+        f"{floor.total:,} (floor)",
+        ratio(record_gas, floor.total),
+    )
+    record = bench.jobs.get(job)
+    header = header_at(ctx.chain.provider.web3, record.seed_block)
+    harness = ctx.project.HeaderFieldsHarness.deploy(sender=bench.owner)
+    ours = gas_used(harness.fields.transact(header, sender=bench.owner))
+    theirs = gas_used(harness.openZeppelin.transact(header, sender=bench.owner))
+    table.add(
+        "reading a header's number and prevRandao (a transaction to the test harness): "
+        "HeaderFields against OpenZeppelin's BlockHeader",
+        f"{ours:,}",
+        f"{theirs:,}",
+        ratio(ours, theirs),
+    )
+    seed = bytes(bench.market.challengeSeed(job, record.seed_block))
+    signatures = [
+        sign_verdict(o.private_key, bench.domain, Verdict(job, record.result_root, seed, True))
+        for o in bench.oracles[:2]
+    ]
+    ordered = [s.signature for s in sorted(signatures, key=lambda s: int(s.signer, 16))]
+    tx = bench.market.settle(job, record.record(), True, ordered, sender=bench.oracles[0])
+    table.add(
+        "settle, m = 2, against the block-hash market's",
+        f"{gas_used(tx):,}",
+        f"{reference['settle']:,}",
+        ratio(gas_used(tx), reference["settle"]),
+    )
+    for n in (10, 100):
+        jobs = bench.submitted(provider, n)
+        records = [bench.jobs.get(j) for j in jobs]
+        entries = [(r.job_id, r.record(), True) for r in records]
+        verdicts = [
+            Verdict(
+                r.job_id,
+                r.result_root,
+                bytes(bench.market.challengeSeed(r.job_id, r.seed_block)),
+                True,
+            )
+            for r in records
+        ]
+        batch_signatures = [
+            sign_batch(o.private_key, bench.domain, verdicts).signature for o in bench.oracles[:2]
+        ]
+        tx = bench.market.settleBatch(entries, batch_signatures, sender=bench.oracles[0])
+        per_job = gas_used(tx) // n
+        base = reference[("one provider", n)] // n
+        table.add(
+            f"settleBatch of {n} (one provider), per job, against the block-hash market's",
+            f"{per_job:,}",
+            f"{base:,}",
+            ratio(per_job, base),
+        )
+        with_records = per_job + record_gas
+        table.add(
+            "  the same with one record per job (each in its own seed block)",
+            f"{with_records:,}",
+            f"{base:,}",
+            ratio(with_records, base),
+        )
+    table.notes = [
+        f"The record floor: tx base + calldata as sent + its log + keccak256 of the header + "
+        f"the block hash read + one slot set from zero ({slot_write(True):,}). Settlement on a "
+        "RANDAO market reads each job's seed from the recorder (its account cold once per "
+        f"transaction, {COLD_ACCOUNT:,}, and a cold slot per seed block, {COLD_SLOAD:,}) "
+        "instead of BLOCKHASH (20). A record serves every job whose result was committed in "
+        f"the same block ({RANDAO_DELAY} blocks earlier); in this bench each job's was "
+        "committed in its own block, the costliest case.",
+    ]
+    return table
 
 
 def _floor_notes() -> list[str]:

@@ -527,7 +527,6 @@ interface IComputeMarket {
     /// @param job The job's current record.
     function fixChallengeSeed(uint256 jobId, Job calldata job) external;
 
-
     // ---------------------------------------------------------------- governance (owner)
 
     /// @notice Adds an oracle for jobs posted from now on (a new oracle epoch). The threshold

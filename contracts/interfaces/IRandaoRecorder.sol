@@ -24,7 +24,8 @@ interface IRandaoRecorder {
     error RandaoAlreadyRecorded(uint256 blockNumber, bytes32 mix);
 
     /// @notice Records the RANDAO mix of the block whose RLP-encoded header this is, if that
-    /// block is one of the last 8,191. Anyone may call.
+    /// block is one of the last 8,191. Anyone may call. Bytes not shaped as a header revert
+    /// with HeaderFields' HeaderFieldsMalformed.
     /// @param header The block's header, RLP-encoded exactly as hashed into its block hash.
     /// @return blockNumber The block recorded.
     /// @return mix Its RANDAO mix.

@@ -136,6 +136,10 @@ _MARKET: dict[str, Callable[[dict[str, Any]], str]] = {
         f"that is not the header of block {i['blockNumber']} on this chain, or the block is not "
         "mined yet or older than 8,191 blocks"
     ),
+    "HeaderFieldsMalformed": lambda i: (
+        "that is not an RLP-encoded block header (`neurotoken.chain.headers.header_at` builds "
+        "one from the node's block)"
+    ),
     "RandaoMissing": lambda i: (
         f"block {i['blockNumber']} has no RANDAO mix (zero): this chain cannot seed with RANDAO"
     ),
