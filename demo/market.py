@@ -227,7 +227,7 @@ def market_stage(e: Economy) -> DemoResult:
     for job_id, job in jobs.items():
         seeds[job_id] = bytes(market.challengeSeed(job_id, job.seed_block))
         mix = bytes(chain.provider.web3.eth.get_block(job.seed_block)["mixHash"])
-        r.check(f"job {job_id}: the seed is block {job.seed_block}'s RANDAO mix",
+        r.check(f"job {job_id}: the seed is its seed block's RANDAO mix",
                 1, int(seeds[job_id] == mix))  # fmt: skip
         challenged[job_id] = [int(i) for i in market.challengedShards(job_id, job.record())]
         python = challenge_indices(seeds[job_id], job_id, SHARDS, CHALLENGES)

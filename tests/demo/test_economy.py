@@ -67,6 +67,7 @@ def test_demo__one_economy_from_sale_to_books__every_check_holds(
         "job 1 (quoted) starts Accepted",
         "job 1: farm A's collateral locked by the client's post",
         "job 1: the record farm A signed is the record stored",
+        "job 1: the seed is its seed block's RANDAO mix",
         "job 1: Python derives the contract's challenge",
         "job 1 (quoted) took 3 transactions: post, submit, settle",
         "job 1 took one transaction fewer than job 2",
