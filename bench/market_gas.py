@@ -118,7 +118,6 @@ class MarketBench:
         self.token.grantRole(self.token.MINTER_ROLE(), owner, sender=owner)
         self.oracles = sorted(ctx.fresh_accounts(3), key=lambda a: int(a.address, 16))
         self.randao_delay = randao_delay
-        self.recorder = ctx.project.RandaoRecorder.deploy(sender=owner) if randao_delay else None
         self.market = ctx.project.ComputeMarket.deploy(
             self.token,
             owner,
@@ -128,8 +127,10 @@ class MarketBench:
             1,
             3_600,
             randao_delay,
-            self.recorder.address if self.recorder else ZERO_ADDRESS,
             sender=owner,
+        )
+        self.recorder = (
+            ctx.project.RandaoRecorder.at(self.market.randaoRecorder()) if randao_delay else None
         )
         self.recorded: list[Any] = []
         """The `record` receipts of the seed blocks' mixes (a RANDAO market)."""

@@ -16,6 +16,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IComputeMarket} from "./interfaces/IComputeMarket.sol";
 import {IRandaoRecorder} from "./interfaces/IRandaoRecorder.sol";
+import {RandaoRecorder} from "./RandaoRecorder.sol";
 import {ChallengeDerivation} from "./libraries/ChallengeDerivation.sol";
 
 /// @title ComputeMarket
@@ -148,9 +149,9 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @param minVerdictWindow_ Shortest verdict window (verdictBy - deliverBy) of any job, in
     /// seconds: room for the seed block, confirmations and verification.
     /// @param randaoDelay_ 0: challenge seeds are block hashes; D in [1, MAX_RANDAO_DELAY]: they
-    /// are the RANDAO mixes of the blocks D after each commit, as `randaoRecorder_` recorded them
-    /// (minVerdictWindow_ must then be at least MIN_VERDICT_WINDOW_FLOOR + D * SLOT_SECONDS).
-    /// @param randaoRecorder_ Where RANDAO mixes are recorded: zero exactly when randaoDelay_ is.
+    /// are the RANDAO mixes of the blocks D after each commit, as recorded in a RandaoRecorder
+    /// the market creates (`randaoRecorder()`); minVerdictWindow_ must then be at least
+    /// MIN_VERDICT_WINDOW_FLOOR + D * SLOT_SECONDS.
     constructor(
         IERC20 token_,
         address owner_,
@@ -159,8 +160,7 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         address[] memory oracles_,
         uint256 threshold_,
         uint256 minVerdictWindow_,
-        uint256 randaoDelay_,
-        IRandaoRecorder randaoRecorder_
+        uint256 randaoDelay_
     ) EIP712("Neurotoken Compute Market", "1") Ownable(owner_) {
         if (address(token_) == address(0)) revert MarketZeroAddress();
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) {
@@ -171,16 +171,17 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         }
         if (
             randaoDelay_ > MAX_RANDAO_DELAY ||
-            (randaoDelay_ == 0) != (address(randaoRecorder_) == address(0)) ||
             minVerdictWindow_ < MIN_VERDICT_WINDOW_FLOOR + randaoDelay_ * SLOT_SECONDS
         ) {
-            revert MarketInvalidRandaoSeeds(randaoDelay_, address(randaoRecorder_), minVerdictWindow_);
+            revert MarketInvalidRandaoDelay(randaoDelay_, minVerdictWindow_);
         }
         _token = token_;
         _unbondingDelay = unbondingDelay_;
         _minVerdictWindow = minVerdictWindow_;
         _randaoDelay = randaoDelay_;
-        _randaoRecorder = randaoRecorder_;
+        // The market makes its own recorder: one named by the deployer could serve whatever
+        // mix steers a challenge. Its code is in the creation code only, not the runtime's.
+        if (randaoDelay_ != 0) _randaoRecorder = new RandaoRecorder();
         _nextJobId = 1;
         _oracleEpoch = 1;
         _setFeeBps(feeBps_);

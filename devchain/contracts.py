@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from devchain.anvil import anvil_keys
-from neurotoken.market.job import ZERO_ADDRESS, OnChainJob
+from neurotoken.market.job import OnChainJob
 from neurotoken.market.records import JobReader, JobRecordError
 from neurotoken.market.states import JobState
 from neurotoken.units import NTK
@@ -154,8 +154,8 @@ def setup_local_market(
 ) -> Market:
     """Deploys NTK and the market with anvil accounts: 0 owner, 1 client, 2.. providers,
     then the oracles; mints and approves NTK for client and providers, registers providers.
-    `randao_delay` above 0: challenge seeds are RANDAO mixes, recorded in a RandaoRecorder
-    deployed first (anvil gives each block a random mix)."""
+    `randao_delay` above 0: challenge seeds are RANDAO mixes, recorded in the RandaoRecorder
+    the market creates (anvil gives each block a random mix)."""
     keys = anvil_keys(20)
     addresses = [Account.from_key(k).address for k in keys]
     owner, client = addresses[0], addresses[1]
@@ -163,7 +163,6 @@ def setup_local_market(
     oracle_keys = keys[2 + providers : 2 + providers + oracle_count]
     oracles = [Account.from_key(k).address for k in oracle_keys]
     token = deploy(w3, "NeuroToken", owner, owner)
-    recorder = deploy(w3, "RandaoRecorder", owner).address if randao_delay else ZERO_ADDRESS
     market = deploy(
         w3,
         "ComputeMarket",
@@ -176,7 +175,6 @@ def setup_local_market(
         threshold,
         min_verdict_window,
         randao_delay,
-        recorder,
     )
     transact(w3, token.functions.grantRole(token.functions.MINTER_ROLE().call(), owner), owner)
     for account in [client, *provider_addrs]:

@@ -188,7 +188,7 @@ def cli() -> None:
     default=DEFAULT_RANDAO_DELAY,
     show_default=True,
     help="Seed each challenge with the RANDAO mix of the block this many after the commit "
-    "(recorded in a RandaoRecorder deployed with the market); 0: with the hash of the next "
+    "(recorded in the RandaoRecorder the market creates); 0: with the hash of the next "
     "block, which that block's producer chooses (docs/proofs.md, section 4).",
 )
 @yes_option()
@@ -207,7 +207,7 @@ def deploy(
     randao_delay: int,
     yes: bool,
 ) -> None:
-    """Deploy the ComputeMarket (and its RandaoRecorder) and record it in
+    """Deploy the ComputeMarket (it creates its RandaoRecorder) and record both in
     deployments/<network>.json."""
     sender = require_account(account)
     network = network_key()

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from neurotoken.market.verdicts import SignedVerdict
-from tests.constants import FEE_BPS, MIN_VERDICT_WINDOW, UNBONDING_DELAY, ZERO_ADDRESS
+from tests.constants import FEE_BPS, MIN_VERDICT_WINDOW, UNBONDING_DELAY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,9 +38,8 @@ def deploy_market(
     randao_delay: int = 0,
 ) -> Any:
     """A ComputeMarket for `token`, deployed and governed by `owner`, with `oracles` and the
-    shared market figures (tests/constants.py) unless given; `randao_delay` above 0: with a
-    RandaoRecorder deployed for it (else challenge seeds are block hashes)."""
-    recorder = project.RandaoRecorder.deploy(sender=owner).address if randao_delay else ZERO_ADDRESS
+    shared market figures (tests/constants.py) unless given; `randao_delay` above 0:
+    challenge seeds are RANDAO mixes (else block hashes)."""
     return project.ComputeMarket.deploy(
         token,
         owner,
@@ -50,7 +49,6 @@ def deploy_market(
         threshold,
         min_verdict_window,
         randao_delay,
-        recorder,
         sender=owner,
     )
 

@@ -37,8 +37,8 @@ import {IRandaoRecorder} from "./IRandaoRecorder.sol";
 ///     stores it for good. The producer of the seed block chooses its hash (it can grind it).
 ///   - `randaoDelay` D > 0: seed = the RANDAO mix (prevRandao) of seedBlock = the commit block
 ///     + D, which the beacon chain fixes, not the block's producer: anyone records it in the
-///     market's `randaoRecorder` (`record(header)`: the block's RLP header, checked against
-///     its hash) while the block is in reach, and it is kept for good. Knowing it at commit time takes all D
+///     `randaoRecorder` the market created (`record(header)`: the block's RLP header,
+///     checked against its hash) while the block is in reach, and it is kept for good. Knowing it at commit time takes all D
 ///     slots from the commit on; each slot held at the end of that run is one bit of choice
 ///     (by withholding a block).
 ///   A commitment gets exactly one draw: the seed block never moves. A seed that nobody fixed
@@ -351,13 +351,11 @@ interface IComputeMarket {
     /// @param jobId The job the call was about.
     /// @param seed The seed already stored.
     error MarketChallengeSeedAlreadyFixed(uint256 jobId, bytes32 seed);
-    /// @notice The deployer's RANDAO delay is above MAX_RANDAO_DELAY, the recorder is zero for
-    /// a non-zero delay (or set for a zero one), or the minimum verdict window leaves less than
-    /// MIN_VERDICT_WINDOW_FLOOR plus SLOT_SECONDS per delayed block.
+    /// @notice The deployer's RANDAO delay is above MAX_RANDAO_DELAY, or the minimum verdict
+    /// window leaves less than MIN_VERDICT_WINDOW_FLOOR plus SLOT_SECONDS per delayed block.
     /// @param delay The delay given, in blocks.
-    /// @param recorder The RANDAO recorder given.
     /// @param minVerdictWindow The minimum verdict window given, in seconds.
-    error MarketInvalidRandaoSeeds(uint256 delay, address recorder, uint256 minVerdictWindow);
+    error MarketInvalidRandaoDelay(uint256 delay, uint256 minVerdictWindow);
     /// @notice The job's seed is the RANDAO mix of its seed block, not recorded yet: post that
     /// block's header to the market's `randaoRecorder` (within 8,191 blocks of it).
     /// @param jobId The job the call was about.
@@ -597,8 +595,9 @@ interface IComputeMarket {
     /// mixes; 0 when seeds are block hashes (the seed block is then the next block).
     function randaoDelay() external view returns (uint256);
 
-    /// @notice Where the RANDAO mixes that seed challenges are recorded; zero when seeds are
-    /// block hashes (`randaoDelay` 0).
+    /// @notice Where the RANDAO mixes that seed challenges are recorded: a RandaoRecorder the
+    /// market created when it was deployed (no deployer can name its own); zero when seeds
+    /// are block hashes (`randaoDelay` 0).
     function randaoRecorder() external view returns (IRandaoRecorder);
 
     /// @notice The least collateral a job with this payment and these counts may ask for:

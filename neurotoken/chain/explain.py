@@ -126,11 +126,10 @@ _MARKET: dict[str, Callable[[dict[str, Any]], str]] = {
         "this market seeds challenges with recorded RANDAO mixes, which never age out: "
         "`ape run market fix-seed JOB` records the job's seed block's mix instead"
     ),
-    "MarketInvalidRandaoSeeds": lambda i: (
-        f"a RANDAO delay of {i['delay']} blocks with recorder {i['recorder']} and a minimum "
-        f"verdict window of {i['minVerdictWindow']} s is not allowed: the delay is 0 (block-hash "
-        "seeds, no recorder) to 64 blocks (with a recorder), and the window at least 60 s plus "
-        "12 s a delayed block"
+    "MarketInvalidRandaoDelay": lambda i: (
+        f"a RANDAO delay of {i['delay']} blocks with a minimum verdict window of "
+        f"{i['minVerdictWindow']} s is not allowed: the delay is 0 (block-hash seeds) to 64 "
+        "blocks, and the window at least 60 s plus 12 s a delayed block"
     ),
     "RandaoBlockHeaderUnknown": lambda i: (
         f"that is not the header of block {i['blockNumber']} on this chain, or the block is not "

@@ -98,11 +98,9 @@ def deploy_market(
     unbonding_delay: int = 7 * 86_400,
     min_verdict_window: int = DEFAULT_MIN_VERDICT_WINDOW,
     randao_delay: int = DEFAULT_RANDAO_DELAY,
-    randao_recorder: str | None = None,
 ) -> Any:
-    """Deploys a ComputeMarket after checking the arguments the constructor would refuse;
-    with a RANDAO delay and no `randao_recorder` address, deploys a RandaoRecorder for it
-    first (`market.randaoRecorder()` reads it back)."""
+    """Deploys a ComputeMarket after checking the arguments the constructor would refuse
+    (with a RANDAO delay, the market creates its RandaoRecorder: `market.randaoRecorder()`)."""
     if not oracles:
         raise MarketOperationError("give at least one oracle (--oracle ADDRESS, repeatable)")
     if len({to_checksum_address(o) for o in oracles}) != len(oracles):
@@ -119,11 +117,6 @@ def deploy_market(
     if not 0 <= unbonding_delay <= 90 * 86_400:
         raise MarketOperationError("the unbonding delay is at most 90 days")
     check_randao_delay(randao_delay, min_verdict_window)
-    recorder = ZERO_ADDRESS
-    if randao_delay:
-        recorder = randao_recorder or project.RandaoRecorder.deploy(sender=sender).address
-    elif randao_recorder:
-        raise MarketOperationError("a RANDAO recorder is for a RANDAO delay above 0")
     return project.ComputeMarket.deploy(
         token,
         owner,
@@ -133,13 +126,12 @@ def deploy_market(
         threshold,
         min_verdict_window,
         randao_delay,
-        recorder,
         sender=sender,
     )
 
 
 def check_randao_delay(randao_delay: int, min_verdict_window: int) -> None:
-    """Refuses what the constructor would (MarketInvalidRandaoSeeds), saying what to change."""
+    """Refuses what the constructor would (MarketInvalidRandaoDelay), saying what to change."""
     if not 0 <= randao_delay <= MAX_RANDAO_DELAY:
         raise MarketOperationError(
             f"the RANDAO delay is 0 (block-hash seeds) to {MAX_RANDAO_DELAY} blocks, "

@@ -53,7 +53,7 @@ def test_deploy__records_settings(market, token, owner, oracles):
 
 def test_deploy__emits_oracle_threshold_and_fee_events(project, token, owner, oracles):
     contract = project.ComputeMarket.deploy(
-        token, owner, 0, 100, oracles[:2], 2, MIN_VERDICT_WINDOW, 0, ZERO_ADDRESS, sender=owner
+        token, owner, 0, 100, oracles[:2], 2, MIN_VERDICT_WINDOW, 0, sender=owner
     )
     receipt = contract.creation_metadata.receipt
     added = [log.event_arguments["oracle"] for log in receipt.events.filter(contract.OracleAdded)]
@@ -75,10 +75,8 @@ def test_deploy__emits_oracle_threshold_and_fee_events(project, token, owner, or
         ("threshold_at_half", "MarketInvalidThreshold", {"threshold": 1, "oracleCount": 2}),
         ("short_window", "MarketInvalidVerdictWindow", {"window": 59}),
         ("window_over_a_year", "MarketInvalidVerdictWindow", {"window": 365 * 86400 + 1}),
-        ("randao_delay_over_max", "MarketInvalidRandaoSeeds", {"delay": 65}),
-        ("randao_without_recorder", "MarketInvalidRandaoSeeds", {"delay": 32}),
-        ("recorder_without_randao", "MarketInvalidRandaoSeeds", {"delay": 0}),
-        ("window_short_for_randao", "MarketInvalidRandaoSeeds", {"minVerdictWindow": 443}),
+        ("randao_delay_over_max", "MarketInvalidRandaoDelay", {"delay": 65}),
+        ("window_short_for_randao", "MarketInvalidRandaoDelay", {"minVerdictWindow": 443}),
     ],
 )
 def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case, error, kwargs):
@@ -90,9 +88,7 @@ def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case,
         "threshold": 2,
         "window": MIN_VERDICT_WINDOW,
         "randao": 0,
-        "recorder": ZERO_ADDRESS,
     }
-    recorder = project.RandaoRecorder.deploy(sender=owner).address
     if case == "zero_token":
         args["token"] = ZERO_ADDRESS
     elif case == "long_delay":
@@ -115,13 +111,9 @@ def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case,
     elif case == "window_over_a_year":
         args["window"] = 365 * 86400 + 1
     elif case == "randao_delay_over_max":
-        args["randao"], args["recorder"] = 65, recorder
-    elif case == "randao_without_recorder":
-        args["randao"] = 32
-    elif case == "recorder_without_randao":
-        args["recorder"] = recorder
+        args["randao"] = 65
     elif case == "window_short_for_randao":  # 1 minute + 32 blocks of 12 s is 444 s
-        args["randao"], args["recorder"], args["window"] = 32, recorder, 443
+        args["randao"], args["window"] = 32, 443
     contract_type = project.ComputeMarket
     with ape.reverts(getattr(contract_type, error), **kwargs):
         contract_type.deploy(
@@ -133,7 +125,6 @@ def test_deploy__invalid_settings__reverts(project, token, owner, oracles, case,
             args["threshold"],
             args["window"],
             args["randao"],
-            args["recorder"],
             sender=owner,
         )
 

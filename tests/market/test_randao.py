@@ -18,11 +18,12 @@ import click
 import pytest
 import rlp
 from ape.exceptions import ContractLogicError
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from neurotoken.chain.headers import header_at
 from neurotoken.units import NTK
-from tests.constants import MAX_UINT256, SHARDS
+from tests.constants import MAX_UINT256, SHARDS, ZERO_ADDRESS
 from tests.helpers import deploy_market, load_script, run
 from tests.market.conftest import RESULT_ROOT, Market
 
@@ -221,3 +222,15 @@ def test_fix_seed_command__on_a_randao_market__records_the_mix__then_says_nothin
     assert mix == rlp.decode(header(chain, block + DELAY))[MIX]
     with pytest.raises(click.ClickException, match=rf"already recorded \(0x{mix.hex()}\)"):
         run(market_cli.fix_seed, **fix)
+
+
+def test_randao_market__creates_its_own_recorder__no_deployer_can_name_one(
+    project, token, owner, oracles, randao_market
+):
+    """A deployer that could name the recorder would name one serving the mixes it chooses,
+    and so choose every job's challenge: the market creates its recorder in its constructor
+    (the first contract it creates), and a block-hash market has none."""
+    created = keccak(rlp.encode([bytes.fromhex(randao_market.address[2:]), 1]))[12:]
+    assert randao_market.randaoRecorder() == to_checksum_address(created)
+    plain = project.ComputeMarket.deploy(token, owner, 0, 250, oracles, 2, 3_600, 0, sender=owner)
+    assert plain.randaoRecorder() == ZERO_ADDRESS and plain.randaoDelay() == 0

@@ -910,7 +910,7 @@ def test_market_state_machine(
     # A short unbonding delay, so that withdrawals fall within an example's clock moves.
     # A short minimum verdict window too: a fifth of the windows drawn fall below it.
     market = project.ComputeMarket.deploy(
-        token, owner, 3_000, 250, oracles, 2, 800, 0, ZERO_ADDRESS, sender=owner
+        token, owner, 3_000, 250, oracles, 2, 800, 0, sender=owner
     )
     for account in (client, client2, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)

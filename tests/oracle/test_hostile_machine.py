@@ -1118,7 +1118,7 @@ def harness(
     market = deploy(
         w3, "ComputeMarket", owner.address, token.address, owner.address,
         HOSTILE_UNBONDING_DELAY, FEE_BPS, [o.address for o in oracles], THRESHOLD,
-        MIN_VERDICT_WINDOW, 0, ZERO_ADDRESS,  # block-hash seeds (RANDAO: test_upkeep.py)
+        MIN_VERDICT_WINDOW, 0,  # block-hash seeds (RANDAO: test_upkeep.py)
     )  # fmt: skip
     rpc = Rpc(node.url)
     ntk = RawContract(rpc, token.address, load_artifact("NeuroToken")[0])
