@@ -840,6 +840,11 @@ def status(market_address: str | None, job_id: int) -> None:
     if challenge:
         seed, shards = challenge
         click.echo(f"  challenge   seed 0x{seed.hex()}: shards {shards}")
+    elif view.seed_block and view.is_open and int(market.randaoDelay()):
+        click.echo(
+            f"  challenge   not drawn yet: the RANDAO mix of block {view.seed_block}, once "
+            f"recorded (oracles record it; so does `ape run market fix-seed {job_id}`)"
+        )
 
 
 def _ending(tx: Any) -> str:

@@ -215,6 +215,8 @@ def test_fix_seed_command__on_a_randao_market__records_the_mix__then_says_nothin
     with pytest.raises(click.ClickException, match=rf"seed block {block + DELAY} is not mined yet"):
         run(market_cli.fix_seed, **fix)
     chain.mine(DELAY)
+    run(market_cli.status, market_address=randao_market.address, job_id=job_id)
+    assert f"not drawn yet: the RANDAO mix of block {block + DELAY}" in capsys.readouterr().out
     run(market_cli.fix_seed, **fix)
     out = capsys.readouterr().out
     assert f"seed of job {job_id} recorded: the RANDAO mix of block {block + DELAY}" in out
@@ -222,6 +224,9 @@ def test_fix_seed_command__on_a_randao_market__records_the_mix__then_says_nothin
     assert mix == rlp.decode(header(chain, block + DELAY))[MIX]
     with pytest.raises(click.ClickException, match=rf"already recorded \(0x{mix.hex()}\)"):
         run(market_cli.fix_seed, **fix)
+    chain.mine(1)
+    run(market_cli.status, market_address=randao_market.address, job_id=job_id)
+    assert f"challenge   seed 0x{mix.hex()}: shards" in capsys.readouterr().out
 
 
 def test_randao_market__creates_its_own_recorder__no_deployer_can_name_one(
