@@ -13,7 +13,11 @@ Each step of the state machine runs one whole job through its life, synchronousl
   (``huge_manifest``), deletes one unchallenged shard output once the challenge is known
   (``delete_output``; any output when k = N leaves none unchallenged), serves its bundle
   from a port nobody listens on (``goes_dark``), or never submits (``never_submit``);
-* once the seed block exists, both sides try what a hostile party can (the client cancels or
+* the market seeds challenges with RANDAO (the deploy default): once the seed block exists the
+  provider posts its header with a mix of its choosing, and with its timestamp moved, to the
+  market's RandaoRecorder (refused, `RandaoBlockHeaderUnknown`), then the relayer records the
+  real one (a second record is refused);
+* once the seed is recorded, both sides try what a hostile party can (the client cancels or
   expires the job, the provider re-submits for a second draw, either settles with its own
   signatures, oracles' signatures over another seed): every try must revert; and, holding
   every oracle's genuine signature over the job's real verdict, either side passes a record
@@ -102,6 +106,7 @@ from typing import Any
 
 import coincurve
 import pytest
+import rlp
 from eth_utils.crypto import keccak
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -111,6 +116,7 @@ from devchain.anvil import Anvil
 from devchain.contracts import deploy, load_artifact
 from devchain.invariants import Books
 from devchain.localnet import free_port, small_spec
+from neurotoken.chain.headers import header_rlp
 from neurotoken.jobs.canonical import keccak256
 from neurotoken.jobs.spec import ShelfImagesSpec, TrainingSpec, spec_hash, spec_json
 from neurotoken.market.job import ENDINGS, RECORD_EVENTS, OnChainJob, fold
@@ -158,6 +164,11 @@ TX_GAS = 5_000_000
 """Gas for every market transaction: anvil then runs each once instead of estimating its gas
 (a binary search) first; a transaction that reverts fails the test either way."""
 SLASH_TO_CLIENT_BPS = 5_000  # ComputeMarket.SLASH_TO_CLIENT_BPS
+RANDAO_DELAY = 2
+"""Blocks from a commit to its seed block, whose RANDAO mix seeds the challenge (the default
+of `ape run market deploy` is 32; 2 keeps a step short and the path the same)."""
+MIX_FIELD = 13
+"""Index of prevRandao in a header's RLP list."""
 GIVE_UP_MARGIN_S = 300  # oracle.settings: give_up_margin_s's default
 
 CLIENT_MODES = ("honest", "missing", "other_bytes", "fifo", "unreachable")
@@ -335,6 +346,9 @@ class Harness:
         self.folder = folder
         self.rpc = Rpc(node.url)
         self.m = RawContract(self.rpc, market, load_artifact("ComputeMarket")[0])
+        self.recorder = RawContract(
+            self.rpc, self.m.view("randaoRecorder"), load_artifact("RandaoRecorder")[0]
+        )
         self.t = RawContract(self.rpc, token, load_artifact("NeuroToken")[0])
         self.domain = MarketDomain(int(self.rpc.call("eth_chainId"), 16), self.m.address)
         self.signers = {a.address: Signer(a, self.domain) for a in (*oracles, *clients, *providers)}
@@ -411,6 +425,25 @@ class Harness:
     def rec(self, job_id: int) -> tuple[int, int, int, bytes, bytes]:
         """The job's current record, as the market's calls take it."""
         return self.job(job_id).record()
+
+    def record_mix(self, block: int, provider: Any) -> None:
+        """The provider first posts the seed block's header with a mix of its choosing (and
+        with another field changed): refused; then the relayer records the real one, and a
+        second record is refused."""
+        raw = self.rpc.call("eth_getBlockByNumber", hex(block), False)
+        header = header_rlp(raw)
+        fields = rlp.decode(header)
+        chosen = [*fields[:MIX_FIELD], keccak(b"a mix of the provider's choosing"), *fields[14:]]
+        later = [*fields[:11], int.from_bytes(fields[11], "big") + 1, *fields[12:]]
+        tries = [(provider, "record", (rlp.encode(forged),)) for forged in (chosen, later)]
+        for got in self.recorder.try_calls(tries):
+            assert got.reverted and got.error is not None, got
+            assert got.error.name == "RandaoBlockHeaderUnknown", got.error
+        STATS["forged headers refused"] += len(tries)
+        with timed("transactions"):
+            self.recorder.transact("record", header, sender=self.relayer, gas=TX_GAS)
+        (again,) = self.recorder.try_calls([(provider, "record", (header,))])
+        assert again.error is not None and again.error.name == "RandaoAlreadyRecorded", again
 
     def expect_reverts(self, tries: list[tuple[Any, str, tuple[Any, ...], str | None]]) -> None:
         """Each `(sender, method, args, error)` must revert; with `error`, with that custom
@@ -716,8 +749,10 @@ class Harness:
             self.send(
                 "submitResult", job_id, accepted.record(), root, n, bundle_uri, sender=provider
             )
-            self.rpc.mine(2)  # the seed block, then one from which a view sees its hash
             submitted = self.folded(job_id)
+            self.rpc.mine(RANDAO_DELAY)  # to the seed block, whose RANDAO mix seeds the challenge
+            self.record_mix(submitted.seed_block, provider)
+            self.rpc.mine(1)
             digest, seed, challenged = self.read(
                 (self.m, "jobDigest", job_id),
                 (self.m, "challengeSeed", job_id, submitted.seed_block),
@@ -1118,7 +1153,7 @@ def harness(
     market = deploy(
         w3, "ComputeMarket", owner.address, token.address, owner.address,
         HOSTILE_UNBONDING_DELAY, FEE_BPS, [o.address for o in oracles], THRESHOLD,
-        MIN_VERDICT_WINDOW, 0,  # block-hash seeds (RANDAO: test_upkeep.py)
+        MIN_VERDICT_WINDOW, RANDAO_DELAY,  # RANDAO seeds, as `ape run market deploy` makes
     )  # fmt: skip
     rpc = Rpc(node.url)
     ntk = RawContract(rpc, token.address, load_artifact("NeuroToken")[0])
