@@ -143,6 +143,24 @@ class MarketBench:
     def record(self, job_id: int) -> tuple[Any, ...]:
         return self.jobs.get(job_id).record()
 
+    def settle_batch(self, jobs: list[int]) -> tuple[Any, list[Any]]:
+        """settleBatch accepting `jobs`, signed by the first two oracles: (receipt, records)."""
+        records = [self.jobs.get(j) for j in jobs]
+        entries = [(r.job_id, r.record(), True) for r in records]
+        verdicts = [
+            Verdict(
+                r.job_id,
+                r.result_root,
+                bytes(self.market.challengeSeed(r.job_id, r.seed_block)),
+                True,
+            )
+            for r in records
+        ]
+        signatures = [
+            sign_batch(o.private_key, self.domain, verdicts).signature for o in self.oracles[:2]
+        ]
+        return self.market.settleBatch(entries, signatures, sender=self.oracles[0]), records
+
     def fund(self, account: Any, amount: int) -> None:
         self.token.mint(account, amount, sender=self.owner)
 
@@ -357,22 +375,7 @@ def _batches(bench: MarketBench, provider: Any) -> list[tuple[str, int, int, Flo
             else:
                 providers = [bench.new_provider() for _ in range(n)]
                 jobs = [job for p in providers for job in bench.submitted(p, 1)]
-            records = [bench.jobs.get(j) for j in jobs]
-            entries = [(r.job_id, r.record(), True) for r in records]
-            verdicts = [
-                Verdict(
-                    r.job_id,
-                    r.result_root,
-                    bytes(bench.market.challengeSeed(r.job_id, r.seed_block)),
-                    True,
-                )
-                for r in records
-            ]
-            signatures = [
-                sign_batch(o.private_key, bench.domain, verdicts).signature
-                for o in bench.oracles[:2]
-            ]
-            tx = bench.market.settleBatch(entries, signatures, sender=bench.oracles[0])
+            tx, records = bench.settle_batch(jobs)
             seeds = [r.seed_block for r in records]
             floor = settle_floor(tx, n, len(providers), 2, seeds)
             out.append((spread, n, gas_used(tx), floor))
@@ -484,21 +487,7 @@ def _randao_table(ctx: BenchContext, reference: dict[Any, int]) -> Table:
     )
     for n in (10, 100):
         jobs = bench.submitted(provider, n)
-        records = [bench.jobs.get(j) for j in jobs]
-        entries = [(r.job_id, r.record(), True) for r in records]
-        verdicts = [
-            Verdict(
-                r.job_id,
-                r.result_root,
-                bytes(bench.market.challengeSeed(r.job_id, r.seed_block)),
-                True,
-            )
-            for r in records
-        ]
-        batch_signatures = [
-            sign_batch(o.private_key, bench.domain, verdicts).signature for o in bench.oracles[:2]
-        ]
-        tx = bench.market.settleBatch(entries, batch_signatures, sender=bench.oracles[0])
+        tx, _ = bench.settle_batch(jobs)
         per_job = gas_used(tx) // n
         base = reference[("one provider", n)] // n
         table.add(

@@ -60,11 +60,17 @@ def market(
     Deployed once per module: ape restores the chain after every test, so each test starts
     from this freshly deployed state (and deploying nine transactions per test was a minute
     of the suite)."""
-    deployed = deploy_market(project, token, owner, oracles)
-    for account in (client, provider, provider2):
+    return funded(
+        deploy_market(project, token, owner, oracles), token, minter, client, provider, provider2
+    )
+
+
+def funded(market: Any, token: Any, minter: Any, *accounts: Any) -> Any:
+    """`market`, once each account holds 100,000 NTK and has approved the market for all."""
+    for account in accounts:
         token.mint(account, 100_000 * NTK, sender=minter)
-        token.approve(deployed, MAX_UINT256, sender=account)
-    return deployed
+        token.approve(market, MAX_UINT256, sender=account)
+    return market
 
 
 @dataclass

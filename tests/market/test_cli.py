@@ -204,33 +204,16 @@ def test_deploy__records_the_market(project, token, owner, oracles, chain, deplo
     assert not chain.provider.get_code(recorded["address"], block_id=recorded["block"] - 1)
 
 
-def test_deploy__threshold_above_oracles__explained(token, owner, oracles, chain):
-    with pytest.raises(click.ClickException, match="more than half of the oracles"):
-        run(
-            market_cli.deploy,
-            provider=chain.provider,
-            account=owner,
-            token_address=token.address,
-            owner=None,
-            oracles=(oracles[0].address,),
-            threshold=2,
-            fee_bps=250,
-            unbonding_delay="7d",
-            min_verdict_window="1h",
-            randao_delay=0,
-            yes=True,
-        )
-
-
 @pytest.mark.parametrize(
-    ("randao_delay", "window", "message"),
+    ("oracle_count", "randao_delay", "window", "message"),
     [
-        (65, "1h", "the RANDAO delay is 0 .block-hash seeds. to 64 blocks, got 65"),
-        (32, "5m", "a RANDAO delay of 32 blocks needs a minimum verdict window of at least 444 s"),
+        (1, 0, "1h", "more than half of the oracles"),  # a threshold of 2 with 1 oracle
+        (3, 65, "1h", "the RANDAO delay is 0 .block-hash seeds. to 64 blocks, got 65"),
+        (3, 32, "5m", "a RANDAO delay of 32 blocks needs a minimum verdict window of at least 444"),
     ],
 )
-def test_deploy__randao_delay_out_of_bounds__explained(
-    token, owner, oracles, chain, randao_delay, window, message
+def test_deploy__settings_the_contract_refuses__explained(
+    token, owner, oracles, chain, oracle_count, randao_delay, window, message
 ):
     with pytest.raises(click.ClickException, match=message):
         run(
@@ -239,7 +222,7 @@ def test_deploy__randao_delay_out_of_bounds__explained(
             account=owner,
             token_address=token.address,
             owner=None,
-            oracles=tuple(o.address for o in oracles),
+            oracles=tuple(o.address for o in oracles[:oracle_count]),
             threshold=2,
             fee_bps=250,
             unbonding_delay="7d",

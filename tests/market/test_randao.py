@@ -22,10 +22,9 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from neurotoken.chain.headers import header_at
-from neurotoken.units import NTK
-from tests.constants import MAX_UINT256, SHARDS, ZERO_ADDRESS
+from tests.constants import SHARDS, ZERO_ADDRESS
 from tests.helpers import deploy_market, load_script, run
-from tests.market.conftest import RESULT_ROOT, Market
+from tests.market.conftest import RESULT_ROOT, Market, funded
 
 market_cli = load_script("market")
 DELAY = 4
@@ -46,10 +45,7 @@ def randao_market(
 ) -> Any:
     """A market like tests/market/conftest.py's, seeding with the RANDAO mix DELAY blocks on."""
     deployed = deploy_market(project, token, owner, oracles, randao_delay=DELAY)
-    for account in (client, provider):
-        token.mint(account, 100_000 * NTK, sender=minter)
-        token.approve(deployed, MAX_UINT256, sender=account)
-    return deployed
+    return funded(deployed, token, minter, client, provider)
 
 
 @pytest.fixture
