@@ -61,8 +61,6 @@ class Upkeep:
     """jobs whose seed is fixed or beyond fixing"""
     _mix_sent: dict[int, int] = field(init=False, default_factory=dict)
     """seed block -> head when its RandaoRecorder `record` went (or its header failed)"""
-    _mix_recorded: set[int] = field(init=False, default_factory=set)
-    """seed blocks whose RANDAO mix is recorded"""
     _deliver_by: dict[int, int] = field(init=False, default_factory=dict)
     """accepted job -> its delivery deadline"""
     _ended: set[int] = field(init=False, default_factory=set)
@@ -134,17 +132,17 @@ class Upkeep:
         busy = {(t.kind, j) for t in self.sender.pending() for j in t.job_ids}
         patience = self.settings.confirmations + 4 * self.settings.stuck_after_blocks
         safe = head - self.settings.confirmations
+        self._mix_sent = {b: h for b, h in self._mix_sent.items() if head - h <= patience}
         for job in self.store.jobs([SEEN]):
             block = job.seed_block
-            if block is None or block > safe or block in self._mix_recorded:
+            if block is None or block > safe:
                 continue
             sent = self._mix_sent.get(block)
             if ("record_randao", job.job_id) in busy or (
                 sent is not None and head - sent <= patience
             ):
                 continue
-            if self.chain.randao_recorded(block):
-                self._mix_recorded.add(block)
+            if self.chain.randao_recorded(block):  # asked each tick: a reorg may take a record
                 continue
             since = self._upkeep_since.setdefault(("record_randao", job.job_id), now)
             if not self.settlement._turn(job.job_id, since):
