@@ -38,9 +38,9 @@ import {IRandaoRecorder} from "./IRandaoRecorder.sol";
 ///   - `randaoDelay` D > 0: seed = the RANDAO mix (prevRandao) of seedBlock = the commit block
 ///     + D, which the beacon chain fixes, not the block's producer: anyone records it in the
 ///     `randaoRecorder` the market created (`record(header)`: the block's RLP header,
-///     checked against its hash) while the block is in reach, and it is kept for good. Knowing it at commit time takes all D
-///     slots from the commit on; each slot held at the end of that run is one bit of choice
-///     (by withholding a block).
+///     checked against its hash) while the block is in reach, and it is kept for good.
+///     Knowing it at commit time takes all D slots from the commit on; each slot held at the
+///     end of that run is one bit of choice (by withholding a block).
 ///   A commitment gets exactly one draw: the seed block never moves. A seed that nobody fixed
 ///   or recorded before it aged out cannot be judged, and the job lapses at `verdictBy`
 ///   (oracles fix or record every seed long before that; see docs/proofs.md for the residual
