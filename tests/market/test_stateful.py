@@ -29,10 +29,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+import rlp
 from eth_utils.crypto import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
+from neurotoken.chain.headers import header_at
 from neurotoken.market.job import RECORD_EVENTS, OnChainJob, fold
 from neurotoken.market.ops import (
     minimum_collateral,
@@ -54,7 +57,7 @@ from tests.constants import (
     ZERO_ADDRESS,
 )
 from tests.helpers import sorted_signatures
-from tests.stateful import ChainStateMachine, batch_view, run_machine
+from tests.stateful import ChainStateMachine, batch_view, reverts, run_machine
 
 SHARDS = 8
 SPEC_HASH = b"\x01" * 32
@@ -129,10 +132,16 @@ class MarketMachine(ChainStateMachine):
     unbonding_delay: int = 0
     fee_bps: int = 0
     min_verdict_window: int = 0
+    randao_delay: int = 0
+    """0: the market seeds challenges with block hashes; else with recorded RANDAO mixes."""
+    recorder: Any = None
+    """The market's RandaoRecorder (a RANDAO market)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tx = self.fast.wrap(self.market)  # its transactions on the fast path
+        self.recorder_tx = self.fast.wrap(self.recorder) if self.recorder else None
+        self.mixes: dict[int, bytes] = {}  # seed block -> the RANDAO mix this example recorded
         self.chain_id = int(self.chain.chain_id)
         _, self.now = self.fast.head()
         self.jobs: dict[int, JobModel] = {}
@@ -263,7 +272,8 @@ class MarketMachine(ChainStateMachine):
         )
 
     def _settle_valid(self, job: JobModel, ts: int, head: int) -> bool:
-        return job.state == SUBMITTED and ts <= job.verdict_by and head >= job.seed_block
+        seeded = not self.randao_delay or job.seed_block in self.mixes
+        return job.state == SUBMITTED and ts <= job.verdict_by and head >= job.seed_block and seeded
 
     def _serves(self, address: str, epoch: int) -> bool:
         term = self.terms.get(address)
@@ -283,6 +293,8 @@ class MarketMachine(ChainStateMachine):
         """The job's challenge seed once its seed block exists (else any bytes: the settlement
         must revert for another reason)."""
         if job.state == SUBMITTED and self._head() >= job.seed_block:
+            if self.randao_delay:
+                return self.mixes.get(job.seed_block, b"\x01" * 32)
             return self.fast.block_hash(job.seed_block)
         return b"\x01" * 32
 
@@ -454,7 +466,8 @@ class MarketMachine(ChainStateMachine):
         tx = self.tx.submitResult(*args, sender=sender)
         STATS["submitResult ok"] += 1
         self._observe(tx)
-        job.state, job.root, job.seed_block = SUBMITTED, root, tx.block_number + 1
+        job.state, job.root = SUBMITTED, root
+        job.seed_block = tx.block_number + (self.randao_delay or 1)
 
     def _settle(self, job_id: int, job: JobModel, accepted: bool, signers: list[Any]) -> None:
         quorum = self._quorum([job], signers)
@@ -520,7 +533,32 @@ class MarketMachine(ChainStateMachine):
         elif job.state == SUBMITTED:
             if self._head() < job.seed_block:
                 self.advance_clock(1)
+            if self.randao_delay and job.seed_block not in self.mixes:
+                self._record_mix(job)
             self._settle(job_id, job, accepted, self._signers(None, job))
+
+    @precondition(lambda self: self.randao_delay and self.jobs)
+    @rule(j=st.integers(0, 99))
+    def record_mix(self, j: int) -> None:
+        """Anyone records a submitted job's seed block's RANDAO mix from its header (once the
+        block is mined); a second record is refused."""
+        self._record_mix(self._job(j, SUBMITTED)[1])
+
+    def _record_mix(self, job: JobModel) -> None:
+        block = job.seed_block
+        if not block or self._head() < block:
+            return
+        header = header_at(self.chain.provider.web3, block)
+        mix = rlp.decode(header)[13]
+        assert self.recorder_tx is not None
+        if block in self.mixes:
+            with reverts(self.recorder.RandaoAlreadyRecorded, blockNumber=block, mix=mix):
+                self.recorder_tx.record(header, sender=self.clients[-1])
+            STATS["record refused (already recorded)"] += 1
+            return
+        self.recorder_tx.record(header, sender=self.clients[-1])
+        STATS["record ok"] += 1
+        self.mixes[block] = mix
 
     @precondition(lambda self: len(self.jobs) >= 2)
     @rule(
@@ -538,6 +576,11 @@ class MarketMachine(ChainStateMachine):
             job_id, _ = self._job(j if mess else 2 * j, SUBMITTED)
             if mess or all(job_id != e[0] for e in entries):
                 entries.append((job_id, accepted))
+        if self.randao_delay and not mess:  # seeds recorded, as oracles would first
+            for job_id, _ in entries:
+                job = self.jobs[job_id]
+                if job.state == SUBMITTED and job.seed_block not in self.mixes:
+                    self._record_mix(job)
         signers = self._signers(signer_mask, self.jobs[entries[0][0]])
         quorum = self._quorum([self.jobs[i] for i, _ in entries], signers)
         verdicts = [
@@ -825,6 +868,20 @@ class MarketMachine(ChainStateMachine):
         assert epoch == self.epoch
 
     @invariant()
+    def recorded_mixes_hold(self) -> None:
+        """Every mix this example recorded is the recorder's, and the market's seed for each
+        submitted job whose seed block it is."""
+        if not self.mixes:
+            return
+        blocks = sorted(self.mixes)
+        held = batch_view(self.recorder, [("mixOf", b) for b in blocks])
+        assert [bytes(m) for m in held] == [self.mixes[b] for b in blocks]
+        for job_id, job in self.jobs.items():
+            if job.state == SUBMITTED and job.seed_block in self.mixes:
+                seed = batch_view(self.market, [("challengeSeed", job_id, job.seed_block)])[0]
+                assert bytes(seed) == self.mixes[job.seed_block], job_id
+
+    @invariant()
     def each_job_pays_out_at_most_once(self) -> None:
         assert all(count <= 1 for count in self.payouts.values()), self.payouts
         for job_id, count in self.payouts.items():
@@ -893,7 +950,16 @@ class MarketMachine(ChainStateMachine):
             super().teardown()
 
 
+class RandaoMarketMachine(MarketMachine):
+    """The same machine on a market seeding challenges with RANDAO mixes one block after the
+    commit, recorded by anyone (`record_mix`)."""
+
+    randao_delay = 1
+
+
+@pytest.mark.parametrize("machine", [MarketMachine, RandaoMarketMachine])
 def test_market_state_machine(
+    machine,
     project,
     chain,
     token,
@@ -909,8 +975,10 @@ def test_market_state_machine(
 ):
     # A short unbonding delay, so that withdrawals fall within an example's clock moves.
     # A short minimum verdict window too: a fifth of the windows drawn fall below it.
+    STATS.clear()
+    randao = machine.randao_delay
     market = project.ComputeMarket.deploy(
-        token, owner, 3_000, 250, oracles, 2, 800, 0, sender=owner
+        token, owner, 3_000, 250, oracles, 2, 800, randao, sender=owner
     )
     for account in (client, client2, provider, provider2):
         token.mint(account, 100_000 * NTK, sender=minter)
@@ -919,8 +987,9 @@ def test_market_state_machine(
     # other registers (or not) inside the machine.
     market.registerProvider(600 * NTK, "uri", sender=provider)
     run_machine(
-        MarketMachine,
+        machine,
         chain,
+        recorder=project.RandaoRecorder.at(market.randaoRecorder()) if randao else None,
         market=market,
         token=token,
         clients=[client, client2],
