@@ -957,7 +957,9 @@ class RandaoMarketMachine(MarketMachine):
     randao_delay = 1
 
 
-@pytest.mark.parametrize("machine", [MarketMachine, RandaoMarketMachine])
+@pytest.mark.parametrize(
+    "machine", [MarketMachine, RandaoMarketMachine], ids=["block_hash", "randao"]
+)
 def test_market_state_machine(
     machine,
     project,
