@@ -181,7 +181,11 @@ contract ComputeMarket is IComputeMarket, EIP712, Ownable2Step, ReentrancyGuardT
         _randaoDelay = randaoDelay_;
         // The market makes its own recorder: one named by the deployer could serve whatever
         // mix steers a challenge. Its code is in the creation code only, not the runtime's.
-        if (randaoDelay_ != 0) _randaoRecorder = new RandaoRecorder();
+        if (randaoDelay_ != 0) {
+            RandaoRecorder recorder = new RandaoRecorder();
+            _randaoRecorder = recorder;
+            emit RandaoSeeds(randaoDelay_, address(recorder));
+        }
         _nextJobId = 1;
         _oracleEpoch = 1;
         _setFeeBps(feeBps_);

@@ -194,6 +194,9 @@ interface IComputeMarket {
     );
     /// @notice The challenge seed of a job was stored for good.
     event ChallengeSeedFixed(uint256 indexed jobId, uint256 seedBlock, bytes32 seed);
+    /// @notice At deployment: challenges are seeded by the RANDAO mix of the block
+    /// `randaoDelay` after each commit, recorded in `recorder`, which the market created.
+    event RandaoSeeds(uint256 randaoDelay, address recorder);
     /// @notice Oracles accepted the result: the provider earned `providerNtk` and the protocol
     /// `feeNtk`, and the job's collateral (its record's, as in JobAccepted) returned to the
     /// provider's free stake.

@@ -233,5 +233,9 @@ def test_randao_market__creates_its_own_recorder__no_deployer_can_name_one(
     (the first contract it creates), and a block-hash market has none."""
     created = keccak(rlp.encode([bytes.fromhex(randao_market.address[2:]), 1]))[12:]
     assert randao_market.randaoRecorder() == to_checksum_address(created)
+    receipt = randao_market.creation_metadata.receipt
+    (announced,) = receipt.events.filter(randao_market.RandaoSeeds)
+    assert (announced.randaoDelay, announced.recorder) == (DELAY, to_checksum_address(created))
     plain = project.ComputeMarket.deploy(token, owner, 0, 250, oracles, 2, 3_600, 0, sender=owner)
     assert plain.randaoRecorder() == ZERO_ADDRESS and plain.randaoDelay() == 0
+    assert not plain.creation_metadata.receipt.events.filter(plain.RandaoSeeds)
